@@ -1,0 +1,19 @@
+//! What an action is: its spec (name, ports, parameter schema, factory) and the four runtime
+//! flavours the executor drives.
+
+mod emit;
+mod registry;
+mod spec;
+mod traits;
+
+pub use emit::Emitter;
+pub use registry::Registry;
+pub use spec::{ActionKind, ActionSpec, BuildContext, BuiltAction, NodeImpl, schema_of};
+pub use traits::{NodeContext, Processor, Sink, Source, Transform};
+
+/// The name of the default port, used when an edge names no port.
+pub const DEFAULT_PORT: &str = "default";
+/// The port that receives features an action could not handle, with the reason attached.
+pub const REJECTED_PORT: &str = "rejected";
+/// The attribute that carries the reason on a rejected feature.
+pub const REJECTION_REASON: &str = "_rejection_reason";

@@ -1,0 +1,209 @@
+//! [`ActionSpec`]: every fact about an action in one place the registry can read.
+
+use std::sync::Arc;
+
+use serde::de::DeserializeOwned;
+
+use super::traits::{Processor, Sink, Source, Transform};
+use crate::error::ActionError;
+
+/// The role of an action in a graph.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ActionKind {
+    /// Produces features; has no inputs.
+    Source,
+    /// Transforms features; has inputs and outputs.
+    Processor,
+    /// Consumes features; has no outputs.
+    Sink,
+}
+
+/// The runtime object a factory builds: one of four flavours.
+pub enum NodeImpl {
+    /// Produces features on its node thread.
+    Source(Box<dyn Source>),
+    /// Stateless: batches may run in parallel on the shared pool, order kept.
+    Transform(Arc<dyn Transform>),
+    /// Stateful: runs on its node thread; may accumulate and drain in `finish`.
+    Processor(Box<dyn Processor>),
+    /// Consumes features and commits its output in `finish`.
+    Sink(Box<dyn Sink>),
+}
+
+/// What a factory returns: the runtime object and, for actions whose output ports depend on
+/// their parameters (filter), the actual port list.
+pub struct BuiltAction {
+    /// The runtime object.
+    pub node: NodeImpl,
+    /// Output ports, when they differ from the spec's.
+    pub outputs: Option<Vec<String>>,
+}
+
+impl BuiltAction {
+    /// A built action with the spec's ports.
+    pub fn new(node: NodeImpl) -> BuiltAction {
+        BuiltAction {
+            node,
+            outputs: None,
+        }
+    }
+
+    /// Overrides the output ports.
+    pub fn with_outputs(mut self, outputs: Vec<String>) -> BuiltAction {
+        self.outputs = Some(outputs);
+        self
+    }
+}
+
+/// What a factory gets: the node's parameters (variables already substituted).
+pub struct BuildContext<'a> {
+    /// The node id.
+    pub node_id: &'a str,
+    /// The `with` block as JSON (an empty object when absent).
+    pub params: &'a serde_json::Value,
+}
+
+impl BuildContext<'_> {
+    /// Deserializes the parameters, naming the failing path on error.
+    pub fn params<P: DeserializeOwned>(&self) -> Result<P, ActionError> {
+        let de = self.params.clone();
+        serde_path_to_error::deserialize(de).map_err(|e| {
+            let path = e.path().to_string();
+            let path = if path == "." { String::new() } else { path };
+            ActionError::Param {
+                path,
+                message: e.into_inner().to_string(),
+            }
+        })
+    }
+}
+
+/// The factory signature.
+pub type BuildFn = fn(&BuildContext) -> Result<BuiltAction, ActionError>;
+
+/// Every fact about an action: name, kind, ports, flags, parameter schema and factory.
+#[derive(Clone, Copy)]
+pub struct ActionSpec {
+    /// The name used in workflows (`csv_reader`).
+    pub name: &'static str,
+    /// Source, processor or sink.
+    pub kind: ActionKind,
+    /// One line for users.
+    pub description: &'static str,
+    /// Input port names (the first is the default).
+    pub inputs: &'static [&'static str],
+    /// Output port names (the first is the default). Actions with parameter-dependent ports
+    /// list their fixed ones here and return the full list from `build`.
+    pub outputs: &'static [&'static str],
+    /// Output ports depend on parameters.
+    pub dynamic_outputs: bool,
+    /// Holds its whole input (sort, join...) and drains it in `finish`.
+    pub accumulates: bool,
+    /// Its `finish` is expensive: the executor admits it through the heavy-finish gate.
+    pub heavy_finish: bool,
+    /// A YAML `with:` block that must parse (tested for every action).
+    pub example: &'static str,
+    /// The JSON Schema of the parameters.
+    pub schema: fn() -> schemars::Schema,
+    /// The factory.
+    pub build: BuildFn,
+}
+
+/// The JSON Schema of a parameter struct (for [`ActionSpec::schema`]).
+pub fn schema_of<P: schemars::JsonSchema>() -> schemars::Schema {
+    schemars::schema_for!(P)
+}
+
+impl ActionSpec {
+    /// A spec with one `default` port on each side the kind has, and no flags.
+    pub const fn new(
+        name: &'static str,
+        kind: ActionKind,
+        description: &'static str,
+        schema: fn() -> schemars::Schema,
+        build: BuildFn,
+    ) -> ActionSpec {
+        const DEFAULT: &[&str] = &[super::DEFAULT_PORT];
+        ActionSpec {
+            name,
+            kind,
+            description,
+            inputs: match kind {
+                ActionKind::Source => &[],
+                _ => DEFAULT,
+            },
+            outputs: match kind {
+                ActionKind::Sink => &[],
+                _ => DEFAULT,
+            },
+            dynamic_outputs: false,
+            accumulates: false,
+            heavy_finish: false,
+            example: "",
+            schema,
+            build,
+        }
+    }
+
+    /// Sets the input ports.
+    pub const fn inputs(mut self, inputs: &'static [&'static str]) -> ActionSpec {
+        self.inputs = inputs;
+        self
+    }
+
+    /// Sets the output ports.
+    pub const fn outputs(mut self, outputs: &'static [&'static str]) -> ActionSpec {
+        self.outputs = outputs;
+        self
+    }
+
+    /// Marks the output ports as parameter-dependent.
+    pub const fn dynamic_outputs(mut self) -> ActionSpec {
+        self.dynamic_outputs = true;
+        self
+    }
+
+    /// Marks the action as accumulating.
+    pub const fn accumulates(mut self) -> ActionSpec {
+        self.accumulates = true;
+        self
+    }
+
+    /// Marks the finish as heavy.
+    pub const fn heavy_finish(mut self) -> ActionSpec {
+        self.heavy_finish = true;
+        self
+    }
+
+    /// Sets the YAML example of the `with:` block.
+    pub const fn example(mut self, example: &'static str) -> ActionSpec {
+        self.example = example;
+        self
+    }
+
+    /// The spec as JSON, for `sluice actions --json` and UI palettes.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "name": self.name,
+            "kind": self.kind,
+            "description": self.description,
+            "inputs": self.inputs,
+            "outputs": self.outputs,
+            "dynamic_outputs": self.dynamic_outputs,
+            "accumulates": self.accumulates,
+            "heavy_finish": self.heavy_finish,
+            "example": self.example,
+            "parameters": (self.schema)(),
+        })
+    }
+}
+
+impl std::fmt::Debug for ActionSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ActionSpec")
+            .field("name", &self.name)
+            .field("kind", &self.kind)
+            .finish_non_exhaustive()
+    }
+}

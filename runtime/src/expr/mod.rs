@@ -1,0 +1,1 @@
+//! Expressions (filled in below).

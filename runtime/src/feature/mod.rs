@@ -1,0 +1,265 @@
+//! Features: an id, attributes and an optional geometry, cheap to share and copy-on-write.
+//!
+//! ```text
+//! Feature (40 bytes) ──► Arc<Schema>   shared by every feature of a reader: the key list
+//!                    ──► Arc<[Value]>  this feature's values, shared until someone edits them
+//!                    ──► Arc<Geometry> shared until someone edits it
+//! ```
+//!
+//! Cloning a feature (what a fan-out does) bumps three reference counts. Editing an attribute
+//! copies the value slice only when another branch still holds it, and never touches the
+//! geometry; editing the geometry never touches the attributes.
+
+mod copies;
+mod schema;
+mod value;
+
+#[cfg(any(test, feature = "testing"))]
+pub use copies::deep_copies;
+pub use schema::Schema;
+pub use value::{Value, format_float, parse_date, parse_datetime};
+
+use std::sync::Arc;
+
+/// A geometry with an optional coordinate reference system (an EPSG code).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Geometry {
+    /// The shape, in `geo-types`.
+    pub geom: geo_types::Geometry<f64>,
+    /// EPSG code of the coordinates, when known.
+    pub crs: Option<u32>,
+}
+
+impl Geometry {
+    /// A geometry with no CRS.
+    pub fn new(geom: geo_types::Geometry<f64>) -> Geometry {
+        Geometry { geom, crs: None }
+    }
+
+    /// A rough count of heap bytes (16 per coordinate), for memory accounting.
+    pub fn heap_size(&self) -> usize {
+        use geo_types::Geometry as G;
+        fn coords(g: &G<f64>) -> usize {
+            match g {
+                G::Point(_) => 1,
+                G::Line(_) => 2,
+                G::LineString(l) => l.0.len(),
+                G::Polygon(p) => p.exterior().0.len() + p.interiors().iter().map(|r| r.0.len()).sum::<usize>(),
+                G::MultiPoint(m) => m.0.len(),
+                G::MultiLineString(m) => m.0.iter().map(|l| l.0.len()).sum(),
+                G::MultiPolygon(m) => m.0.iter().map(|p| coords(&G::Polygon(p.clone()))).sum(),
+                G::GeometryCollection(c) => c.0.iter().map(coords).sum(),
+                G::Rect(_) => 2,
+                G::Triangle(_) => 3,
+            }
+        }
+        32 + 16 * coords(&self.geom)
+    }
+}
+
+/// A batch of features: the unit that travels on an edge.
+pub type Batch = Vec<Feature>;
+
+/// A record with attributes and an optional geometry. See the [module docs](self).
+#[derive(Debug, Clone)]
+pub struct Feature {
+    id: u64,
+    schema: Arc<Schema>,
+    values: Arc<[Value]>,
+    geometry: Option<Arc<Geometry>>,
+}
+
+impl Feature {
+    /// A feature with the given schema and values. Missing trailing values are null; extra
+    /// values are dropped.
+    pub fn new(id: u64, schema: Arc<Schema>, mut values: Vec<Value>) -> Feature {
+        values.resize(schema.len(), Value::Null);
+        Feature {
+            id,
+            schema,
+            values: values.into(),
+            geometry: None,
+        }
+    }
+
+    /// A feature with no attributes.
+    pub fn empty(id: u64) -> Feature {
+        Feature::new(id, Schema::empty(), Vec::new())
+    }
+
+    /// Builds a feature from name/value pairs (convenient in tests and examples; readers
+    /// should share one schema with [`Feature::new`]).
+    pub fn from_pairs<'a>(id: u64, pairs: impl IntoIterator<Item = (&'a str, Value)>) -> Feature {
+        let (names, values): (Vec<&str>, Vec<Value>) = pairs.into_iter().unzip();
+        Feature::new(id, Schema::new(names), values)
+    }
+
+    /// Sets the geometry (builder style).
+    pub fn with_geometry(mut self, geometry: Option<Geometry>) -> Feature {
+        self.geometry = geometry.map(Arc::new);
+        self
+    }
+
+    /// The feature id (unique within a source).
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// Changes the feature id.
+    pub fn set_id(&mut self, id: u64) {
+        self.id = id;
+    }
+
+    /// The shared key list.
+    pub fn schema(&self) -> &Arc<Schema> {
+        &self.schema
+    }
+
+    /// The values, in schema order.
+    #[inline]
+    pub fn values(&self) -> &[Value] {
+        &self.values
+    }
+
+    /// The value of an attribute, if the feature has it.
+    #[inline]
+    pub fn get(&self, name: &str) -> Option<&Value> {
+        self.schema.index_of(name).map(|i| &self.values[i])
+    }
+
+    /// Attribute name/value pairs, in schema order.
+    pub fn attributes(&self) -> impl Iterator<Item = (&str, &Value)> {
+        self.schema
+            .names()
+            .iter()
+            .map(|n| n.as_ref())
+            .zip(self.values.iter())
+    }
+
+    /// The geometry, if any.
+    pub fn geometry(&self) -> Option<&Geometry> {
+        self.geometry.as_deref()
+    }
+
+    /// Mutable values; copies them first only if another holder shares them.
+    pub fn values_mut(&mut self) -> &mut [Value] {
+        if Arc::strong_count(&self.values) > 1 || Arc::weak_count(&self.values) > 0 {
+            copies::record();
+        }
+        Arc::make_mut(&mut self.values)
+    }
+
+    /// Sets an attribute. An existing attribute is changed in place (copy-on-write); a new
+    /// one extends this feature's schema. When many features gain the same attribute,
+    /// prefer [`Feature::reshape`] with a schema computed once.
+    pub fn set(&mut self, name: &str, value: Value) {
+        match self.schema.index_of(name) {
+            Some(i) => self.values_mut()[i] = value,
+            None => {
+                let schema = self.schema.with(name);
+                let mut values = Vec::with_capacity(schema.len());
+                values.extend(self.values.iter().cloned());
+                values.push(value);
+                self.schema = schema;
+                self.values = values.into();
+            }
+        }
+    }
+
+    /// Replaces the schema and values together, keeping id and geometry.
+    ///
+    /// `values` is resized to the schema's length.
+    pub fn reshape(&mut self, schema: Arc<Schema>, mut values: Vec<Value>) {
+        values.resize(schema.len(), Value::Null);
+        self.schema = schema;
+        self.values = values.into();
+    }
+
+    /// Replaces the geometry. Never touches the attributes.
+    pub fn set_geometry(&mut self, geometry: Option<Geometry>) {
+        self.geometry = geometry.map(Arc::new);
+    }
+
+    /// Mutable geometry; copies it first only if another holder shares it.
+    pub fn geometry_mut(&mut self) -> Option<&mut Geometry> {
+        let g = self.geometry.as_mut()?;
+        if Arc::strong_count(g) > 1 || Arc::weak_count(g) > 0 {
+            copies::record();
+        }
+        Some(Arc::make_mut(g))
+    }
+
+    /// Takes the geometry out of the feature.
+    pub fn take_geometry(&mut self) -> Option<Arc<Geometry>> {
+        self.geometry.take()
+    }
+
+    /// Puts a shared geometry on the feature.
+    pub fn set_shared_geometry(&mut self, geometry: Option<Arc<Geometry>>) {
+        self.geometry = geometry;
+    }
+
+    /// Whether two features share the same attribute storage (no copy was made).
+    pub fn shares_values_with(&self, other: &Feature) -> bool {
+        Arc::ptr_eq(&self.values, &other.values)
+    }
+
+    /// Estimated bytes this feature holds (struct, values, strings, geometry), for accounting.
+    pub fn mem_size(&self) -> usize {
+        std::mem::size_of::<Feature>()
+            + 16
+            + self
+                .values
+                .iter()
+                .map(|v| std::mem::size_of::<Value>() + v.heap_size())
+                .sum::<usize>()
+            + self.geometry.as_ref().map_or(0, |g| g.heap_size())
+    }
+
+    /// The attributes as a JSON object.
+    pub fn attributes_json(&self) -> serde_json::Map<String, serde_json::Value> {
+        self.attributes()
+            .map(|(k, v)| (k.to_string(), v.to_json()))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn feature_is_40_bytes() {
+        assert_eq!(std::mem::size_of::<Feature>(), 40);
+    }
+
+    #[test]
+    fn clone_shares_and_edit_copies_only_the_attributes() {
+        let g = Geometry::new(geo_types::Point::new(1.0, 2.0).into());
+        let a = Feature::from_pairs(1, [("x", Value::Int(1))]).with_geometry(Some(g));
+        let mut b = a.clone();
+        assert!(a.shares_values_with(&b));
+        let before = deep_copies();
+        b.set("x", Value::Int(2));
+        assert!(deep_copies() > before);
+        assert_eq!(a.get("x"), Some(&Value::Int(1)));
+        assert_eq!(b.get("x"), Some(&Value::Int(2)));
+        assert!(std::ptr::eq(a.geometry().unwrap(), b.geometry().unwrap()));
+    }
+
+    #[test]
+    fn unshared_edit_is_in_place() {
+        let mut a = Feature::from_pairs(1, [("x", Value::Int(1))]);
+        let p = a.values().as_ptr();
+        a.set("x", Value::Int(5));
+        assert_eq!(a.values().as_ptr(), p);
+    }
+
+    #[test]
+    fn set_new_attribute_extends_schema() {
+        let mut a = Feature::from_pairs(1, [("x", Value::Int(1))]);
+        a.set("y", Value::from("b"));
+        assert_eq!(a.schema().names().len(), 2);
+        assert_eq!(a.get("y").and_then(Value::as_str), Some("b"));
+    }
+}

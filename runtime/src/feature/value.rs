@@ -1,0 +1,315 @@
+//! Attribute values.
+
+use std::cmp::Ordering;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+
+/// One attribute value.
+///
+/// Kept to 24 bytes: strings and byte strings are boxed slices, arrays are shared slices and
+/// maps are shared trees, so a row of seven values costs 168 bytes plus its string bytes.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub enum Value {
+    /// No value.
+    #[default]
+    Null,
+    /// A boolean.
+    Bool(bool),
+    /// A 64-bit signed integer.
+    Int(i64),
+    /// A 64-bit float.
+    Float(f64),
+    /// A UTF-8 string.
+    String(Box<str>),
+    /// A calendar date, as days since 1970-01-01.
+    Date(i32),
+    /// An instant, as microseconds since 1970-01-01T00:00:00Z.
+    DateTime(i64),
+    /// Raw bytes.
+    Bytes(Box<[u8]>),
+    /// An ordered list of values.
+    Array(Arc<[Value]>),
+    /// A map from string keys to values, ordered by key.
+    Map(Arc<BTreeMap<String, Value>>),
+}
+
+impl Value {
+    /// The name of this value's type, as used in messages and schemas.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Value::Null => "null",
+            Value::Bool(_) => "bool",
+            Value::Int(_) => "int",
+            Value::Float(_) => "float",
+            Value::String(_) => "string",
+            Value::Date(_) => "date",
+            Value::DateTime(_) => "datetime",
+            Value::Bytes(_) => "bytes",
+            Value::Array(_) => "array",
+            Value::Map(_) => "map",
+        }
+    }
+
+    /// Whether this is [`Value::Null`].
+    pub fn is_null(&self) -> bool {
+        matches!(self, Value::Null)
+    }
+
+    /// The string slice, if this is a string.
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            Value::String(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// The value as a float, if it is a number.
+    pub fn as_f64(&self) -> Option<f64> {
+        match self {
+            Value::Int(i) => Some(*i as f64),
+            Value::Float(f) => Some(*f),
+            _ => None,
+        }
+    }
+
+    /// The value as an integer, if it is an integer (or a float with no fraction).
+    pub fn as_i64(&self) -> Option<i64> {
+        match self {
+            Value::Int(i) => Some(*i),
+            Value::Float(f) if f.fract() == 0.0 && f.is_finite() => Some(*f as i64),
+            _ => None,
+        }
+    }
+
+    /// A total order over all values, used by sort, dedup and group-by.
+    ///
+    /// Values of different types order by type rank (null < bool < numbers < string < date <
+    /// datetime < bytes < array < map); ints and floats compare numerically; NaN sorts after
+    /// every other float.
+    pub fn total_cmp(&self, other: &Value) -> Ordering {
+        use Value::*;
+        match (self, other) {
+            (Int(a), Int(b)) => a.cmp(b),
+            (Float(a), Float(b)) => a.total_cmp(b),
+            (Int(a), Float(b)) => (*a as f64).total_cmp(b),
+            (Float(a), Int(b)) => a.total_cmp(&(*b as f64)),
+            (String(a), String(b)) => a.cmp(b),
+            (Bool(a), Bool(b)) => a.cmp(b),
+            (Date(a), Date(b)) => a.cmp(b),
+            (DateTime(a), DateTime(b)) => a.cmp(b),
+            (Bytes(a), Bytes(b)) => a.cmp(b),
+            (Array(a), Array(b)) => {
+                for (x, y) in a.iter().zip(b.iter()) {
+                    let o = x.total_cmp(y);
+                    if o != Ordering::Equal {
+                        return o;
+                    }
+                }
+                a.len().cmp(&b.len())
+            }
+            (Map(a), Map(b)) => {
+                for ((ka, va), (kb, vb)) in a.iter().zip(b.iter()) {
+                    let o = ka.cmp(kb).then_with(|| va.total_cmp(vb));
+                    if o != Ordering::Equal {
+                        return o;
+                    }
+                }
+                a.len().cmp(&b.len())
+            }
+            (Null, Null) => Ordering::Equal,
+            _ => self.rank().cmp(&other.rank()),
+        }
+    }
+
+    fn rank(&self) -> u8 {
+        match self {
+            Value::Null => 0,
+            Value::Bool(_) => 1,
+            Value::Int(_) | Value::Float(_) => 2,
+            Value::String(_) => 3,
+            Value::Date(_) => 4,
+            Value::DateTime(_) => 5,
+            Value::Bytes(_) => 6,
+            Value::Array(_) => 7,
+            Value::Map(_) => 8,
+        }
+    }
+
+    /// Heap bytes this value owns beyond its own 24 bytes (an estimate for memory accounting).
+    pub fn heap_size(&self) -> usize {
+        match self {
+            Value::String(s) => s.len(),
+            Value::Bytes(b) => b.len(),
+            Value::Array(a) => 16 + a.iter().map(|v| 24 + v.heap_size()).sum::<usize>(),
+            Value::Map(m) => m.iter().map(|(k, v)| 48 + k.len() + v.heap_size()).sum(),
+            _ => 0,
+        }
+    }
+
+    /// Converts to JSON (dates as ISO strings, bytes as hex).
+    pub fn to_json(&self) -> serde_json::Value {
+        use serde_json::Value as J;
+        match self {
+            Value::Null => J::Null,
+            Value::Bool(b) => J::Bool(*b),
+            Value::Int(i) => J::from(*i),
+            Value::Float(f) => serde_json::Number::from_f64(*f).map_or(J::Null, J::Number),
+            Value::String(s) => J::String(s.to_string()),
+            Value::Date(_) | Value::DateTime(_) | Value::Bytes(_) => J::String(self.to_string()),
+            Value::Array(a) => J::Array(a.iter().map(Value::to_json).collect()),
+            Value::Map(m) => J::Object(m.iter().map(|(k, v)| (k.clone(), v.to_json())).collect()),
+        }
+    }
+
+    /// Converts from JSON (numbers become int when integral, objects become maps).
+    pub fn from_json(json: &serde_json::Value) -> Value {
+        use serde_json::Value as J;
+        match json {
+            J::Null => Value::Null,
+            J::Bool(b) => Value::Bool(*b),
+            J::Number(n) => match n.as_i64() {
+                Some(i) => Value::Int(i),
+                None => Value::Float(n.as_f64().unwrap_or(f64::NAN)),
+            },
+            J::String(s) => Value::String(s.as_str().into()),
+            J::Array(a) => Value::Array(a.iter().map(Value::from_json).collect()),
+            J::Object(o) => Value::Map(Arc::new(
+                o.iter()
+                    .map(|(k, v)| (k.clone(), Value::from_json(v)))
+                    .collect(),
+            )),
+        }
+    }
+}
+
+/// Formats a float the way readers expect to read it back: shortest round-trip form, with
+/// `.0` kept off integral values only when they came from integers (they never do here).
+pub fn format_float(f: f64, out: &mut String) {
+    use std::fmt::Write;
+    if f.is_finite() && f.fract() == 0.0 && f.abs() < 1e16 {
+        let _ = write!(out, "{f:.1}");
+    } else {
+        let _ = write!(out, "{f}");
+    }
+}
+
+impl fmt::Display for Value {
+    /// The text form used by CSV writers and string conversion: null is empty, dates are ISO 8601.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Value::Null => Ok(()),
+            Value::Bool(b) => write!(f, "{b}"),
+            Value::Int(i) => write!(f, "{i}"),
+            Value::Float(x) => {
+                let mut s = String::new();
+                format_float(*x, &mut s);
+                f.write_str(&s)
+            }
+            Value::String(s) => f.write_str(s),
+            Value::Date(d) => match chrono::NaiveDate::from_num_days_from_ce_opt(d + 719_163) {
+                Some(date) => write!(f, "{}", date.format("%Y-%m-%d")),
+                None => write!(f, "{d}"),
+            },
+            Value::DateTime(us) => match chrono::DateTime::from_timestamp_micros(*us) {
+                Some(dt) => {
+                    if us % 1_000_000 == 0 {
+                        write!(f, "{}", dt.format("%Y-%m-%dT%H:%M:%SZ"))
+                    } else {
+                        write!(f, "{}", dt.format("%Y-%m-%dT%H:%M:%S%.6fZ"))
+                    }
+                }
+                None => write!(f, "{us}"),
+            },
+            Value::Bytes(b) => {
+                for byte in b.iter() {
+                    write!(f, "{byte:02x}")?;
+                }
+                Ok(())
+            }
+            Value::Array(_) | Value::Map(_) => write!(f, "{}", self.to_json()),
+        }
+    }
+}
+
+/// Parses an ISO 8601 date (`YYYY-MM-DD`) into days since the epoch.
+pub fn parse_date(s: &str) -> Option<i32> {
+    let d = chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").ok()?;
+    Some(d.num_days_from_ce() - 719_163)
+}
+
+/// Parses an ISO 8601 / RFC 3339 datetime into microseconds since the epoch (UTC).
+///
+/// Accepts `2024-01-02T03:04:05Z`, offsets, fractional seconds, and a naive
+/// `2024-01-02T03:04:05` or `2024-01-02 03:04:05` (taken as UTC).
+pub fn parse_datetime(s: &str) -> Option<i64> {
+    if s.len() < 19 {
+        return None;
+    }
+    if let Ok(dt) = chrono::DateTime::parse_from_rfc3339(s) {
+        return Some(dt.timestamp_micros());
+    }
+    for fmt in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f"] {
+        if let Ok(dt) = chrono::NaiveDateTime::parse_from_str(s, fmt) {
+            return Some(dt.and_utc().timestamp_micros());
+        }
+    }
+    None
+}
+
+use chrono::Datelike;
+
+macro_rules! from_impl {
+    ($t:ty, $v:ident, $e:expr) => {
+        impl From<$t> for Value {
+            fn from($v: $t) -> Value {
+                $e
+            }
+        }
+    };
+}
+from_impl!(bool, v, Value::Bool(v));
+from_impl!(i64, v, Value::Int(v));
+from_impl!(i32, v, Value::Int(v as i64));
+from_impl!(f64, v, Value::Float(v));
+from_impl!(&str, v, Value::String(v.into()));
+from_impl!(String, v, Value::String(v.into_boxed_str()));
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn value_is_24_bytes() {
+        assert_eq!(std::mem::size_of::<Value>(), 24);
+    }
+
+    #[test]
+    fn total_order_mixes_numbers_and_ranks_types() {
+        assert_eq!(Value::Int(2).total_cmp(&Value::Float(2.5)), Ordering::Less);
+        assert_eq!(Value::Null.total_cmp(&Value::Int(0)), Ordering::Less);
+        assert_eq!(Value::from("a").total_cmp(&Value::Int(9)), Ordering::Greater);
+        assert_eq!(
+            Value::Float(f64::NAN).total_cmp(&Value::Float(1e300)),
+            Ordering::Greater
+        );
+    }
+
+    #[test]
+    fn dates_round_trip_through_text() {
+        let d = parse_date("2024-02-29").unwrap();
+        assert_eq!(Value::Date(d).to_string(), "2024-02-29");
+        let t = parse_datetime("2024-02-29T10:11:12Z").unwrap();
+        assert_eq!(Value::DateTime(t).to_string(), "2024-02-29T10:11:12Z");
+        let t2 = parse_datetime("2024-02-29 10:11:12.5").unwrap();
+        assert_eq!(Value::DateTime(t2).to_string(), "2024-02-29T10:11:12.500000Z");
+        assert_eq!(parse_date("2024-02-30"), None);
+    }
+
+    #[test]
+    fn floats_print_to_round_trip() {
+        assert_eq!(Value::Float(1.0).to_string(), "1.0");
+        assert_eq!(Value::Float(0.1).to_string(), "0.1");
+        assert_eq!(Value::Float(1e20).to_string(), "100000000000000000000");
+    }
+}

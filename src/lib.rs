@@ -1,0 +1,2 @@
+//! sluice facade.
+pub use sluice_runtime as runtime;
