@@ -65,6 +65,11 @@ impl Emitter {
         }
     }
 
+    /// The per-port emitted counters.
+    pub(crate) fn counters(&self) -> Vec<Arc<AtomicU64>> {
+        self.ports.iter().map(|p| p.emitted.clone()).collect()
+    }
+
     /// Number of output ports.
     pub fn port_count(&self) -> usize {
         self.ports.len()

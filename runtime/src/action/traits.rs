@@ -10,8 +10,10 @@
 //!   order batches arrive on each input. When every input has closed, [`Processor::finish`] is
 //!   called exactly once; it MUST move accumulated data out (drain its buffers), not copy it.
 //! - [`Sink::write`] is called for each batch; [`Sink::finish`] once when all inputs closed:
-//!   it flushes and commits (renames the temporary output into place). If the run fails or is
-//!   cancelled, [`Sink::abort`] is called instead, and must remove any temporary output.
+//!   it flushes everything to its temporary output. When EVERY node of the run has finished
+//!   without error, the executor calls [`Sink::commit`] (rename the temporary output into
+//!   place). If the run fails or is cancelled, [`Sink::abort`] is called instead, and must
+//!   remove any temporary output; so a failed run leaves no output of any sink.
 //!
 //! After any method returns `Err`, no other method is called except [`Sink::abort`].
 //!
@@ -137,8 +139,14 @@ pub trait Sink: Send {
     /// Writes one batch from input port `input`.
     fn write(&mut self, input: usize, batch: Batch, ctx: &NodeContext) -> Result<(), ActionError>;
 
-    /// Flushes and commits the output (temporary name renamed into place).
+    /// Flushes everything written to the temporary output (do not rename yet).
     fn finish(&mut self, ctx: &NodeContext) -> Result<(), ActionError>;
+
+    /// Moves the temporary output into place. Called once, after every node of the run
+    /// finished successfully.
+    fn commit(&mut self) -> Result<(), ActionError> {
+        Ok(())
+    }
 
     /// Removes temporary output after a failure or cancellation. Must not fail.
     fn abort(&mut self) {}

@@ -1,16 +1,22 @@
 //! The executor: one thread per node, bounded channels, one shared pool, exact termination.
+//!
+//! See [`run`] for termination, errors and cancellation, and `node.rs` for the receive loop.
 
 mod cancel;
+mod node;
+mod report;
+mod run;
 
 pub use cancel::CancelToken;
+pub use report::{EdgeReport, NodeReport, RunReport};
+pub use run::{NodeProgress, RunHandle, RunOptions, default_memory_limit, run, start};
 
 use std::sync::{Arc, OnceLock};
 
 /// A process-wide pool sized to the cores, for code that runs actions outside a workflow run.
 pub fn default_pool() -> Arc<rayon::ThreadPool> {
     static POOL: OnceLock<Arc<rayon::ThreadPool>> = OnceLock::new();
-    POOL.get_or_init(|| Arc::new(new_pool(0)))
-        .clone()
+    POOL.get_or_init(|| Arc::new(new_pool(0))).clone()
 }
 
 /// A new pool with `threads` threads (0: one per core).
@@ -19,11 +25,12 @@ pub fn new_pool(threads: usize) -> rayon::ThreadPool {
     if threads > 0 {
         b = b.num_threads(threads);
     }
-    b.build().unwrap_or_else(|_| {
-        // Building a pool only fails if threads cannot be spawned; fall back to one thread.
-        rayon::ThreadPoolBuilder::new()
+    match b.build() {
+        Ok(p) => p,
+        // Building a pool only fails if threads cannot be spawned; try a single thread.
+        Err(_) => rayon::ThreadPoolBuilder::new()
             .num_threads(1)
             .build()
-            .expect("a one-thread pool can always be built")
-    })
+            .unwrap_or_else(|e| panic!("cannot start even one pool thread: {e}")),
+    }
 }

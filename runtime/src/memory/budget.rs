@@ -96,6 +96,17 @@ impl MemoryBudget {
             .collect()
     }
 
+    /// Bytes reserved now by the consumers registered under `name`.
+    pub fn reserved_by(&self, name: &str) -> usize {
+        self.inner
+            .consumers
+            .lock()
+            .iter()
+            .filter(|c| c.name == name)
+            .map(|c| c.reserved.load(Ordering::Relaxed))
+            .sum()
+    }
+
     fn try_take(&self, bytes: usize) -> bool {
         let r = &self.inner.reserved;
         let mut cur = r.load(Ordering::SeqCst);

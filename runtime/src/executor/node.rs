@@ -1,0 +1,190 @@
+//! The body of one node thread: the receive loop and the four flavours.
+//!
+//! ```text
+//!   inputs ──► Select { input 0, input 1, ..., cancel } ──► process / write
+//!   (an input that disconnects leaves the select; when none is left the node finishes,
+//!    then drops its senders, which disconnects the nodes downstream)
+//! ```
+//!
+//! Selecting over all inputs at once means a node never blocks on one input while another
+//! is full, so a fan-out that joins again cannot deadlock.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+use crossbeam_channel::{Receiver, Select};
+use rayon::prelude::*;
+
+use crate::action::{Emitter, NodeContext, NodeImpl, Processor, Sink, Transform};
+use crate::error::ActionError;
+use crate::feature::Batch;
+use crate::memory::Gate;
+
+/// Batches at least this long are split across the pool for transforms.
+const PARALLEL_MIN: usize = 256;
+
+/// Everything a node thread owns.
+pub(crate) struct NodeRun {
+    pub ctx: NodeContext,
+    pub node: NodeImpl,
+    pub inputs: Vec<(usize, Receiver<Batch>)>,
+    pub out: Emitter,
+    pub features_in: Arc<AtomicU64>,
+    pub heavy_finish: bool,
+    pub gate: Gate,
+    pub pool_busy: Arc<AtomicUsize>,
+    pub gate_wait_ns: Arc<AtomicU64>,
+}
+
+/// What a node thread hands back: a sink to commit or abort once the whole run is known.
+pub(crate) type Finished = Option<Box<dyn Sink>>;
+
+impl NodeRun {
+    /// The per-port emitted counters (for events).
+    pub fn out_total(&self) -> Vec<Arc<AtomicU64>> {
+        self.out.counters()
+    }
+
+    /// Runs the node to completion. A sink is returned (finished, not yet committed) so the
+    /// executor can commit all sinks only when every node succeeded. On error a sink is
+    /// aborted here.
+    pub fn run(self) -> Result<Finished, ActionError> {
+        let NodeRun {
+            ctx,
+            node,
+            inputs,
+            mut out,
+            features_in,
+            heavy_finish,
+            gate,
+            pool_busy,
+            gate_wait_ns,
+        } = self;
+        match node {
+            NodeImpl::Source(mut s) => {
+                s.run(&ctx, &mut out)?;
+                out.flush()?;
+                Ok(None)
+            }
+            NodeImpl::Transform(t) => {
+                receive(&ctx, inputs, &features_in, |_, batch| {
+                    apply_transform(&t, batch, &ctx, &pool_busy, &mut out)
+                })?;
+                out.flush()?;
+                Ok(None)
+            }
+            NodeImpl::Processor(mut p) => {
+                receive(&ctx, inputs, &features_in, |port, batch| p.process(port, batch, &ctx, &mut out))?;
+                finish_processor(p.as_mut(), &ctx, heavy_finish, &gate, &gate_wait_ns, &mut out)?;
+                out.flush()?;
+                Ok(None)
+            }
+            NodeImpl::Sink(mut s) => {
+                let res = receive(&ctx, inputs, &features_in, |port, batch| s.write(port, batch, &ctx))
+                    .and_then(|_| s.finish(&ctx));
+                match res {
+                    Ok(()) => Ok(Some(s)),
+                    Err(e) => {
+                        s.abort();
+                        Err(e)
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn finish_processor(
+    p: &mut dyn Processor,
+    ctx: &NodeContext,
+    heavy: bool,
+    gate: &Gate,
+    gate_wait_ns: &AtomicU64,
+    out: &mut Emitter,
+) -> Result<(), ActionError> {
+    let _permit = if heavy {
+        let permit = gate.acquire(&ctx.node_id, &ctx.cancel, &ctx.events)?;
+        gate_wait_ns.store(permit.waited.as_nanos() as u64, Ordering::Relaxed);
+        Some(permit)
+    } else {
+        None
+    };
+    p.finish(ctx, out)
+}
+
+/// The receive loop: selects over every open input and the cancel token.
+fn receive(
+    ctx: &NodeContext,
+    mut inputs: Vec<(usize, Receiver<Batch>)>,
+    features_in: &AtomicU64,
+    mut handle: impl FnMut(usize, Batch) -> Result<(), ActionError>,
+) -> Result<(), ActionError> {
+    while !inputs.is_empty() {
+        let mut sel = Select::new();
+        for (_, r) in &inputs {
+            sel.recv(r);
+        }
+        let cancel_arm = sel.recv(ctx.cancel.receiver());
+        let op = sel.select();
+        let i = op.index();
+        if i == cancel_arm {
+            let _ = op.recv(ctx.cancel.receiver());
+            return Err(ActionError::Cancelled);
+        }
+        match op.recv(&inputs[i].1) {
+            Ok(batch) => {
+                features_in.fetch_add(batch.len() as u64, Ordering::Relaxed);
+                handle(inputs[i].0, batch)?;
+            }
+            Err(_) => {
+                inputs.swap_remove(i);
+            }
+        }
+    }
+    if ctx.is_cancelled() {
+        return Err(ActionError::Cancelled);
+    }
+    Ok(())
+}
+
+/// Applies a stateless transform to one batch: split across the pool when it is big enough,
+/// outputs concatenated in input order so a linear chain keeps its order.
+fn apply_transform(
+    t: &Arc<dyn Transform>,
+    batch: Batch,
+    ctx: &NodeContext,
+    pool_busy: &AtomicUsize,
+    out: &mut Emitter,
+) -> Result<(), ActionError> {
+    let threads = ctx.pool.current_num_threads();
+    if batch.len() < PARALLEL_MIN || threads < 2 {
+        return t.apply(batch, out);
+    }
+    let ports = out.port_count();
+    let chunk = batch.len().div_ceil(threads * 2).max(PARALLEL_MIN / 4);
+    let mut chunks: Vec<Batch> = Vec::new();
+    let mut rest = batch;
+    while rest.len() > chunk {
+        let tail = rest.split_off(chunk);
+        chunks.push(rest);
+        rest = tail;
+    }
+    chunks.push(rest);
+    pool_busy.fetch_add(1, Ordering::SeqCst);
+    let results: Vec<Result<Vec<Batch>, ActionError>> = ctx.pool.install(|| {
+        chunks
+            .into_par_iter()
+            .map(|c| {
+                let mut e = Emitter::buffer(ports);
+                t.apply(c, &mut e).map(|_| e.into_buffers())
+            })
+            .collect()
+    });
+    pool_busy.fetch_sub(1, Ordering::SeqCst);
+    for r in results {
+        for (port, features) in r?.into_iter().enumerate() {
+            out.emit_batch(port, features)?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,223 @@
+//! The resident-memory monitor: samples the process RSS at a fixed interval on its own thread,
+//! keeps the peak, and reports pressure levels (warning at 80 %, critical at 90 % of the
+//! limit). Under pressure it shrinks the run's batch size and read-ahead; when pressure ends
+//! it restores them.
+//!
+//! The wait between samples is a `recv_timeout` on a stop channel, so stopping is immediate.
+//! One sample reads `/proc/self/statm` on Linux (a few microseconds); elsewhere sysinfo.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crossbeam_channel::Sender;
+
+use crate::events::{Event, EventSender};
+use crate::memory::MemoryBudget;
+
+/// Pressure levels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Pressure {
+    /// Below 80 % of the limit.
+    Normal,
+    /// At or above 80 %.
+    Warning,
+    /// At or above 90 %.
+    Critical,
+}
+
+impl Pressure {
+    /// The level for `rss` against `limit`.
+    pub fn of(rss: u64, limit: u64) -> Pressure {
+        if limit == 0 {
+            return Pressure::Normal;
+        }
+        let pct = rss.saturating_mul(100) / limit;
+        if pct >= 90 {
+            Pressure::Critical
+        } else if pct >= 80 {
+            Pressure::Warning
+        } else {
+            Pressure::Normal
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Pressure::Normal => "normal",
+            Pressure::Warning => "warning",
+            Pressure::Critical => "critical",
+        }
+    }
+}
+
+/// Resident set size of this process in bytes (0 if it cannot be read).
+pub fn current_rss() -> u64 {
+    #[cfg(target_os = "linux")]
+    {
+        if let Ok(s) = std::fs::read_to_string("/proc/self/statm") {
+            if let Some(pages) = s.split_whitespace().nth(1).and_then(|p| p.parse::<u64>().ok()) {
+                return pages * 4096;
+            }
+        }
+    }
+    let pid = match sysinfo::get_current_pid() {
+        Ok(p) => p,
+        Err(_) => return 0,
+    };
+    let Ok(mut sys) = sysinfo::System::new() else {
+        return 0;
+    };
+    sys.refresh_processes(sysinfo::ProcessesToUpdate::Some(&[pid]), true);
+    sys.process(pid).map_or(0, |p| p.memory())
+}
+
+/// Total memory of the machine in bytes.
+pub fn total_memory() -> u64 {
+    let Ok(mut sys) = sysinfo::System::new() else {
+        return 0;
+    };
+    sys.refresh_memory();
+    sys.total_memory()
+}
+
+/// Knobs the monitor turns under pressure.
+#[derive(Clone, Debug)]
+pub struct Knobs {
+    /// Features per batch.
+    pub batch_size: Arc<AtomicUsize>,
+    /// Files/pages a reader may hold read ahead.
+    pub read_ahead: Arc<AtomicUsize>,
+}
+
+/// A running monitor; stop it to get the peak.
+pub struct Monitor {
+    stop: Option<Sender<()>>,
+    handle: Option<JoinHandle<()>>,
+    peak: Arc<AtomicU64>,
+}
+
+impl Monitor {
+    /// Starts sampling every `interval`.
+    pub fn start(
+        interval: Duration,
+        limit: u64,
+        budget: MemoryBudget,
+        knobs: Knobs,
+        events: EventSender,
+    ) -> Monitor {
+        let (stop, stopped) = crossbeam_channel::bounded::<()>(0);
+        let peak = Arc::new(AtomicU64::new(current_rss()));
+        let peak2 = peak.clone();
+        let base_batch = knobs.batch_size.load(Ordering::Relaxed);
+        let base_ahead = knobs.read_ahead.load(Ordering::Relaxed);
+        let handle = std::thread::Builder::new()
+            .name("sluice-monitor".into())
+            .spawn(move || {
+                let mut level = Pressure::Normal;
+                loop {
+                    let rss = current_rss();
+                    peak2.fetch_max(rss, Ordering::Relaxed);
+                    events.send(Event::MemorySampled {
+                        rss,
+                        reserved: budget.reserved() as u64,
+                    });
+                    let now = Pressure::of(rss, limit);
+                    if now != level {
+                        level = now;
+                        let (batch, ahead) = match now {
+                            Pressure::Normal => (base_batch, base_ahead),
+                            Pressure::Warning => ((base_batch / 4).max(16), (base_ahead / 2).max(1)),
+                            Pressure::Critical => ((base_batch / 16).max(16), 1),
+                        };
+                        knobs.batch_size.store(batch, Ordering::Relaxed);
+                        knobs.read_ahead.store(ahead, Ordering::Relaxed);
+                        events.send(Event::MemoryPressureChanged {
+                            level: now.name().into(),
+                            rss,
+                            limit,
+                        });
+                    }
+                    match stopped.recv_timeout(interval) {
+                        Err(crossbeam_channel::RecvTimeoutError::Timeout) => continue,
+                        _ => break,
+                    }
+                }
+            })
+            .ok();
+        Monitor {
+            stop: Some(stop),
+            handle,
+            peak,
+        }
+    }
+
+    /// The peak RSS seen so far.
+    pub fn peak(&self) -> u64 {
+        self.peak.load(Ordering::Relaxed)
+    }
+
+    /// Stops the monitor (takes one last sample) and returns the peak RSS.
+    pub fn stop(mut self) -> u64 {
+        self.shutdown();
+        self.peak.fetch_max(current_rss(), Ordering::Relaxed);
+        self.peak()
+    }
+
+    fn shutdown(&mut self) {
+        self.stop.take();
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+impl Drop for Monitor {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn levels() {
+        assert_eq!(Pressure::of(79, 100), Pressure::Normal);
+        assert_eq!(Pressure::of(80, 100), Pressure::Warning);
+        assert_eq!(Pressure::of(95, 100), Pressure::Critical);
+        assert_eq!(Pressure::of(95, 0), Pressure::Normal);
+    }
+
+    #[test]
+    fn rss_is_read() {
+        assert!(current_rss() > 0);
+    }
+
+    #[test]
+    fn pressure_shrinks_knobs_and_stop_is_prompt() {
+        let knobs = Knobs {
+            batch_size: Arc::new(AtomicUsize::new(1024)),
+            read_ahead: Arc::new(AtomicUsize::new(8)),
+        };
+        let (tx, rx) = crossbeam_channel::unbounded();
+        // A 1-byte limit is always critical.
+        let m = Monitor::start(
+            Duration::from_secs(3600),
+            1,
+            MemoryBudget::unlimited(),
+            knobs.clone(),
+            EventSender::channel(tx),
+        );
+        let ev = rx
+            .iter()
+            .find(|e| matches!(e, Event::MemoryPressureChanged { .. }))
+            .unwrap();
+        assert!(matches!(ev, Event::MemoryPressureChanged { ref level, .. } if level == "critical"));
+        assert_eq!(knobs.batch_size.load(Ordering::Relaxed), 64);
+        assert_eq!(knobs.read_ahead.load(Ordering::Relaxed), 1);
+        assert!(m.stop() > 0);
+    }
+}

@@ -1,0 +1,100 @@
+//! Collecting located diagnostics while checking a workflow.
+
+use super::yaml::Pos;
+use crate::error::{Diagnostic, Severity};
+
+/// Collects every problem found; nothing stops at the first.
+#[derive(Debug, Default)]
+pub(crate) struct Diags {
+    pub file: String,
+    pub list: Vec<Diagnostic>,
+}
+
+impl Diags {
+    pub fn new(file: &str) -> Diags {
+        Diags {
+            file: file.to_string(),
+            list: Vec::new(),
+        }
+    }
+
+    pub fn error(&mut self, pos: Pos, message: impl Into<String>) -> &mut Diagnostic {
+        self.push(Severity::Error, pos, message)
+    }
+
+    pub fn warning(&mut self, pos: Pos, message: impl Into<String>) -> &mut Diagnostic {
+        self.push(Severity::Warning, pos, message)
+    }
+
+    fn push(&mut self, severity: Severity, pos: Pos, message: impl Into<String>) -> &mut Diagnostic {
+        self.list.push(Diagnostic {
+            severity,
+            message: message.into(),
+            file: self.file.clone(),
+            line: pos.line,
+            column: pos.column,
+            node: None,
+            param: None,
+            help: None,
+        });
+        let last = self.list.len() - 1;
+        &mut self.list[last]
+    }
+
+    pub fn has_errors(&self) -> bool {
+        self.list.iter().any(|d| d.severity == Severity::Error)
+    }
+
+    /// Sorted by position (stable), so output follows the file.
+    pub fn sorted(mut self) -> Vec<Diagnostic> {
+        self.list.sort_by_key(|d| (d.line, d.column));
+        self.list
+    }
+}
+
+/// Builder-style helpers on a freshly pushed diagnostic.
+pub(crate) trait DiagExt {
+    fn node(&mut self, node: &str) -> &mut Self;
+    fn param(&mut self, param: &str) -> &mut Self;
+    fn help(&mut self, help: impl Into<String>) -> &mut Self;
+}
+
+impl DiagExt for Diagnostic {
+    fn node(&mut self, node: &str) -> &mut Self {
+        self.node = Some(node.to_string());
+        self
+    }
+    fn param(&mut self, param: &str) -> &mut Self {
+        if !param.is_empty() {
+            self.param = Some(param.to_string());
+        }
+        self
+    }
+    fn help(&mut self, help: impl Into<String>) -> &mut Self {
+        self.help = Some(help.into());
+        self
+    }
+}
+
+/// `did you mean "a"?` or `did you mean one of "a", "b"?`, or nothing.
+pub(crate) fn did_you_mean(options: &[&str]) -> Option<String> {
+    match options {
+        [] => None,
+        [one] => Some(format!("did you mean \"{one}\"?")),
+        many => Some(format!(
+            "did you mean one of {}?",
+            many.iter().map(|o| format!("\"{o}\"")).collect::<Vec<_>>().join(", ")
+        )),
+    }
+}
+
+/// The names in `candidates` closest to `name` (Jaro-Winkler above 0.7), best first.
+pub(crate) fn nearest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Vec<&'a str> {
+    let mut scored: Vec<(f64, &str)> = candidates
+        .into_iter()
+        .map(|c| (strsim::jaro_winkler(name, c), c))
+        .filter(|(s, _)| *s > 0.7)
+        .collect();
+    scored.sort_by(|a, b| b.0.total_cmp(&a.0));
+    scored.into_iter().take(3).map(|(_, c)| c).collect()
+}

@@ -1,0 +1,233 @@
+//! Whole-workflow checks: actions exist, parameters build, ports exist, no cycles.
+
+use std::collections::{BTreeSet, HashMap};
+
+use super::diag::{DiagExt, Diags, did_you_mean, nearest};
+use super::expand::{FlatEdge, expand};
+use super::model::Workflow;
+use super::vars::{VarSources, resolve, substitute};
+use super::yaml::{Kind, Node, Pos};
+use crate::action::{ActionKind, BuildContext, Registry};
+use crate::dag::{Plan, PlanEdge, PlanNode};
+use crate::error::ActionError;
+
+pub(crate) fn build_plan(wf: &Workflow, registry: &Registry, vars: &VarSources, d: &mut Diags) -> Plan {
+    let values = resolve(&wf.variables, vars, d);
+    let scope = expand(&wf.graph, &wf.subgraphs, d);
+    let mut used = BTreeSet::new();
+    let mut nodes: Vec<PlanNode> = Vec::new();
+    let mut positions: Vec<Pos> = Vec::new();
+    let mut index: HashMap<String, Option<usize>> = HashMap::new();
+    for n in &scope.nodes {
+        let Some(spec) = registry.get(&n.action) else {
+            let diag = d.error(n.action_pos, format!("unknown action \"{}\"", n.action)).node(&n.id);
+            if let Some(h) = did_you_mean(&registry.suggest(&n.action)) {
+                diag.help(h);
+            } else {
+                diag.help("`sluice actions` lists the actions");
+            }
+            index.insert(n.id.clone(), None);
+            continue;
+        };
+        let mut with = n.with.clone().unwrap_or(Node {
+            pos: n.pos,
+            kind: Kind::Map(Vec::new()),
+        });
+        if matches!(with.kind, Kind::Null) {
+            with.kind = Kind::Map(Vec::new());
+        }
+        let errors_before = d.list.len();
+        substitute(&mut with, &values, &wf.variables, &mut used, &n.id, d);
+        if d.list.len() > errors_before {
+            index.insert(n.id.clone(), None);
+            continue;
+        }
+        let json = with.to_json();
+        let ctx = BuildContext {
+            node_id: &n.id,
+            params: &json,
+        };
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (spec.build)(&ctx))) {
+            Ok(Ok(built)) => {
+                let outputs = built
+                    .outputs
+                    .unwrap_or_else(|| spec.outputs.iter().map(|s| s.to_string()).collect());
+                index.insert(n.id.clone(), Some(nodes.len()));
+                positions.push(n.pos);
+                nodes.push(PlanNode {
+                    id: n.id.clone(),
+                    spec: *spec,
+                    node: built.node,
+                    inputs: spec.inputs.iter().map(|s| s.to_string()).collect(),
+                    outputs,
+                });
+            }
+            Ok(Err(e)) => {
+                report_build_error(e, &with, n.pos, &n.id, d);
+                index.insert(n.id.clone(), None);
+            }
+            Err(_) => {
+                d.error(n.pos, format!("action \"{}\" panicked while reading its parameters (a bug in the action)", n.action))
+                    .node(&n.id);
+                index.insert(n.id.clone(), None);
+            }
+        }
+    }
+    for v in &wf.variables {
+        if !used.contains(&v.name) {
+            d.warning(v.pos, format!("variable \"{}\" is never used", v.name));
+        }
+    }
+    let edges = check_edges(&scope.edges, &nodes, &index, d);
+    check_cycles(&nodes, &edges, &positions, d);
+    check_unconnected(&nodes, &edges, &positions, d);
+    Plan {
+        name: wf.name.clone(),
+        nodes,
+        edges,
+        warnings: Vec::new(),
+    }
+}
+
+fn report_build_error(e: ActionError, with: &Node, pos: Pos, node: &str, d: &mut Diags) {
+    match e {
+        ActionError::Param { path, message } => {
+            let message = message.replace('`', "\"");
+            let key = quoted_field(&message);
+            let at = if with.pos == pos && path.is_empty() && key.is_none() {
+                pos
+            } else {
+                with.locate(&path, key.as_deref())
+            };
+            let param = match (&key, path.is_empty()) {
+                (Some(k), true) if message.starts_with("unknown field") => k.clone(),
+                (Some(k), false) if message.starts_with("unknown field") => format!("{path}.{k}"),
+                (Some(k), true) if message.starts_with("missing field") => k.clone(),
+                (Some(k), false) if message.starts_with("missing field") => format!("{path}.{k}"),
+                _ => path.clone(),
+            };
+            d.error(at, message).node(node).param(&param);
+        }
+        other => {
+            d.error(pos, other.to_string()).node(node);
+        }
+    }
+}
+
+/// The first `"name"` in a serde message (`unknown field "x", expected ...`).
+fn quoted_field(message: &str) -> Option<String> {
+    if !(message.starts_with("unknown field") || message.starts_with("missing field")) {
+        return None;
+    }
+    let start = message.find('"')? + 1;
+    let len = message[start..].find('"')?;
+    Some(message[start..start + len].to_string())
+}
+
+fn check_edges(
+    flat: &[FlatEdge],
+    nodes: &[PlanNode],
+    index: &HashMap<String, Option<usize>>,
+    d: &mut Diags,
+) -> Vec<PlanEdge> {
+    let mut out = Vec::new();
+    for e in flat {
+        let (Some(Some(from)), Some(Some(to))) = (index.get(&e.from.0), index.get(&e.to.0)) else {
+            continue; // unknown or broken nodes were reported already
+        };
+        let from_port = port_index(&nodes[*from], e.from.1.as_deref(), true, e.pos, d);
+        let to_port = port_index(&nodes[*to], e.to.1.as_deref(), false, e.pos, d);
+        if let (Some(from_port), Some(to_port)) = (from_port, to_port) {
+            let edge = PlanEdge {
+                from: *from,
+                from_port,
+                to: *to,
+                to_port,
+            };
+            if out.contains(&edge) {
+                d.warning(e.pos, format!("duplicate edge {} -> {}", nodes[*from].id, nodes[*to].id));
+                continue;
+            }
+            out.push(edge);
+        }
+    }
+    out
+}
+
+fn port_index(node: &PlanNode, port: Option<&str>, output: bool, pos: Pos, d: &mut Diags) -> Option<usize> {
+    let (ports, side) = if output {
+        (&node.outputs, "output")
+    } else {
+        (&node.inputs, "input")
+    };
+    if ports.is_empty() {
+        let what = if output { "a sink" } else { "a source" };
+        d.error(pos, format!("\"{}\" is {what} and has no {side} ports", node.id))
+            .node(&node.id);
+        return None;
+    }
+    match port {
+        None => Some(0),
+        Some(p) => match ports.iter().position(|x| x == p) {
+            Some(i) => Some(i),
+            None => {
+                let diag = d
+                    .error(pos, format!("unknown {side} port \"{p}\" on \"{}\" ({})", node.id, node.spec.name))
+                    .node(&node.id);
+                match did_you_mean(&nearest(p, ports.iter().map(|s| s.as_str()))) {
+                    Some(h) => diag.help(h),
+                    None => diag.help(format!("its {side} ports: {}", ports.join(", "))),
+                };
+                None
+            }
+        },
+    }
+}
+
+fn check_cycles(nodes: &[PlanNode], edges: &[PlanEdge], positions: &[Pos], d: &mut Diags) {
+    let mut g = petgraph::graph::DiGraph::<usize, ()>::new();
+    let idx: Vec<_> = (0..nodes.len()).map(|i| g.add_node(i)).collect();
+    for e in edges {
+        g.add_edge(idx[e.from], idx[e.to], ());
+    }
+    for scc in petgraph::algo::tarjan_scc(&g) {
+        let self_loop = scc.len() == 1 && g.contains_edge(scc[0], scc[0]);
+        if scc.len() < 2 && !self_loop {
+            continue;
+        }
+        // Walk the cycle from its first-declared node, following edges inside the component.
+        let members: BTreeSet<usize> = scc.iter().map(|n| g[*n]).collect();
+        let start = *members.iter().next().unwrap_or(&0);
+        let mut path = vec![start];
+        let mut cur = start;
+        loop {
+            let next = edges
+                .iter()
+                .filter(|e| e.from == cur && members.contains(&e.to))
+                .map(|e| e.to)
+                .find(|t| *t == start || !path.contains(t));
+            match next {
+                Some(n) if n == start => break,
+                Some(n) => {
+                    path.push(n);
+                    cur = n;
+                }
+                None => break,
+            }
+        }
+        path.push(start);
+        let names: Vec<&str> = path.iter().map(|i| nodes[*i].id.as_str()).collect();
+        d.error(positions[start], format!("cycle: {}", names.join(" -> ")))
+            .node(&nodes[start].id)
+            .help("a workflow must be acyclic; remove one of these edges");
+    }
+}
+
+fn check_unconnected(nodes: &[PlanNode], edges: &[PlanEdge], positions: &[Pos], d: &mut Diags) {
+    for (i, n) in nodes.iter().enumerate() {
+        if n.spec.kind != ActionKind::Source && !n.inputs.is_empty() && !edges.iter().any(|e| e.to == i) {
+            d.warning(positions[i], format!("node \"{}\" has no incoming edge and will receive no features", n.id))
+                .node(&n.id);
+        }
+    }
+}
