@@ -34,3 +34,6 @@ pub fn new_pool(threads: usize) -> rayon::ThreadPool {
             .unwrap_or_else(|e| panic!("cannot start even one pool thread: {e}")),
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -74,14 +74,25 @@ impl NodeRun {
                 Ok(None)
             }
             NodeImpl::Processor(mut p) => {
-                receive(&ctx, inputs, &features_in, |port, batch| p.process(port, batch, &ctx, &mut out))?;
-                finish_processor(p.as_mut(), &ctx, heavy_finish, &gate, &gate_wait_ns, &mut out)?;
+                receive(&ctx, inputs, &features_in, |port, batch| {
+                    p.process(port, batch, &ctx, &mut out)
+                })?;
+                finish_processor(
+                    p.as_mut(),
+                    &ctx,
+                    heavy_finish,
+                    &gate,
+                    &gate_wait_ns,
+                    &mut out,
+                )?;
                 out.flush()?;
                 Ok(None)
             }
             NodeImpl::Sink(mut s) => {
-                let res = receive(&ctx, inputs, &features_in, |port, batch| s.write(port, batch, &ctx))
-                    .and_then(|_| s.finish(&ctx));
+                let res = receive(&ctx, inputs, &features_in, |port, batch| {
+                    s.write(port, batch, &ctx)
+                })
+                .and_then(|_| s.finish(&ctx));
                 match res {
                     Ok(()) => Ok(Some(s)),
                     Err(e) => {

@@ -91,7 +91,10 @@ pub struct NodeProgress {
 impl NodeProgress {
     /// Features emitted over all ports.
     pub fn out(&self) -> u64 {
-        self.features_out.iter().map(|c| c.load(Ordering::Relaxed)).sum()
+        self.features_out
+            .iter()
+            .map(|c| c.load(Ordering::Relaxed))
+            .sum()
     }
 }
 
@@ -132,9 +135,11 @@ impl RunHandle {
     /// Waits for the run to end.
     pub fn wait(mut self) -> Result<RunReport, RunError> {
         match self.done.take() {
-            Some(h) => h
-                .join()
-                .unwrap_or_else(|_| Err(RunError::Internal("the run's coordinator thread panicked".into()))),
+            Some(h) => h.join().unwrap_or_else(|_| {
+                Err(RunError::Internal(
+                    "the run's coordinator thread panicked".into(),
+                ))
+            }),
             None => Err(RunError::Internal("run already waited for".into())),
         }
     }
@@ -194,7 +199,9 @@ fn prepare(plan: Plan, opts: RunOptions) -> Result<(Arc<Vec<NodeProgress>>, Laun
     let pool_busy = Arc::new(AtomicUsize::new(0));
     let gate = Gate::new(opts.gate, limit, budget.clone(), pool_busy.clone());
 
-    let Plan { name, nodes, edges, .. } = plan;
+    let Plan {
+        name, nodes, edges, ..
+    } = plan;
     // Channels: one per edge.
     let mut senders: HashMap<(usize, usize), Vec<(Sender<Batch>, Arc<AtomicU64>)>> = HashMap::new();
     let mut receivers: HashMap<usize, Vec<(usize, Receiver<Batch>)>> = HashMap::new();
@@ -203,14 +210,20 @@ fn prepare(plan: Plan, opts: RunOptions) -> Result<(Arc<Vec<NodeProgress>>, Laun
         let (tx, rx) = crossbeam_channel::bounded(capacity);
         let counter = Arc::new(AtomicU64::new(0));
         edge_counters.push(counter.clone());
-        senders.entry((e.from, e.from_port)).or_default().push((tx, counter));
+        senders
+            .entry((e.from, e.from_port))
+            .or_default()
+            .push((tx, counter));
         receivers.entry(e.to).or_default().push((e.to_port, rx));
     }
     let edge_names: Vec<(String, String)> = edges
         .iter()
         .map(|e| {
             (
-                format!("{}.{}", nodes[e.from].id, nodes[e.from].outputs[e.from_port]),
+                format!(
+                    "{}.{}",
+                    nodes[e.from].id, nodes[e.from].outputs[e.from_port]
+                ),
                 format!("{}.{}", nodes[e.to].id, nodes[e.to].inputs[e.to_port]),
             )
         })
@@ -219,8 +232,9 @@ fn prepare(plan: Plan, opts: RunOptions) -> Result<(Arc<Vec<NodeProgress>>, Laun
     let mut progress = Vec::new();
     let mut runs = Vec::new();
     for (i, n) in nodes.into_iter().enumerate() {
-        let port_counters: Vec<Arc<AtomicU64>> =
-            (0..n.outputs.len()).map(|_| Arc::new(AtomicU64::new(0))).collect();
+        let port_counters: Vec<Arc<AtomicU64>> = (0..n.outputs.len())
+            .map(|_| Arc::new(AtomicU64::new(0)))
+            .collect();
         let ports = port_counters
             .iter()
             .enumerate()
@@ -289,7 +303,9 @@ fn prepare(plan: Plan, opts: RunOptions) -> Result<(Arc<Vec<NodeProgress>>, Laun
             match spawned {
                 Ok(h) => threads.push(Some(h)),
                 Err(e) => {
-                    *failure.lock() = Some(RunError::Internal(format!("cannot start thread for node \"{id}\": {e}")));
+                    *failure.lock() = Some(RunError::Internal(format!(
+                        "cannot start thread for node \"{id}\": {e}"
+                    )));
                     opts.cancel.cancel();
                     threads.push(None);
                 }
@@ -331,10 +347,14 @@ fn prepare(plan: Plan, opts: RunOptions) -> Result<(Arc<Vec<NodeProgress>>, Laun
         drop(sinks);
         let peak_rss = monitor.stop();
         let (spill_files, spill_bytes) = spill.totals();
-        let peaks: HashMap<String, usize> = budget.consumer_peaks().into_iter().fold(HashMap::new(), |mut m, (k, v)| {
-            *m.entry(k).or_default() += v;
-            m
-        });
+        let peaks: HashMap<String, usize> =
+            budget
+                .consumer_peaks()
+                .into_iter()
+                .fold(HashMap::new(), |mut m, (k, v)| {
+                    *m.entry(k).or_default() += v;
+                    m
+                });
         let report = RunReport {
             workflow: name,
             ok: result.is_none(),
@@ -420,7 +440,10 @@ fn run_node(
             return (sink, took);
         }
         Ok(Err(ActionError::Cancelled)) if cancel.is_cancelled() => None,
-        Ok(Err(e)) => Some(RunError::ActionFailed { node: id.clone(), source: e }),
+        Ok(Err(e)) => Some(RunError::ActionFailed {
+            node: id.clone(),
+            source: e,
+        }),
         Err(payload) => {
             let message = payload
                 .downcast_ref::<&str>()

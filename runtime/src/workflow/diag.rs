@@ -26,7 +26,12 @@ impl Diags {
         self.push(Severity::Warning, pos, message)
     }
 
-    fn push(&mut self, severity: Severity, pos: Pos, message: impl Into<String>) -> &mut Diagnostic {
+    fn push(
+        &mut self,
+        severity: Severity,
+        pos: Pos,
+        message: impl Into<String>,
+    ) -> &mut Diagnostic {
         self.list.push(Diagnostic {
             severity,
             message: message.into(),
@@ -83,13 +88,19 @@ pub(crate) fn did_you_mean(options: &[&str]) -> Option<String> {
         [one] => Some(format!("did you mean \"{one}\"?")),
         many => Some(format!(
             "did you mean one of {}?",
-            many.iter().map(|o| format!("\"{o}\"")).collect::<Vec<_>>().join(", ")
+            many.iter()
+                .map(|o| format!("\"{o}\""))
+                .collect::<Vec<_>>()
+                .join(", ")
         )),
     }
 }
 
 /// The names in `candidates` closest to `name` (Jaro-Winkler above 0.7), best first.
-pub(crate) fn nearest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Vec<&'a str> {
+pub(crate) fn nearest<'a>(
+    name: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Vec<&'a str> {
     let mut scored: Vec<(f64, &str)> = candidates
         .into_iter()
         .map(|c| (strsim::jaro_winkler(name, c), c))

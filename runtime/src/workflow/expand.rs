@@ -46,7 +46,11 @@ pub(crate) struct Scope {
 }
 
 /// Expands the entry graph.
-pub(crate) fn expand(graph: &Graph, subgraphs: &BTreeMap<String, Subgraph>, d: &mut Diags) -> Scope {
+pub(crate) fn expand(
+    graph: &Graph,
+    subgraphs: &BTreeMap<String, Subgraph>,
+    d: &mut Diags,
+) -> Scope {
     expand_graph(graph, "", subgraphs, &mut Vec::new(), d)
 }
 
@@ -77,8 +81,12 @@ fn expand_graph(
             }
             NodeRef::Subgraph(name) => {
                 let Some(sg) = subgraphs.get(name) else {
-                    let diag = d.error(n.runs_pos, format!("unknown subgraph \"{name}\"")).node(&id);
-                    if let Some(h) = did_you_mean(&nearest(name, subgraphs.keys().map(|k| k.as_str()))) {
+                    let diag = d
+                        .error(n.runs_pos, format!("unknown subgraph \"{name}\""))
+                        .node(&id);
+                    if let Some(h) =
+                        did_you_mean(&nearest(name, subgraphs.keys().map(|k| k.as_str())))
+                    {
                         diag.help(h);
                     }
                     continue;
@@ -87,12 +95,19 @@ fn expand_graph(
                     let mut cycle = stack.clone();
                     cycle.push(name.clone());
                     let start = cycle.iter().position(|s| s == name).unwrap_or(0);
-                    d.error(n.runs_pos, format!("subgraph \"{name}\" includes itself: {}", cycle[start..].join(" -> ")))
-                        .node(&id);
+                    d.error(
+                        n.runs_pos,
+                        format!(
+                            "subgraph \"{name}\" includes itself: {}",
+                            cycle[start..].join(" -> ")
+                        ),
+                    )
+                    .node(&id);
                     continue;
                 }
                 if n.with.is_some() {
-                    d.error(n.pos, "a subgraph instance takes no \"with\" parameters").node(&id);
+                    d.error(n.pos, "a subgraph instance takes no \"with\" parameters")
+                        .node(&id);
                 }
                 stack.push(name.clone());
                 let inner = expand_graph(&sg.graph, &format!("{id}/"), subgraphs, stack, d);
@@ -141,7 +156,10 @@ fn expand_graph(
 }
 
 fn unknown_node(scope: &Scope, ep: &Endpoint, prefix: &str, d: &mut Diags) {
-    let diag = d.error(ep.pos, format!("edge refers to unknown node \"{prefix}{}\"", ep.node));
+    let diag = d.error(
+        ep.pos,
+        format!("edge refers to unknown node \"{prefix}{}\"", ep.node),
+    );
     if let Some(h) = did_you_mean(&nearest(&ep.node, scope.local.keys().map(|k| k.as_str()))) {
         diag.help(h);
     }
@@ -161,18 +179,24 @@ fn pick<'a, T>(
             Some(t) => Some(t),
             None => {
                 let names: Vec<&str> = ports.keys().map(|k| k.as_str()).collect();
-                d.error(ep.pos, format!("subgraph \"{subgraph}\" has no {side} port \"{p}\""))
-                    .node(&id)
-                    .help(format!("its {side} ports: {}", names.join(", ")));
+                d.error(
+                    ep.pos,
+                    format!("subgraph \"{subgraph}\" has no {side} port \"{p}\""),
+                )
+                .node(&id)
+                .help(format!("its {side} ports: {}", names.join(", ")));
                 None
             }
         },
         None if ports.len() == 1 => ports.values().next(),
         None => {
             let names: Vec<&str> = ports.keys().map(|k| k.as_str()).collect();
-            d.error(ep.pos, format!("name the {side} port of subgraph instance \"{id}\""))
-                .node(&id)
-                .help(format!("its {side} ports: {}", names.join(", ")));
+            d.error(
+                ep.pos,
+                format!("name the {side} port of subgraph instance \"{id}\""),
+            )
+            .node(&id)
+            .help(format!("its {side} ports: {}", names.join(", ")));
             None
         }
     }
@@ -181,9 +205,9 @@ fn pick<'a, T>(
 fn resolve_from(scope: &Scope, ep: &Endpoint, prefix: &str, d: &mut Diags) -> Option<Port> {
     match scope.local.get(&ep.node) {
         Some(Local::Action(id)) => Some((id.clone(), ep.port.clone())),
-        Some(Local::Instance { subgraph, outputs, .. }) => {
-            pick(outputs, ep, "output", subgraph, prefix, d).cloned()
-        }
+        Some(Local::Instance {
+            subgraph, outputs, ..
+        }) => pick(outputs, ep, "output", subgraph, prefix, d).cloned(),
         None => {
             unknown_node(scope, ep, prefix, d);
             None
@@ -194,9 +218,11 @@ fn resolve_from(scope: &Scope, ep: &Endpoint, prefix: &str, d: &mut Diags) -> Op
 fn resolve_to(scope: &Scope, ep: &Endpoint, prefix: &str, d: &mut Diags) -> Vec<Port> {
     match scope.local.get(&ep.node) {
         Some(Local::Action(id)) => vec![(id.clone(), ep.port.clone())],
-        Some(Local::Instance { subgraph, inputs, .. }) => {
-            pick(inputs, ep, "input", subgraph, prefix, d).cloned().unwrap_or_default()
-        }
+        Some(Local::Instance {
+            subgraph, inputs, ..
+        }) => pick(inputs, ep, "input", subgraph, prefix, d)
+            .cloned()
+            .unwrap_or_default(),
         None => {
             unknown_node(scope, ep, prefix, d);
             Vec::new()

@@ -46,7 +46,12 @@ fn parse_into(source: &str, d: &mut diag::Diags) -> Option<Workflow> {
 
 /// Parses, resolves variables, expands subgraphs, builds every node and checks the graph.
 /// On success the plan holds the built nodes and any warnings.
-pub fn load(file: &str, source: &str, registry: &Registry, vars: &VarSources) -> Result<Plan, ValidationError> {
+pub fn load(
+    file: &str,
+    source: &str,
+    registry: &Registry,
+    vars: &VarSources,
+) -> Result<Plan, ValidationError> {
     let mut d = diag::Diags::new(file);
     let Some(wf) = parse_into(source, &mut d) else {
         return Err(ValidationError {
@@ -64,7 +69,11 @@ pub fn load(file: &str, source: &str, registry: &Registry, vars: &VarSources) ->
 }
 
 /// Reads a workflow file and [`load`]s it. The path as given names it in diagnostics.
-pub fn load_file(path: &std::path::Path, registry: &Registry, vars: &VarSources) -> Result<Plan, ValidationError> {
+pub fn load_file(
+    path: &std::path::Path,
+    registry: &Registry,
+    vars: &VarSources,
+) -> Result<Plan, ValidationError> {
     let file = path.display().to_string();
     match std::fs::read_to_string(path) {
         Ok(src) => load(&file, &src, registry, vars),

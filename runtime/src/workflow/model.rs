@@ -122,7 +122,14 @@ pub struct EdgeDecl {
     pub to: Endpoint,
 }
 
-const TOP_KEYS: &[&str] = &["name", "description", "variables", "nodes", "edges", "subgraphs"];
+const TOP_KEYS: &[&str] = &[
+    "name",
+    "description",
+    "variables",
+    "nodes",
+    "edges",
+    "subgraphs",
+];
 const NODE_KEYS: &[&str] = &["id", "action", "subgraph", "with", "description"];
 const SUBGRAPH_KEYS: &[&str] = &["inputs", "outputs", "nodes", "edges", "description"];
 
@@ -136,7 +143,10 @@ pub(crate) fn read_workflow(root: &Node, d: &mut Diags) -> Workflow {
         subgraphs: BTreeMap::new(),
     };
     let Kind::Map(entries) = &root.kind else {
-        d.error(root.pos, format!("a workflow is a mapping, found {}", root.type_name()));
+        d.error(
+            root.pos,
+            format!("a workflow is a mapping, found {}", root.type_name()),
+        );
         return wf;
     };
     unknown_keys(entries, TOP_KEYS, "workflow", None, d);
@@ -163,14 +173,26 @@ pub(crate) fn read_workflow(root: &Node, d: &mut Diags) -> Workflow {
                 }
             }
             _ => {
-                d.error(subs.pos, format!("\"subgraphs\" must be a mapping, found {}", subs.type_name()));
+                d.error(
+                    subs.pos,
+                    format!(
+                        "\"subgraphs\" must be a mapping, found {}",
+                        subs.type_name()
+                    ),
+                );
             }
         }
     }
     wf
 }
 
-fn unknown_keys(entries: &[(String, Pos, Node)], allowed: &[&str], what: &str, node: Option<&str>, d: &mut Diags) {
+fn unknown_keys(
+    entries: &[(String, Pos, Node)],
+    allowed: &[&str],
+    what: &str,
+    node: Option<&str>,
+    d: &mut Diags,
+) {
     for (k, pos, _) in entries {
         if !allowed.contains(&k.as_str()) {
             let near = super::diag::nearest(k, allowed.iter().copied());
@@ -194,7 +216,10 @@ fn string(n: &Node, what: &str, node: Option<&str>, d: &mut Diags) -> Option<Str
         Kind::Float(f) => Some(f.to_string()),
         Kind::Bool(b) => Some(b.to_string()),
         _ => {
-            let diag = d.error(n.pos, format!("\"{what}\" must be a string, found {}", n.type_name()));
+            let diag = d.error(
+                n.pos,
+                format!("\"{what}\" must be a string, found {}", n.type_name()),
+            );
             if let Some(node) = node {
                 diag.node(node);
             }
@@ -205,13 +230,22 @@ fn string(n: &Node, what: &str, node: Option<&str>, d: &mut Diags) -> Option<Str
 
 fn read_variables(vars: &Node, d: &mut Diags) -> Vec<VarDecl> {
     let Kind::Map(m) = &vars.kind else {
-        d.error(vars.pos, format!("\"variables\" must be a mapping, found {}", vars.type_name()));
+        d.error(
+            vars.pos,
+            format!(
+                "\"variables\" must be a mapping, found {}",
+                vars.type_name()
+            ),
+        );
         return Vec::new();
     };
     let mut out = Vec::new();
     for (name, pos, v) in m {
         if !is_identifier(name) {
-            d.error(*pos, format!("variable name \"{name}\" is not an identifier (letters, digits, _)"));
+            d.error(
+                *pos,
+                format!("variable name \"{name}\" is not an identifier (letters, digits, _)"),
+            );
             continue;
         }
         let (default, description) = match &v.kind {
@@ -219,12 +253,16 @@ fn read_variables(vars: &Node, d: &mut Diags) -> Vec<VarDecl> {
                 unknown_keys(entries, &["default", "description"], "variable", None, d);
                 (
                     v.get("default").and_then(|x| string(x, "default", None, d)),
-                    v.get("description").and_then(|x| string(x, "description", None, d)),
+                    v.get("description")
+                        .and_then(|x| string(x, "description", None, d)),
                 )
             }
             Kind::Null => (None, None),
             Kind::Seq(_) => {
-                d.error(v.pos, format!("variable \"{name}\" must be a scalar default or a mapping"));
+                d.error(
+                    v.pos,
+                    format!("variable \"{name}\" must be a scalar default or a mapping"),
+                );
                 (None, None)
             }
             _ => (string(v, name, None, d), None),
@@ -248,23 +286,36 @@ pub(crate) fn is_identifier(s: &str) -> bool {
 
 fn read_nodes(nodes: &Node, d: &mut Diags) -> Vec<NodeDecl> {
     let Kind::Seq(items) = &nodes.kind else {
-        d.error(nodes.pos, format!("\"nodes\" must be a list, found {}", nodes.type_name()));
+        d.error(
+            nodes.pos,
+            format!("\"nodes\" must be a list, found {}", nodes.type_name()),
+        );
         return Vec::new();
     };
     let mut out: Vec<NodeDecl> = Vec::new();
     for item in items {
         let Kind::Map(entries) = &item.kind else {
-            d.error(item.pos, format!("a node must be a mapping, found {}", item.type_name()));
+            d.error(
+                item.pos,
+                format!("a node must be a mapping, found {}", item.type_name()),
+            );
             continue;
         };
         let Some(id_node) = item.get("id") else {
             d.error(item.pos, "node is missing \"id\"");
             continue;
         };
-        let Some(id) = string(id_node, "id", None, d) else { continue };
+        let Some(id) = string(id_node, "id", None, d) else {
+            continue;
+        };
         if !is_identifier(&id) {
-            d.error(id_node.pos, format!("node id \"{id}\" must be letters, digits, '_' or '-' (no dots or slashes)"))
-                .node(&id);
+            d.error(
+                id_node.pos,
+                format!(
+                    "node id \"{id}\" must be letters, digits, '_' or '-' (no dots or slashes)"
+                ),
+            )
+            .node(&id);
             continue;
         }
         unknown_keys(entries, NODE_KEYS, "node", Some(&id), d);
@@ -275,10 +326,18 @@ fn read_nodes(nodes: &Node, d: &mut Diags) -> Vec<NodeDecl> {
             continue;
         }
         let runs = match (item.get("action"), item.get("subgraph")) {
-            (Some(a), None) => string(a, "action", Some(&id), d).map(|s| (NodeRef::Action(s), a.pos)),
-            (None, Some(s)) => string(s, "subgraph", Some(&id), d).map(|x| (NodeRef::Subgraph(x), s.pos)),
+            (Some(a), None) => {
+                string(a, "action", Some(&id), d).map(|s| (NodeRef::Action(s), a.pos))
+            }
+            (None, Some(s)) => {
+                string(s, "subgraph", Some(&id), d).map(|x| (NodeRef::Subgraph(x), s.pos))
+            }
             (Some(a), Some(_)) => {
-                d.error(a.pos, "a node has either \"action\" or \"subgraph\", not both").node(&id);
+                d.error(
+                    a.pos,
+                    "a node has either \"action\" or \"subgraph\", not both",
+                )
+                .node(&id);
                 None
             }
             (None, None) => {
@@ -286,11 +345,17 @@ fn read_nodes(nodes: &Node, d: &mut Diags) -> Vec<NodeDecl> {
                 None
             }
         };
-        let Some((runs, runs_pos)) = runs else { continue };
+        let Some((runs, runs_pos)) = runs else {
+            continue;
+        };
         let with = item.get("with").cloned();
         if let Some(w) = &with {
             if !matches!(w.kind, Kind::Map(_) | Kind::Null) {
-                d.error(w.pos, format!("\"with\" must be a mapping, found {}", w.type_name())).node(&id);
+                d.error(
+                    w.pos,
+                    format!("\"with\" must be a mapping, found {}", w.type_name()),
+                )
+                .node(&id);
             }
         }
         out.push(NodeDecl {
@@ -305,8 +370,14 @@ fn read_nodes(nodes: &Node, d: &mut Diags) -> Vec<NodeDecl> {
 }
 
 fn read_edges(edges: &Node, d: &mut Diags) -> Vec<EdgeDecl> {
+    if edges.kind == Kind::Null {
+        return Vec::new();
+    }
     let Kind::Seq(items) = &edges.kind else {
-        d.error(edges.pos, format!("\"edges\" must be a list, found {}", edges.type_name()));
+        d.error(
+            edges.pos,
+            format!("\"edges\" must be a list, found {}", edges.type_name()),
+        );
         return Vec::new();
     };
     let mut out = Vec::new();
@@ -319,7 +390,10 @@ fn read_edges(edges: &Node, d: &mut Diags) -> Vec<EdgeDecl> {
                     from.zip(to)
                 }
                 None => {
-                    d.error(item.pos, format!("edge \"{s}\" must look like \"node.port -> node.port\""));
+                    d.error(
+                        item.pos,
+                        format!("edge \"{s}\" must look like \"node.port -> node.port\""),
+                    );
                     None
                 }
             },
@@ -337,7 +411,13 @@ fn read_edges(edges: &Node, d: &mut Diags) -> Vec<EdgeDecl> {
                 from.zip(to)
             }
             _ => {
-                d.error(item.pos, format!("an edge is \"a.port -> b.port\" or {{from, to}}, found {}", item.type_name()));
+                d.error(
+                    item.pos,
+                    format!(
+                        "an edge is \"a.port -> b.port\" or {{from, to}}, found {}",
+                        item.type_name()
+                    ),
+                );
                 None
             }
         };
@@ -355,7 +435,10 @@ pub(crate) fn parse_endpoint(s: &str, pos: Pos, d: &mut Diags) -> Option<Endpoin
         None => (s.trim(), None),
     };
     if node.is_empty() || port.as_deref() == Some("") {
-        d.error(pos, format!("\"{s}\" is not a valid endpoint (expected node or node.port)"));
+        d.error(
+            pos,
+            format!("\"{s}\" is not a valid endpoint (expected node or node.port)"),
+        );
         return None;
     }
     Some(Endpoint {
@@ -367,7 +450,13 @@ pub(crate) fn parse_endpoint(s: &str, pos: Pos, d: &mut Diags) -> Option<Endpoin
 
 fn read_subgraph(name: &str, pos: Pos, body: &Node, d: &mut Diags) -> Option<Subgraph> {
     let Kind::Map(entries) = &body.kind else {
-        d.error(body.pos, format!("subgraph \"{name}\" must be a mapping, found {}", body.type_name()));
+        d.error(
+            body.pos,
+            format!(
+                "subgraph \"{name}\" must be a mapping, found {}",
+                body.type_name()
+            ),
+        );
         return None;
     };
     unknown_keys(entries, SUBGRAPH_KEYS, "subgraph", None, d);
@@ -386,7 +475,9 @@ fn read_subgraph(name: &str, pos: Pos, body: &Node, d: &mut Diags) -> Option<Sub
             };
             let eps = list
                 .into_iter()
-                .filter_map(|t| string(t, "inputs", None, d).and_then(|s| parse_endpoint(&s, t.pos, d)))
+                .filter_map(|t| {
+                    string(t, "inputs", None, d).and_then(|s| parse_endpoint(&s, t.pos, d))
+                })
                 .collect();
             let _ = ppos;
             sg.inputs.push((port.clone(), eps));
@@ -394,7 +485,9 @@ fn read_subgraph(name: &str, pos: Pos, body: &Node, d: &mut Diags) -> Option<Sub
     }
     if let Some(outputs) = body.get("outputs") {
         for (port, _, source) in map_entries(outputs, "outputs", d) {
-            if let Some(ep) = string(source, "outputs", None, d).and_then(|s| parse_endpoint(&s, source.pos, d)) {
+            if let Some(ep) =
+                string(source, "outputs", None, d).and_then(|s| parse_endpoint(&s, source.pos, d))
+            {
                 sg.outputs.push((port.clone(), ep));
             }
         }
@@ -402,7 +495,10 @@ fn read_subgraph(name: &str, pos: Pos, body: &Node, d: &mut Diags) -> Option<Sub
     match body.get("nodes") {
         Some(nodes) => sg.graph.nodes = read_nodes(nodes, d),
         None => {
-            d.error(body.pos, format!("subgraph \"{name}\" is missing \"nodes\""));
+            d.error(
+                body.pos,
+                format!("subgraph \"{name}\" is missing \"nodes\""),
+            );
         }
     }
     if let Some(edges) = body.get("edges") {
@@ -415,7 +511,10 @@ fn map_entries<'a>(n: &'a Node, what: &str, d: &mut Diags) -> Vec<&'a (String, P
     match &n.kind {
         Kind::Map(m) => m.iter().collect(),
         _ => {
-            d.error(n.pos, format!("\"{what}\" must be a mapping, found {}", n.type_name()));
+            d.error(
+                n.pos,
+                format!("\"{what}\" must be a mapping, found {}", n.type_name()),
+            );
             Vec::new()
         }
     }

@@ -11,7 +11,12 @@ use crate::action::{ActionKind, BuildContext, Registry};
 use crate::dag::{Plan, PlanEdge, PlanNode};
 use crate::error::ActionError;
 
-pub(crate) fn build_plan(wf: &Workflow, registry: &Registry, vars: &VarSources, d: &mut Diags) -> Plan {
+pub(crate) fn build_plan(
+    wf: &Workflow,
+    registry: &Registry,
+    vars: &VarSources,
+    d: &mut Diags,
+) -> Plan {
     let values = resolve(&wf.variables, vars, d);
     let scope = expand(&wf.graph, &wf.subgraphs, d);
     let mut used = BTreeSet::new();
@@ -20,7 +25,9 @@ pub(crate) fn build_plan(wf: &Workflow, registry: &Registry, vars: &VarSources, 
     let mut index: HashMap<String, Option<usize>> = HashMap::new();
     for n in &scope.nodes {
         let Some(spec) = registry.get(&n.action) else {
-            let diag = d.error(n.action_pos, format!("unknown action \"{}\"", n.action)).node(&n.id);
+            let diag = d
+                .error(n.action_pos, format!("unknown action \"{}\"", n.action))
+                .node(&n.id);
             if let Some(h) = did_you_mean(&registry.suggest(&n.action)) {
                 diag.help(h);
             } else {
@@ -67,8 +74,14 @@ pub(crate) fn build_plan(wf: &Workflow, registry: &Registry, vars: &VarSources, 
                 index.insert(n.id.clone(), None);
             }
             Err(_) => {
-                d.error(n.pos, format!("action \"{}\" panicked while reading its parameters (a bug in the action)", n.action))
-                    .node(&n.id);
+                d.error(
+                    n.pos,
+                    format!(
+                        "action \"{}\" panicked while reading its parameters (a bug in the action)",
+                        n.action
+                    ),
+                )
+                .node(&n.id);
                 index.insert(n.id.clone(), None);
             }
         }
@@ -145,7 +158,10 @@ fn check_edges(
                 to_port,
             };
             if out.contains(&edge) {
-                d.warning(e.pos, format!("duplicate edge {} -> {}", nodes[*from].id, nodes[*to].id));
+                d.warning(
+                    e.pos,
+                    format!("duplicate edge {} -> {}", nodes[*from].id, nodes[*to].id),
+                );
                 continue;
             }
             out.push(edge);
@@ -154,7 +170,13 @@ fn check_edges(
     out
 }
 
-fn port_index(node: &PlanNode, port: Option<&str>, output: bool, pos: Pos, d: &mut Diags) -> Option<usize> {
+fn port_index(
+    node: &PlanNode,
+    port: Option<&str>,
+    output: bool,
+    pos: Pos,
+    d: &mut Diags,
+) -> Option<usize> {
     let (ports, side) = if output {
         (&node.outputs, "output")
     } else {
@@ -162,8 +184,11 @@ fn port_index(node: &PlanNode, port: Option<&str>, output: bool, pos: Pos, d: &m
     };
     if ports.is_empty() {
         let what = if output { "a sink" } else { "a source" };
-        d.error(pos, format!("\"{}\" is {what} and has no {side} ports", node.id))
-            .node(&node.id);
+        d.error(
+            pos,
+            format!("\"{}\" is {what} and has no {side} ports", node.id),
+        )
+        .node(&node.id);
         return None;
     }
     match port {
@@ -172,7 +197,13 @@ fn port_index(node: &PlanNode, port: Option<&str>, output: bool, pos: Pos, d: &m
             Some(i) => Some(i),
             None => {
                 let diag = d
-                    .error(pos, format!("unknown {side} port \"{p}\" on \"{}\" ({})", node.id, node.spec.name))
+                    .error(
+                        pos,
+                        format!(
+                            "unknown {side} port \"{p}\" on \"{}\" ({})",
+                            node.id, node.spec.name
+                        ),
+                    )
                     .node(&node.id);
                 match did_you_mean(&nearest(p, ports.iter().map(|s| s.as_str()))) {
                     Some(h) => diag.help(h),
@@ -225,9 +256,18 @@ fn check_cycles(nodes: &[PlanNode], edges: &[PlanEdge], positions: &[Pos], d: &m
 
 fn check_unconnected(nodes: &[PlanNode], edges: &[PlanEdge], positions: &[Pos], d: &mut Diags) {
     for (i, n) in nodes.iter().enumerate() {
-        if n.spec.kind != ActionKind::Source && !n.inputs.is_empty() && !edges.iter().any(|e| e.to == i) {
-            d.warning(positions[i], format!("node \"{}\" has no incoming edge and will receive no features", n.id))
-                .node(&n.id);
+        if n.spec.kind != ActionKind::Source
+            && !n.inputs.is_empty()
+            && !edges.iter().any(|e| e.to == i)
+        {
+            d.warning(
+                positions[i],
+                format!(
+                    "node \"{}\" has no incoming edge and will receive no features",
+                    n.id
+                ),
+            )
+            .node(&n.id);
         }
     }
 }

@@ -42,7 +42,11 @@ impl VarSources {
 }
 
 /// Resolves every declared variable; reports undeclared `--var` names and missing values.
-pub(crate) fn resolve(decls: &[VarDecl], src: &VarSources, d: &mut Diags) -> BTreeMap<String, String> {
+pub(crate) fn resolve(
+    decls: &[VarDecl],
+    src: &VarSources,
+    d: &mut Diags,
+) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
     for v in decls {
         let value = src
@@ -56,14 +60,20 @@ pub(crate) fn resolve(decls: &[VarDecl], src: &VarSources, d: &mut Diags) -> BTr
             }
             None => {
                 d.error(v.pos, format!("variable \"{}\" has no value", v.name))
-                    .help(format!("pass --var {}=VALUE or set SLUICE_VAR_{}", v.name, v.name));
+                    .help(format!(
+                        "pass --var {}=VALUE or set SLUICE_VAR_{}",
+                        v.name, v.name
+                    ));
             }
         }
     }
     for k in src.cli.keys() {
         if !decls.iter().any(|v| &v.name == k) {
             let names: Vec<&str> = decls.iter().map(|v| v.name.as_str()).collect();
-            let diag = d.error(Default::default(), format!("--var {k}: the workflow declares no variable \"{k}\""));
+            let diag = d.error(
+                Default::default(),
+                format!("--var {k}: the workflow declares no variable \"{k}\""),
+            );
             if let Some(h) = did_you_mean(&nearest(k, names)) {
                 diag.help(h);
             }
@@ -95,10 +105,14 @@ pub(crate) fn substitute(
                     if declared_but_unset {
                         return; // already reported by resolve()
                     }
-                    let diag = d.error(node.pos, format!("undeclared variable \"{name}\"")).node(node_id);
+                    let diag = d
+                        .error(node.pos, format!("undeclared variable \"{name}\""))
+                        .node(node_id);
                     match did_you_mean(&nearest(&name, names)) {
                         Some(h) => diag.help(h),
-                        None => diag.help(format!("declare it under \"variables:\" (e.g. {name}: default)")),
+                        None => diag.help(format!(
+                            "declare it under \"variables:\" (e.g. {name}: default)"
+                        )),
                     };
                 }
             }
@@ -189,7 +203,11 @@ mod tests {
     use super::*;
 
     fn vals() -> BTreeMap<String, String> {
-        [("n".to_string(), "5".to_string()), ("city".into(), "Oslo".into())].into()
+        [
+            ("n".to_string(), "5".to_string()),
+            ("city".into(), "Oslo".into()),
+        ]
+        .into()
     }
 
     #[test]

@@ -280,7 +280,10 @@ mod tests {
         let e = parse("a: [1, 2\nb: 3\n").unwrap_err();
         assert!(e.pos.line >= 1);
         assert!(e.message.starts_with("invalid YAML"));
-        assert!(parse("a: 1\na: 2\n").is_err(), "duplicate keys are an error");
+        assert!(
+            parse("a: 1\na: 2\n").is_err(),
+            "duplicate keys are an error"
+        );
     }
 
     #[test]
