@@ -66,7 +66,10 @@ pub struct ValidationError {
 }
 
 fn render(ds: &[Diagnostic]) -> String {
-    ds.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("\n")
+    ds.iter()
+        .map(|d| d.to_string())
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// An error an action reports. The executor wraps it with the node id.

@@ -61,13 +61,19 @@ impl Plan {
     pub fn topological_order(&self) -> Vec<&str> {
         let g = self.graph();
         petgraph::algo::toposort(&g, None)
-            .map(|order| order.into_iter().map(|n| self.nodes[g[n]].id.as_str()).collect())
+            .map(|order| {
+                order
+                    .into_iter()
+                    .map(|n| self.nodes[g[n]].id.as_str())
+                    .collect()
+            })
             .unwrap_or_default()
     }
 
     /// The plan in Graphviz DOT.
     pub fn to_dot(&self) -> String {
-        let mut s = String::from("digraph workflow {\n  rankdir=LR;\n  node [shape=box, style=rounded];\n");
+        let mut s =
+            String::from("digraph workflow {\n  rankdir=LR;\n  node [shape=box, style=rounded];\n");
         for n in &self.nodes {
             s.push_str(&format!(
                 "  \"{}\" [label=\"{}\\n({})\"];\n",

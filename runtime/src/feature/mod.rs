@@ -44,7 +44,9 @@ impl Geometry {
                 G::Point(_) => 1,
                 G::Line(_) => 2,
                 G::LineString(l) => l.0.len(),
-                G::Polygon(p) => p.exterior().0.len() + p.interiors().iter().map(|r| r.0.len()).sum::<usize>(),
+                G::Polygon(p) => {
+                    p.exterior().0.len() + p.interiors().iter().map(|r| r.0.len()).sum::<usize>()
+                }
                 G::MultiPoint(m) => m.0.len(),
                 G::MultiLineString(m) => m.0.iter().map(|l| l.0.len()).sum(),
                 G::MultiPolygon(m) => m.0.iter().map(|p| coords(&G::Polygon(p.clone()))).sum(),

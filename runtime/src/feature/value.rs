@@ -288,7 +288,10 @@ mod tests {
     fn total_order_mixes_numbers_and_ranks_types() {
         assert_eq!(Value::Int(2).total_cmp(&Value::Float(2.5)), Ordering::Less);
         assert_eq!(Value::Null.total_cmp(&Value::Int(0)), Ordering::Less);
-        assert_eq!(Value::from("a").total_cmp(&Value::Int(9)), Ordering::Greater);
+        assert_eq!(
+            Value::from("a").total_cmp(&Value::Int(9)),
+            Ordering::Greater
+        );
         assert_eq!(
             Value::Float(f64::NAN).total_cmp(&Value::Float(1e300)),
             Ordering::Greater
@@ -302,7 +305,10 @@ mod tests {
         let t = parse_datetime("2024-02-29T10:11:12Z").unwrap();
         assert_eq!(Value::DateTime(t).to_string(), "2024-02-29T10:11:12Z");
         let t2 = parse_datetime("2024-02-29 10:11:12.5").unwrap();
-        assert_eq!(Value::DateTime(t2).to_string(), "2024-02-29T10:11:12.500000Z");
+        assert_eq!(
+            Value::DateTime(t2).to_string(),
+            "2024-02-29T10:11:12.500000Z"
+        );
         assert_eq!(parse_date("2024-02-30"), None);
     }
 

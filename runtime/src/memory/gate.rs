@@ -92,7 +92,12 @@ pub struct GatePermit {
 impl Gate {
     /// A gate with `policy` for a run with memory `limit` (bytes) and a counter of parallel
     /// work in flight on the shared pool.
-    pub fn new(policy: GatePolicy, limit: u64, budget: MemoryBudget, pool_busy: Arc<AtomicUsize>) -> Gate {
+    pub fn new(
+        policy: GatePolicy,
+        limit: u64,
+        budget: MemoryBudget,
+        pool_busy: Arc<AtomicUsize>,
+    ) -> Gate {
         Gate {
             inner: Arc::new(Inner {
                 policy,
@@ -129,13 +134,19 @@ impl Gate {
                 }
                 let quiet = self.inner.pool_busy.load(Ordering::SeqCst) == 0;
                 let rss = current_rss();
-                quiet && rss.saturating_add(need).saturating_add(st.running_need) <= self.inner.limit
+                quiet
+                    && rss.saturating_add(need).saturating_add(st.running_need) <= self.inner.limit
             }
         }
     }
 
     /// Waits until the finish of `node` (holding `need` bytes) may start.
-    pub fn acquire(&self, node: &str, cancel: &CancelToken, events: &EventSender) -> Result<GatePermit, ActionError> {
+    pub fn acquire(
+        &self,
+        node: &str,
+        cancel: &CancelToken,
+        events: &EventSender,
+    ) -> Result<GatePermit, ActionError> {
         let need = self.inner.budget.reserved_by(node) as u64;
         let start = Instant::now();
         let mut announced = false;
@@ -167,7 +178,9 @@ impl Gate {
             };
             if !announced {
                 announced = true;
-                events.send(Event::GateWaiting { node: node.to_string() });
+                events.send(Event::GateWaiting {
+                    node: node.to_string(),
+                });
             }
             crossbeam_channel::select! {
                 recv(wake) -> _ => {}
@@ -200,7 +213,12 @@ mod tests {
     use super::*;
 
     fn gate(policy: GatePolicy, limit: u64) -> Gate {
-        Gate::new(policy, limit, MemoryBudget::unlimited(), Arc::new(AtomicUsize::new(0)))
+        Gate::new(
+            policy,
+            limit,
+            MemoryBudget::unlimited(),
+            Arc::new(AtomicUsize::new(0)),
+        )
     }
 
     #[test]
@@ -236,7 +254,10 @@ mod tests {
 
     #[test]
     fn policies_parse() {
-        assert_eq!("semaphore:1".parse::<GatePolicy>(), Ok(GatePolicy::Semaphore(1)));
+        assert_eq!(
+            "semaphore:1".parse::<GatePolicy>(),
+            Ok(GatePolicy::Semaphore(1))
+        );
         assert_eq!("adaptive".parse::<GatePolicy>(), Ok(GatePolicy::Adaptive));
         assert!("semaphore:0".parse::<GatePolicy>().is_err());
     }

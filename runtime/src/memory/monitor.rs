@@ -57,7 +57,11 @@ pub fn current_rss() -> u64 {
     #[cfg(target_os = "linux")]
     {
         if let Ok(s) = std::fs::read_to_string("/proc/self/statm") {
-            if let Some(pages) = s.split_whitespace().nth(1).and_then(|p| p.parse::<u64>().ok()) {
+            if let Some(pages) = s
+                .split_whitespace()
+                .nth(1)
+                .and_then(|p| p.parse::<u64>().ok())
+            {
                 return pages * 4096;
             }
         }
@@ -128,7 +132,9 @@ impl Monitor {
                         level = now;
                         let (batch, ahead) = match now {
                             Pressure::Normal => (base_batch, base_ahead),
-                            Pressure::Warning => ((base_batch / 4).max(16), (base_ahead / 2).max(1)),
+                            Pressure::Warning => {
+                                ((base_batch / 4).max(16), (base_ahead / 2).max(1))
+                            }
                             Pressure::Critical => ((base_batch / 16).max(16), 1),
                         };
                         knobs.batch_size.store(batch, Ordering::Relaxed);
@@ -215,7 +221,9 @@ mod tests {
             .iter()
             .find(|e| matches!(e, Event::MemoryPressureChanged { .. }))
             .unwrap();
-        assert!(matches!(ev, Event::MemoryPressureChanged { ref level, .. } if level == "critical"));
+        assert!(
+            matches!(ev, Event::MemoryPressureChanged { ref level, .. } if level == "critical")
+        );
         assert_eq!(knobs.batch_size.load(Ordering::Relaxed), 64);
         assert_eq!(knobs.read_ahead.load(Ordering::Relaxed), 1);
         assert!(m.stop() > 0);

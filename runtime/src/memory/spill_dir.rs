@@ -48,7 +48,10 @@ impl SpillDir {
         let mut guard = self.inner.dir.lock();
         if guard.is_none() {
             std::fs::create_dir_all(&self.inner.base).map_err(|e| {
-                ActionError::io(format!("creating spill folder {}", self.inner.base.display()), e)
+                ActionError::io(
+                    format!("creating spill folder {}", self.inner.base.display()),
+                    e,
+                )
             })?;
             let dir = tempfile::Builder::new()
                 .prefix("sluice-spill-")
@@ -66,7 +69,10 @@ impl SpillDir {
             .chars()
             .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
             .collect();
-        let dir = guard.as_ref().map(|d| d.path().to_path_buf()).unwrap_or_default();
+        let dir = guard
+            .as_ref()
+            .map(|d| d.path().to_path_buf())
+            .unwrap_or_default();
         Ok(dir.join(format!("{safe}-{n}.parquet")))
     }
 
@@ -86,7 +92,11 @@ impl SpillDir {
 
     /// The folder, if it was created.
     pub fn path(&self) -> Option<PathBuf> {
-        self.inner.dir.lock().as_ref().map(|d| d.path().to_path_buf())
+        self.inner
+            .dir
+            .lock()
+            .as_ref()
+            .map(|d| d.path().to_path_buf())
     }
 
     /// The base folder under which the spill folder is made.

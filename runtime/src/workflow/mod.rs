@@ -11,11 +11,13 @@
 mod diag;
 mod expand;
 mod model;
+mod schema;
 mod validate;
 mod vars;
 pub mod yaml;
 
 pub use model::{EdgeDecl, Endpoint, Graph, NodeDecl, NodeRef, Subgraph, VarDecl, Workflow};
+pub use schema::json_schema;
 pub use vars::VarSources;
 
 use crate::action::Registry;
