@@ -1,1 +1,13 @@
+//! The one integration test binary.
 
+/// Helpers: temp dirs, running the binary, comparing with expected files, bless mode.
+mod util;
+
+/// `sluice` command: exit codes and messages.
+mod cli;
+
+/// Workflow fixtures: `fixtures/<case>/{workflow.yaml,input/,expected/}`.
+mod fixtures;
+
+/// Broken workflows beside the exact diagnostics they must produce.
+mod invalid;

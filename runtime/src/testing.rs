@@ -1,4 +1,4 @@
-//! Test helpers (feature `testing`): small built-in actions for engine tests, and running a
+//! Test and bench helpers: small built-in actions for engine tests, and running a
 //! workflow under a timeout that cancels the run and names each node's state on expiry.
 
 use std::time::Duration;

@@ -1,0 +1,39 @@
+//! Each `tests/invalid/<case>.yaml` is a broken workflow; `<case>.expected` holds the exact
+//! diagnostics `sluice validate` must print (one per line, with file:line:column, node and
+//! parameter). `SLUICE_BLESS=1 cargo test invalid` rewrites the expected files.
+
+use sluice::runtime::workflow::{self, VarSources};
+
+use crate::util::{bless, root};
+
+#[test]
+fn invalid_workflows_report_exact_diagnostics() {
+    let dir = root().join("tests/invalid");
+    let registry = sluice::actions::registry();
+    let mut cases: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml" || e == "json"))
+        .collect();
+    cases.sort();
+    assert!(cases.len() >= 20, "need at least 20 broken workflows, found {}", cases.len());
+    for case in cases {
+        let name = case.file_name().unwrap().to_string_lossy().to_string();
+        let src = std::fs::read_to_string(&case).unwrap();
+        let vars = VarSources::new([("declared_but_unused_cli".to_string(), "x".to_string())].into());
+        let vars = if src.contains("# cli-var") { vars } else { VarSources::default() };
+        let got = match workflow::load(&name, &src, &registry, &vars) {
+            Ok(_) => panic!("{name} should be invalid"),
+            Err(e) => e.diagnostics.iter().map(|d| format!("{d}\n")).collect::<String>(),
+        };
+        let expected_path = case.with_extension("expected");
+        if bless() {
+            std::fs::write(&expected_path, &got).unwrap();
+            continue;
+        }
+        let want = std::fs::read_to_string(&expected_path)
+            .unwrap_or_else(|_| panic!("missing {}", expected_path.display()));
+        crate::eqnice!(want, got, name);
+    }
+}
