@@ -11,3 +11,6 @@ mod fixtures;
 
 /// Broken workflows beside the exact diagnostics they must produce.
 mod invalid;
+
+/// The README's generated parts.
+mod readme;
