@@ -1,0 +1,61 @@
+//! Embedding the runtime: validate a workflow from a string, start it, watch its events,
+//! read live progress, and get the report. Run with `cargo run --example embed`.
+
+use sluice::runtime::events::EventSender;
+use sluice::runtime::executor::{self, RunOptions};
+use sluice::runtime::workflow::{self, VarSources};
+use sluice::runtime::{Event, Severity};
+
+const WORKFLOW: &str = r#"
+name: embedded
+nodes:
+  - id: make
+    action: feature_creator
+    with:
+      features: [ { city: Oslo, pop: 709000 }, { city: Bergen, pop: 291000 }, { city: Tromsø, pop: 78000 } ]
+      repeat: 1000
+  - id: big
+    action: filter
+    with: { expression: "pop > 100000" }
+  - id: drop
+    action: noop_sink
+edges: [ make -> big, big.passed -> drop ]
+"#;
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let registry = sluice::actions::registry();
+    // 1. Validate: structured diagnostics, all at once.
+    let plan = match workflow::load("embedded.yaml", WORKFLOW, &registry, &VarSources::default()) {
+        Ok(plan) => plan,
+        Err(e) => {
+            for d in e.diagnostics.iter().filter(|d| d.severity == Severity::Error) {
+                eprintln!("{} (line {}, node {:?})", d.message, d.line, d.node);
+            }
+            return Err(e.into());
+        }
+    };
+    // 2. Start with an event channel; the handle can cancel.
+    let (tx, rx) = crossbeam_channel::unbounded();
+    let options = RunOptions {
+        events: EventSender::channel(tx),
+        ..RunOptions::default()
+    };
+    let handle = executor::start(plan, options)?;
+    // 3. Watch events until the run ends.
+    for event in rx.iter() {
+        match event {
+            Event::NodeFinished { node, features_in, features_out, .. } => {
+                println!("{node}: {features_in} in, {features_out} out")
+            }
+            Event::RunFinished { ok, elapsed } => {
+                println!("run finished ok={ok} in {elapsed:?}");
+                break;
+            }
+            _ => {}
+        }
+    }
+    // 4. The report: counts per node and edge, timings, memory.
+    let report = handle.wait()?;
+    println!("{}", serde_json::to_string_pretty(&report.edges)?);
+    Ok(())
+}
