@@ -29,9 +29,13 @@ fn quickstart_runs_and_says_where_the_output_went() {
     assert!(o.status.success(), "{}", stderr(&o));
     let err = stderr(&o);
     assert!(err.contains("wrote"), "{err}");
-    assert!(err.contains(&out.path().join("parks.csv").display().to_string()), "{err}");
+    assert!(
+        err.contains(&out.path().join("parks.csv").display().to_string()),
+        "{err}"
+    );
     let report: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(out.path().join("report.json")).unwrap()).unwrap();
+        serde_json::from_str(&std::fs::read_to_string(out.path().join("report.json")).unwrap())
+            .unwrap();
     assert_eq!(report["ok"], true);
     assert!(report["peak_rss_bytes"].as_u64().unwrap() > 0);
     assert!(!report["edges"].as_array().unwrap().is_empty());
@@ -44,7 +48,13 @@ fn two_runs_give_byte_identical_output() {
     for d in [&a, &b] {
         let o = sluice(
             &root(),
-            &["run", "workflows/quickstart.yaml", "--quiet", "--var", &format!("out_dir={}", d.path().display())],
+            &[
+                "run",
+                "workflows/quickstart.yaml",
+                "--quiet",
+                "--var",
+                &format!("out_dir={}", d.path().display()),
+            ],
             T,
         );
         assert!(o.status.success(), "{}", stderr(&o));
@@ -53,7 +63,10 @@ fn two_runs_give_byte_identical_output() {
     assert!(!fa.is_empty());
     assert_eq!(fa, files(b.path()));
     for f in fa {
-        assert_eq!(std::fs::read(a.path().join(&f)).unwrap(), std::fs::read(b.path().join(&f)).unwrap());
+        assert_eq!(
+            std::fs::read(a.path().join(&f)).unwrap(),
+            std::fs::read(b.path().join(&f)).unwrap()
+        );
     }
 }
 
@@ -64,12 +77,18 @@ fn validate_ok_and_invalid_exit_codes() {
     assert!(String::from_utf8_lossy(&o.stdout).contains("ok"));
 
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("bad.yaml"), "nodes:\n  - id: a\n    action: csv_raeder\n").unwrap();
+    std::fs::write(
+        dir.path().join("bad.yaml"),
+        "nodes:\n  - id: a\n    action: csv_raeder\n",
+    )
+    .unwrap();
     let o = sluice(dir.path(), &["validate", "bad.yaml"], T);
     assert_eq!(o.status.code(), Some(1));
     let err = stderr(&o);
     assert!(
-        err.contains("bad.yaml:3:13: node \"a\", unknown action \"csv_raeder\"; did you mean \"csv_reader\"?"),
+        err.contains(
+            "bad.yaml:3:13: node \"a\", unknown action \"csv_raeder\"; did you mean one of \"csv_reader\", \"csv_writer\"?"
+        ),
         "{err}"
     );
     let o = sluice(dir.path(), &["run", "bad.yaml"], T);
@@ -115,9 +134,16 @@ fn sigint_cancels_within_a_second_exits_130_and_leaves_no_output() {
     }
     let t0 = Instant::now();
     let pid = child.id().to_string();
-    std::process::Command::new("kill").args(["-INT", &pid]).status().unwrap();
+    std::process::Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .unwrap();
     let o = wait_with_timeout(child, T);
-    assert!(t0.elapsed() < Duration::from_secs(1), "took {:?}", t0.elapsed());
+    assert!(
+        t0.elapsed() < Duration::from_secs(1),
+        "took {:?}",
+        t0.elapsed()
+    );
     assert_eq!(o.status.code(), Some(130), "{}", stderr(&o));
     assert_eq!(files(dir.path()), vec![std::path::PathBuf::from("wf.yaml")]);
 }
@@ -127,7 +153,12 @@ fn actions_schema_and_graph() {
     let o = sluice(&root(), &["actions", "--json"], T);
     assert!(o.status.success());
     let list: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    let names: Vec<&str> = list.as_array().unwrap().iter().map(|a| a["name"].as_str().unwrap()).collect();
+    let names: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["name"].as_str().unwrap())
+        .collect();
     for n in ["csv_reader", "filter", "sort", "csv_writer"] {
         assert!(names.contains(&n), "{n} missing from {names:?}");
     }
@@ -146,10 +177,22 @@ fn actions_schema_and_graph() {
 
 #[test]
 fn bad_var_and_undeclared_var_are_usage_errors() {
-    let o = sluice(&root(), &["run", "workflows/quickstart.yaml", "--var", "nope"], T);
+    let o = sluice(
+        &root(),
+        &["run", "workflows/quickstart.yaml", "--var", "nope"],
+        T,
+    );
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("expected NAME=VALUE"));
-    let o = sluice(&root(), &["validate", "workflows/quickstart.yaml", "--var", "tresh=1"], T);
+    let o = sluice(
+        &root(),
+        &["validate", "workflows/quickstart.yaml", "--var", "tresh=1"],
+        T,
+    );
     assert_eq!(o.status.code(), Some(1));
-    assert!(stderr(&o).contains("declares no variable \"tresh\""), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("declares no variable \"tresh\""),
+        "{}",
+        stderr(&o)
+    );
 }

@@ -11,9 +11,17 @@ use crate::util::{bless, files, root, sluice};
 #[test]
 fn workflow_fixtures() {
     let dir = root().join("tests/fixtures");
-    let mut cases: Vec<_> = std::fs::read_dir(&dir).unwrap().flatten().map(|e| e.path()).collect();
+    let mut cases: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
     cases.sort();
-    assert!(cases.len() >= 3, "expected fixtures under {}", dir.display());
+    assert!(
+        cases.len() >= 3,
+        "expected fixtures under {}",
+        dir.display()
+    );
     for case in cases {
         let name = case.file_name().unwrap().to_string_lossy().to_string();
         let out = tempfile::tempdir().unwrap();

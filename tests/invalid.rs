@@ -17,15 +17,28 @@ fn invalid_workflows_report_exact_diagnostics() {
         .filter(|p| p.extension().is_some_and(|e| e == "yaml" || e == "json"))
         .collect();
     cases.sort();
-    assert!(cases.len() >= 20, "need at least 20 broken workflows, found {}", cases.len());
+    assert!(
+        cases.len() >= 20,
+        "need at least 20 broken workflows, found {}",
+        cases.len()
+    );
     for case in cases {
         let name = case.file_name().unwrap().to_string_lossy().to_string();
         let src = std::fs::read_to_string(&case).unwrap();
-        let vars = VarSources::new([("declared_but_unused_cli".to_string(), "x".to_string())].into());
-        let vars = if src.contains("# cli-var") { vars } else { VarSources::default() };
+        let vars =
+            VarSources::new([("declared_but_unused_cli".to_string(), "x".to_string())].into());
+        let vars = if src.contains("# cli-var") {
+            vars
+        } else {
+            VarSources::default()
+        };
         let got = match workflow::load(&name, &src, &registry, &vars) {
             Ok(_) => panic!("{name} should be invalid"),
-            Err(e) => e.diagnostics.iter().map(|d| format!("{d}\n")).collect::<String>(),
+            Err(e) => e
+                .diagnostics
+                .iter()
+                .map(|d| format!("{d}\n"))
+                .collect::<String>(),
         };
         let expected_path = case.with_extension("expected");
         if bless() {

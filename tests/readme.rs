@@ -3,11 +3,14 @@
 
 use crate::util::{bless, root};
 
-const START: &str = "<!-- actions:start (generated from the registry; SLUICE_BLESS=1 cargo test readme) -->\n";
+const START: &str =
+    "<!-- actions:start (generated from the registry; SLUICE_BLESS=1 cargo test readme) -->\n";
 const END: &str = "<!-- actions:end -->";
 
 fn table() -> String {
-    let mut s = String::from("| action | kind | inputs | outputs | what it does |\n|---|---|---|---|---|\n");
+    let mut s = String::from(
+        "| action | kind | inputs | outputs | what it does |\n|---|---|---|---|---|\n",
+    );
     for spec in sluice::actions::registry().specs() {
         let kind = format!("{:?}", spec.kind).to_lowercase();
         let outputs = if spec.dynamic_outputs {
@@ -22,7 +25,11 @@ fn table() -> String {
         if spec.heavy_finish {
             flags.push("heavy finish");
         }
-        let flags = if flags.is_empty() { String::new() } else { format!(" _({})_", flags.join(", ")) };
+        let flags = if flags.is_empty() {
+            String::new()
+        } else {
+            format!(" _({})_", flags.join(", "))
+        };
         s.push_str(&format!(
             "| `{}` | {} | {} | {} | {}{} |\n",
             spec.name,
@@ -40,7 +47,10 @@ fn table() -> String {
 fn readme_action_table_is_current() {
     let path = root().join("README.md");
     let readme = std::fs::read_to_string(&path).unwrap();
-    let start = readme.find(START).expect("README has the actions:start marker") + START.len();
+    let start = readme
+        .find(START)
+        .expect("README has the actions:start marker")
+        + START.len();
     let end = readme.find(END).expect("README has the actions:end marker");
     let want = table();
     if bless() {

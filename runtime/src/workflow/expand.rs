@@ -32,6 +32,8 @@ type Port = (String, Option<String>);
 
 enum Local {
     Action(String),
+    /// A node that could not be expanded (already reported): edges to it are skipped.
+    Broken,
     Instance {
         subgraph: String,
         inputs: BTreeMap<String, Vec<Port>>,
@@ -89,6 +91,8 @@ fn expand_graph(
                     {
                         diag.help(h);
                     }
+                    scope.local.insert(n.id.clone(), Local::Broken);
+                    scope.local.insert(n.id.clone(), Local::Broken);
                     continue;
                 };
                 if stack.contains(name) {
@@ -208,6 +212,7 @@ fn resolve_from(scope: &Scope, ep: &Endpoint, prefix: &str, d: &mut Diags) -> Op
         Some(Local::Instance {
             subgraph, outputs, ..
         }) => pick(outputs, ep, "output", subgraph, prefix, d).cloned(),
+        Some(Local::Broken) => None,
         None => {
             unknown_node(scope, ep, prefix, d);
             None
@@ -223,6 +228,7 @@ fn resolve_to(scope: &Scope, ep: &Endpoint, prefix: &str, d: &mut Diags) -> Vec<
         }) => pick(inputs, ep, "input", subgraph, prefix, d)
             .cloned()
             .unwrap_or_default(),
+        Some(Local::Broken) => Vec::new(),
         None => {
             unknown_node(scope, ep, prefix, d);
             Vec::new()

@@ -46,7 +46,10 @@ pub fn json_schema(registry: &Registry) -> Value {
         "required": ["id", "subgraph"],
         "additionalProperties": false,
     }));
-    defs.insert("NodeId".into(), json!({ "type": "string", "pattern": "^[A-Za-z_][A-Za-z0-9_-]*$" }));
+    defs.insert(
+        "NodeId".into(),
+        json!({ "type": "string", "pattern": "^[A-Za-z_][A-Za-z0-9_-]*$" }),
+    );
     defs.insert("Node".into(), json!({ "oneOf": node_variants }));
     defs.insert(
         "Edge".into(),

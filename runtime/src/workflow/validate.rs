@@ -107,17 +107,23 @@ fn report_build_error(e: ActionError, with: &Node, pos: Pos, node: &str, d: &mut
         ActionError::Param { path, message } => {
             let message = message.replace('`', "\"");
             let key = quoted_field(&message);
+            // Point at the unknown key itself, or at the deepest value the path reaches.
+            let parent = match &key {
+                Some(k) if path == *k => "",
+                Some(k) => path.strip_suffix(&format!(".{k}")).unwrap_or(&path),
+                None => &path,
+            };
             let at = if with.pos == pos && path.is_empty() && key.is_none() {
                 pos
             } else {
-                with.locate(&path, key.as_deref())
+                with.locate(parent, key.as_deref())
             };
-            let param = match (&key, path.is_empty()) {
-                (Some(k), true) if message.starts_with("unknown field") => k.clone(),
-                (Some(k), false) if message.starts_with("unknown field") => format!("{path}.{k}"),
-                (Some(k), true) if message.starts_with("missing field") => k.clone(),
-                (Some(k), false) if message.starts_with("missing field") => format!("{path}.{k}"),
-                _ => path.clone(),
+            // serde_path_to_error includes an unknown field in the path but not a missing one.
+            let param = match &key {
+                Some(k) if path == *k || path.ends_with(&format!(".{k}")) => path.clone(),
+                Some(k) if path.is_empty() => k.clone(),
+                Some(k) => format!("{path}.{k}"),
+                None => path.clone(),
             };
             d.error(at, message).node(node).param(&param);
         }
@@ -262,10 +268,7 @@ fn check_unconnected(nodes: &[PlanNode], edges: &[PlanEdge], positions: &[Pos], 
         {
             d.warning(
                 positions[i],
-                format!(
-                    "node \"{}\" has no incoming edge and will receive no features",
-                    n.id
-                ),
+                "no incoming edge: this node will receive no features",
             )
             .node(&n.id);
         }
