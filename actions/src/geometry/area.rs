@@ -1,0 +1,318 @@
+//! `area`: writes the area of each feature's polygonal geometry into an attribute.
+//!
+//! ```yaml
+//! - id: parcel_area
+//!   action: area
+//!   with:
+//!     attribute: area_m2
+//!     method: geodesic
+//! ```
+//!
+//! - `method: planar` is the area in squared CRS units (the shoelace formula, holes
+//!   subtracted); `method: geodesic` is the area on the WGS 84 ellipsoid in square metres
+//!   (Karney's algorithm), for longitude/latitude coordinates. Without `method`, features in a
+//!   geographic CRS (EPSG:4326 and the other [`GEOGRAPHIC_CRS`](super::GEOGRAPHIC_CRS) codes)
+//!   get the geodesic area and every other feature (projected or unknown CRS) the planar one.
+//! - Polygonal geometries are polygons, multipolygons, rectangles and triangles; a geometry
+//!   collection measures its polygonal members.
+//! - A feature without a polygonal geometry (no geometry, a point, a line, a collection with
+//!   no polygon) gets a null area, or goes to `rejected` with `require_geometry: true`.
+//! - Rejected in every case: `method: geodesic` on a feature whose CRS is known and is not
+//!   geographic, and geodesic input with a latitude beyond ±90° or a non-finite coordinate.
+
+use std::sync::Arc;
+
+use geo::{Area, GeodesicArea};
+use geo_types::{Geometry as G, Polygon};
+use schemars::JsonSchema;
+use serde::Deserialize;
+use sluice_runtime::action::schema_of;
+use sluice_runtime::{
+    ActionError, ActionKind, ActionSpec, BuildContext, BuiltAction, DEFAULT_PORT, Emitter, Feature,
+    NodeImpl, REJECTED_PORT, Transform, Value,
+};
+
+use super::{Reshaper, bad_lonlat, check_attribute_name, is_geographic, reject, type_name};
+
+/// Parameters of `area`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AreaParams {
+    /// The attribute that receives the area (a float, or null without a polygonal geometry).
+    #[serde(default = "default_attribute")]
+    pub attribute: String,
+    /// `planar` (squared CRS units) or `geodesic` (square metres on WGS 84, for
+    /// longitude/latitude). Default: geodesic for geographic CRS codes, planar otherwise.
+    #[serde(default)]
+    pub method: Option<AreaMethod>,
+    /// Send features without a polygonal geometry to `rejected` instead of writing null.
+    #[serde(default)]
+    pub require_geometry: bool,
+}
+
+fn default_attribute() -> String {
+    "area".to_string()
+}
+
+/// How an area is measured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum AreaMethod {
+    /// In the plane of the coordinates: squared CRS units.
+    Planar,
+    /// On the WGS 84 ellipsoid: square metres (coordinates in degrees).
+    Geodesic,
+}
+
+/// The `area` action.
+pub const SPEC: ActionSpec = ActionSpec::new(
+    "area",
+    ActionKind::Processor,
+    "Writes the area of each feature's polygonal geometry (planar or geodesic) into an attribute.",
+    schema_of::<AreaParams>,
+    build,
+)
+.outputs(&[DEFAULT_PORT, REJECTED_PORT])
+.example("attribute: area_m2\nmethod: geodesic\n");
+
+fn build(ctx: &BuildContext) -> Result<BuiltAction, ActionError> {
+    let params: AreaParams = ctx.params()?;
+    check_attribute_name("attribute", &params.attribute)?;
+    Ok(BuiltAction::new(NodeImpl::Transform(Arc::new(
+        AreaTransform {
+            attribute: params.attribute,
+            method: params.method,
+            require_geometry: params.require_geometry,
+        },
+    ))))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Runtime
+// ---------------------------------------------------------------------------------------------
+
+struct AreaTransform {
+    attribute: String,
+    method: Option<AreaMethod>,
+    require_geometry: bool,
+}
+
+impl AreaTransform {
+    /// The area, null when the geometry is not polygonal, or the reason to reject.
+    fn measure(&self, feature: &Feature) -> Result<Value, String> {
+        let Some(g) = feature.geometry() else {
+            return self.missing("the feature has no geometry".to_string());
+        };
+        let geographic = is_geographic(g.crs);
+        let method = self.method.unwrap_or(if geographic {
+            AreaMethod::Geodesic
+        } else {
+            AreaMethod::Planar
+        });
+        let area = match method {
+            AreaMethod::Planar => polygonal_area(&g.geom, &|p| p.unsigned_area()),
+            AreaMethod::Geodesic => {
+                if let (Some(crs), false) = (g.crs, geographic) {
+                    return Err(format!(
+                        "area: geodesic area needs longitude/latitude coordinates, the geometry is in EPSG:{crs}; use method: planar or reproject first"
+                    ));
+                }
+                if let Some(c) = bad_lonlat(&g.geom) {
+                    return Err(format!(
+                        "area: coordinate ({}, {}) is not a longitude/latitude pair",
+                        c.x, c.y
+                    ));
+                }
+                polygonal_area(&g.geom, &|p| p.geodesic_area_unsigned())
+            }
+        };
+        match area {
+            Some(a) => Ok(Value::Float(a)),
+            None => self.missing(format!(
+                "the geometry ({}) is not polygonal",
+                type_name(&g.geom)
+            )),
+        }
+    }
+
+    fn missing(&self, what: String) -> Result<Value, String> {
+        if self.require_geometry {
+            Err(format!("area: {what} and require_geometry is set"))
+        } else {
+            Ok(Value::Null)
+        }
+    }
+}
+
+/// The summed area of the polygonal parts, `None` when there are none.
+fn polygonal_area(geom: &G<f64>, area: &dyn Fn(&Polygon<f64>) -> f64) -> Option<f64> {
+    match geom {
+        G::Polygon(p) => Some(area(p)),
+        G::MultiPolygon(m) => Some(m.iter().map(area).sum()),
+        G::Rect(r) => Some(area(&r.to_polygon())),
+        G::Triangle(t) => Some(area(&t.to_polygon())),
+        G::GeometryCollection(c) => c
+            .iter()
+            .filter_map(|g| polygonal_area(g, area))
+            .reduce(|a, b| a + b),
+        G::Point(_) | G::Line(_) | G::LineString(_) | G::MultiPoint(_) | G::MultiLineString(_) => {
+            None
+        }
+    }
+}
+
+impl Transform for AreaTransform {
+    fn apply(&self, features: Vec<Feature>, out: &mut Emitter) -> Result<(), ActionError> {
+        let mut reshaper = Reshaper::new([self.attribute.as_str()], Vec::<&str>::new());
+        for mut feature in features {
+            match self.measure(&feature) {
+                Ok(value) => {
+                    reshaper.write(&mut feature, &mut [value]);
+                    out.emit(feature)?;
+                }
+                Err(reason) => out.emit_to(1, reject(feature, reason))?,
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::geometry::test_util::{example_params, feature, reason, run, transform};
+    use geo_types::{Rect, coord, line_string, point, polygon};
+    use serde_json::json;
+
+    fn area_of(out: &[Feature], attribute: &str) -> Vec<Option<f64>> {
+        out.iter()
+            .map(|f| f.get(attribute).and_then(Value::as_f64))
+            .collect()
+    }
+
+    fn unit_square() -> G<f64> {
+        polygon![(x: 0.0, y: 0.0), (x: 1.0, y: 0.0), (x: 1.0, y: 1.0), (x: 0.0, y: 1.0)].into()
+    }
+
+    #[test]
+    fn example_parses_and_builds() {
+        let t = transform(&SPEC, example_params(&SPEC));
+        let out = run(t.as_ref(), 2, vec![feature(1, unit_square(), Some(4326))]);
+        assert!(out[0][0].get("area_m2").is_some());
+    }
+
+    #[test]
+    fn planar_area_of_shapes_with_holes_and_collections() {
+        let t = transform(&SPEC, json!({}));
+        let with_hole: G<f64> = polygon!(
+            exterior: [(x: 0.0, y: 0.0), (x: 4.0, y: 0.0), (x: 4.0, y: 4.0), (x: 0.0, y: 4.0)],
+            interiors: [[(x: 1.0, y: 1.0), (x: 2.0, y: 1.0), (x: 2.0, y: 2.0), (x: 1.0, y: 2.0)]],
+        )
+        .into();
+        let rect: G<f64> = Rect::new(coord! {x: 0.0, y: 0.0}, coord! {x: 2.0, y: 3.0}).into();
+        let collection: G<f64> = G::GeometryCollection(geo_types::GeometryCollection(vec![
+            unit_square(),
+            point!(x: 5.0, y: 5.0).into(),
+        ]));
+        let input = vec![
+            feature(1, unit_square(), None),
+            feature(2, with_hole, Some(3857)),
+            feature(3, rect, None),
+            feature(4, collection, None),
+        ];
+        let out = run(t.as_ref(), 2, input);
+        assert_eq!(
+            area_of(&out[0], "area"),
+            vec![Some(1.0), Some(15.0), Some(6.0), Some(1.0)]
+        );
+        // One output schema for the whole batch.
+        assert!(Arc::ptr_eq(out[0][0].schema(), out[0][3].schema()));
+    }
+
+    #[test]
+    fn geodesic_area_of_a_one_degree_cell_at_the_equator() {
+        let cell: G<f64> = Rect::new(coord! {x: 0.0, y: 0.0}, coord! {x: 1.0, y: 1.0}).into();
+        // Default for EPSG:4326 is geodesic; explicit geodesic on an untagged geometry too.
+        let by_default = transform(&SPEC, json!({}));
+        let explicit = transform(&SPEC, json!({"method": "geodesic", "attribute": "a"}));
+        let a = area_of(
+            &run(
+                by_default.as_ref(),
+                2,
+                vec![feature(1, cell.clone(), Some(4326))],
+            )[0],
+            "area",
+        )[0]
+        .unwrap();
+        let b = area_of(
+            &run(explicit.as_ref(), 2, vec![feature(1, cell, None)])[0],
+            "a",
+        )[0]
+        .unwrap();
+        let expected = 1.2308e10;
+        assert!((a - expected).abs() / expected < 0.005, "{a}");
+        assert_eq!(a, b);
+    }
+
+    #[test]
+    fn non_polygonal_geometries_get_null_or_are_rejected() {
+        let line: G<f64> = line_string![(x: 0.0, y: 0.0), (x: 1.0, y: 1.0)].into();
+        let input = || {
+            vec![
+                feature(1, point!(x: 1.0, y: 1.0).into(), None),
+                feature(2, line.clone(), None),
+                Feature::from_pairs(3, [("name", "none".into())]),
+            ]
+        };
+        let lenient = transform(&SPEC, json!({}));
+        let out = run(lenient.as_ref(), 2, input());
+        assert_eq!(area_of(&out[0], "area"), vec![None, None, None]);
+        assert!(out[0].iter().all(|f| f.get("area") == Some(&Value::Null)));
+
+        let strict = transform(&SPEC, json!({"require_geometry": true}));
+        let out = run(strict.as_ref(), 2, input());
+        assert!(out[0].is_empty());
+        assert_eq!(out[1].len(), 3);
+        assert!(
+            reason(&out[1][0]).contains("(point) is not polygonal"),
+            "{}",
+            reason(&out[1][0])
+        );
+        assert!(reason(&out[1][2]).contains("no geometry"));
+    }
+
+    #[test]
+    fn bad_data_is_rejected_with_a_reason() {
+        let t = transform(&SPEC, json!({"method": "geodesic"}));
+        let bad_lat: G<f64> =
+            polygon![(x: 0.0, y: 0.0), (x: 1.0, y: 95.0), (x: 1.0, y: 0.0)].into();
+        let input = vec![
+            feature(1, unit_square(), Some(3857)),
+            feature(2, bad_lat, Some(4326)),
+            feature(3, unit_square(), Some(4326)),
+        ];
+        let out = run(t.as_ref(), 2, input);
+        assert_eq!(out[0].len(), 1);
+        assert_eq!(out[1].len(), 2);
+        assert!(reason(&out[1][0]).contains("EPSG:3857"));
+        assert!(
+            reason(&out[1][1]).contains("(1, 95)"),
+            "{}",
+            reason(&out[1][1])
+        );
+    }
+
+    #[test]
+    fn bad_parameters_are_located() {
+        for (params, path) in [
+            (json!({"attribute": ""}), "attribute"),
+            (json!({"method": "spherical"}), "method"),
+            (json!({"unknown": 1}), "unknown"),
+        ] {
+            match crate::geometry::test_util::build(&SPEC, params) {
+                Err(ActionError::Param { path: p, .. }) => assert_eq!(p, path),
+                _ => panic!("expected a parameter error at {path:?}"),
+            }
+        }
+    }
+}

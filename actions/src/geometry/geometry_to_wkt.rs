@@ -1,0 +1,149 @@
+//! `geometry_to_wkt`: writes each feature's geometry as WKT text into an attribute.
+//!
+//! ```yaml
+//! - id: as_text
+//!   action: geometry_to_wkt
+//!   with:
+//!     attribute: geom_wkt
+//!     remove_geometry: true
+//! ```
+//!
+//! - The text is plain 2D WKT (`POINT(1 2)`, `POLYGON((0 0,1 0,1 1,0 0))`); a rectangle or a
+//!   triangle is written as a polygon. The CRS is not written.
+//! - A feature without a geometry gets a null attribute (nothing is rejected).
+//! - `remove_geometry: true` drops the geometry once written (for writers without geometry).
+
+use std::sync::Arc;
+
+use schemars::JsonSchema;
+use serde::Deserialize;
+use sluice_runtime::action::schema_of;
+use sluice_runtime::{
+    ActionError, ActionKind, ActionSpec, BuildContext, BuiltAction, Emitter, Feature, NodeImpl,
+    Transform, Value,
+};
+use wkt::ToWkt;
+
+use super::{Reshaper, check_attribute_name};
+
+/// Parameters of `geometry_to_wkt`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GeometryToWktParams {
+    /// The attribute that receives the WKT text (null for a feature without a geometry).
+    #[serde(default = "default_attribute")]
+    pub attribute: String,
+    /// Drop the geometry once written.
+    #[serde(default)]
+    pub remove_geometry: bool,
+}
+
+fn default_attribute() -> String {
+    "wkt".to_string()
+}
+
+/// The `geometry_to_wkt` action.
+pub const SPEC: ActionSpec = ActionSpec::new(
+    "geometry_to_wkt",
+    ActionKind::Processor,
+    "Writes each feature's geometry as WKT text into an attribute.",
+    schema_of::<GeometryToWktParams>,
+    build,
+)
+.example("attribute: geom_wkt\nremove_geometry: true\n");
+
+fn build(ctx: &BuildContext) -> Result<BuiltAction, ActionError> {
+    let params: GeometryToWktParams = ctx.params()?;
+    check_attribute_name("attribute", &params.attribute)?;
+    Ok(BuiltAction::new(NodeImpl::Transform(Arc::new(
+        GeometryToWkt {
+            attribute: params.attribute,
+            remove_geometry: params.remove_geometry,
+        },
+    ))))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Runtime
+// ---------------------------------------------------------------------------------------------
+
+struct GeometryToWkt {
+    attribute: String,
+    remove_geometry: bool,
+}
+
+impl Transform for GeometryToWkt {
+    fn apply(&self, features: Vec<Feature>, out: &mut Emitter) -> Result<(), ActionError> {
+        let mut reshaper = Reshaper::new([self.attribute.as_str()], Vec::<&str>::new());
+        for mut feature in features {
+            let text = feature
+                .geometry()
+                .map_or(Value::Null, |g| Value::from(g.geom.wkt_string()));
+            reshaper.write(&mut feature, &mut [text]);
+            if self.remove_geometry {
+                feature.set_geometry(None);
+            }
+            out.emit(feature)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::geometry::test_util::{build, example_params, feature, run, transform};
+    use geo_types::{Geometry as G, Rect, coord, point};
+    use serde_json::json;
+    use wkt::TryFromWkt;
+
+    #[test]
+    fn example_parses_and_builds() {
+        let t = transform(&SPEC, example_params(&SPEC));
+        let out = run(
+            t.as_ref(),
+            1,
+            vec![feature(1, point!(x: 1.0, y: 2.0).into(), None)],
+        );
+        assert!(out[0][0].geometry().is_none());
+        assert_eq!(
+            out[0][0].get("geom_wkt").and_then(Value::as_str),
+            Some("POINT(1 2)")
+        );
+    }
+
+    #[test]
+    fn writes_wkt_that_parses_back_and_null_without_geometry() {
+        let t = transform(&SPEC, json!({}));
+        let rect: G<f64> = Rect::new(coord! {x: 0.0, y: 0.0}, coord! {x: 2.0, y: 1.5}).into();
+        let input = vec![
+            feature(1, rect.clone(), None),
+            Feature::from_pairs(2, [("name", "none".into())]),
+        ];
+        let out = run(t.as_ref(), 1, input);
+        let text = out[0][0].get("wkt").and_then(Value::as_str).unwrap();
+        assert!(text.starts_with("POLYGON"), "{text}");
+        let back = G::<f64>::try_from_wkt_str(text).unwrap();
+        assert_eq!(
+            back,
+            G::Polygon(match rect {
+                G::Rect(r) => r.to_polygon(),
+                _ => unreachable!(),
+            })
+        );
+        assert!(out[0][0].geometry().is_some());
+        assert_eq!(out[0][1].get("wkt"), Some(&Value::Null));
+    }
+
+    #[test]
+    fn bad_parameters_are_located() {
+        assert!(matches!(
+            build(&SPEC, json!({"attribute": ""})),
+            Err(ActionError::Param { path, .. }) if path == "attribute"
+        ));
+        assert!(matches!(
+            build(&SPEC, json!({"remove_geometry": "yes"})),
+            Err(ActionError::Param { path, .. }) if path == "remove_geometry"
+        ));
+    }
+}

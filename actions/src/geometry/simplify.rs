@@ -1,0 +1,232 @@
+//! `simplify`: removes vertices that change a geometry's shape by less than a tolerance.
+//!
+//! ```yaml
+//! - id: generalise
+//!   action: simplify
+//!   with:
+//!     tolerance: 5.0
+//!     preserve_topology: false
+//! ```
+//!
+//! - By default the Ramer-Douglas-Peucker algorithm keeps every vertex farther than
+//!   `tolerance` (CRS units) from the simplified line. A polygon ring keeps at least four
+//!   coordinates (a triangle).
+//! - `preserve_topology: true` uses the topology-preserving Visvalingam-Whyatt variant, which
+//!   avoids creating self-intersections where it can. Its `tolerance` is an AREA, in squared
+//!   CRS units: a vertex goes when the triangle it forms with its neighbours is smaller.
+//! - Linestrings, polygons, their multi forms and the members of collections are simplified;
+//!   points, lines, rectangles and triangles pass unchanged. The CRS is kept.
+//! - A feature without a geometry, or with a non-finite coordinate, goes to `rejected` with
+//!   the reason.
+
+use std::sync::Arc;
+
+use geo::{Simplify, SimplifyVwPreserve};
+use geo_types::{Geometry as G, GeometryCollection};
+use schemars::JsonSchema;
+use serde::Deserialize;
+use sluice_runtime::action::schema_of;
+use sluice_runtime::{
+    ActionError, ActionKind, ActionSpec, BuildContext, BuiltAction, DEFAULT_PORT, Emitter, Feature,
+    Geometry, NodeImpl, REJECTED_PORT, Transform,
+};
+
+use super::{non_finite, reject};
+
+/// Parameters of `simplify`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SimplifyParams {
+    /// How far (CRS units) a vertex may be from the simplified line and still go; with
+    /// `preserve_topology`, the triangle area (squared CRS units) under which a vertex goes.
+    /// Zero or more.
+    pub tolerance: f64,
+    /// Use the topology-preserving Visvalingam-Whyatt variant instead of Ramer-Douglas-Peucker.
+    #[serde(default)]
+    pub preserve_topology: bool,
+}
+
+/// The `simplify` action.
+pub const SPEC: ActionSpec = ActionSpec::new(
+    "simplify",
+    ActionKind::Processor,
+    "Simplifies lines and polygons (Ramer-Douglas-Peucker, or topology-preserving Visvalingam-Whyatt).",
+    schema_of::<SimplifyParams>,
+    build,
+)
+.outputs(&[DEFAULT_PORT, REJECTED_PORT])
+.example("tolerance: 5.0\npreserve_topology: false\n");
+
+fn build(ctx: &BuildContext) -> Result<BuiltAction, ActionError> {
+    let params: SimplifyParams = ctx.params()?;
+    if !(params.tolerance.is_finite() && params.tolerance >= 0.0) {
+        return Err(ActionError::param(
+            "tolerance",
+            format!(
+                "the tolerance must be a finite number, zero or more, got {}",
+                params.tolerance
+            ),
+        ));
+    }
+    Ok(BuiltAction::new(NodeImpl::Transform(Arc::new(
+        SimplifyTransform {
+            tolerance: params.tolerance,
+            preserve_topology: params.preserve_topology,
+        },
+    ))))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Runtime
+// ---------------------------------------------------------------------------------------------
+
+struct SimplifyTransform {
+    tolerance: f64,
+    preserve_topology: bool,
+}
+
+impl SimplifyTransform {
+    fn simplify(&self, geom: &G<f64>) -> G<f64> {
+        let t = self.tolerance;
+        if self.preserve_topology {
+            match geom {
+                G::LineString(l) => l.simplify_vw_preserve(t).into(),
+                G::MultiLineString(m) => m.simplify_vw_preserve(t).into(),
+                G::Polygon(p) => p.simplify_vw_preserve(t).into(),
+                G::MultiPolygon(m) => m.simplify_vw_preserve(t).into(),
+                G::GeometryCollection(c) => self.collection(c),
+                G::Point(_) | G::MultiPoint(_) | G::Line(_) | G::Rect(_) | G::Triangle(_) => {
+                    geom.clone()
+                }
+            }
+        } else {
+            match geom {
+                G::LineString(l) => l.simplify(t).into(),
+                G::MultiLineString(m) => m.simplify(t).into(),
+                G::Polygon(p) => p.simplify(t).into(),
+                G::MultiPolygon(m) => m.simplify(t).into(),
+                G::GeometryCollection(c) => self.collection(c),
+                G::Point(_) | G::MultiPoint(_) | G::Line(_) | G::Rect(_) | G::Triangle(_) => {
+                    geom.clone()
+                }
+            }
+        }
+    }
+
+    fn collection(&self, c: &GeometryCollection<f64>) -> G<f64> {
+        G::GeometryCollection(GeometryCollection(
+            c.iter().map(|g| self.simplify(g)).collect(),
+        ))
+    }
+}
+
+impl Transform for SimplifyTransform {
+    fn apply(&self, features: Vec<Feature>, out: &mut Emitter) -> Result<(), ActionError> {
+        for mut feature in features {
+            let result = match feature.geometry() {
+                None => Err("simplify: the feature has no geometry".to_string()),
+                Some(g) => match non_finite(&g.geom) {
+                    Some(c) => Err(format!(
+                        "simplify: coordinate ({}, {}) is not finite",
+                        c.x, c.y
+                    )),
+                    None => Ok(Geometry {
+                        geom: self.simplify(&g.geom),
+                        crs: g.crs,
+                    }),
+                },
+            };
+            match result {
+                Ok(g) => {
+                    feature.set_geometry(Some(g));
+                    out.emit(feature)?;
+                }
+                Err(reason) => out.emit_to(1, reject(feature, reason))?,
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::geometry::test_util::{build, example_params, feature, reason, run, transform};
+    use geo::CoordsIter;
+    use geo_types::{LineString, line_string, point, polygon};
+    use serde_json::json;
+
+    fn coords(f: &Feature) -> usize {
+        f.geometry().unwrap().geom.coords_count()
+    }
+
+    #[test]
+    fn example_parses_and_builds() {
+        transform(&SPEC, example_params(&SPEC));
+    }
+
+    #[test]
+    fn rdp_drops_vertices_within_tolerance() {
+        let t = transform(&SPEC, json!({"tolerance": 0.5}));
+        let wobbly: G<f64> =
+            line_string![(x: 0.0, y: 0.0), (x: 1.0, y: 0.1), (x: 2.0, y: -0.1), (x: 3.0, y: 5.0), (x: 4.0, y: 0.0)].into();
+        let square_ish: G<f64> = polygon![
+            (x: 0.0, y: 0.0), (x: 5.0, y: 0.1), (x: 10.0, y: 0.0),
+            (x: 10.0, y: 10.0), (x: 0.0, y: 10.0)
+        ]
+        .into();
+        let input = vec![
+            feature(1, wobbly, Some(3857)),
+            feature(2, square_ish, None),
+            feature(3, point!(x: 1.0, y: 1.0).into(), None),
+        ];
+        let out = run(t.as_ref(), 2, input);
+        let expected: G<f64> =
+            line_string![(x: 0.0, y: 0.0), (x: 2.0, y: -0.1), (x: 3.0, y: 5.0), (x: 4.0, y: 0.0)]
+                .into();
+        assert_eq!(out[0][0].geometry().unwrap().geom, expected);
+        assert_eq!(out[0][0].geometry().unwrap().crs, Some(3857));
+        assert_eq!(coords(&out[0][1]), 5); // four corners, closed
+        assert_eq!(coords(&out[0][2]), 1);
+    }
+
+    #[test]
+    fn preserve_topology_avoids_the_self_intersection() {
+        let crossing: LineString<f64> = line_string![
+            (x: 10., y: 60.), (x: 135., y: 68.), (x: 94., y: 48.), (x: 126., y: 31.),
+            (x: 280., y: 19.), (x: 117., y: 48.), (x: 300., y: 40.), (x: 301., y: 10.)
+        ];
+        let t = transform(
+            &SPEC,
+            json!({"tolerance": 668.6, "preserve_topology": true}),
+        );
+        let out = run(t.as_ref(), 2, vec![feature(1, crossing.into(), None)]);
+        let expected: G<f64> = line_string![
+            (x: 10., y: 60.), (x: 126., y: 31.), (x: 280., y: 19.),
+            (x: 117., y: 48.), (x: 300., y: 40.), (x: 301., y: 10.)
+        ]
+        .into();
+        assert_eq!(out[0][0].geometry().unwrap().geom, expected);
+    }
+
+    #[test]
+    fn bad_data_is_rejected_and_bad_params_located() {
+        let t = transform(&SPEC, json!({"tolerance": 1.0}));
+        let nan: G<f64> = line_string![(x: 0.0, y: f64::NAN), (x: 1.0, y: 0.0)].into();
+        let out = run(
+            t.as_ref(),
+            2,
+            vec![
+                Feature::from_pairs(1, [("name", "x".into())]),
+                feature(2, nan, None),
+            ],
+        );
+        assert!(out[0].is_empty());
+        assert!(reason(&out[1][0]).contains("no geometry"));
+        assert!(reason(&out[1][1]).contains("not finite"));
+        assert!(matches!(
+            build(&SPEC, json!({"tolerance": -1.0})),
+            Err(ActionError::Param { path, .. }) if path == "tolerance"
+        ));
+    }
+}
