@@ -36,14 +36,17 @@ fn fanout_yaml(branches: usize) -> String {
     let mut y = format!("nodes:\n  - {{ id: src, action: gen, with: {{ count: {N} }} }}\n");
     let mut e = String::from("edges:\n");
     for b in 0..branches {
-        y.push_str(&format!("  - {{ id: p{b}, action: pass }}\n  - {{ id: s{b}, action: count }}\n"));
+        y.push_str(&format!(
+            "  - {{ id: p{b}, action: pass }}\n  - {{ id: s{b}, action: count }}\n"
+        ));
         e.push_str(&format!("  - src -> p{b}\n  - p{b} -> s{b}\n"));
     }
     y + &e
 }
 
 fn run_yaml(yaml: &str) -> u64 {
-    let plan = workflow::load("bench.yaml", yaml, &test_registry(), &VarSources::default()).unwrap();
+    let plan =
+        workflow::load("bench.yaml", yaml, &test_registry(), &VarSources::default()).unwrap();
     let report = run(plan, RunOptions::default()).unwrap();
     report.peak_rss_bytes
 }
@@ -55,10 +58,14 @@ fn single_thread_loop() -> u64 {
     let mut next: Vec<Feature> = Vec::with_capacity(1024);
     for start in (0..N).step_by(1024) {
         for i in start..(start + 1024).min(N) {
-            stage.push(Feature::new(i, schema.clone(), vec![Value::Int(i as i64), Value::from("x")]));
+            stage.push(Feature::new(
+                i,
+                schema.clone(),
+                vec![Value::Int(i as i64), Value::from("x")],
+            ));
         }
         for _ in 0..9 {
-            next.extend(stage.drain(..));
+            next.append(&mut stage);
             std::mem::swap(&mut stage, &mut next);
         }
         count += stage.len() as u64;
@@ -72,8 +79,12 @@ fn chain(c: &mut Criterion) {
     g.throughput(Throughput::Elements(N));
     g.sample_size(10).measurement_time(Duration::from_secs(8));
     let yaml = chain_yaml(8);
-    g.bench_function("10_nodes_threaded", |b| b.iter(|| black_box(run_yaml(&yaml))));
-    g.bench_function("single_thread_loop", |b| b.iter(|| black_box(single_thread_loop())));
+    g.bench_function("10_nodes_threaded", |b| {
+        b.iter(|| black_box(run_yaml(&yaml)))
+    });
+    g.bench_function("single_thread_loop", |b| {
+        b.iter(|| black_box(single_thread_loop()))
+    });
     g.finish();
 }
 
@@ -89,7 +100,11 @@ fn fanout(c: &mut Criterion) {
             "fanout/{branches}: bytes held (peak RSS above start) = {} KiB",
             peak.saturating_sub(before) / 1024
         );
-        let name = if branches == 1 { "1_branch" } else { "8_branches" };
+        let name = if branches == 1 {
+            "1_branch"
+        } else {
+            "8_branches"
+        };
         g.bench_function(name, |b| b.iter(|| black_box(run_yaml(&yaml))));
     }
     g.finish();

@@ -9,10 +9,13 @@ use crate::error::ActionError;
 use crate::executor::CancelToken;
 use crate::feature::{Batch, Feature};
 
+/// One edge leaving a port: its sender and the counter of features that crossed it.
+pub(crate) type EdgeOut = (Sender<Batch>, Arc<AtomicU64>);
+
 /// One output port: a buffer and the edges it feeds.
 struct PortOut {
     buf: Vec<Feature>,
-    edges: Vec<(Sender<Batch>, Arc<AtomicU64>)>,
+    edges: Vec<EdgeOut>,
     emitted: Arc<AtomicU64>,
 }
 
@@ -47,7 +50,7 @@ impl Emitter {
     /// A sending emitter: for each port, its edges (sender and edge counter) and a port
     /// counter.
     pub(crate) fn channels(
-        ports: Vec<(Vec<(Sender<Batch>, Arc<AtomicU64>)>, Arc<AtomicU64>)>,
+        ports: Vec<(Vec<EdgeOut>, Arc<AtomicU64>)>,
         batch_size: Arc<AtomicUsize>,
         cancel: CancelToken,
     ) -> Emitter {
@@ -136,7 +139,7 @@ impl Emitter {
             let b = if i == last {
                 batch.take().unwrap_or_default()
             } else {
-                batch.as_ref().map(|b| b.clone()).unwrap_or_default()
+                batch.clone().unwrap_or_default()
             };
             crossbeam_channel::select! {
                 send(tx, b) -> res => {

@@ -6,6 +6,7 @@ mod registry;
 mod spec;
 mod traits;
 
+pub(crate) use emit::EdgeOut;
 pub use emit::Emitter;
 pub use registry::Registry;
 pub use spec::{ActionKind, ActionSpec, BuildContext, BuiltAction, NodeImpl, schema_of};

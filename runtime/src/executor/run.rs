@@ -21,13 +21,13 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, Sender};
+use crossbeam_channel::Receiver;
 use parking_lot::Mutex;
 
 use super::node::{Finished, NodeRun};
 use super::report::{EdgeReport, NodeReport, RunReport};
 use super::{CancelToken, new_pool};
-use crate::action::{Emitter, NodeContext};
+use crate::action::{EdgeOut, Emitter, NodeContext};
 use crate::dag::Plan;
 use crate::error::{ActionError, RunError};
 use crate::events::{Event, EventSender};
@@ -203,7 +203,7 @@ fn prepare(plan: Plan, opts: RunOptions) -> Result<(Arc<Vec<NodeProgress>>, Laun
         name, nodes, edges, ..
     } = plan;
     // Channels: one per edge.
-    let mut senders: HashMap<(usize, usize), Vec<(Sender<Batch>, Arc<AtomicU64>)>> = HashMap::new();
+    let mut senders: HashMap<(usize, usize), Vec<EdgeOut>> = HashMap::new();
     let mut receivers: HashMap<usize, Vec<(usize, Receiver<Batch>)>> = HashMap::new();
     let mut edge_counters = Vec::new();
     for e in &edges {

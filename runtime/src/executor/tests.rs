@@ -85,14 +85,22 @@ edges: [ "src -> mid", "mid -> sink", "src -> hold", "hold -> sink.other" ]
     let plan = workflow::load("t.yaml", yaml, &test_registry(), &VarSources::default()).unwrap();
     let handle = start(plan, opts(1024, 256)).unwrap();
     // Wait until features flow, then cancel.
-    while handle.progress().iter().all(|p| p.features_in.load(std::sync::atomic::Ordering::Relaxed) < 10_000) {
+    while handle
+        .progress()
+        .iter()
+        .all(|p| p.features_in.load(std::sync::atomic::Ordering::Relaxed) < 10_000)
+    {
         std::thread::yield_now();
     }
     let t0 = Instant::now();
     handle.cancel();
     let err = handle.wait().unwrap_err();
     assert!(matches!(err, RunError::Cancelled), "{err}");
-    assert!(t0.elapsed() < Duration::from_secs(1), "took {:?}", t0.elapsed());
+    assert!(
+        t0.elapsed() < Duration::from_secs(1),
+        "took {:?}",
+        t0.elapsed()
+    );
 }
 
 #[test]
@@ -100,7 +108,9 @@ fn fan_out_to_eight_branches_makes_no_deep_copies() {
     let mut yaml = String::from("nodes:\n  - { id: src, action: gen, with: { count: 1000000 } }\n");
     let mut edges = String::from("edges:\n");
     for b in 0..8 {
-        yaml.push_str(&format!("  - {{ id: p{b}, action: pass }}\n  - {{ id: s{b}, action: count }}\n"));
+        yaml.push_str(&format!(
+            "  - {{ id: p{b}, action: pass }}\n  - {{ id: s{b}, action: count }}\n"
+        ));
         edges.push_str(&format!("  - src -> p{b}\n  - p{b} -> s{b}\n"));
     }
     yaml.push_str(&edges);
@@ -108,7 +118,10 @@ fn fan_out_to_eight_branches_makes_no_deep_copies() {
     let report = run_yaml(&yaml, &test_registry(), RunOptions::default(), T).unwrap();
     assert_eq!(crate::feature::deep_copies() - before, 0);
     for b in 0..8 {
-        assert_eq!(report.node(&format!("s{b}")).unwrap().features_in, 1_000_000);
+        assert_eq!(
+            report.node(&format!("s{b}")).unwrap().features_in,
+            1_000_000
+        );
     }
 }
 
@@ -122,8 +135,15 @@ nodes:
   - { id: sink, action: count }
 edges: [ "src -> h1", "src -> h2", "h1 -> sink", "h2 -> sink.other" ]
 "#;
-    for gate in [GatePolicyT::Adaptive, GatePolicyT::Semaphore(1), GatePolicyT::Ungated] {
-        let o = RunOptions { gate, ..opts(64, 32) };
+    for gate in [
+        GatePolicyT::Adaptive,
+        GatePolicyT::Semaphore(1),
+        GatePolicyT::Ungated,
+    ] {
+        let o = RunOptions {
+            gate,
+            ..opts(64, 32)
+        };
         let r = run_yaml(yaml, &test_registry(), o, T).unwrap();
         assert_eq!(r.node("sink").unwrap().features_in, 10_000);
     }
@@ -140,12 +160,20 @@ struct Shape {
 }
 
 fn shape() -> impl Strategy<Value = Shape> {
-    (2usize..10, prop::sample::select(vec![1usize, 2, 7, 64, 4096]), prop::sample::select(vec![1usize, 3, 64, 1024]))
+    (
+        2usize..10,
+        prop::sample::select(vec![1usize, 2, 7, 64, 4096]),
+        prop::sample::select(vec![1usize, 3, 64, 1024]),
+    )
         .prop_flat_map(|(n, bound, batch)| {
             let nodes = (0..n)
                 .map(|i| {
                     (
-                        if i == 0 { Just(0u8).boxed() } else { (0u8..4).boxed() },
+                        if i == 0 {
+                            Just(0u8).boxed()
+                        } else {
+                            (0u8..4).boxed()
+                        },
                         prop::sample::select(vec![0u64, 1, 17, 300]),
                         prop::collection::vec(0..i.max(1), 1..3),
                     )
@@ -153,7 +181,11 @@ fn shape() -> impl Strategy<Value = Shape> {
                 .collect::<Vec<_>>();
             (nodes, Just(bound), Just(batch))
         })
-        .prop_map(|(nodes, bound, batch)| Shape { nodes, bound, batch })
+        .prop_map(|(nodes, bound, batch)| Shape {
+            nodes,
+            bound,
+            batch,
+        })
 }
 
 fn to_yaml(s: &Shape) -> (String, Vec<Option<u64>>) {
@@ -164,11 +196,21 @@ fn to_yaml(s: &Shape) -> (String, Vec<Option<u64>>) {
     let mut is_sink: Vec<bool> = Vec::new();
     for (i, (kind, count, inputs)) in s.nodes.iter().enumerate() {
         // Only nodes with outputs can feed others.
-        let feeders: Vec<usize> = inputs.iter().copied().filter(|j| *j < i && !is_sink[*j]).collect();
-        let kind = if *kind != 0 && feeders.is_empty() { 0 } else { *kind };
+        let feeders: Vec<usize> = inputs
+            .iter()
+            .copied()
+            .filter(|j| *j < i && !is_sink[*j])
+            .collect();
+        let kind = if *kind != 0 && feeders.is_empty() {
+            0
+        } else {
+            *kind
+        };
         let action = ["gen", "pass", "hold", "count"][kind as usize];
         match kind {
-            0 => y.push_str(&format!("  - {{ id: n{i}, action: gen, with: {{ count: {count} }} }}\n")),
+            0 => y.push_str(&format!(
+                "  - {{ id: n{i}, action: gen, with: {{ count: {count} }} }}\n"
+            )),
             _ => y.push_str(&format!("  - {{ id: n{i}, action: {action} }}\n")),
         }
         let mut total = if kind == 0 { *count } else { 0 };

@@ -56,14 +56,13 @@ impl Pressure {
 pub fn current_rss() -> u64 {
     #[cfg(target_os = "linux")]
     {
-        if let Ok(s) = std::fs::read_to_string("/proc/self/statm") {
-            if let Some(pages) = s
+        if let Ok(s) = std::fs::read_to_string("/proc/self/statm")
+            && let Some(pages) = s
                 .split_whitespace()
                 .nth(1)
                 .and_then(|p| p.parse::<u64>().ok())
-            {
-                return pages * 4096;
-            }
+        {
+            return pages * 4096;
         }
     }
     let pid = match sysinfo::get_current_pid() {

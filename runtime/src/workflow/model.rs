@@ -349,14 +349,14 @@ fn read_nodes(nodes: &Node, d: &mut Diags) -> Vec<NodeDecl> {
             continue;
         };
         let with = item.get("with").cloned();
-        if let Some(w) = &with {
-            if !matches!(w.kind, Kind::Map(_) | Kind::Null) {
-                d.error(
-                    w.pos,
-                    format!("\"with\" must be a mapping, found {}", w.type_name()),
-                )
-                .node(&id);
-            }
+        if let Some(w) = &with
+            && !matches!(w.kind, Kind::Map(_) | Kind::Null)
+        {
+            d.error(
+                w.pos,
+                format!("\"with\" must be a mapping, found {}", w.type_name()),
+            )
+            .node(&id);
         }
         out.push(NodeDecl {
             id,

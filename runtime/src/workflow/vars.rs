@@ -143,8 +143,11 @@ fn splice(
     used: &mut BTreeSet<String>,
 ) -> Result<Spliced, String> {
     let trimmed = s.trim();
-    if let Some(name) = trimmed.strip_prefix("${").and_then(|r| r.strip_suffix('}')) {
-        if !name.contains('}') && !name.contains('$') {
+    if let Some(name) = trimmed.strip_prefix("${").and_then(|r| r.strip_suffix('}'))
+        && !name.contains('}')
+        && !name.contains('$')
+    {
+        {
             let name = name.trim();
             used.insert(name.to_string());
             return match values.get(name) {
