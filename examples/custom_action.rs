@@ -9,7 +9,8 @@ use sluice::runtime::action::schema_of;
 use sluice::runtime::executor::{self, RunOptions};
 use sluice::runtime::workflow::{self, VarSources};
 use sluice::runtime::{
-    ActionError, ActionKind, ActionSpec, BuildContext, BuiltAction, Emitter, Feature, NodeImpl, Transform, Value,
+    ActionError, ActionKind, ActionSpec, BuildContext, BuiltAction, Emitter, Feature, NodeImpl,
+    Transform, Value,
 };
 
 /// Parameters of `shout`.
@@ -41,7 +42,9 @@ impl Transform for Shout {
 
 fn build(ctx: &BuildContext) -> Result<BuiltAction, ActionError> {
     let p: ShoutParams = ctx.params()?;
-    Ok(BuiltAction::new(NodeImpl::Transform(Arc::new(Shout { attribute: p.attribute }))))
+    Ok(BuiltAction::new(NodeImpl::Transform(Arc::new(Shout {
+        attribute: p.attribute,
+    }))))
 }
 
 const SHOUT: ActionSpec = ActionSpec::new(
@@ -65,6 +68,9 @@ edges: [ make -> loud, loud -> show ]
 "#;
     let plan = workflow::load("custom.yaml", yaml, &registry, &VarSources::default())?;
     let report = executor::run(plan, RunOptions::default())?;
-    println!("shout saw {} feature(s)", report.node("loud").map_or(0, |n| n.features_in));
+    println!(
+        "shout saw {} feature(s)",
+        report.node("loud").map_or(0, |n| n.features_in)
+    );
     Ok(())
 }

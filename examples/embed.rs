@@ -28,7 +28,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let plan = match workflow::load("embedded.yaml", WORKFLOW, &registry, &VarSources::default()) {
         Ok(plan) => plan,
         Err(e) => {
-            for d in e.diagnostics.iter().filter(|d| d.severity == Severity::Error) {
+            for d in e
+                .diagnostics
+                .iter()
+                .filter(|d| d.severity == Severity::Error)
+            {
                 eprintln!("{} (line {}, node {:?})", d.message, d.line, d.node);
             }
             return Err(e.into());
@@ -44,7 +48,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // 3. Watch events until the run ends.
     for event in rx.iter() {
         match event {
-            Event::NodeFinished { node, features_in, features_out, .. } => {
+            Event::NodeFinished {
+                node,
+                features_in,
+                features_out,
+                ..
+            } => {
                 println!("{node}: {features_in} in, {features_out} out")
             }
             Event::RunFinished { ok, elapsed } => {
