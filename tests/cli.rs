@@ -100,7 +100,8 @@ fn failed_run_exits_2_names_the_node_and_leaves_no_output() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
         dir.path().join("wf.yaml"),
-        "nodes:\n  - { id: read, action: csv_reader, with: { path: missing.csv } }\n  - { id: write, action: csv_writer, with: { path: out.csv } }\nedges: [ read -> write ]\n",
+        // A healthy branch (which may finish first) and a failing one: neither output may exist.
+        "nodes:\n  - { id: read, action: csv_reader, with: { path: missing.csv } }\n  - { id: write, action: csv_writer, with: { path: out.csv } }\n  - { id: make, action: feature_creator, with: { features: [ { a: 1 } ] } }\n  - { id: ok_write, action: csv_writer, with: { path: ok.csv } }\nedges: [ read -> write, make -> ok_write ]\n",
     )
     .unwrap();
     let o = sluice(dir.path(), &["run", "wf.yaml"], T);

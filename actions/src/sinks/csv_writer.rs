@@ -36,6 +36,7 @@ use sluice_runtime::{
 };
 
 use super::Output;
+use sluice_runtime::store::AtomicWriter;
 
 /// Parameters of `csv_writer`.
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -107,6 +108,7 @@ fn build(ctx: &BuildContext) -> Result<BuiltAction, ActionError> {
         geometry: p.geometry,
         gzip,
         out: None,
+        pending: None,
         layout: None,
         cell: String::new(),
         written: 0,
@@ -133,6 +135,8 @@ struct CsvWriter {
     geometry: Option<GeometryFormat>,
     gzip: bool,
     out: Option<csv::Writer<Output>>,
+    /// The finished, not yet committed output.
+    pending: Option<AtomicWriter>,
     layout: Option<Layout>,
     /// Reused buffer for one cell's text.
     cell: String,
@@ -318,12 +322,17 @@ impl Sink for CsvWriter {
                 .map_err(|e| ActionError::io(format!("writing {}", self.path), e.into_error()))?,
             None => Output::create(&self.path, self.gzip)?,
         };
-        output.commit(&self.path)?;
+        self.pending = Some(output.finish(&self.path)?);
         ctx.log(format!("wrote {} features to {}", self.written, self.path));
         Ok(())
     }
 
+    fn commit(&mut self) -> Result<(), ActionError> {
+        super::commit_pending(&mut self.pending)
+    }
+
     fn abort(&mut self) {
+        self.pending = None;
         // Dropping the writer drops the AtomicWriter, which removes the temporary file.
         self.out = None;
     }
@@ -413,6 +422,7 @@ mod tests {
             w.write(0, features[..2].to_vec(), &ctx).unwrap();
             w.write(0, features[2..].to_vec(), &ctx).unwrap();
             w.finish(&ctx).unwrap();
+            w.commit().unwrap();
             assert_eq!(String::from_utf8(read_back(&out)).unwrap(), input);
         }
     }
@@ -427,6 +437,7 @@ mod tests {
             let mut w = sink(serde_json::json!({ "path": out }));
             w.write(0, vec![f.clone()], &ctx).unwrap();
             w.finish(&ctx).unwrap();
+            w.commit().unwrap();
             outputs.push(read_back(&out));
         }
         assert_eq!(outputs[0], outputs[1]);
@@ -450,6 +461,7 @@ mod tests {
         );
         w.write(0, vec![f.clone(), none.clone()], &ctx).unwrap();
         w.finish(&ctx).unwrap();
+        w.commit().unwrap();
         assert_eq!(
             String::from_utf8(read_back("memory://csv_writer/g.csv")).unwrap(),
             "x;n;geometry\n9;a;POINT(1.5 -2)\n1;b;\n"
@@ -460,6 +472,7 @@ mod tests {
         );
         w.write(0, vec![f, none], &ctx).unwrap();
         w.finish(&ctx).unwrap();
+        w.commit().unwrap();
         assert_eq!(
             String::from_utf8(read_back("memory://csv_writer/xy.csv")).unwrap(),
             "a,1.5,-2.0\nb,,\n"
@@ -521,6 +534,7 @@ mod tests {
         w.write(0, rows, &ctx).unwrap();
         assert!(!path.exists(), "nothing is visible before finish");
         w.finish(&ctx).unwrap();
+        w.commit().unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
         assert_eq!(text.lines().count(), 50_001);
         assert_eq!(
@@ -535,6 +549,7 @@ mod tests {
         let mut w = sink(serde_json::json!({"path": "memory://csv_writer/empty.csv"}));
         w.write(0, Vec::new(), &ctx).unwrap();
         w.finish(&ctx).unwrap();
+        w.commit().unwrap();
         assert!(read_back("memory://csv_writer/empty.csv").is_empty());
     }
 

@@ -25,6 +25,7 @@ use sluice_runtime::{
 };
 
 use super::Output;
+use sluice_runtime::store::AtomicWriter;
 
 /// Parameters of `jsonl_writer`.
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -57,6 +58,7 @@ fn build(ctx: &BuildContext) -> Result<BuiltAction, ActionError> {
         path: p.path,
         gzip,
         out: None,
+        pending: None,
         written: 0,
     }))))
 }
@@ -65,6 +67,8 @@ struct JsonlWriter {
     path: String,
     gzip: bool,
     out: Option<Output>,
+    /// The finished, not yet committed output.
+    pending: Option<AtomicWriter>,
     written: u64,
 }
 
@@ -135,12 +139,17 @@ impl Sink for JsonlWriter {
             Some(o) => o,
             None => Output::create(&self.path, self.gzip)?,
         };
-        out.commit(&self.path)?;
+        self.pending = Some(out.finish(&self.path)?);
         ctx.log(format!("wrote {} features to {}", self.written, self.path));
         Ok(())
     }
 
+    fn commit(&mut self) -> Result<(), ActionError> {
+        super::commit_pending(&mut self.pending)
+    }
+
     fn abort(&mut self) {
+        self.pending = None;
         // Dropping the output removes the temporary file.
         self.out = None;
     }
@@ -209,6 +218,7 @@ mod tests {
         let mut w = sink(serde_json::json!({"path": "memory://jsonl_writer/a.jsonl"}));
         w.write(0, vec![a, b], &ctx).unwrap();
         w.finish(&ctx).unwrap();
+        w.commit().unwrap();
         assert_eq!(
             read_back("memory://jsonl_writer/a.jsonl"),
             "{\"name\":\"Zoë \\\"q\\\"\",\"n\":3,\"x\":0.1,\"nan\":null,\"none\":null,\"day\":\"2024-02-29\",\"geometry\":{\"type\":\"Point\",\"coordinates\":[1.0,2.5]}}\n{\"ok\":true}\n"

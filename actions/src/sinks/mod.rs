@@ -1,8 +1,9 @@
 //! The sinks of the action library.
 //!
-//! File sinks write through `Output`, an [`AtomicWriter`] with optional gzip: nothing is
-//! visible at the target until the sink's `finish` commits, and `abort` (or a drop) removes
-//! the temporary file.
+//! File sinks write through `Output`, an [`AtomicWriter`] with optional gzip: `finish`
+//! flushes everything to the temporary file, nothing is visible at the target until the
+//! executor calls the sink's `commit` (after every node of the run succeeded), and `abort`
+//! (or a drop) removes the temporary file.
 
 pub mod csv_writer;
 pub mod jsonl_writer;
@@ -38,15 +39,19 @@ impl Output {
         })
     }
 
-    /// Finishes the stream and commits the file.
-    pub(crate) fn commit(self, path: &str) -> Result<(), ActionError> {
-        let w = match self {
+    /// Finishes the stream (gzip trailer, buffers flushed to the temporary file) and returns
+    /// the writer, still uncommitted: the sink commits it in `Sink::commit`, once the whole
+    /// run has succeeded.
+    pub(crate) fn finish(self, path: &str) -> Result<AtomicWriter, ActionError> {
+        let mut w = match self {
             Output::Plain(w) => w,
             Output::Gzip(gz) => gz
                 .finish()
                 .map_err(|e| ActionError::io(format!("writing {path}"), e))?,
         };
-        Ok(w.commit()?)
+        w.flush()
+            .map_err(|e| ActionError::io(format!("writing {path}"), e))?;
+        Ok(w)
     }
 }
 
@@ -64,5 +69,13 @@ impl Write for Output {
             Output::Plain(w) => w.flush(),
             Output::Gzip(w) => w.flush(),
         }
+    }
+}
+
+/// Commits a finished output, if there is one (the shared body of file sinks' `commit`).
+pub(crate) fn commit_pending(pending: &mut Option<AtomicWriter>) -> Result<(), ActionError> {
+    match pending.take() {
+        Some(w) => Ok(w.commit()?),
+        None => Ok(()),
     }
 }
