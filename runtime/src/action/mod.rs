@@ -4,7 +4,7 @@
 mod emit;
 mod registry;
 mod spec;
-mod traits;
+pub mod traits;
 
 pub(crate) use emit::EdgeOut;
 pub use emit::Emitter;

@@ -105,7 +105,7 @@ impl NodeContext {
     }
 }
 
-/// Produces features. See the [module docs](self) for the lifecycle.
+/// Produces features. See the [module docs](crate::action::traits) for the lifecycle.
 pub trait Source: Send {
     /// Emits every feature, then returns.
     fn run(&mut self, ctx: &NodeContext, out: &mut Emitter) -> Result<(), ActionError>;
