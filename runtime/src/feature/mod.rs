@@ -13,6 +13,7 @@
 mod copies;
 mod schema;
 mod value;
+pub mod wkb;
 
 #[cfg(any(test, feature = "testing"))]
 pub use copies::deep_copies;

@@ -4,18 +4,22 @@
 mod budget;
 mod gate;
 pub mod monitor;
+mod spill;
 mod spill_dir;
 
 pub use budget::{ConsumerStats, MemoryBudget, Reservation};
 pub use gate::{Gate, GatePermit, GatePolicy};
 pub use monitor::{Monitor, Pressure, current_rss, total_memory};
+pub use spill::{MergeIter, ROW_GROUP_ROWS, SpillReader, SpillRun, merge, write_run};
 pub use spill_dir::SpillDir;
 
 /// Parses a size such as `64MB`, `1.5GiB`, `512k` or `1000000` (bytes). Units are powers of
 /// 1024 (`KB` = `KiB`).
 pub fn parse_size(s: &str) -> Result<u64, String> {
     let t = s.trim();
-    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
     let n: f64 = num
         .parse()
@@ -26,7 +30,11 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
         "m" | "mb" | "mib" => 1 << 20,
         "g" | "gb" | "gib" => 1 << 30,
         "t" | "tb" | "tib" => 1 << 40,
-        other => return Err(format!("unknown size unit \"{other}\" in \"{s}\" (use B, KB, MB, GB, TB)")),
+        other => {
+            return Err(format!(
+                "unknown size unit \"{other}\" in \"{s}\" (use B, KB, MB, GB, TB)"
+            ));
+        }
     };
     Ok((n * mult as f64) as u64)
 }
