@@ -15,7 +15,11 @@ use sluice::runtime::workflow::{self, VarSources};
 use sluice::runtime::{Event, RunError, ValidationError, events::EventSender};
 
 #[derive(Parser)]
-#[command(name = "sluice", version, about = "Run dataflow workflows over features (YAML in, files out).")]
+#[command(
+    name = "sluice",
+    version,
+    about = "Run dataflow workflows over features (YAML in, files out)."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -118,7 +122,9 @@ fn run() -> anyhow::Result<ExitCode> {
             spill_dir,
             quiet,
         } => {
-            let Some(vars) = parse_vars(&vars) else { return Ok(ExitCode::from(1)) };
+            let Some(vars) = parse_vars(&vars) else {
+                return Ok(ExitCode::from(1));
+            };
             let plan = match workflow::load_file(&file, &registry, &vars) {
                 Ok(p) => p,
                 Err(e) => return Ok(invalid(&e)),
@@ -159,7 +165,9 @@ fn run() -> anyhow::Result<ExitCode> {
             finish(result, report.as_deref(), quiet)
         }
         Command::Validate { file, vars } => {
-            let Some(vars) = parse_vars(&vars) else { return Ok(ExitCode::from(1)) };
+            let Some(vars) = parse_vars(&vars) else {
+                return Ok(ExitCode::from(1));
+            };
             match workflow::load_file(&file, &registry, &vars) {
                 Ok(plan) => {
                     for w in &plan.warnings {
@@ -177,7 +185,9 @@ fn run() -> anyhow::Result<ExitCode> {
             }
         }
         Command::Graph { file, vars } => {
-            let Some(vars) = parse_vars(&vars) else { return Ok(ExitCode::from(1)) };
+            let Some(vars) = parse_vars(&vars) else {
+                return Ok(ExitCode::from(1));
+            };
             match workflow::load_file(&file, &registry, &vars) {
                 Ok(plan) => {
                     print!("{}", plan.to_dot());
@@ -210,26 +220,41 @@ fn run() -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Schema => {
-            println!("{}", serde_json::to_string_pretty(&workflow::json_schema(&registry))?);
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&workflow::json_schema(&registry))?
+            );
             Ok(ExitCode::SUCCESS)
         }
-        Command::Generate { dataset: _, rows, seed, out } => {
+        Command::Generate {
+            dataset: _,
+            rows,
+            seed,
+            out,
+        } => {
             if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
-                std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+                std::fs::create_dir_all(dir)
+                    .with_context(|| format!("creating {}", dir.display()))?;
             }
             let tmp = out.with_extension("csv.partial");
-            let file = std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+            let file = std::fs::File::create(&tmp)
+                .with_context(|| format!("creating {}", tmp.display()))?;
             let mut w = std::io::BufWriter::with_capacity(1 << 20, file);
-            sluice::generate::w1(rows, seed, &mut w).with_context(|| format!("writing {}", tmp.display()))?;
+            sluice::generate::w1(rows, seed, &mut w)
+                .with_context(|| format!("writing {}", tmp.display()))?;
             w.flush()?;
-            std::fs::rename(&tmp, &out).with_context(|| format!("renaming into {}", out.display()))?;
+            std::fs::rename(&tmp, &out)
+                .with_context(|| format!("renaming into {}", out.display()))?;
             eprintln!("wrote {rows} rows to {}", out.display());
             Ok(ExitCode::SUCCESS)
         }
     }
 }
 
-fn crossbeam_channel_unbounded() -> (crossbeam_channel::Sender<Event>, crossbeam_channel::Receiver<Event>) {
+fn crossbeam_channel_unbounded() -> (
+    crossbeam_channel::Sender<Event>,
+    crossbeam_channel::Receiver<Event>,
+) {
     crossbeam_channel::unbounded()
 }
 
@@ -263,7 +288,12 @@ fn invalid(e: &ValidationError) -> ExitCode {
 }
 
 /// Shows progress until the run ends: a redrawn table on a terminal, log lines otherwise.
-fn watch(handle: &executor::RunHandle, rx: &crossbeam_channel::Receiver<Event>, interactive: bool, quiet: bool) {
+fn watch(
+    handle: &executor::RunHandle,
+    rx: &crossbeam_channel::Receiver<Event>,
+    interactive: bool,
+    quiet: bool,
+) {
     let mut drawn = 0usize;
     loop {
         match rx.recv_timeout(Duration::from_millis(200)) {
@@ -317,7 +347,11 @@ fn clear(drawn: &mut usize) {
     }
 }
 
-fn finish(result: Result<RunReport, RunError>, report_path: Option<&Path>, quiet: bool) -> anyhow::Result<ExitCode> {
+fn finish(
+    result: Result<RunReport, RunError>,
+    report_path: Option<&Path>,
+    quiet: bool,
+) -> anyhow::Result<ExitCode> {
     match result {
         Ok(report) => {
             if let Some(p) = report_path {
