@@ -1,8 +1,21 @@
 //! The processors of the action library.
+//!
+//! Features an action cannot handle go to its `rejected` port with the reason attached
+//! ([`REJECTION_REASON`]); the crate-internal `reject` does that in one place.
 
-use sluice_runtime::ActionSpec;
+pub mod attribute_manager;
+pub mod filter;
+pub mod sort;
+
+use sluice_runtime::{ActionSpec, Feature, REJECTION_REASON, Value};
 
 /// The specs of every action in this module.
 pub fn specs() -> Vec<ActionSpec> {
-    vec![]
+    vec![sort::SPEC, filter::SPEC, attribute_manager::SPEC]
+}
+
+/// Attaches `reason` to a feature bound for a `rejected` port.
+pub(crate) fn reject(mut feature: Feature, reason: String) -> Feature {
+    feature.set(REJECTION_REASON, Value::from(reason));
+    feature
 }

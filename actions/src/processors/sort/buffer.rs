@@ -1,0 +1,373 @@
+//! Holding and ordering the features of `sort`: everything a spilling sort changes.
+
+use std::cmp::Ordering;
+use std::sync::Arc;
+
+use rayon::slice::ParallelSliceMut;
+use sluice_runtime::memory::Reservation;
+use sluice_runtime::{ActionError, Batch, Feature, NodeContext, Schema, Value};
+
+use super::KeySpec;
+
+/// Marks a key attribute the feature does not have.
+const MISSING: u32 = u32::MAX;
+/// What a missing key reads as.
+static NULL: Value = Value::Null;
+/// Keys beyond this many are compared through the flat key arrays, not inside the entries.
+const INLINE_KEYS: usize = 3;
+
+// ---------------------------------------------------------------------------------------------
+// Normalized keys
+//
+// Comparing `Value`s in place makes a sort of millions of features wait on memory: each
+// comparison follows pointers into two features' value arrays and strings. So when a feature
+// arrives, each key value is also encoded as a `(tag, norm)` pair that orders like
+// `Value::total_cmp`:
+//
+// - the tag holds the type rank (0 = null) and an EXACT bit;
+// - the norm is an order-preserving `[u64; 2]`: floats (and ints, as floats, as `total_cmp`
+//   compares them) in total-order bits, dates and datetimes with the sign bit flipped, strings
+//   and bytes as their first 16 bytes, big-endian.
+//
+// Pairs that differ order their values exactly. Equal pairs mean equal values when both are
+// EXACT; otherwise (long strings with a common prefix, huge ints, arrays, maps) the values are
+// compared in place. The sort itself moves compact entries holding the first keys' pairs.
+// ---------------------------------------------------------------------------------------------
+
+/// An order-preserving encoding of a value (see above).
+type Norm = [u64; 2];
+
+/// The type-rank bits of a tag.
+const RANK: u8 = 0x0f;
+/// Set when equal norms mean equal values.
+const EXACT: u8 = 0x80;
+const SIGN: u64 = 1 << 63;
+
+/// The `(tag, norm)` pair of a value.
+fn normalize(value: &Value) -> (u8, Norm) {
+    fn float(f: f64) -> Norm {
+        let bits = f.to_bits();
+        [if bits & SIGN != 0 { !bits } else { bits | SIGN }, 0]
+    }
+    fn prefix(bytes: &[u8], rank: u8) -> (u8, Norm) {
+        let mut buf = [0u8; 16];
+        let n = bytes.len().min(16);
+        buf[..n].copy_from_slice(&bytes[..n]);
+        // Zero padding is ambiguous only for values longer than 16 bytes or holding a zero.
+        let exact = bytes.len() <= 16 && !buf[..n].contains(&0);
+        let (hi, lo) = buf.split_at(8);
+        let word = |b: &[u8]| b.try_into().map_or(0, u64::from_be_bytes);
+        (rank | if exact { EXACT } else { 0 }, [word(hi), word(lo)])
+    }
+    match value {
+        Value::Null => (EXACT, [0, 0]),
+        Value::Bool(b) => (1 | EXACT, [u64::from(*b), 0]),
+        Value::Int(i) => {
+            // Exact while the int converts to a float without rounding.
+            let exact = i.unsigned_abs() <= 1 << 53;
+            (2 | if exact { EXACT } else { 0 }, float(*i as f64))
+        }
+        Value::Float(f) => (2 | EXACT, float(*f)),
+        Value::String(s) => prefix(s.as_bytes(), 3),
+        Value::Date(d) => (4 | EXACT, [(i64::from(*d) as u64) ^ SIGN, 0]),
+        Value::DateTime(t) => (5 | EXACT, [(*t as u64) ^ SIGN, 0]),
+        Value::Bytes(b) => prefix(b, 6),
+        Value::Array(_) => (7, [0, 0]),
+        Value::Map(_) => (8, [0, 0]),
+    }
+}
+
+/// [`Value::total_cmp`], except that an int and a float compare exactly.
+///
+/// `total_cmp` compares them through `int as f64`, which rounds beyond 2^53 and so is not
+/// transitive (`2^53 + 1 == 2^53 as float == 2^53`, yet `2^53 < 2^53 + 1`). Here an int sits
+/// exactly where its mathematical value is; zero counts as `+0.0` (after `-0.0`), as in
+/// `total_cmp`, and NaNs stay at the ends.
+pub(super) fn compare_values(a: &Value, b: &Value) -> Ordering {
+    match (a, b) {
+        (Value::Int(i), Value::Float(f)) => int_float_cmp(*i, *f),
+        (Value::Float(f), Value::Int(i)) => int_float_cmp(*i, *f).reverse(),
+        _ => a.total_cmp(b),
+    }
+}
+
+fn int_float_cmp(i: i64, f: f64) -> Ordering {
+    if f.is_nan() {
+        return if f.is_sign_negative() {
+            Ordering::Greater
+        } else {
+            Ordering::Less
+        };
+    }
+    // Rounding is monotonic and `f` is a float, so a rounded difference is a real one.
+    match (i as f64).total_cmp(&f) {
+        // `f` is then integral and within [-2^63, 2^63].
+        Ordering::Equal if f >= 9_223_372_036_854_775_808.0 => Ordering::Less,
+        Ordering::Equal => i.cmp(&(f as i64)),
+        o => o,
+    }
+}
+
+impl KeySpec {
+    /// Compares two normalized values of this key; `in_place` compares the values themselves
+    /// (both non-null) when the pairs cannot decide.
+    #[inline]
+    fn compare_norm(
+        &self,
+        (ta, na): (u8, Norm),
+        (tb, nb): (u8, Norm),
+        in_place: impl FnOnce() -> Ordering,
+    ) -> Ordering {
+        match (ta & RANK == 0, tb & RANK == 0) {
+            (false, false) => {
+                let mut o = (ta & RANK).cmp(&(tb & RANK)).then(na.cmp(&nb));
+                if o == Ordering::Equal && ta & tb & EXACT == 0 {
+                    o = in_place();
+                }
+                if self.descending { o.reverse() } else { o }
+            }
+            (true, true) => Ordering::Equal,
+            (true, false) if self.nulls_first => Ordering::Less,
+            (true, false) => Ordering::Greater,
+            (false, true) if self.nulls_first => Ordering::Greater,
+            (false, true) => Ordering::Less,
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The buffer
+// ---------------------------------------------------------------------------------------------
+
+/// Holds features and orders them: accumulate with [`SortBuffer::push`], drain with
+/// [`SortBuffer::finish_sorted`].
+///
+/// Per held feature it keeps, for every key, the column index (resolved once per schema) and
+/// the normalized pair (see above), in flat arrays of `keys.len()` items per feature.
+pub(super) struct SortBuffer {
+    keys: Vec<KeySpec>,
+    held: Held,
+    /// The last schema seen and its key columns.
+    last_schema: Option<(Arc<Schema>, Vec<u32>)>,
+    reservation: Option<Reservation>,
+}
+
+/// The held features and their keys.
+#[derive(Default)]
+struct Held {
+    features: Vec<Feature>,
+    /// Column index per feature and key (`MISSING` when absent).
+    columns: Vec<u32>,
+    /// Normalized tag per feature and key.
+    tags: Vec<u8>,
+    /// Normalized value per feature and key.
+    norms: Vec<Norm>,
+}
+
+impl Held {
+    /// The value of key `j` of feature `i` (`k` keys per feature).
+    #[inline]
+    fn value(&self, i: usize, j: usize, k: usize) -> &Value {
+        match self.columns.get(i * k + j) {
+            Some(&c) if c != MISSING => self
+                .features
+                .get(i)
+                .and_then(|f| f.values().get(c as usize))
+                .unwrap_or(&NULL),
+            _ => &NULL,
+        }
+    }
+}
+
+impl SortBuffer {
+    pub(super) fn new(keys: Vec<KeySpec>) -> SortBuffer {
+        SortBuffer {
+            keys,
+            held: Held::default(),
+            last_schema: None,
+            reservation: None,
+        }
+    }
+
+    /// Bytes of bookkeeping per held feature beyond its own size: the flat key arrays, the
+    /// largest sort entry and the order.
+    fn overhead(&self) -> usize {
+        21 * self.keys.len() + std::mem::size_of::<Entry<INLINE_KEYS>>() + 4
+    }
+
+    /// Takes a batch into the buffer, reserving its memory first.
+    pub(super) fn push(&mut self, batch: Batch, ctx: &NodeContext) -> Result<(), ActionError> {
+        if self.held.features.len() + batch.len() > u32::MAX as usize {
+            return Err(ActionError::data(
+                None,
+                format!("sort holds at most {} features", u32::MAX),
+            ));
+        }
+        let overhead = self.overhead();
+        let bytes: usize = batch.iter().map(|f| f.mem_size() + overhead).sum();
+        self.reservation
+            .get_or_insert_with(|| ctx.budget.register(&ctx.node_id))
+            .grow(bytes)?;
+        let k = self.keys.len();
+        let held = &mut self.held;
+        held.features.reserve(batch.len());
+        held.columns.reserve(batch.len() * k);
+        held.tags.reserve(batch.len() * k);
+        held.norms.reserve(batch.len() * k);
+        for feature in batch {
+            let schema = feature.schema();
+            let cached = matches!(&self.last_schema, Some((s, _)) if Arc::ptr_eq(s, schema));
+            if !cached {
+                let cols = self
+                    .keys
+                    .iter()
+                    .map(|k| {
+                        schema
+                            .index_of(&k.attribute)
+                            .and_then(|i| u32::try_from(i).ok())
+                            .unwrap_or(MISSING)
+                    })
+                    .collect();
+                self.last_schema = Some((schema.clone(), cols));
+            }
+            if let Some((_, cols)) = &self.last_schema {
+                for &c in cols {
+                    let value = feature.values().get(c as usize).unwrap_or(&NULL);
+                    let (tag, norm) = normalize(value);
+                    held.columns.push(c);
+                    held.tags.push(tag);
+                    held.norms.push(norm);
+                }
+            }
+            held.features.push(feature);
+        }
+        Ok(())
+    }
+
+    /// Sorts what was pushed and returns it as a draining iterator, which moves each feature
+    /// out and gives its reserved bytes back; the reservation is freed when it ends.
+    pub(super) fn finish_sorted(&mut self, ctx: &NodeContext) -> Result<SortedDrain, ActionError> {
+        ctx.check_cancelled()?;
+        let mut held = std::mem::take(&mut self.held);
+        self.last_schema = None;
+        let order = match self.keys.len() {
+            1 => sort_order::<1>(&mut held, &self.keys, ctx),
+            2 => sort_order::<2>(&mut held, &self.keys, ctx),
+            _ => sort_order::<INLINE_KEYS>(&mut held, &self.keys, ctx),
+        };
+        ctx.check_cancelled()?;
+        let n = held.features.len();
+        let reservation = self.reservation.take();
+        let per_feature = reservation.as_ref().map_or(0, |r| r.size() / n.max(1));
+        Ok(SortedDrain {
+            slots: held.features.into_iter().map(Some).collect(),
+            order: order.into_iter(),
+            reservation,
+            per_feature,
+            until_shrink: SHRINK_EVERY,
+        })
+    }
+}
+
+/// What the sort moves: the first `N` keys' normalized pairs and the feature's index.
+#[derive(Clone, Copy)]
+struct Entry<const N: usize> {
+    norms: [Norm; N],
+    tags: [u8; N],
+    index: u32,
+}
+
+/// The stable order of the held features under `keys`, as indices; the first `N` keys are
+/// compared inside the entries.
+fn sort_order<const N: usize>(held: &mut Held, keys: &[KeySpec], ctx: &NodeContext) -> Vec<u32> {
+    let k = keys.len();
+    let inline = N.min(k);
+    let mut entries: Vec<Entry<N>> = (0..held.features.len())
+        .map(|i| {
+            let mut e = Entry {
+                norms: [[0; 2]; N],
+                tags: [0; N],
+                index: i as u32,
+            };
+            e.norms[..inline].copy_from_slice(&held.norms[i * k..i * k + inline]);
+            e.tags[..inline].copy_from_slice(&held.tags[i * k..i * k + inline]);
+            e
+        })
+        .collect();
+    if k <= N {
+        // Every key is inside the entries: the flat arrays are no longer needed.
+        held.tags = Vec::new();
+        held.norms = Vec::new();
+    }
+    let held = &*held;
+    let compare = |a: &Entry<N>, b: &Entry<N>| -> Ordering {
+        let (ia, ib) = (a.index as usize, b.index as usize);
+        for (j, key) in keys.iter().enumerate() {
+            let (pa, pb) = if j < N {
+                ((a.tags[j], a.norms[j]), (b.tags[j], b.norms[j]))
+            } else {
+                let (x, y) = (ia * k + j, ib * k + j);
+                ((held.tags[x], held.norms[x]), (held.tags[y], held.norms[y]))
+            };
+            let o = key.compare_norm(pa, pb, || {
+                compare_values(held.value(ia, j, k), held.value(ib, j, k))
+            });
+            if o != Ordering::Equal {
+                return o;
+            }
+        }
+        Ordering::Equal
+    };
+    // Stable: ties keep arrival order. (Rayon's merge sort also never panics on an
+    // inconsistent order, which `Value::total_cmp` can be inside arrays; see `compare_values`.)
+    ctx.pool.install(|| entries.par_sort_by(compare));
+    entries.into_iter().map(|e| e.index).collect()
+}
+
+/// Gives bytes back every this many features while draining.
+const SHRINK_EVERY: usize = 4096;
+
+/// The sorted features, moved out one at a time.
+pub(super) struct SortedDrain {
+    slots: Vec<Option<Feature>>,
+    order: std::vec::IntoIter<u32>,
+    reservation: Option<Reservation>,
+    /// The reservation's average bytes per feature, given back as features leave.
+    per_feature: usize,
+    /// Features to emit before the next step back.
+    until_shrink: usize,
+}
+
+impl SortedDrain {
+    fn release(&mut self) {
+        self.slots = Vec::new();
+        if let Some(mut r) = self.reservation.take() {
+            r.free();
+        }
+    }
+}
+
+impl Iterator for SortedDrain {
+    type Item = Feature;
+
+    fn next(&mut self) -> Option<Feature> {
+        loop {
+            let Some(i) = self.order.next() else {
+                self.release();
+                return None;
+            };
+            // `order` is a permutation, so every slot is taken exactly once.
+            let Some(feature) = self.slots.get_mut(i as usize).and_then(Option::take) else {
+                continue;
+            };
+            self.until_shrink -= 1;
+            if self.until_shrink == 0 {
+                self.until_shrink = SHRINK_EVERY;
+                if let Some(r) = &mut self.reservation {
+                    r.shrink(SHRINK_EVERY * self.per_feature);
+                }
+            }
+            return Some(feature);
+        }
+    }
+}

@@ -1,0 +1,443 @@
+use super::buffer::compare_values;
+use super::*;
+use sluice_runtime::memory::MemoryBudget;
+use sluice_runtime::{Feature, Schema, Value};
+use std::cmp::Ordering;
+
+fn build_sort(params: serde_json::Value) -> Result<Box<dyn Processor>, ActionError> {
+    let built = (SPEC.build)(&BuildContext {
+        node_id: "t",
+        params: &params,
+    })?;
+    match built.node {
+        NodeImpl::Processor(p) => Ok(p),
+        _ => panic!("sort must build a processor"),
+    }
+}
+
+fn run(
+    params: serde_json::Value,
+    batches: Vec<Batch>,
+    ctx: &NodeContext,
+) -> Result<Vec<Feature>, ActionError> {
+    let mut sort = build_sort(params)?;
+    let mut out = Emitter::buffer(1);
+    for b in batches {
+        sort.process(0, b, ctx, &mut out)?;
+    }
+    sort.finish(ctx, &mut out)?;
+    Ok(out.into_buffers().remove(0))
+}
+
+fn ids(fs: &[Feature]) -> Vec<u64> {
+    fs.iter().map(Feature::id).collect()
+}
+
+fn rows(rows: &[(Value, Value)]) -> Batch {
+    let schema = Schema::new(["a", "b"]);
+    rows.iter()
+        .enumerate()
+        .map(|(i, (a, b))| Feature::new(i as u64, schema.clone(), vec![a.clone(), b.clone()]))
+        .collect()
+}
+
+#[test]
+fn example_params_build() {
+    let params = sluice_runtime::workflow::yaml::parse(SPEC.example)
+        .unwrap()
+        .to_json();
+    let expected = serde_json::json!({"by": [
+        {"attribute": "city"},
+        {"attribute": "population", "descending": true, "nulls": "last"}
+    ]});
+    assert_eq!(params, expected);
+    assert!(build_sort(params).is_ok());
+    const { assert!(SPEC.accumulates && SPEC.heavy_finish) };
+    let schema = serde_json::to_string(&(SPEC.schema)()).unwrap();
+    for word in ["\"by\"", "\"descending\"", "\"first\""] {
+        assert!(schema.contains(word), "{word} missing from {schema}");
+    }
+}
+
+#[test]
+fn bad_params_are_located() {
+    let err = build_sort(serde_json::json!({"by": []})).err().unwrap();
+    assert!(
+        matches!(err, ActionError::Param { ref path, .. } if path == "by"),
+        "{err:?}"
+    );
+    let err = build_sort(serde_json::json!({"by": [{"attribute": "a", "nulls": "middle"}]}))
+        .err()
+        .unwrap();
+    assert!(
+        matches!(err, ActionError::Param { ref path, .. } if path == "by[0].nulls"),
+        "{err:?}"
+    );
+    let err = build_sort(serde_json::json!({"by": [{"attr": "a"}]}))
+        .err()
+        .unwrap();
+    assert!(matches!(err, ActionError::Param { .. }), "{err:?}");
+}
+
+#[test]
+fn multi_key_with_default_null_placement() {
+    use Value::Null;
+    let input = rows(&[
+        (Value::from("x"), Value::Int(1)), // 0
+        (Null, Value::Int(5)),             // 1
+        (Value::from("a"), Null),          // 2
+        (Value::from("a"), Value::Int(3)), // 3
+        (Value::from("x"), Value::Int(9)), // 4
+        (Value::from("a"), Value::Int(7)), // 5
+    ]);
+    let params = serde_json::json!({"by": [
+        {"attribute": "a"},
+        {"attribute": "b", "descending": true}
+    ]});
+    let out = run(params, vec![input], &NodeContext::standalone("t")).unwrap();
+    // a ascending, nulls last; b descending, nulls first.
+    assert_eq!(ids(&out), vec![2, 5, 3, 4, 0, 1]);
+}
+
+#[test]
+fn explicit_null_placement_and_missing_attribute() {
+    let schema = Schema::new(["a"]);
+    let other = Schema::new(["z"]);
+    let input = vec![
+        Feature::new(0, schema.clone(), vec![Value::Int(2)]),
+        Feature::new(1, other, vec![Value::Int(0)]), // no `a`: null
+        Feature::new(2, schema.clone(), vec![Value::Null]),
+        Feature::new(3, schema, vec![Value::Float(1.5)]),
+    ];
+    let ctx = NodeContext::standalone("t");
+    let asc_first = serde_json::json!({"by": [{"attribute": "a", "nulls": "first"}]});
+    assert_eq!(
+        ids(&run(asc_first, vec![input.clone()], &ctx).unwrap()),
+        vec![1, 2, 3, 0]
+    );
+    let desc_last =
+        serde_json::json!({"by": [{"attribute": "a", "descending": true, "nulls": "last"}]});
+    assert_eq!(
+        ids(&run(desc_last, vec![input], &ctx).unwrap()),
+        vec![0, 3, 1, 2]
+    );
+}
+
+#[test]
+fn ties_keep_arrival_order_across_batches() {
+    let input = rows(
+        &(0..50)
+            .map(|i| (Value::Int(i % 3), Value::Null))
+            .collect::<Vec<_>>(),
+    );
+    let batches: Vec<Batch> = input.chunks(7).map(<[Feature]>::to_vec).collect();
+    let params = serde_json::json!({"by": [{"attribute": "a", "descending": true}]});
+    let out = run(params, batches, &NodeContext::standalone("t")).unwrap();
+    let mut expected: Vec<u64> = (0..50).filter(|i| i % 3 == 2).collect();
+    expected.extend((0..50).filter(|i| i % 3 == 1));
+    expected.extend((0..50).filter(|i| i % 3 == 0));
+    assert_eq!(ids(&out), expected);
+}
+
+/// A small deterministic generator (no extra dependency).
+struct Lcg(u64);
+impl Lcg {
+    fn next(&mut self) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        self.0 >> 33
+    }
+    fn value(&mut self) -> Value {
+        match self.next() % 6 {
+            0 => Value::Null,
+            1 => Value::Float((self.next() % 200) as f64 / 4.0),
+            2 => Value::from(format!("s{}", self.next() % 50)),
+            _ => Value::Int((self.next() % 100) as i64),
+        }
+    }
+}
+
+#[test]
+fn hundred_thousand_random_features_match_a_std_sort_oracle() {
+    let mut rng = Lcg(42);
+    let schema = Schema::new(["k1", "k2", "payload"]);
+    let input: Vec<Feature> = (0..100_000)
+        .map(|i| {
+            Feature::new(
+                i,
+                schema.clone(),
+                vec![rng.value(), rng.value(), Value::Int(i as i64)],
+            )
+        })
+        .collect();
+    // The oracle, written independently: nulls as the largest value, then reversed for
+    // the descending key.
+    let cmp_nulls_last = |a: &Value, b: &Value| match (a.is_null(), b.is_null()) {
+        (true, true) => Ordering::Equal,
+        (true, false) => Ordering::Greater,
+        (false, true) => Ordering::Less,
+        _ => a.total_cmp(b),
+    };
+    let mut expected = input.clone();
+    expected.sort_by(|x, y| {
+        let (xa, ya) = (x.get("k1").unwrap(), y.get("k1").unwrap());
+        let (xb, yb) = (x.get("k2").unwrap(), y.get("k2").unwrap());
+        cmp_nulls_last(xa, ya).then_with(|| cmp_nulls_last(xb, yb).reverse())
+    });
+    let batches: Vec<Batch> = input.chunks(1000).map(<[Feature]>::to_vec).collect();
+    let params = serde_json::json!({"by": [
+        {"attribute": "k1"},
+        {"attribute": "k2", "descending": true}
+    ]});
+    let ctx = NodeContext::standalone("t");
+    let out = run(params, batches, &ctx).unwrap();
+    assert_eq!(ids(&out), ids(&expected));
+}
+
+/// An independent oracle: `Vec::sort_by` over the values themselves.
+fn oracle(input: &[Feature], keys: &[(&str, bool, bool)]) -> Vec<u64> {
+    let mut expected = input.to_vec();
+    expected.sort_by(|x, y| {
+        for &(name, descending, nulls_first) in keys {
+            let (a, b) = (
+                x.get(name).unwrap_or(&Value::Null),
+                y.get(name).unwrap_or(&Value::Null),
+            );
+            let o = match (a.is_null(), b.is_null()) {
+                (true, true) => Ordering::Equal,
+                (true, false) => {
+                    if nulls_first {
+                        Ordering::Less
+                    } else {
+                        Ordering::Greater
+                    }
+                }
+                (false, true) => {
+                    if nulls_first {
+                        Ordering::Greater
+                    } else {
+                        Ordering::Less
+                    }
+                }
+                _ if descending => b.total_cmp(a),
+                _ => a.total_cmp(b),
+            };
+            if o != Ordering::Equal {
+                return o;
+            }
+        }
+        Ordering::Equal
+    });
+    ids(&expected)
+}
+
+#[test]
+fn values_the_normalized_keys_cannot_decide_still_sort_exactly() {
+    let big = i64::MAX;
+    let pool = vec![
+        Value::from("prefix_shared_b"),
+        Value::from("a_common_prefix_longer_than_16_b"),
+        Value::from("a_common_prefix_longer_than_16_a"),
+        Value::from("a_common_prefix_"),
+        Value::from("prefix_shared_a"),
+        Value::from("prefix_s"),
+        Value::from("a"),
+        Value::from("a\0"),
+        Value::from("a\0b"),
+        Value::from(""),
+        Value::Int(big),
+        Value::Int(big - 1),
+        Value::Int(-big),
+        Value::Int(1 << 53),
+        Value::Float(9007199254740992.0),
+        Value::Int(0),
+        Value::Float(-0.0),
+        Value::Float(0.0),
+        Value::Float(f64::NAN),
+        Value::Float(f64::NEG_INFINITY),
+        Value::Bytes(vec![0, 0, 0, 0, 0, 0, 0, 0, 1].into()),
+        Value::Bytes(vec![0, 0, 0, 0, 0, 0, 0, 0].into()),
+        Value::Bytes(vec![].into()),
+        Value::Array(vec![Value::Int(1), Value::Int(2)].into()),
+        Value::Array(vec![Value::Int(1)].into()),
+        Value::Date(-5),
+        Value::DateTime(-5),
+        Value::DateTime(i64::MAX),
+        Value::Bool(false),
+        Value::Null,
+    ];
+    let mut rng = Lcg(7);
+    let schema = Schema::new(["k1", "k2", "k3", "k4"]);
+    let input: Vec<Feature> = (0..20_000)
+        .map(|i| {
+            let mut pick = || pool[(rng.next() % pool.len() as u64) as usize].clone();
+            Feature::new(i, schema.clone(), vec![pick(), pick(), pick(), pick()])
+        })
+        .collect();
+    let ctx = NodeContext::standalone("t");
+    // Four keys: three inside the sort entries, the fourth read from the flat arrays.
+    let params = serde_json::json!({"by": [
+        {"attribute": "k1"},
+        {"attribute": "k2", "descending": true},
+        {"attribute": "k3", "nulls": "first"},
+        {"attribute": "k4", "descending": true, "nulls": "last"}
+    ]});
+    let keys = [
+        ("k1", false, false),
+        ("k2", true, true),
+        ("k3", false, true),
+        ("k4", true, false),
+    ];
+    let out = run(params, vec![input.clone()], &ctx).unwrap();
+    assert_eq!(ids(&out), oracle(&input, &keys));
+    for key in keys {
+        let (name, descending, _) = key;
+        let params = serde_json::json!({"by": [{"attribute": name, "descending": descending}]});
+        let out = run(params, vec![input.clone()], &ctx).unwrap();
+        assert_eq!(
+            ids(&out),
+            oracle(&input, &[(name, descending, descending)]),
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn huge_ints_next_to_floats_sort_exactly_without_panicking() {
+    let two53 = 1i64 << 53;
+    let values = [
+        Value::Int(i64::MAX),             // 0
+        Value::Int(two53 + 1),            // 1
+        Value::Float(two53 as f64),       // 2
+        Value::Int(two53),                // 3
+        Value::Float(9.3e18),             // 4
+        Value::Float(0.0),                // 5
+        Value::Int(0),                    // 6
+        Value::Float(-0.0),               // 7
+        Value::Float((two53 + 2) as f64), // 8
+        Value::Int(i64::MIN),             // 9
+        Value::Float(-f64::NAN),          // 10
+    ];
+    let input = rows(&values.map(|v| (v, Value::Null)));
+    let ctx = NodeContext::standalone("t");
+    let out = run(
+        serde_json::json!({"by": [{"attribute": "a"}]}),
+        vec![input],
+        &ctx,
+    )
+    .unwrap();
+    // Equal numbers (0 and 0.0, 2^53 and 2^53 as a float) keep their arrival order.
+    assert_eq!(ids(&out), vec![10, 9, 7, 5, 6, 2, 3, 1, 8, 0, 4]);
+    assert_eq!(
+        compare_values(&Value::Int(two53 + 1), &Value::Float(two53 as f64)),
+        Ordering::Greater
+    );
+    assert_eq!(
+        compare_values(&Value::Float(f64::NAN), &Value::Int(i64::MAX)),
+        Ordering::Greater
+    );
+}
+
+#[test]
+fn reservation_is_held_while_accumulating_and_zero_after_finish() {
+    let ctx = NodeContext::standalone("t");
+    let mut sort = build_sort(serde_json::json!({"by": [{"attribute": "a"}]})).unwrap();
+    let mut out = Emitter::buffer(1);
+    let input = rows(
+        &(0..20_000)
+            .map(|i| (Value::Int(20_000 - i), Value::from("some text")))
+            .collect::<Vec<_>>(),
+    );
+    let held: usize = input.iter().map(Feature::mem_size).sum();
+    sort.process(0, input, &ctx, &mut out).unwrap();
+    assert!(ctx.budget.reserved() >= held);
+    sort.finish(&ctx, &mut out).unwrap();
+    assert_eq!(ctx.budget.reserved(), 0);
+    let out = out.into_buffers().remove(0);
+    assert_eq!(out.len(), 20_000);
+    assert_eq!(out[0].get("a"), Some(&Value::Int(1)));
+    drop(sort);
+    assert_eq!(ctx.budget.reserved(), 0);
+}
+
+#[test]
+fn a_full_budget_fails_with_memory_exhausted_and_frees_on_drop() {
+    let mut ctx = NodeContext::standalone("t");
+    ctx.budget = MemoryBudget::new(10_000);
+    let mut sort = build_sort(serde_json::json!({"by": [{"attribute": "a"}]})).unwrap();
+    let mut out = Emitter::buffer(1);
+    let mut failed = None;
+    for chunk in 0..100 {
+        let batch = rows(&[(Value::Int(chunk), Value::from("x".repeat(100)))]);
+        if let Err(e) = sort.process(0, batch, &ctx, &mut out) {
+            failed = Some(e);
+            break;
+        }
+    }
+    assert!(
+        matches!(
+            failed,
+            Some(ActionError::MemoryExhausted { budget: 10_000, .. })
+        ),
+        "{failed:?}"
+    );
+    assert!(ctx.budget.reserved() > 0);
+    drop(sort);
+    assert_eq!(ctx.budget.reserved(), 0);
+}
+
+#[test]
+fn mixed_types_and_nan_do_not_panic() {
+    let input = rows(&[
+        (Value::Float(f64::NAN), Value::Null),
+        (Value::from("b"), Value::Null),
+        (Value::Bool(true), Value::Null),
+        (Value::Int(3), Value::Null),
+        (Value::Bytes(vec![1, 2].into()), Value::Null),
+        (Value::Float(-0.5), Value::Null),
+    ]);
+    let params = serde_json::json!({"by": [{"attribute": "a"}]});
+    let out = run(params, vec![input], &NodeContext::standalone("t")).unwrap();
+    assert_eq!(ids(&out), vec![2, 5, 3, 0, 1, 4]);
+}
+
+#[test]
+fn empty_input_emits_nothing() {
+    let ctx = NodeContext::standalone("t");
+    let out = run(
+        serde_json::json!({"by": [{"attribute": "a"}]}),
+        vec![],
+        &ctx,
+    )
+    .unwrap();
+    assert!(out.is_empty());
+    assert_eq!(ctx.budget.reserved(), 0);
+}
+
+#[test]
+fn sorts_inside_a_run_and_reports_its_reservation() {
+    let yaml = r#"
+nodes:
+  - id: seed
+    action: feature_creator
+    with:
+      features: [{ a: 3 }, { a: 1 }, { a: null }, { a: 2 }]
+      repeat: 2500
+  - { id: order, action: sort, with: { by: [{ attribute: a }] } }
+  - { id: out, action: noop_sink }
+edges: [seed -> order, order -> out]
+"#;
+    let report = sluice_runtime::testing::run_yaml(
+        yaml,
+        &crate::registry(),
+        Default::default(),
+        std::time::Duration::from_secs(60),
+    )
+    .unwrap();
+    assert!(report.ok);
+    let node = report.node("order").unwrap();
+    assert_eq!((node.features_in, node.features_out), (10_000, 10_000));
+    assert!(node.peak_reservation > 0);
+}
