@@ -92,8 +92,8 @@ impl Value {
         match (self, other) {
             (Int(a), Int(b)) => a.cmp(b),
             (Float(a), Float(b)) => a.total_cmp(b),
-            (Int(a), Float(b)) => (*a as f64).total_cmp(b),
-            (Float(a), Int(b)) => a.total_cmp(&(*b as f64)),
+            (Int(a), Float(b)) => int_float_cmp(*a, *b),
+            (Float(a), Int(b)) => int_float_cmp(*b, *a).reverse(),
             (String(a), String(b)) => a.cmp(b),
             (Bool(a), Bool(b)) => a.cmp(b),
             (Date(a), Date(b)) => a.cmp(b),
@@ -183,6 +183,25 @@ impl Value {
     }
 }
 
+/// Compares an int with a float exactly (no rounding of large ints), consistently with
+/// `f64::total_cmp`: a negative NaN is below every int, a positive NaN above.
+fn int_float_cmp(i: i64, f: f64) -> Ordering {
+    if f.is_nan() {
+        return if f.is_sign_negative() {
+            Ordering::Greater
+        } else {
+            Ordering::Less
+        };
+    }
+    // Rounding is monotonic, so a difference after rounding `i` is a real one.
+    match (i as f64).total_cmp(&f) {
+        // Here `f` is integral and within [-2^63, 2^63].
+        Ordering::Equal if f >= 9_223_372_036_854_775_808.0 => Ordering::Less,
+        Ordering::Equal => i.cmp(&(f as i64)),
+        o => o,
+    }
+}
+
 /// Formats a float the way readers expect to read it back: shortest round-trip form, with
 /// `.0` kept off integral values only when they came from integers (they never do here).
 pub fn format_float(f: f64, out: &mut String) {
@@ -207,7 +226,10 @@ impl fmt::Display for Value {
                 f.write_str(&s)
             }
             Value::String(s) => f.write_str(s),
-            Value::Date(d) => match chrono::NaiveDate::from_num_days_from_ce_opt(d + 719_163) {
+            Value::Date(d) => match d
+                .checked_add(719_163)
+                .and_then(chrono::NaiveDate::from_num_days_from_ce_opt)
+            {
                 Some(date) => write!(f, "{}", date.format("%Y-%m-%d")),
                 None => write!(f, "{d}"),
             },
@@ -296,6 +318,42 @@ mod tests {
             Value::Float(f64::NAN).total_cmp(&Value::Float(1e300)),
             Ordering::Greater
         );
+    }
+
+    #[test]
+    fn ints_and_floats_compare_exactly_beyond_2_pow_53() {
+        let big = (1i64 << 53) + 1;
+        assert_eq!(
+            Value::Int(big).total_cmp(&Value::Float((1u64 << 53) as f64)),
+            Ordering::Greater
+        );
+        assert_eq!(
+            Value::Float((1u64 << 53) as f64).total_cmp(&Value::Int(big)),
+            Ordering::Less
+        );
+        assert_eq!(
+            Value::Int(i64::MAX).total_cmp(&Value::Float(9.3e18)),
+            Ordering::Less
+        );
+        assert_eq!(Value::Int(3).total_cmp(&Value::Float(3.0)), Ordering::Equal);
+        let mut v = vec![
+            Value::Float(f64::NAN),
+            Value::Int(big),
+            Value::Float(9e15),
+            Value::Int(1),
+            Value::Float(-f64::NAN),
+        ];
+        v.sort_by(Value::total_cmp);
+        assert!(matches!(v[0], Value::Float(f) if f.is_nan()));
+        assert_eq!(v[1], Value::Int(1));
+        assert_eq!(v[2], Value::Float(9e15));
+        assert_eq!(v[3], Value::Int(big));
+        assert!(matches!(v[4], Value::Float(f) if f.is_nan()));
+    }
+
+    #[test]
+    fn extreme_dates_do_not_panic() {
+        assert_eq!(Value::Date(i32::MAX).to_string(), i32::MAX.to_string());
     }
 
     #[test]
