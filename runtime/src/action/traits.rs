@@ -83,6 +83,16 @@ impl NodeContext {
         });
     }
 
+    /// Records that this node spilled `rows` rows in `bytes` bytes to disk (an event for
+    /// observers; the spill folder keeps the totals for the run report).
+    pub fn spilled(&self, bytes: u64, rows: u64) {
+        self.events.send(Event::Spilled {
+            node: self.node_id.to_string(),
+            bytes,
+            rows,
+        });
+    }
+
     /// How many files (or pages) a reader may hold read ahead now; lowered under memory
     /// pressure.
     pub fn read_ahead(&self) -> usize {

@@ -4,7 +4,7 @@ use std::cmp::Ordering;
 use std::sync::Arc;
 
 use rayon::slice::ParallelSliceMut;
-use sluice_runtime::memory::Reservation;
+use sluice_runtime::memory::{MergeIter, Reservation, SpillRun, merge, write_run};
 use sluice_runtime::{ActionError, Batch, Feature, NodeContext, Schema, Value};
 
 use super::KeySpec;
@@ -150,6 +150,8 @@ pub(super) struct SortBuffer {
     /// The last schema seen and its key columns.
     last_schema: Option<(Arc<Schema>, Vec<u32>)>,
     reservation: Option<Reservation>,
+    /// Sorted runs spilled to disk when the budget was full, oldest first.
+    runs: Vec<SpillRun>,
 }
 
 /// The held features and their keys.
@@ -186,6 +188,42 @@ impl SortBuffer {
             held: Held::default(),
             last_schema: None,
             reservation: None,
+            runs: Vec::new(),
+        }
+    }
+
+    /// Whether this buffer has spilled (tests and reports).
+    #[cfg(test)]
+    pub(super) fn spilled_runs(&self) -> usize {
+        self.runs.len()
+    }
+
+    /// Sorts what is held and writes it to disk as one sorted run, giving its memory back.
+    fn spill(&mut self, ctx: &NodeContext) -> Result<(), ActionError> {
+        let mut held = std::mem::take(&mut self.held);
+        self.last_schema = None;
+        if held.features.is_empty() {
+            return Ok(());
+        }
+        let order = self.order(&mut held, ctx);
+        let mut slots: Vec<Option<Feature>> = held.features.into_iter().map(Some).collect();
+        let sorted = order
+            .into_iter()
+            .filter_map(|i| slots.get_mut(i as usize).and_then(Option::take));
+        let run = write_run(&ctx.spill, &format!("sort-{}", ctx.node_id), sorted)?;
+        ctx.spilled(run.bytes, run.rows);
+        self.runs.push(run);
+        if let Some(r) = &mut self.reservation {
+            r.free();
+        }
+        Ok(())
+    }
+
+    fn order(&self, held: &mut Held, ctx: &NodeContext) -> Vec<u32> {
+        match self.keys.len() {
+            1 => sort_order::<1>(held, &self.keys, ctx),
+            2 => sort_order::<2>(held, &self.keys, ctx),
+            _ => sort_order::<INLINE_KEYS>(held, &self.keys, ctx),
         }
     }
 
@@ -205,9 +243,30 @@ impl SortBuffer {
         }
         let overhead = self.overhead();
         let bytes: usize = batch.iter().map(|f| f.mem_size() + overhead).sum();
-        self.reservation
-            .get_or_insert_with(|| ctx.budget.register(&ctx.node_id))
-            .grow(bytes)?;
+        let reservation = self
+            .reservation
+            .get_or_insert_with(|| ctx.budget.register(&ctx.node_id));
+        if !reservation.try_grow(bytes) {
+            // The budget is full: write what is held as a sorted run and start again.
+            self.spill(ctx)?;
+            let reservation = self
+                .reservation
+                .get_or_insert_with(|| ctx.budget.register(&ctx.node_id));
+            if !reservation.try_grow(bytes) {
+                // Other accumulators hold the budget: this batch alone becomes a run.
+                let held = std::mem::take(&mut self.held);
+                self.push_unreserved(batch);
+                self.spill(ctx)?;
+                self.held = held;
+                return Ok(());
+            }
+        }
+        self.push_unreserved(batch);
+        Ok(())
+    }
+
+    /// Takes a batch into the buffer (its memory already reserved).
+    fn push_unreserved(&mut self, batch: Batch) {
         let k = self.keys.len();
         let held = &mut self.held;
         held.features.reserve(batch.len());
@@ -241,31 +300,110 @@ impl SortBuffer {
             }
             held.features.push(feature);
         }
-        Ok(())
     }
 
     /// Sorts what was pushed and returns it as a draining iterator, which moves each feature
     /// out and gives its reserved bytes back; the reservation is freed when it ends.
-    pub(super) fn finish_sorted(&mut self, ctx: &NodeContext) -> Result<SortedDrain, ActionError> {
+    pub(super) fn finish_sorted(&mut self, ctx: &NodeContext) -> Result<Drain, ActionError> {
         ctx.check_cancelled()?;
         let mut held = std::mem::take(&mut self.held);
         self.last_schema = None;
-        let order = match self.keys.len() {
-            1 => sort_order::<1>(&mut held, &self.keys, ctx),
-            2 => sort_order::<2>(&mut held, &self.keys, ctx),
-            _ => sort_order::<INLINE_KEYS>(&mut held, &self.keys, ctx),
-        };
+        let order = self.order(&mut held, ctx);
         ctx.check_cancelled()?;
         let n = held.features.len();
         let reservation = self.reservation.take();
         let per_feature = reservation.as_ref().map_or(0, |r| r.size() / n.max(1));
-        Ok(SortedDrain {
+        let drain = SortedDrain {
             slots: held.features.into_iter().map(Some).collect(),
             order: order.into_iter(),
             reservation,
             per_feature,
             until_shrink: SHRINK_EVERY,
-        })
+        };
+        if self.runs.is_empty() {
+            return Ok(Drain::Memory(drain));
+        }
+        // Spilled: merge the runs with the sorted in-memory tail. Ties go to the older run
+        // first and the tail last, which is arrival order: the sort stays stable.
+        let tail: Vec<Feature> = drain.collect();
+        let cmp = FeatureOrder::new(self.keys.clone());
+        let cmp: FeatureCmp = Box::new(move |a, b| cmp.compare(a, b));
+        let merged = merge(std::mem::take(&mut self.runs), tail, cmp)?;
+        Ok(Drain::Merge(Box::new(merged)))
+    }
+}
+
+/// The sorted output: straight from memory, or merged from spilled runs.
+pub(super) enum Drain {
+    /// Nothing was spilled.
+    Memory(SortedDrain),
+    /// Runs on disk merged with the in-memory tail.
+    Merge(Box<MergeIter<FeatureCmp>>),
+}
+
+/// The comparator of a merge.
+type FeatureCmp = Box<dyn FnMut(&Feature, &Feature) -> Ordering + Send>;
+
+impl Iterator for Drain {
+    type Item = Result<Feature, ActionError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        match self {
+            Drain::Memory(d) => d.next().map(Ok),
+            Drain::Merge(m) => m.next(),
+        }
+    }
+}
+
+/// Compares two features under the sort keys, exactly as the in-memory sort orders them
+/// (normalized pairs first, the values themselves when those cannot decide). Key columns are
+/// looked up once per schema.
+struct FeatureOrder {
+    keys: Vec<KeySpec>,
+    cache: std::cell::RefCell<Vec<(Arc<Schema>, Vec<u32>)>>,
+}
+
+impl FeatureOrder {
+    fn new(keys: Vec<KeySpec>) -> FeatureOrder {
+        FeatureOrder {
+            keys,
+            cache: Default::default(),
+        }
+    }
+
+    fn columns(&self, schema: &Arc<Schema>) -> Vec<u32> {
+        let mut cache = self.cache.borrow_mut();
+        if let Some((_, cols)) = cache.iter().find(|(s, _)| Arc::ptr_eq(s, schema)) {
+            return cols.clone();
+        }
+        let cols: Vec<u32> = self
+            .keys
+            .iter()
+            .map(|k| {
+                schema
+                    .index_of(&k.attribute)
+                    .and_then(|i| u32::try_from(i).ok())
+                    .unwrap_or(MISSING)
+            })
+            .collect();
+        if cache.len() >= 16 {
+            cache.remove(0);
+        }
+        cache.push((schema.clone(), cols.clone()));
+        cols
+    }
+
+    fn compare(&self, a: &Feature, b: &Feature) -> Ordering {
+        let (ca, cb) = (self.columns(a.schema()), self.columns(b.schema()));
+        for (j, key) in self.keys.iter().enumerate() {
+            let va = a.values().get(ca[j] as usize).unwrap_or(&NULL);
+            let vb = b.values().get(cb[j] as usize).unwrap_or(&NULL);
+            let o = key.compare_norm(normalize(va), normalize(vb), || compare_values(va, vb));
+            if o != Ordering::Equal {
+                return o;
+            }
+        }
+        Ordering::Equal
     }
 }
 

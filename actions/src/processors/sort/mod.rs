@@ -141,7 +141,7 @@ impl Processor for Sort {
             if i % CANCEL_CHECK_EVERY == 0 {
                 ctx.check_cancelled()?;
             }
-            out.emit(feature)?;
+            out.emit(feature?)?;
         }
         Ok(())
     }

@@ -362,30 +362,88 @@ fn reservation_is_held_while_accumulating_and_zero_after_finish() {
     assert_eq!(ctx.budget.reserved(), 0);
 }
 
-#[test]
-fn a_full_budget_fails_with_memory_exhausted_and_frees_on_drop() {
+/// Runs a sort with a budget of `budget` bytes and returns (output, spill files written).
+fn run_with_budget(
+    params: serde_json::Value,
+    batches: Vec<Batch>,
+    budget: usize,
+) -> (Vec<Feature>, u64) {
     let mut ctx = NodeContext::standalone("t");
-    ctx.budget = MemoryBudget::new(10_000);
-    let mut sort = build_sort(serde_json::json!({"by": [{"attribute": "a"}]})).unwrap();
-    let mut out = Emitter::buffer(1);
-    let mut failed = None;
-    for chunk in 0..100 {
-        let batch = rows(&[(Value::Int(chunk), Value::from("x".repeat(100)))]);
-        if let Err(e) = sort.process(0, batch, &ctx, &mut out) {
-            failed = Some(e);
-            break;
-        }
-    }
-    assert!(
-        matches!(
-            failed,
-            Some(ActionError::MemoryExhausted { budget: 10_000, .. })
+    ctx.budget = MemoryBudget::new(budget);
+    ctx.spill = sluice_runtime::memory::SpillDir::system();
+    let out = run(params, batches, &ctx).unwrap();
+    assert_eq!(ctx.budget.reserved(), 0, "every reserved byte is returned");
+    (out, ctx.spill.totals().0)
+}
+
+fn signature(fs: &[Feature]) -> Vec<(u64, Vec<String>)> {
+    fs.iter()
+        .map(|f| {
+            (
+                f.id(),
+                f.values().iter().map(|v| format!("{v:?}")).collect(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_full_budget_spills_and_the_output_is_identical() {
+    // 100 batches of 100 features with many ties: a 40 KB budget holds about 150 of them, so
+    // the sort must write dozens of runs and merge them.
+    let params =
+        serde_json::json!({"by": [{"attribute": "a", "descending": true}, {"attribute": "b"}]});
+    let batches = || -> Vec<Batch> {
+        (0..100)
+            .map(|c| {
+                rows(
+                    &(0..100)
+                        .map(|i| {
+                            let n = (c * 37 + i * 11) % 23;
+                            let a = if n == 0 { Value::Null } else { Value::Int(n) };
+                            (a, Value::from(format!("s{}", (c + i) % 7)))
+                        })
+                        .collect::<Vec<_>>(),
+                )
+            })
+            .collect()
+    };
+    let (memory, spills_memory) = run_with_budget(params.clone(), batches(), usize::MAX / 4);
+    let (spilled, spills) = run_with_budget(params, batches(), 40_000);
+    assert_eq!(spills_memory, 0);
+    assert!(spills > 10, "expected many spill runs, got {spills}");
+    assert_eq!(spilled.len(), 10_000);
+    assert_eq!(signature(&memory), signature(&spilled));
+}
+
+use proptest::prelude::Strategy as _;
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig { cases: 24, .. Default::default() })]
+    /// DataFusion-style sort fuzz: random values (ties, nulls, mixed types), random batch
+    /// sizes and small budgets; spilled output equals the in-memory output.
+    #[test]
+    fn spilled_sort_equals_in_memory_sort(
+        values in proptest::collection::vec(
+            proptest::prop_oneof![
+                proptest::prelude::Just(Value::Null),
+                (-5i64..5).prop_map(Value::Int),
+                (-5.0f64..5.0).prop_map(|f| Value::Float((f * 2.0).round() / 2.0)),
+                "[a-c]{0,2}".prop_map(|s: String| Value::from(s)),
+            ],
+            1..600,
         ),
-        "{failed:?}"
-    );
-    assert!(ctx.budget.reserved() > 0);
-    drop(sort);
-    assert_eq!(ctx.budget.reserved(), 0);
+        batch in 1usize..64,
+        budget in 2_000usize..30_000,
+        descending in proptest::bool::ANY,
+    ) {
+        let params = serde_json::json!({"by": [{"attribute": "a", "descending": descending}]});
+        let input: Vec<(Value, Value)> = values.iter().map(|v| (v.clone(), Value::Null)).collect();
+        let make = || rows(&input).chunks(batch).map(|c| c.to_vec()).collect::<Vec<Batch>>();
+        let (memory, _) = run_with_budget(params.clone(), make(), usize::MAX / 4);
+        let (spilled, _) = run_with_budget(params, make(), budget);
+        proptest::prop_assert_eq!(signature(&memory), signature(&spilled));
+    }
 }
 
 #[test]
