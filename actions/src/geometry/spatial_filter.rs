@@ -252,7 +252,7 @@ impl Processor for SpatialFilter {
 
         // 3. Match the candidates in parallel.
         let this = &*self;
-        let matches: Vec<Result<Option<usize>, String>> = ctx.pool.install(|| {
+        let matches: Vec<Result<Option<usize>, String>> = ctx.install(|| {
             this.candidates
                 .par_iter()
                 .map(|c| {

@@ -56,6 +56,7 @@ pub struct NodeContext {
     pub spill: SpillDir,
     pub(crate) events: EventSender,
     pub(crate) read_ahead: Arc<std::sync::atomic::AtomicUsize>,
+    pub(crate) gate: Option<crate::memory::Gate>,
 }
 
 impl NodeContext {
@@ -81,6 +82,15 @@ impl NodeContext {
             node: self.node_id.to_string(),
             message: message.into(),
         });
+    }
+
+    /// Runs parallel work on the run's shared pool. Use this rather than `pool.install`: the
+    /// heavy-finish gate watches how much parallel work is in flight.
+    pub fn install<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R {
+        match &self.gate {
+            Some(g) => g.install(&self.pool, f),
+            None => self.pool.install(f),
+        }
     }
 
     /// Records that this node spilled `rows` rows in `bytes` bytes to disk (an event for
@@ -111,6 +121,7 @@ impl NodeContext {
             spill: SpillDir::system(),
             events: EventSender::none(),
             read_ahead: Arc::new(std::sync::atomic::AtomicUsize::new(4)),
+            gate: None,
         }
     }
 }

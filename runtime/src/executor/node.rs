@@ -10,7 +10,7 @@
 //! is full, so a fan-out that joins again cannot deadlock.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use crossbeam_channel::{Receiver, Select};
 use rayon::prelude::*;
@@ -32,7 +32,6 @@ pub(crate) struct NodeRun {
     pub features_in: Arc<AtomicU64>,
     pub heavy_finish: bool,
     pub gate: Gate,
-    pub pool_busy: Arc<AtomicUsize>,
     pub gate_wait_ns: Arc<AtomicU64>,
 }
 
@@ -57,7 +56,6 @@ impl NodeRun {
             features_in,
             heavy_finish,
             gate,
-            pool_busy,
             gate_wait_ns,
         } = self;
         match node {
@@ -68,7 +66,7 @@ impl NodeRun {
             }
             NodeImpl::Transform(t) => {
                 receive(&ctx, inputs, &features_in, |_, batch| {
-                    apply_transform(&t, batch, &ctx, &pool_busy, &mut out)
+                    apply_transform(&t, batch, &ctx, &mut out)
                 })?;
                 out.flush()?;
                 Ok(None)
@@ -164,7 +162,6 @@ fn apply_transform(
     t: &Arc<dyn Transform>,
     batch: Batch,
     ctx: &NodeContext,
-    pool_busy: &AtomicUsize,
     out: &mut Emitter,
 ) -> Result<(), ActionError> {
     let threads = ctx.pool.current_num_threads();
@@ -181,8 +178,7 @@ fn apply_transform(
         rest = tail;
     }
     chunks.push(rest);
-    pool_busy.fetch_add(1, Ordering::SeqCst);
-    let results: Vec<Result<Vec<Batch>, ActionError>> = ctx.pool.install(|| {
+    let results: Vec<Result<Vec<Batch>, ActionError>> = ctx.install(|| {
         chunks
             .into_par_iter()
             .map(|c| {
@@ -191,7 +187,6 @@ fn apply_transform(
             })
             .collect()
     });
-    pool_busy.fetch_sub(1, Ordering::SeqCst);
     for r in results {
         for (port, features) in r?.into_iter().enumerate() {
             out.emit_batch(port, features)?;

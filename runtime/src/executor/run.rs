@@ -249,6 +249,7 @@ fn prepare(plan: Plan, opts: RunOptions) -> Result<(Arc<Vec<NodeProgress>>, Laun
             spill: spill.clone(),
             events: opts.events.clone(),
             read_ahead: read_ahead.clone(),
+            gate: Some(gate.clone()),
         };
         let features_in = Arc::new(AtomicU64::new(0));
         let state = Arc::new(AtomicUsize::new(0));
@@ -266,7 +267,6 @@ fn prepare(plan: Plan, opts: RunOptions) -> Result<(Arc<Vec<NodeProgress>>, Laun
             features_in,
             heavy_finish: n.spec.heavy_finish,
             gate: gate.clone(),
-            pool_busy: pool_busy.clone(),
             gate_wait_ns: Arc::new(AtomicU64::new(0)),
         };
         runs.push((n.id, n.spec.name.to_string(), n.outputs, run));

@@ -5,8 +5,12 @@
 //! `heavy_finish` asks the gate before it finishes:
 //!
 //! - [`GatePolicy::Adaptive`] (the default) admits a finish at once when no other heavy finish
-//!   runs; otherwise only when the shared pool is quiet (no parallel batch in flight) AND the
-//!   process's resident memory plus what this finish holds stays under the limit. The rest wait
+//!   runs; otherwise only when the running ones are past their allocation-heavy first phase
+//!   (their first parallel section on the pool, such as a sort's in-memory sort), the shared
+//!   pool is quiet (no parallel batch in flight) AND the process's resident memory plus what
+//!   this finish holds stays under the limit. Finishes thus overlap only in their light
+//!   phases (draining), keeping the peak of one finish at a time while both the pool and the
+//!   node threads stay busy. The rest wait
 //!   and are re-examined every time an admitted finish ends. It cannot deadlock: when nothing
 //!   else runs, the first waiter is admitted.
 //! - [`GatePolicy::Semaphore`] admits at most `n` at a time (the baseline it must beat).
@@ -60,8 +64,16 @@ impl std::str::FromStr for GatePolicy {
     }
 }
 
+thread_local! {
+    /// Whether the heavy finish running on this thread is still in its first phase.
+    static STARTING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
 struct State {
     running: usize,
+    /// Admitted finishes that have not yet completed their first parallel phase (their
+    /// allocation-heavy start, e.g. a sort's in-memory sort).
+    starting: usize,
     running_need: u64,
     waiters: Vec<Sender<()>>,
 }
@@ -106,6 +118,7 @@ impl Gate {
                 pool_busy,
                 state: Mutex::new(State {
                     running: 0,
+                    starting: 0,
                     running_need: 0,
                     waiters: Vec::new(),
                 }),
@@ -132,7 +145,9 @@ impl Gate {
                 if st.running == 0 {
                     return true;
                 }
-                let quiet = self.inner.pool_busy.load(Ordering::SeqCst) == 0;
+                // Another finish may start only when the running ones are past their
+                // allocation-heavy start, the pool is idle and memory leaves room.
+                let quiet = st.starting == 0 && self.inner.pool_busy.load(Ordering::SeqCst) == 0;
                 let rss = current_rss();
                 quiet
                     && rss.saturating_add(need).saturating_add(st.running_need) <= self.inner.limit
@@ -156,6 +171,8 @@ impl Gate {
                 if self.admissible(&st, need) {
                     st.running += 1;
                     st.running_need += need;
+                    st.starting += 1;
+                    STARTING.with(|s| s.set(true));
                     let waited = start.elapsed();
                     self.inner
                         .waited_ns
@@ -189,11 +206,38 @@ impl Gate {
         }
     }
 
+    /// Runs `f` on `pool`, counting it as parallel work in flight: the adaptive gate admits a
+    /// second heavy finish only while no such work runs, and re-examines its waiters as soon
+    /// as the pool goes quiet.
+    pub fn install<R: Send>(&self, pool: &rayon::ThreadPool, f: impl FnOnce() -> R + Send) -> R {
+        self.inner.pool_busy.fetch_add(1, Ordering::SeqCst);
+        let r = pool.install(f);
+        let first_phase_done = STARTING.with(|s| s.replace(false));
+        if first_phase_done {
+            self.inner.state.lock().starting -= 1;
+        }
+        if self.inner.pool_busy.fetch_sub(1, Ordering::SeqCst) == 1 || first_phase_done {
+            self.wake_all();
+        }
+        r
+    }
+
+    fn wake_all(&self) {
+        let waiters = std::mem::take(&mut self.inner.state.lock().waiters);
+        for w in waiters {
+            let _ = w.try_send(());
+        }
+    }
+
     fn release(&self, need: u64) {
+        let still_starting = STARTING.with(|s| s.replace(false));
         let waiters = {
             let mut st = self.inner.state.lock();
             st.running -= 1;
             st.running_need -= need;
+            if still_starting {
+                st.starting -= 1;
+            }
             std::mem::take(&mut st.waiters)
         };
         for w in waiters {

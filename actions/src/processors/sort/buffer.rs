@@ -458,7 +458,7 @@ fn sort_order<const N: usize>(held: &mut Held, keys: &[KeySpec], ctx: &NodeConte
     };
     // Stable: ties keep arrival order. (Rayon's merge sort also never panics on an
     // inconsistent order, which `Value::total_cmp` can be inside arrays; see `compare_values`.)
-    ctx.pool.install(|| entries.par_sort_by(compare));
+    ctx.install(|| entries.par_sort_by(compare));
     entries.into_iter().map(|e| e.index).collect()
 }
 
