@@ -65,8 +65,9 @@ impl NodeRun {
                 Ok(None)
             }
             NodeImpl::Transform(t) => {
+                let mut cost = TransformCost::default();
                 receive(&ctx, inputs, &features_in, |_, batch| {
-                    apply_transform(&t, batch, &ctx, &mut out)
+                    apply_transform(&t, batch, &ctx, &mut cost, &mut out)
                 })?;
                 out.flush()?;
                 Ok(None)
@@ -156,18 +157,60 @@ fn receive(
     Ok(())
 }
 
-/// Applies a stateless transform to one batch: split across the pool when it is big enough,
-/// outputs concatenated in input order so a linear chain keeps its order.
+/// What a transform costs per feature when applied on its node thread, so cheap transforms
+/// (a rename, a comparison) skip the pool: splitting a batch, dispatching it and re-joining
+/// the outputs costs more than it saves for them.
+#[derive(Default)]
+struct TransformCost {
+    /// Moving average of nanoseconds per feature (0: not measured yet).
+    ns_per_feature: f64,
+    /// Batches since the cost was last measured.
+    since_measured: u32,
+}
+
+/// Below this estimated cost per batch the transform runs on its node thread.
+const PARALLEL_MIN_BATCH_NS: f64 = 100_000.0;
+/// Re-measure the sequential cost every this many batches (costs drift with the data).
+const REMEASURE_EVERY: u32 = 64;
+
+/// Applies a stateless transform to one batch: split across the pool when it is big and
+/// expensive enough, outputs concatenated in input order so a linear chain keeps its order.
 fn apply_transform(
     t: &Arc<dyn Transform>,
     batch: Batch,
     ctx: &NodeContext,
+    cost: &mut TransformCost,
     out: &mut Emitter,
 ) -> Result<(), ActionError> {
     let threads = ctx.pool.current_num_threads();
-    if batch.len() < PARALLEL_MIN || threads < 2 {
+    let n = batch.len();
+    let measure = cost.ns_per_feature == 0.0 || cost.since_measured >= REMEASURE_EVERY;
+    let expensive = cost.ns_per_feature * n as f64 >= PARALLEL_MIN_BATCH_NS;
+    if n < PARALLEL_MIN || threads < 2 {
         return t.apply(batch, out);
     }
+    if measure {
+        // Time the transform alone (into a buffer), not the waits for a full downstream edge.
+        let mut buffer = Emitter::buffer(out.port_count());
+        let started = std::time::Instant::now();
+        t.apply(batch, &mut buffer)?;
+        let ns = started.elapsed().as_nanos() as f64 / n as f64;
+        cost.ns_per_feature = if cost.ns_per_feature == 0.0 {
+            ns.max(f64::MIN_POSITIVE)
+        } else {
+            0.8 * cost.ns_per_feature + 0.2 * ns
+        };
+        cost.since_measured = 0;
+        for (port, features) in buffer.into_buffers().into_iter().enumerate() {
+            out.emit_batch(port, features)?;
+        }
+        return Ok(());
+    }
+    if !expensive {
+        cost.since_measured += 1;
+        return t.apply(batch, out);
+    }
+    cost.since_measured += 1;
     let ports = out.port_count();
     let chunk = batch.len().div_ceil(threads * 2).max(PARALLEL_MIN / 4);
     let mut chunks: Vec<Batch> = Vec::new();

@@ -192,12 +192,6 @@ impl SortBuffer {
         }
     }
 
-    /// Whether this buffer has spilled (tests and reports).
-    #[cfg(test)]
-    pub(super) fn spilled_runs(&self) -> usize {
-        self.runs.len()
-    }
-
     /// Sorts what is held and writes it to disk as one sorted run, giving its memory back.
     fn spill(&mut self, ctx: &NodeContext) -> Result<(), ActionError> {
         let mut held = std::mem::take(&mut self.held);
