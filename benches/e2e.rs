@@ -26,9 +26,20 @@ fn data(dir: &Path) -> String {
 }
 
 fn run_yaml(yaml: &str, vars: &[(&str, &str)], memory_limit: Option<u64>) {
-    let vars = VarSources::new(vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect());
+    let vars = VarSources::new(
+        vars.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+    );
     let plan = workflow::load("bench.yaml", yaml, &sluice::actions::registry(), &vars).unwrap();
-    let report = run(plan, RunOptions { memory_limit, ..RunOptions::default() }).unwrap();
+    let report = run(
+        plan,
+        RunOptions {
+            memory_limit,
+            ..RunOptions::default()
+        },
+    )
+    .unwrap();
     black_box(report);
 }
 
@@ -57,8 +68,12 @@ fn csv_read(c: &mut Criterion) {
     let mut g = c.benchmark_group("csv_read");
     g.throughput(Throughput::Elements(ROWS));
     g.sample_size(10).measurement_time(Duration::from_secs(10));
-    g.bench_function("sluice", |b| b.iter(|| run_yaml(yaml, &[("input", &path)], None)));
-    g.bench_function("csv_crate_loop", |b| b.iter(|| black_box(csv_crate_loop(&path))));
+    g.bench_function("sluice", |b| {
+        b.iter(|| run_yaml(yaml, &[("input", &path)], None))
+    });
+    g.bench_function("csv_crate_loop", |b| {
+        b.iter(|| black_box(csv_crate_loop(&path)))
+    });
     g.finish();
 }
 
@@ -66,11 +81,15 @@ fn w1_small(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
     let path = data(dir.path());
     let out = dir.path().join("out.csv").display().to_string();
-    let yaml = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("workflows/w1.yaml")).unwrap();
+    let yaml =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("workflows/w1.yaml"))
+            .unwrap();
     let mut g = c.benchmark_group("w1_small");
     g.throughput(Throughput::Elements(ROWS));
     g.sample_size(10).measurement_time(Duration::from_secs(10));
-    g.bench_function("unlimited", |b| b.iter(|| run_yaml(&yaml, &[("input", &path), ("output", &out)], None)));
+    g.bench_function("unlimited", |b| {
+        b.iter(|| run_yaml(&yaml, &[("input", &path), ("output", &out)], None))
+    });
     g.bench_function("memory_limit_16MB", |b| {
         b.iter(|| run_yaml(&yaml, &[("input", &path), ("output", &out)], Some(16 << 20)))
     });

@@ -24,6 +24,10 @@
 //!   empty (no header: the columns are unknown).
 //! - `gzip` defaults to whether the name ends in `.gz`; the gzip header carries no time, so
 //!   the same features always give the same bytes.
+//! - `path` may hold `{attribute}` placeholders (`out/by_cat/{category}.csv`): one file per
+//!   distinct value, each with its own columns and header, at most `max_open_files` open at
+//!   once; a partition reopened after its file was closed continues in
+//!   `{category}.part2.csv`. See `sinks/partition.rs` for the naming and the rule.
 
 use std::sync::Arc;
 
@@ -36,6 +40,7 @@ use sluice_runtime::{
 };
 
 use super::Output;
+use super::partition::{FileFormat, Partitioned, PathTemplate};
 use sluice_runtime::store::AtomicWriter;
 
 /// Parameters of `csv_writer`.
@@ -57,6 +62,15 @@ pub struct CsvWriterParams {
     /// Compress with gzip. Default: when the path ends in `.gz`.
     #[serde(default)]
     pub gzip: Option<bool>,
+    /// With `{attribute}` placeholders in `path`: the most files open at once (the least
+    /// recently used is finished when another is needed; see the module docs).
+    #[serde(default = "default_max_open_files")]
+    #[schemars(range(min = 1))]
+    pub max_open_files: usize,
+}
+
+fn default_max_open_files() -> usize {
+    64
 }
 
 /// How `csv_writer` writes geometries.
@@ -91,6 +105,7 @@ fn build(ctx: &BuildContext) -> Result<BuiltAction, ActionError> {
     if p.path.trim().is_empty() || p.path.ends_with('/') {
         return Err(ActionError::param("path", "must name a file"));
     }
+    let template = PathTemplate::parse(&p.path).map_err(|m| ActionError::param("path", m))?;
     if !p.delimiter.is_ascii() || matches!(p.delimiter, '\n' | '\r' | '"') {
         return Err(ActionError::param(
             "delimiter",
@@ -100,18 +115,20 @@ fn build(ctx: &BuildContext) -> Result<BuiltAction, ActionError> {
             ),
         ));
     }
+    if p.max_open_files == 0 {
+        return Err(ActionError::param("max_open_files", "must be at least 1"));
+    }
     let gzip = p.gzip.unwrap_or_else(|| p.path.ends_with(".gz"));
-    Ok(BuiltAction::new(NodeImpl::Sink(Box::new(CsvWriter {
-        path: p.path,
+    let format = CsvFormat {
         delimiter: p.delimiter as u8,
         header: p.header,
         geometry: p.geometry,
         gzip,
-        out: None,
-        pending: None,
-        layout: None,
         cell: String::new(),
-        written: 0,
+    };
+    Ok(BuiltAction::new(NodeImpl::Sink(Box::new(CsvWriter {
+        files: Partitioned::new(template, format, p.max_open_files),
+        path: p.path,
     }))))
 }
 
@@ -128,22 +145,29 @@ struct Layout {
     lookup: Vec<Option<usize>>,
 }
 
-struct CsvWriter {
-    path: String,
+/// How features become CSV rows (shared by every file of the sink).
+struct CsvFormat {
     delimiter: u8,
     header: bool,
     geometry: Option<GeometryFormat>,
     gzip: bool,
-    out: Option<csv::Writer<Output>>,
-    /// The finished, not yet committed output.
-    pending: Option<AtomicWriter>,
-    layout: Option<Layout>,
     /// Reused buffer for one cell's text.
     cell: String,
-    written: u64,
 }
 
-impl CsvWriter {
+/// One open CSV file.
+struct CsvFile {
+    path: String,
+    w: csv::Writer<Output>,
+    layout: Layout,
+}
+
+struct CsvWriter {
+    files: Partitioned<CsvFormat>,
+    path: String,
+}
+
+impl CsvFormat {
     fn geometry_columns(&self) -> &'static [&'static str] {
         match self.geometry {
             None => &[],
@@ -151,13 +175,13 @@ impl CsvWriter {
             Some(GeometryFormat::Xy) => &["x", "y"],
         }
     }
+}
 
-    fn io_error(&self, e: impl Into<std::io::Error>) -> ActionError {
-        ActionError::io(format!("writing {}", self.path), e.into())
-    }
+impl FileFormat for CsvFormat {
+    type File = CsvFile;
 
     /// Opens the file and writes the header, with the columns of `first`.
-    fn start(&mut self, first: &Feature) -> Result<(), ActionError> {
+    fn open(&mut self, path: &str, first: &Feature) -> Result<CsvFile, ActionError> {
         let geom_cols = self.geometry_columns();
         let columns = Schema::new(
             first
@@ -167,7 +191,7 @@ impl CsvWriter {
                 .filter(|n| !geom_cols.contains(&n.as_ref()))
                 .cloned(),
         );
-        let output = Output::create(&self.path, self.gzip)?;
+        let output = Output::create(path, self.gzip)?;
         let mut w = csv::WriterBuilder::new()
             .delimiter(self.delimiter)
             .buffer_capacity(64 * 1024)
@@ -176,27 +200,27 @@ impl CsvWriter {
             let names = columns.names().iter().map(|n| n.as_bytes());
             let geom = geom_cols.iter().map(|n| n.as_bytes());
             w.write_record(names.chain(geom))
-                .map_err(|e| self.io_error(e))?;
+                .map_err(|e| ActionError::io(format!("writing {path}"), e.into()))?;
         }
-        self.layout = Some(Layout {
-            lookup: lookup(&columns, first, geom_cols)?,
-            last: first.schema().clone(),
-            columns,
-        });
-        self.out = Some(w);
-        Ok(())
+        Ok(CsvFile {
+            path: path.to_string(),
+            w,
+            layout: Layout {
+                lookup: lookup(&columns, first, geom_cols)?,
+                last: first.schema().clone(),
+                columns,
+            },
+        })
     }
 
-    fn write_feature(&mut self, f: &Feature) -> Result<(), ActionError> {
+    fn write(&mut self, file: &mut CsvFile, f: &Feature) -> Result<(), ActionError> {
         let geom_cols = self.geometry_columns();
-        let (Some(layout), Some(w)) = (self.layout.as_mut(), self.out.as_mut()) else {
-            return Ok(());
-        };
+        let CsvFile { path, w, layout } = file;
         if !Arc::ptr_eq(&layout.last, f.schema()) {
             layout.lookup = lookup(&layout.columns, f, geom_cols)?;
             layout.last = f.schema().clone();
         }
-        let io = |e: csv::Error| ActionError::io(format!("writing {}", self.path), e.into());
+        let io = |e: csv::Error| ActionError::io(format!("writing {path}"), e.into());
         let values = f.values();
         for slot in &layout.lookup {
             match slot {
@@ -243,9 +267,19 @@ impl CsvWriter {
                 }
             },
         }
-        w.write_record(None::<&[u8]>).map_err(io)?;
-        self.written += 1;
-        Ok(())
+        w.write_record(None::<&[u8]>).map_err(io)
+    }
+
+    fn finish(&mut self, file: CsvFile) -> Result<AtomicWriter, ActionError> {
+        let CsvFile { path, w, .. } = file;
+        let output = w
+            .into_inner()
+            .map_err(|e| ActionError::io(format!("writing {path}"), e.into_error()))?;
+        output.finish(&path)
+    }
+
+    fn empty(&mut self, path: &str) -> Result<AtomicWriter, ActionError> {
+        Output::create(path, self.gzip)?.finish(path)
     }
 }
 
@@ -301,40 +335,30 @@ impl Sink for CsvWriter {
         batch: Batch,
         _ctx: &NodeContext,
     ) -> Result<(), ActionError> {
-        let mut features = batch.iter();
-        if self.out.is_none() {
-            let Some(first) = features.next() else {
-                return Ok(());
-            };
-            self.start(first)?;
-            self.write_feature(first)?;
-        }
-        for f in features {
-            self.write_feature(f)?;
+        for f in &batch {
+            self.files.write(f)?;
         }
         Ok(())
     }
 
     fn finish(&mut self, ctx: &NodeContext) -> Result<(), ActionError> {
-        let output = match self.out.take() {
-            Some(w) => w
-                .into_inner()
-                .map_err(|e| ActionError::io(format!("writing {}", self.path), e.into_error()))?,
-            None => Output::create(&self.path, self.gzip)?,
-        };
-        self.pending = Some(output.finish(&self.path)?);
-        ctx.log(format!("wrote {} features to {}", self.written, self.path));
+        self.files.finish()?;
+        ctx.log(format!(
+            "wrote {} features to {} ({} files)",
+            self.files.written,
+            self.path,
+            self.files.files()
+        ));
         Ok(())
     }
 
     fn commit(&mut self) -> Result<(), ActionError> {
-        super::commit_pending(&mut self.pending)
+        self.files.commit()
     }
 
     fn abort(&mut self) {
-        self.pending = None;
-        // Dropping the writer drops the AtomicWriter, which removes the temporary file.
-        self.out = None;
+        // Dropping the writers removes their temporary files.
+        self.files.abort();
     }
 }
 
@@ -554,6 +578,70 @@ mod tests {
     }
 
     #[test]
+    fn partitions_by_attribute_with_at_most_max_open_files() {
+        let ctx = NodeContext::standalone("t");
+        let BuiltAction {
+            node: NodeImpl::Sink(_),
+            ..
+        } = (SPEC.build)(&BuildContext {
+            node_id: "t",
+            params: &serde_json::json!({"path": "memory://csv_writer/by/{cat}/{y}.csv", "max_open_files": 2}),
+        })
+        .unwrap()
+        else {
+            panic!("not a sink")
+        };
+        let mut w = CsvWriter {
+            files: Partitioned::new(
+                PathTemplate::parse("memory://csv_writer/by/{cat}.csv").unwrap(),
+                CsvFormat {
+                    delimiter: b',',
+                    header: true,
+                    geometry: None,
+                    gzip: false,
+                    cell: String::new(),
+                },
+                2,
+            ),
+            path: "memory://csv_writer/by/{cat}.csv".into(),
+        };
+        let schema = Schema::new(["cat", "n"]);
+        let cats = ["a", "b", "a/../x", "a", "c", "c", "b"];
+        let rows: Vec<Feature> = cats
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                Feature::new(
+                    i as u64,
+                    schema.clone(),
+                    vec![Value::from(*c), Value::Int(i as i64)],
+                )
+            })
+            .collect();
+        w.write(0, rows, &ctx).unwrap();
+        assert_eq!(w.files.max_open_seen, 2);
+        w.finish(&ctx).unwrap();
+        w.commit().unwrap();
+        let text = |name: &str| {
+            String::from_utf8(read_back(&format!("memory://csv_writer/by/{name}"))).unwrap()
+        };
+        // a b x a c c b with two open files: x closes a, the second a closes b (a.part2),
+        // c closes x, the second b closes a.part2 (b.part2). Each part has its header.
+        assert_eq!(text("a.csv"), "cat,n\na,0\n");
+        assert_eq!(text("a.part2.csv"), "cat,n\na,3\n");
+        assert_eq!(text("b.csv"), "cat,n\nb,1\n");
+        assert_eq!(text("b.part2.csv"), "cat,n\nb,6\n");
+        assert_eq!(text("a_.._x.csv"), "cat,n\na/../x,2\n");
+        assert_eq!(text("c.csv"), "cat,n\nc,4\nc,5\n");
+        assert_eq!(
+            sluice_runtime::store::list("memory://csv_writer/by/*.csv")
+                .unwrap()
+                .len(),
+            6
+        );
+    }
+
+    #[test]
     fn bad_params_are_located() {
         let err = (SPEC.build)(&BuildContext {
             node_id: "t",
@@ -565,5 +653,23 @@ mod tests {
             matches!(err, ActionError::Param { ref path, .. } if path == "geometry"),
             "{err:?}"
         );
+        for (params, want) in [
+            (serde_json::json!({"path": "out/{cat.csv"}), "path"),
+            (
+                serde_json::json!({"path": "x.csv", "max_open_files": 0}),
+                "max_open_files",
+            ),
+        ] {
+            let err = (SPEC.build)(&BuildContext {
+                node_id: "t",
+                params: &params,
+            })
+            .err()
+            .unwrap();
+            assert!(
+                matches!(err, ActionError::Param { ref path, .. } if path == want),
+                "{err:?}"
+            );
+        }
     }
 }

@@ -13,6 +13,10 @@
 //! strings, bytes are hex, non-finite floats are `null`. The file is written under a
 //! temporary name and renamed into place when the run succeeds; a failed or cancelled run
 //! leaves no file. `gzip` defaults to whether the name ends in `.gz`.
+//!
+//! `path` may hold `{attribute}` placeholders (`out/{region}.jsonl`): one file per distinct
+//! value, at most `max_open_files` open at once; a partition reopened after its file was
+//! closed continues in `{region}.part2.jsonl`. See `sinks/partition.rs`.
 
 use std::io::Write;
 
@@ -25,6 +29,7 @@ use sluice_runtime::{
 };
 
 use super::Output;
+use super::partition::{FileFormat, Partitioned, PathTemplate};
 use sluice_runtime::store::AtomicWriter;
 
 /// Parameters of `jsonl_writer`.
@@ -36,6 +41,15 @@ pub struct JsonlWriterParams {
     /// Compress with gzip. Default: when the path ends in `.gz`.
     #[serde(default)]
     pub gzip: Option<bool>,
+    /// With `{attribute}` placeholders in `path`: the most files open at once (the least
+    /// recently used is finished when another is needed).
+    #[serde(default = "default_max_open_files")]
+    #[schemars(range(min = 1))]
+    pub max_open_files: usize,
+}
+
+fn default_max_open_files() -> usize {
+    64
 }
 
 /// The `jsonl_writer` action.
@@ -53,27 +67,52 @@ fn build(ctx: &BuildContext) -> Result<BuiltAction, ActionError> {
     if p.path.trim().is_empty() || p.path.ends_with('/') {
         return Err(ActionError::param("path", "must name a file"));
     }
+    let template = PathTemplate::parse(&p.path).map_err(|m| ActionError::param("path", m))?;
+    if p.max_open_files == 0 {
+        return Err(ActionError::param("max_open_files", "must be at least 1"));
+    }
     let gzip = p.gzip.unwrap_or_else(|| p.path.ends_with(".gz"));
     Ok(BuiltAction::new(NodeImpl::Sink(Box::new(JsonlWriter {
+        files: Partitioned::new(template, JsonlFormat { gzip }, p.max_open_files),
         path: p.path,
-        gzip,
-        out: None,
-        pending: None,
-        written: 0,
     }))))
 }
 
 struct JsonlWriter {
+    files: Partitioned<JsonlFormat>,
     path: String,
+}
+
+/// One JSON object per line.
+struct JsonlFormat {
     gzip: bool,
-    out: Option<Output>,
-    /// The finished, not yet committed output.
-    pending: Option<AtomicWriter>,
-    written: u64,
+}
+
+impl FileFormat for JsonlFormat {
+    type File = (String, Output);
+
+    fn open(&mut self, path: &str, _first: &Feature) -> Result<(String, Output), ActionError> {
+        Ok((path.to_string(), Output::create(path, self.gzip)?))
+    }
+
+    fn write(&mut self, file: &mut (String, Output), f: &Feature) -> Result<(), ActionError> {
+        let (path, out) = file;
+        write_feature(out, f)
+            .and_then(|()| out.write_all(b"\n"))
+            .map_err(|e| ActionError::io(format!("writing {path}"), e))
+    }
+
+    fn finish(&mut self, file: (String, Output)) -> Result<AtomicWriter, ActionError> {
+        file.1.finish(&file.0)
+    }
+
+    fn empty(&mut self, path: &str) -> Result<AtomicWriter, ActionError> {
+        Output::create(path, self.gzip)?.finish(path)
+    }
 }
 
 /// Writes one feature as a JSON object (no newline).
-fn write_feature(w: &mut impl Write, f: &Feature) -> std::io::Result<()> {
+pub(crate) fn write_feature(w: &mut impl Write, f: &Feature) -> std::io::Result<()> {
     let geometry = f.geometry();
     w.write_all(b"{")?;
     let mut first = true;
@@ -100,7 +139,8 @@ fn write_feature(w: &mut impl Write, f: &Feature) -> std::io::Result<()> {
     w.write_all(b"}")
 }
 
-fn write_value(w: &mut impl Write, v: &Value) -> std::io::Result<()> {
+/// Writes one value as JSON (non-finite floats as null; dates as ISO strings).
+pub(crate) fn write_value(w: &mut impl Write, v: &Value) -> std::io::Result<()> {
     match v {
         Value::Null => w.write_all(b"null"),
         Value::Bool(b) => w.write_all(if *b { b"true" } else { b"false" }),
@@ -119,39 +159,30 @@ impl Sink for JsonlWriter {
         batch: Batch,
         _ctx: &NodeContext,
     ) -> Result<(), ActionError> {
-        if self.out.is_none() {
-            self.out = Some(Output::create(&self.path, self.gzip)?);
-        }
-        let Some(out) = self.out.as_mut() else {
-            return Ok(());
-        };
         for f in &batch {
-            write_feature(out, f)
-                .and_then(|()| out.write_all(b"\n"))
-                .map_err(|e| ActionError::io(format!("writing {}", self.path), e))?;
+            self.files.write(f)?;
         }
-        self.written += batch.len() as u64;
         Ok(())
     }
 
     fn finish(&mut self, ctx: &NodeContext) -> Result<(), ActionError> {
-        let out = match self.out.take() {
-            Some(o) => o,
-            None => Output::create(&self.path, self.gzip)?,
-        };
-        self.pending = Some(out.finish(&self.path)?);
-        ctx.log(format!("wrote {} features to {}", self.written, self.path));
+        self.files.finish()?;
+        ctx.log(format!(
+            "wrote {} features to {} ({} files)",
+            self.files.written,
+            self.path,
+            self.files.files()
+        ));
         Ok(())
     }
 
     fn commit(&mut self) -> Result<(), ActionError> {
-        super::commit_pending(&mut self.pending)
+        self.files.commit()
     }
 
     fn abort(&mut self) {
-        self.pending = None;
-        // Dropping the output removes the temporary file.
-        self.out = None;
+        // Dropping the writers removes their temporary files.
+        self.files.abort();
     }
 }
 

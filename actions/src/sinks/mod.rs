@@ -3,11 +3,18 @@
 //! File sinks write through `Output`, an [`AtomicWriter`] with optional gzip: `finish`
 //! flushes everything to the temporary file, nothing is visible at the target until the
 //! executor calls the sink's `commit` (after every node of the run succeeded), and `abort`
-//! (or a drop) removes the temporary file.
+//! (or a drop) removes the temporary file. The text writers (`csv_writer`, `jsonl_writer`,
+//! `geojson_writer`) go through `partition.rs`, which also lets their `path` hold
+//! `{attribute}` placeholders (one file per value, a bounded number open at once);
+//! `parquet_writer` writes through arrow-rs's `ArrowWriter` over an [`AtomicWriter`].
 
 pub mod csv_writer;
+pub mod echo_sink;
+pub mod geojson_writer;
 pub mod jsonl_writer;
 pub mod noop_sink;
+pub mod parquet_writer;
+mod partition;
 
 use std::io::Write;
 
@@ -16,7 +23,14 @@ use sluice_runtime::{ActionError, ActionSpec};
 
 /// The specs of every action in this module.
 pub fn specs() -> Vec<ActionSpec> {
-    vec![csv_writer::SPEC, jsonl_writer::SPEC, noop_sink::SPEC]
+    vec![
+        csv_writer::SPEC,
+        jsonl_writer::SPEC,
+        geojson_writer::SPEC,
+        parquet_writer::SPEC,
+        noop_sink::SPEC,
+        echo_sink::SPEC,
+    ]
 }
 
 /// The byte stream under a file sink: plain or gzip, over an [`AtomicWriter`].

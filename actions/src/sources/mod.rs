@@ -1,11 +1,34 @@
 //! The sources of the action library.
+//!
+//! File readers (`csv_reader`, `json_reader`, `geojson_reader`, `parquet_reader`) take a
+//! file, a folder or a glob as `path` and share the machinery of `multi_file.rs`: several
+//! files are read at once on reader threads, up to the run's read-ahead, each through its
+//! own bounded channel, and emitted in file order with the same ids as a one-by-one read.
+//! `json_values.rs` turns JSON into values without an intermediate `serde_json::Value`,
+//! `arrow_values.rs` turns arrow arrays into values.
 
+mod arrow_values;
 pub mod csv_reader;
 pub mod feature_creator;
+pub mod file_lister;
+pub mod geojson_reader;
+pub mod json_reader;
+mod json_values;
+mod multi_file;
+pub mod parquet_reader;
+#[cfg(test)]
+mod round_trips;
 
 use sluice_runtime::ActionSpec;
 
 /// The specs of every action in this module.
 pub fn specs() -> Vec<ActionSpec> {
-    vec![feature_creator::SPEC, csv_reader::SPEC]
+    vec![
+        feature_creator::SPEC,
+        csv_reader::SPEC,
+        json_reader::SPEC,
+        geojson_reader::SPEC,
+        parquet_reader::SPEC,
+        file_lister::SPEC,
+    ]
 }

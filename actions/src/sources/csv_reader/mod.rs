@@ -16,6 +16,9 @@
 //!
 //! - `path` is a file, a folder (its files) or a glob pattern; files are read in name order,
 //!   streamed (a file is never held whole) and decompressed when the name ends in `.gz`.
+//!   Several files are read at once (up to `read_ahead` on reader threads of this node,
+//!   each file through its own small bounded channel); the output is in file order all
+//!   the same, with the same ids as a one-by-one read.
 //! - Column types: a type declared in `columns` wins; otherwise, with `infer_types` (the
 //!   default), each column gets the narrowest of int, float, bool, date, datetime that fits
 //!   every non-empty cell of the first 1000 rows, else string. An empty cell is null.
@@ -29,9 +32,11 @@
 //!   `geometry: {wkt}` parses a WKT column. The source columns stay attributes unless
 //!   `keep_columns: false`.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::io::{BufReader, Read};
 use std::sync::Arc;
+
+use super::multi_file::{FileOut, FileSource, SharedCache, read_files};
 
 use csv::ByteRecord;
 use schemars::JsonSchema;
@@ -83,6 +88,12 @@ pub struct CsvReaderParams {
     /// EPSG code of the geometry's coordinates.
     #[serde(default)]
     pub crs: Option<u32>,
+    /// Most files read at once when `path` names several (default: the run's read-ahead,
+    /// which shrinks under memory pressure; it also caps this value). 1 reads them one
+    /// after another.
+    #[serde(default)]
+    #[schemars(range(min = 1))]
+    pub read_ahead: Option<usize>,
 }
 
 /// Which columns hold the geometry.
@@ -170,6 +181,9 @@ fn build(ctx: &BuildContext) -> Result<BuiltAction, ActionError> {
             "must differ from the delimiter",
         ));
     }
+    if p.read_ahead == Some(0) {
+        return Err(ActionError::param("read_ahead", "must be at least 1"));
+    }
     let geometry = match p.geometry {
         None => None,
         Some(g) => Some(GeomSpec {
@@ -195,6 +209,8 @@ fn build(ctx: &BuildContext) -> Result<BuiltAction, ActionError> {
         infer: p.infer_types,
         geometry,
         crs: p.crs,
+        read_ahead: p.read_ahead,
+        schemas: SharedCache::new(),
     }))))
 }
 
@@ -234,41 +250,23 @@ struct CsvReader {
     infer: bool,
     geometry: Option<GeomSpec>,
     crs: Option<u32>,
-}
-
-/// What survives from one file to the next: ids go on, and a header seen before gets the
-/// same schemas back.
-#[derive(Default)]
-struct RunState {
-    next_id: u64,
-    schemas: HashMap<Vec<String>, (Arc<Schema>, Arc<Schema>)>,
+    read_ahead: Option<usize>,
+    /// A header seen before (in any file) gets the same schemas back.
+    schemas: SharedCache<Vec<String>, (Arc<Schema>, Arc<Schema>)>,
 }
 
 impl Source for CsvReader {
     fn run(&mut self, ctx: &NodeContext, out: &mut Emitter) -> Result<(), ActionError> {
-        let files = store::list(&self.path)?;
-        if files.is_empty() {
-            return Err(ActionError::io(
-                format!("listing {}", self.path),
-                std::io::Error::new(std::io::ErrorKind::NotFound, "no file matches"),
-            ));
-        }
-        let mut state = RunState::default();
-        for file in &files {
-            ctx.check_cancelled()?;
-            self.read_file(&file.location, &mut state, ctx, out)?;
-        }
-        Ok(())
+        read_files(&*self, &self.path, self.read_ahead, ctx, out)
     }
 }
 
-impl CsvReader {
+impl FileSource for CsvReader {
     fn read_file(
         &self,
         location: &str,
-        state: &mut RunState,
         ctx: &NodeContext,
-        out: &mut Emitter,
+        out: &mut FileOut<'_>,
     ) -> Result<(), ActionError> {
         let raw = store::open_read(location)?;
         let input: Box<dyn Read + Send> = if location.ends_with(".gz") {
@@ -322,12 +320,12 @@ impl CsvReader {
         };
 
         // 2. The plan: a type and a target slot per column, the geometry, the schemas.
-        let plan = self.plan(location, header, &sample, state)?;
+        let plan = self.plan(location, header, &sample)?;
 
         // 3. Convert: the sample first, then stream the rest with one reused record.
         let mut values = Vec::new();
         for r in &sample {
-            self.emit_row(&plan, location, r, &mut values, state, out)?;
+            self.emit_row(&plan, location, r, &mut values, out)?;
         }
         drop(sample);
         let mut rows: u64 = 0;
@@ -339,7 +337,7 @@ impl CsvReader {
             {
                 break;
             }
-            self.emit_row(&plan, location, &rec, &mut values, state, out)?;
+            self.emit_row(&plan, location, &rec, &mut values, out)?;
             rows += 1;
             if rows.is_multiple_of(8192) {
                 ctx.check_cancelled()?;
@@ -347,13 +345,14 @@ impl CsvReader {
         }
         Ok(())
     }
+}
 
+impl CsvReader {
     fn plan(
         &self,
         location: &str,
         header: Vec<String>,
         sample: &[ByteRecord],
-        state: &mut RunState,
     ) -> Result<Plan, ActionError> {
         let index = |name: &str, param: String| -> Result<usize, ActionError> {
             header.iter().position(|h| h == name).ok_or_else(|| {
@@ -404,19 +403,15 @@ impl CsvReader {
                 target,
             });
         }
-        let (schema, rejected_schema) = state
-            .schemas
-            .entry(header.clone())
-            .or_insert_with(|| {
-                let kept = header
-                    .iter()
-                    .enumerate()
-                    .filter(|(i, _)| !dropped(*i))
-                    .map(|(_, n)| n.as_str());
-                let rejected = header.iter().map(String::as_str).chain([REJECTION_REASON]);
-                (Schema::new(kept), Schema::new(rejected))
-            })
-            .clone();
+        let (schema, rejected_schema) = self.schemas.get_or_insert_with(header.clone(), || {
+            let kept = header
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| !dropped(*i))
+                .map(|(_, n)| n.as_str());
+            let rejected = header.iter().map(String::as_str).chain([REJECTION_REASON]);
+            (Schema::new(kept), Schema::new(rejected))
+        });
         Ok(Plan {
             header,
             columns,
@@ -434,11 +429,10 @@ impl CsvReader {
         location: &str,
         rec: &ByteRecord,
         values: &mut Vec<Value>,
-        state: &mut RunState,
-        out: &mut Emitter,
+        out: &mut FileOut<'_>,
     ) -> Result<(), ActionError> {
-        let id = state.next_id;
-        state.next_id += 1;
+        // Ids are assigned by `FileOut`, in file order.
+        let id = 0;
         match self.convert(plan, rec, values) {
             Ok(geometry) => {
                 let mut f = Feature::new(id, plan.schema.clone(), std::mem::take(values));

@@ -1,0 +1,386 @@
+//! `geojson_writer`: writes features as a GeoJSON FeatureCollection, streamed.
+//!
+//! ```yaml
+//! - id: save
+//!   action: geojson_writer
+//!   with:
+//!     path: out/parcels.geojson
+//! ```
+//!
+//! - The collection is written as it comes: the header, then each feature as soon as it
+//!   arrives, then the closing brackets in `finish`; no feature is held.
+//! - Each feature is `{"type":"Feature","properties":{...},"geometry":...}`: the properties
+//!   are the attributes in schema order (null is `null`, dates and datetimes ISO 8601
+//!   strings, bytes hex, maps objects, arrays arrays, non-finite floats `null`), the geometry
+//!   a GeoJSON geometry object or `null`. Numbers are written in their shortest form that
+//!   reads back to the same value (ints as ints, floats with `ryu`), so coordinates and
+//!   attributes round-trip exactly.
+//! - Coordinates are written as they are: RFC 7946 GeoJSON is WGS 84 (EPSG 4326), so
+//!   reproject upstream when the features are in another CRS.
+//! - The file is written under a temporary name and renamed into place when the run
+//!   succeeds; a failed or cancelled run leaves no file. `gzip` defaults to whether the name
+//!   ends in `.gz`.
+//! - `path` may hold `{attribute}` placeholders (`out/{region}.geojson`): one collection per
+//!   distinct value, at most `max_open_files` open at once; a partition reopened after its
+//!   file was closed continues in `{region}.part2.geojson` (a whole collection of its own).
+//!   See `sinks/partition.rs`.
+
+use std::io::Write;
+
+use schemars::JsonSchema;
+use serde::Deserialize;
+use sluice_runtime::action::schema_of;
+use sluice_runtime::store::AtomicWriter;
+use sluice_runtime::{
+    ActionError, ActionKind, ActionSpec, Batch, BuildContext, BuiltAction, Feature, NodeContext,
+    NodeImpl, Sink,
+};
+
+use super::Output;
+use super::jsonl_writer::write_value;
+use super::partition::{FileFormat, Partitioned, PathTemplate};
+
+/// Parameters of `geojson_writer`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GeojsonWriterParams {
+    /// Where to write (a path, `file://` or `memory://` location); may hold `{attribute}`
+    /// placeholders.
+    pub path: String,
+    /// Compress with gzip. Default: when the path ends in `.gz`.
+    #[serde(default)]
+    pub gzip: Option<bool>,
+    /// With `{attribute}` placeholders in `path`: the most files open at once (the least
+    /// recently used is finished when another is needed).
+    #[serde(default = "default_max_open_files")]
+    #[schemars(range(min = 1))]
+    pub max_open_files: usize,
+}
+
+fn default_max_open_files() -> usize {
+    64
+}
+
+/// The `geojson_writer` action.
+pub const SPEC: ActionSpec = ActionSpec::new(
+    "geojson_writer",
+    ActionKind::Sink,
+    "Writes features as a GeoJSON FeatureCollection, committed only when the run succeeds.",
+    schema_of::<GeojsonWriterParams>,
+    build,
+)
+.example("path: out/parcels.geojson\n");
+
+fn build(ctx: &BuildContext) -> Result<BuiltAction, ActionError> {
+    let p: GeojsonWriterParams = ctx.params()?;
+    if p.path.trim().is_empty() || p.path.ends_with('/') {
+        return Err(ActionError::param("path", "must name a file"));
+    }
+    let template = PathTemplate::parse(&p.path).map_err(|m| ActionError::param("path", m))?;
+    if p.max_open_files == 0 {
+        return Err(ActionError::param("max_open_files", "must be at least 1"));
+    }
+    let gzip = p.gzip.unwrap_or_else(|| p.path.ends_with(".gz"));
+    Ok(BuiltAction::new(NodeImpl::Sink(Box::new(GeojsonWriter {
+        files: Partitioned::new(template, GeojsonFormat { gzip }, p.max_open_files),
+        path: p.path,
+    }))))
+}
+
+const HEADER: &[u8] = b"{\"type\":\"FeatureCollection\",\"features\":[";
+const FOOTER: &[u8] = b"\n]}\n";
+
+struct GeojsonWriter {
+    files: Partitioned<GeojsonFormat>,
+    path: String,
+}
+
+struct GeojsonFormat {
+    gzip: bool,
+}
+
+/// One open collection: its path, its stream, and whether a feature was written.
+struct GeojsonFile {
+    path: String,
+    out: Output,
+    any: bool,
+}
+
+impl GeojsonFile {
+    fn io(&self, e: std::io::Error) -> ActionError {
+        ActionError::io(format!("writing {}", self.path), e)
+    }
+}
+
+/// Writes one feature object (no separator).
+fn write_feature(w: &mut impl Write, f: &Feature) -> std::io::Result<()> {
+    w.write_all(b"{\"type\":\"Feature\",\"properties\":{")?;
+    for (i, (name, value)) in f.attributes().enumerate() {
+        if i > 0 {
+            w.write_all(b",")?;
+        }
+        serde_json::to_writer(&mut *w, name)?;
+        w.write_all(b":")?;
+        write_value(w, value)?;
+    }
+    w.write_all(b"},\"geometry\":")?;
+    match f.geometry() {
+        None => w.write_all(b"null")?,
+        Some(g) => {
+            let value = geojson::GeometryValue::from(&g.geom);
+            serde_json::to_writer(&mut *w, &geojson::Geometry::new(value))?;
+        }
+    }
+    w.write_all(b"}")
+}
+
+impl FileFormat for GeojsonFormat {
+    type File = GeojsonFile;
+
+    fn open(&mut self, path: &str, _first: &Feature) -> Result<GeojsonFile, ActionError> {
+        let mut file = GeojsonFile {
+            path: path.to_string(),
+            out: Output::create(path, self.gzip)?,
+            any: false,
+        };
+        file.out.write_all(HEADER).map_err(|e| file.io(e))?;
+        Ok(file)
+    }
+
+    fn write(&mut self, file: &mut GeojsonFile, f: &Feature) -> Result<(), ActionError> {
+        let sep: &[u8] = if file.any { b",\n" } else { b"\n" };
+        file.any = true;
+        file.out
+            .write_all(sep)
+            .and_then(|()| write_feature(&mut file.out, f))
+            .map_err(|e| file.io(e))
+    }
+
+    fn finish(&mut self, mut file: GeojsonFile) -> Result<AtomicWriter, ActionError> {
+        file.out.write_all(FOOTER).map_err(|e| file.io(e))?;
+        file.out.finish(&file.path)
+    }
+
+    fn empty(&mut self, path: &str) -> Result<AtomicWriter, ActionError> {
+        let mut out = Output::create(path, self.gzip)?;
+        out.write_all(HEADER)
+            .and_then(|()| out.write_all(FOOTER))
+            .map_err(|e| ActionError::io(format!("writing {path}"), e))?;
+        out.finish(path)
+    }
+}
+
+impl Sink for GeojsonWriter {
+    fn write(
+        &mut self,
+        _input: usize,
+        batch: Batch,
+        _ctx: &NodeContext,
+    ) -> Result<(), ActionError> {
+        for f in &batch {
+            self.files.write(f)?;
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self, ctx: &NodeContext) -> Result<(), ActionError> {
+        self.files.finish()?;
+        ctx.log(format!(
+            "wrote {} features to {} ({} files)",
+            self.files.written,
+            self.path,
+            self.files.files()
+        ));
+        Ok(())
+    }
+
+    fn commit(&mut self) -> Result<(), ActionError> {
+        self.files.commit()
+    }
+
+    fn abort(&mut self) {
+        // Dropping the writers removes their temporary files.
+        self.files.abort();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sluice_runtime::{Emitter, Geometry, REJECTION_REASON, Value};
+    use std::io::Read;
+
+    fn sink(params: serde_json::Value) -> Box<dyn Sink> {
+        match (SPEC.build)(&BuildContext {
+            node_id: "t",
+            params: &params,
+        })
+        .unwrap()
+        .node
+        {
+            NodeImpl::Sink(s) => s,
+            _ => panic!("not a sink"),
+        }
+    }
+
+    fn read_back(location: &str) -> String {
+        let mut s = String::new();
+        sluice_runtime::store::open_read(location)
+            .unwrap()
+            .read_to_string(&mut s)
+            .unwrap();
+        s
+    }
+
+    fn write_all(path: &str, features: Vec<Feature>) {
+        let ctx = NodeContext::standalone("t");
+        let mut w = sink(serde_json::json!({ "path": path }));
+        w.write(0, features, &ctx).unwrap();
+        w.finish(&ctx).unwrap();
+        w.commit().unwrap();
+    }
+
+    fn read_geojson(path: &str) -> (Vec<Feature>, Vec<Feature>) {
+        let params = serde_json::json!({ "path": path });
+        let built = (crate::sources::geojson_reader::SPEC.build)(&BuildContext {
+            node_id: "r",
+            params: &params,
+        })
+        .unwrap();
+        let NodeImpl::Source(mut src) = built.node else {
+            panic!()
+        };
+        let mut out = Emitter::buffer(2);
+        src.run(&NodeContext::standalone("r"), &mut out).unwrap();
+        let mut b = out.into_buffers();
+        let rejected = b.pop().unwrap();
+        (b.pop().unwrap(), rejected)
+    }
+
+    #[test]
+    fn example_parses_and_builds() {
+        let params = sluice_runtime::workflow::yaml::parse(SPEC.example)
+            .unwrap()
+            .to_json();
+        assert!(
+            (SPEC.build)(&BuildContext {
+                node_id: "t",
+                params: &params
+            })
+            .is_ok()
+        );
+    }
+
+    #[test]
+    fn writes_a_collection_that_reads_back_exactly() {
+        let poly = geo_types::Polygon::new(
+            geo_types::LineString::from(vec![
+                (0.1, 0.2),
+                (1.0 / 3.0, 0.2),
+                (1e-300, 123_456_789.123_456_79),
+                (0.1, 0.2),
+            ]),
+            vec![],
+        );
+        let a = Feature::from_pairs(
+            1,
+            [
+                ("name", Value::from("Zoë \"q\"")),
+                ("n", Value::Int(i64::MAX)),
+                ("x", Value::Float(0.1 + 0.2)),
+                ("none", Value::Null),
+            ],
+        )
+        .with_geometry(Some(Geometry::new(poly.into())));
+        let b = Feature::from_pairs(2, [("name", Value::from("b")), ("n", Value::Int(-1))]);
+        write_all(
+            "memory://geojson_writer/rt.geojson",
+            vec![a.clone(), b.clone()],
+        );
+        let text = read_back("memory://geojson_writer/rt.geojson");
+        assert!(
+            text.starts_with("{\"type\":\"FeatureCollection\",\"features\":[\n{\"type\":\"Feature\",\"properties\":{\"name\":\"Zoë \\\"q\\\"\",\"n\":9223372036854775807,\"x\":0.30000000000000004,\"none\":null},\"geometry\":{\"type\":\"Polygon\""),
+            "{text}"
+        );
+        assert!(text.ends_with("},\"geometry\":null}\n]}\n"), "{text}");
+        serde_json::from_str::<serde_json::Value>(&text).unwrap();
+        let (back, rejected) = read_geojson("memory://geojson_writer/rt.geojson");
+        assert!(rejected.is_empty());
+        assert_eq!(back.len(), 2);
+        assert_eq!(back[0].values(), a.values());
+        assert_eq!(back[1].values(), b.values());
+        assert_eq!(back[0].geometry().unwrap().geom, a.geometry().unwrap().geom);
+        assert!(back[1].geometry().is_none());
+    }
+
+    #[test]
+    fn no_features_give_an_empty_collection_and_partitions_are_collections() {
+        write_all("memory://geojson_writer/empty.geojson", Vec::new());
+        assert_eq!(
+            read_back("memory://geojson_writer/empty.geojson"),
+            "{\"type\":\"FeatureCollection\",\"features\":[\n]}\n"
+        );
+        let ctx = NodeContext::standalone("t");
+        let mut w = sink(serde_json::json!({
+            "path": "memory://geojson_writer/by/{k}.geojson",
+            "max_open_files": 1
+        }));
+        let f = |id: u64, k: &str| Feature::from_pairs(id, [("k", Value::from(k))]);
+        w.write(0, vec![f(0, "a"), f(1, "b/../c"), f(2, "a")], &ctx)
+            .unwrap();
+        w.finish(&ctx).unwrap();
+        w.commit().unwrap();
+        let mut names: Vec<String> = sluice_runtime::store::list("memory://geojson_writer/by")
+            .unwrap()
+            .into_iter()
+            .map(|e| e.location)
+            .collect();
+        names.sort();
+        assert_eq!(
+            names,
+            vec![
+                "memory://geojson_writer/by/a.geojson",
+                "memory://geojson_writer/by/a.part2.geojson",
+                "memory://geojson_writer/by/b_.._c.geojson",
+            ]
+        );
+        for n in &names {
+            let (back, _) = read_geojson(n);
+            assert_eq!(back.len(), 1, "{n}");
+        }
+    }
+
+    #[test]
+    fn bad_params_are_located_and_abort_leaves_nothing() {
+        for (params, path) in [
+            (serde_json::json!({"path": "out/"}), "path"),
+            (serde_json::json!({"path": "out/{a.geojson"}), "path"),
+            (
+                serde_json::json!({"path": "x", "max_open_files": 0}),
+                "max_open_files",
+            ),
+            (serde_json::json!({"path": "x", "pretty": true}), "pretty"),
+        ] {
+            let err = (SPEC.build)(&BuildContext {
+                node_id: "t",
+                params: &params,
+            })
+            .err()
+            .unwrap();
+            assert!(
+                matches!(err, ActionError::Param { path: ref p, .. } if p == path),
+                "{err:?}"
+            );
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let ctx = NodeContext::standalone("t");
+        let mut w =
+            sink(serde_json::json!({"path": dir.path().join("x.geojson").to_string_lossy()}));
+        let rows: Vec<Feature> = (0..20_000)
+            .map(|i| Feature::from_pairs(i, [(REJECTION_REASON, Value::Int(i as i64))]))
+            .collect();
+        w.write(0, rows, &ctx).unwrap();
+        w.abort();
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+}

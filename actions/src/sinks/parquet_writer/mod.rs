@@ -1,0 +1,617 @@
+//! `parquet_writer`: writes features to a GeoParquet 1.1 file (plain Parquet when there is
+//! no geometry), row group by row group.
+//!
+//! ```yaml
+//! - id: save
+//!   action: parquet_writer
+//!   with:
+//!     path: out/buildings.parquet
+//!     row_group_rows: 65536
+//!     row_group_bytes: 67108864
+//! ```
+//!
+//! - Features are buffered until `row_group_rows` of them, or `row_group_bytes` of feature
+//!   memory (or until the run's memory budget refuses more), then written as one row group
+//!   (snappy compression): memory stays bounded by one row group, never the whole input.
+//! - Columns and types are decided from the FIRST row group: the attributes in order of
+//!   first appearance, each typed by its first non-null value (bool, int -> Int64, float ->
+//!   Float64, string -> Utf8, date -> Date32, datetime -> Timestamp(µs, UTC), bytes ->
+//!   Binary, arrays and maps -> Utf8 holding their JSON text). A column whose values are all
+//!   null is Utf8. Within the first row group an int column that also meets floats becomes
+//!   Float64 (ints are widened). Later, a float column takes ints (widened); any other value
+//!   of a different type, or an attribute that is not a column, fails the run with an
+//!   [`ActionError::Data`] naming the feature and the attribute. Missing attributes are null.
+//! - Geometry: when a feature of the first row group has a geometry, the file gets a
+//!   `geometry` column (Binary, ISO WKB; an attribute named `geometry` is then left out) and
+//!   the GeoParquet `geo` key-value metadata: version `1.1.0`, primary column `geometry`,
+//!   encoding `WKB`, the distinct `geometry_types` seen, the `bbox` of all geometries, and
+//!   the `crs` as PROJJSON-lite `{"id": {"authority": "EPSG", "code": N}}` (left out for
+//!   4326, the GeoParquet default OGC:CRS84 having the same axis order sluice uses; `null`
+//!   when no geometry carries a CRS). Two different CRSs in one file fail the run. Those
+//!   facts are known only at the end, so the metadata is appended in `finish`, before the
+//!   footer is written. A geometry that arrives after a first row group without any fails
+//!   the run (the file has no geometry column).
+//! - The file is written under a temporary name (an `AtomicWriter` under the arrow-rs
+//!   `ArrowWriter`) and renamed into place when the run succeeds; a failed or cancelled run
+//!   leaves no file.
+//!
+//! # Why WKB and hand-made metadata, and not the `geoparquet` / `geoarrow` crates
+//!
+//! Those crates build on arrow 59, while sluice (spill files, `parquet_reader`) uses arrow
+//! and parquet 60. Depending on them would compile a second copy of arrow and parquet, and
+//! their `RecordBatch`es and schemas would be different types from ours: nothing could pass
+//! between them without a conversion. GeoParquet with WKB encoding needs only a Binary
+//! column and one JSON metadata entry, which are written here with arrow 60 directly.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+
+use arrow_array::builder::{
+    BinaryBuilder, BooleanBuilder, Date32Builder, Float64Builder, Int64Builder, StringBuilder,
+    TimestampMicrosecondBuilder,
+};
+use arrow_array::{ArrayRef, RecordBatch};
+use arrow_schema::{DataType, Field, Schema as ArrowSchema, SchemaRef, TimeUnit};
+use parquet::arrow::ArrowWriter;
+use parquet::arrow::arrow_writer::ArrowWriterOptions;
+use parquet::basic::Compression;
+use parquet::file::metadata::KeyValue;
+use parquet::file::properties::WriterProperties;
+use schemars::JsonSchema;
+use serde::Deserialize;
+use sluice_runtime::action::schema_of;
+use sluice_runtime::feature::wkb;
+use sluice_runtime::memory::Reservation;
+use sluice_runtime::store::AtomicWriter;
+use sluice_runtime::{
+    ActionError, ActionKind, ActionSpec, Batch, BuildContext, BuiltAction, Feature, NodeContext,
+    NodeImpl, Schema, Sink, Value,
+};
+
+/// Parameters of `parquet_writer`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ParquetWriterParams {
+    /// Where to write (a path, `file://` or `memory://` location).
+    pub path: String,
+    /// Most rows per row group.
+    #[serde(default = "default_rows")]
+    #[schemars(range(min = 1))]
+    pub row_group_rows: usize,
+    /// Most feature memory (bytes, estimated) buffered for one row group.
+    #[serde(default = "default_bytes")]
+    #[schemars(range(min = 1))]
+    pub row_group_bytes: usize,
+}
+
+fn default_rows() -> usize {
+    65536
+}
+fn default_bytes() -> usize {
+    64 << 20
+}
+
+/// The `parquet_writer` action.
+pub const SPEC: ActionSpec = ActionSpec::new(
+    "parquet_writer",
+    ActionKind::Sink,
+    "Writes features to a GeoParquet file (WKB geometry, snappy), committed only when the run succeeds.",
+    schema_of::<ParquetWriterParams>,
+    build,
+)
+.example("path: out/buildings.parquet\nrow_group_rows: 65536\nrow_group_bytes: 67108864\n");
+
+fn build(ctx: &BuildContext) -> Result<BuiltAction, ActionError> {
+    let p: ParquetWriterParams = ctx.params()?;
+    if p.path.trim().is_empty() || p.path.ends_with('/') {
+        return Err(ActionError::param("path", "must name a file"));
+    }
+    if p.row_group_rows == 0 {
+        return Err(ActionError::param("row_group_rows", "must be at least 1"));
+    }
+    if p.row_group_bytes == 0 {
+        return Err(ActionError::param("row_group_bytes", "must be at least 1"));
+    }
+    Ok(BuiltAction::new(NodeImpl::Sink(Box::new(ParquetWriter {
+        path: p.path,
+        row_group_rows: p.row_group_rows,
+        row_group_bytes: p.row_group_bytes,
+        buffer: Vec::new(),
+        buffered_bytes: 0,
+        reservation: None,
+        layout: None,
+        writer: None,
+        pending: None,
+        geo: GeoStats::default(),
+        written: 0,
+        row_groups: 0,
+    }))))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Columns
+// ---------------------------------------------------------------------------------------------
+
+/// The type of an attribute column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Bool,
+    Int,
+    Float,
+    String,
+    Date,
+    DateTime,
+    Bytes,
+    /// Arrays and maps, as JSON text.
+    Json,
+}
+
+impl Kind {
+    fn of(v: &Value) -> Option<Kind> {
+        Some(match v {
+            Value::Null => return None,
+            Value::Bool(_) => Kind::Bool,
+            Value::Int(_) => Kind::Int,
+            Value::Float(_) => Kind::Float,
+            Value::String(_) => Kind::String,
+            Value::Date(_) => Kind::Date,
+            Value::DateTime(_) => Kind::DateTime,
+            Value::Bytes(_) => Kind::Bytes,
+            Value::Array(_) | Value::Map(_) => Kind::Json,
+        })
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Bool => "bool",
+            Kind::Int => "int",
+            Kind::Float => "float",
+            Kind::String => "string",
+            Kind::Date => "date",
+            Kind::DateTime => "datetime",
+            Kind::Bytes => "bytes",
+            Kind::Json => "array or map",
+        }
+    }
+
+    fn data_type(self) -> DataType {
+        match self {
+            Kind::Bool => DataType::Boolean,
+            Kind::Int => DataType::Int64,
+            Kind::Float => DataType::Float64,
+            Kind::String | Kind::Json => DataType::Utf8,
+            Kind::Date => DataType::Date32,
+            Kind::DateTime => DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+            Kind::Bytes => DataType::Binary,
+        }
+    }
+}
+
+/// The file's columns, fixed by the first row group.
+struct Layout {
+    columns: Arc<Schema>,
+    kinds: Vec<Kind>,
+    arrow: SchemaRef,
+    geometry: bool,
+}
+
+impl Layout {
+    /// Decides the columns from the first row group. See the module docs.
+    fn decide(features: &[Feature]) -> Layout {
+        let geometry = features.iter().any(|f| f.geometry().is_some());
+        let mut names: Vec<Arc<str>> = Vec::new();
+        let mut index: HashMap<Arc<str>, usize> = HashMap::new();
+        let mut kinds: Vec<Option<Kind>> = Vec::new();
+        let mut last: Option<&Arc<Schema>> = None;
+        let mut slots: Vec<Option<usize>> = Vec::new();
+        for f in features {
+            if !last.is_some_and(|l| Arc::ptr_eq(l, f.schema())) {
+                slots.clear();
+                for name in f.schema().names() {
+                    if geometry && &**name == "geometry" {
+                        slots.push(None);
+                        continue;
+                    }
+                    let i = *index.entry(name.clone()).or_insert_with(|| {
+                        names.push(name.clone());
+                        kinds.push(None);
+                        names.len() - 1
+                    });
+                    slots.push(Some(i));
+                }
+                last = Some(f.schema());
+            }
+            for (slot, v) in slots.iter().zip(f.values()) {
+                let (Some(i), Some(k)) = (slot, Kind::of(v)) else {
+                    continue;
+                };
+                kinds[*i] = match kinds[*i] {
+                    None => Some(k),
+                    Some(Kind::Int) if k == Kind::Float => Some(Kind::Float),
+                    same => same,
+                };
+            }
+        }
+        let kinds: Vec<Kind> = kinds
+            .into_iter()
+            .map(|k| k.unwrap_or(Kind::String))
+            .collect();
+        let mut fields: Vec<Field> = names
+            .iter()
+            .zip(&kinds)
+            .map(|(n, k)| Field::new(n.to_string(), k.data_type(), true))
+            .collect();
+        if geometry {
+            fields.push(Field::new("geometry", DataType::Binary, true));
+        }
+        Layout {
+            columns: Schema::new(names),
+            kinds,
+            arrow: Arc::new(ArrowSchema::new(fields)),
+            geometry,
+        }
+    }
+
+    /// Where each column sits in `f`'s schema; an attribute that is not a column is an error.
+    fn slots(&self, f: &Feature) -> Result<Vec<Option<usize>>, ActionError> {
+        let schema = f.schema();
+        if let Some(extra) = schema
+            .names()
+            .iter()
+            .find(|n| self.columns.index_of(n).is_none() && !(self.geometry && &***n == "geometry"))
+        {
+            return Err(ActionError::data(
+                Some(format!("feature {}", f.id())),
+                format!(
+                    "attribute \"{extra}\" is not a column of this file (the columns come from the first row group: {})",
+                    self.columns
+                        .names()
+                        .iter()
+                        .map(|n| n.as_ref())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            ));
+        }
+        Ok(self
+            .columns
+            .names()
+            .iter()
+            .map(|n| schema.index_of(n))
+            .collect())
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// GeoParquet metadata
+// ---------------------------------------------------------------------------------------------
+
+/// What the `geo` metadata needs, gathered over every geometry written.
+#[derive(Default)]
+struct GeoStats {
+    types: BTreeSet<&'static str>,
+    bbox: Option<[f64; 4]>,
+    /// The CRS of the first geometry that had one.
+    crs: Option<u32>,
+}
+
+impl GeoStats {
+    fn add(&mut self, f: &Feature, g: &sluice_runtime::Geometry) -> Result<(), ActionError> {
+        use geo::BoundingRect;
+        if let Some(c) = g.crs {
+            match self.crs {
+                None => self.crs = Some(c),
+                Some(first) if first != c => {
+                    return Err(ActionError::data(
+                        Some(format!("feature {}", f.id())),
+                        format!(
+                            "geometry in EPSG:{c}, but this file is in EPSG:{first} (reproject upstream)"
+                        ),
+                    ));
+                }
+                Some(_) => {}
+            }
+        }
+        self.types.insert(geoparquet_type(&g.geom));
+        if let Some(r) = g.geom.bounding_rect() {
+            let (min, max) = (r.min(), r.max());
+            let b = self.bbox.get_or_insert([min.x, min.y, max.x, max.y]);
+            b[0] = b[0].min(min.x);
+            b[1] = b[1].min(min.y);
+            b[2] = b[2].max(max.x);
+            b[3] = b[3].max(max.y);
+        }
+        Ok(())
+    }
+
+    /// The `geo` metadata (GeoParquet 1.1).
+    fn metadata(&self) -> serde_json::Value {
+        let mut column = serde_json::json!({
+            "encoding": "WKB",
+            "geometry_types": self.types.iter().collect::<Vec<_>>(),
+        });
+        if let Some(b) = self.bbox
+            && b.iter().all(|c| c.is_finite())
+        {
+            column["bbox"] = serde_json::json!(b);
+        }
+        match self.crs {
+            Some(4326) => {}
+            Some(code) => {
+                column["crs"] = serde_json::json!({"id": {"authority": "EPSG", "code": code}});
+            }
+            None => column["crs"] = serde_json::Value::Null,
+        }
+        serde_json::json!({
+            "version": "1.1.0",
+            "primary_column": "geometry",
+            "columns": { "geometry": column },
+        })
+    }
+}
+
+/// The GeoParquet name of a shape's type (as its WKB is written: a `Line` is a line string,
+/// a `Rect` and a `Triangle` are polygons).
+fn geoparquet_type(g: &geo_types::Geometry<f64>) -> &'static str {
+    use geo_types::Geometry as G;
+    match g {
+        G::Point(_) => "Point",
+        G::Line(_) | G::LineString(_) => "LineString",
+        G::Polygon(_) | G::Rect(_) | G::Triangle(_) => "Polygon",
+        G::MultiPoint(_) => "MultiPoint",
+        G::MultiLineString(_) => "MultiLineString",
+        G::MultiPolygon(_) => "MultiPolygon",
+        G::GeometryCollection(_) => "GeometryCollection",
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The writer
+// ---------------------------------------------------------------------------------------------
+
+struct ParquetWriter {
+    path: String,
+    row_group_rows: usize,
+    row_group_bytes: usize,
+    /// Features of the row group being gathered.
+    buffer: Vec<Feature>,
+    buffered_bytes: usize,
+    reservation: Option<Reservation>,
+    layout: Option<Layout>,
+    writer: Option<ArrowWriter<AtomicWriter>>,
+    /// The finished, not yet committed output.
+    pending: Option<AtomicWriter>,
+    geo: GeoStats,
+    written: u64,
+    row_groups: u64,
+}
+
+impl ParquetWriter {
+    fn parquet_error(&self, e: parquet::errors::ParquetError) -> ActionError {
+        ActionError::io(
+            format!("writing {}", self.path),
+            std::io::Error::other(e.to_string()),
+        )
+    }
+
+    /// Writes the buffered features as one row group (deciding the columns the first time).
+    fn flush_row_group(&mut self) -> Result<(), ActionError> {
+        if self.buffer.is_empty() && self.layout.is_some() {
+            return Ok(());
+        }
+        if self.layout.is_none() {
+            let layout = Layout::decide(&self.buffer);
+            let props = WriterProperties::builder()
+                .set_compression(Compression::SNAPPY)
+                .set_max_row_group_row_count(Some(self.row_group_rows))
+                .build();
+            // No embedded arrow schema (`ARROW:schema`): it is written when the file is
+            // opened, so its metadata cannot hold `geo`, and readers that find it (pyarrow,
+            // hence geopandas) take their schema metadata from it alone and would not see
+            // `geo`. The Parquet types say everything the arrow schema would.
+            let options = ArrowWriterOptions::new()
+                .with_properties(props)
+                .with_skip_arrow_metadata(true);
+            let out = AtomicWriter::create(&self.path)?;
+            let writer = ArrowWriter::try_new_with_options(out, layout.arrow.clone(), options)
+                .map_err(|e| self.parquet_error(e))?;
+            self.writer = Some(writer);
+            self.layout = Some(layout);
+        }
+        if self.buffer.is_empty() {
+            return Ok(());
+        }
+        let features = std::mem::take(&mut self.buffer);
+        let batch = self.record_batch(&features)?;
+        let Some(writer) = self.writer.as_mut() else {
+            return Ok(());
+        };
+        let result = writer.write(&batch).and_then(|()| writer.flush());
+        result.map_err(|e| self.parquet_error(e))?;
+        self.written += features.len() as u64;
+        self.row_groups += 1;
+        self.buffered_bytes = 0;
+        if let Some(r) = self.reservation.as_mut() {
+            r.free();
+        }
+        Ok(())
+    }
+
+    /// Builds the arrow columns of a row group.
+    fn record_batch(&mut self, features: &[Feature]) -> Result<RecordBatch, ActionError> {
+        let Some(layout) = self.layout.as_ref() else {
+            return Err(ActionError::Other("parquet_writer: no layout".into()));
+        };
+        // Each feature's slots, computed once per distinct schema.
+        let mut maps: Vec<(Arc<Schema>, Vec<Option<usize>>)> = Vec::new();
+        let mut map_of: Vec<usize> = Vec::with_capacity(features.len());
+        for f in features {
+            let m = match maps.iter().rposition(|(s, _)| Arc::ptr_eq(s, f.schema())) {
+                Some(m) => m,
+                None => {
+                    maps.push((f.schema().clone(), layout.slots(f)?));
+                    maps.len() - 1
+                }
+            };
+            map_of.push(m);
+        }
+        let mut arrays: Vec<ArrayRef> = Vec::with_capacity(layout.kinds.len() + 1);
+        for (col, kind) in layout.kinds.iter().enumerate() {
+            let values = features.iter().zip(&map_of).map(|(f, m)| {
+                let v = maps[*m].1[col].map_or(&Value::Null, |i| &f.values()[i]);
+                (f, v)
+            });
+            let name = &layout.columns.names()[col];
+            arrays.push(column(*kind, name, features.len(), values)?);
+        }
+        if layout.geometry {
+            let mut b = BinaryBuilder::with_capacity(features.len(), features.len() * 32);
+            let mut wkb_buf = Vec::new();
+            for f in features {
+                match f.geometry() {
+                    None => b.append_null(),
+                    Some(g) => {
+                        self.geo.add(f, g)?;
+                        wkb_buf.clear();
+                        wkb::to_wkb(&g.geom, &mut wkb_buf);
+                        b.append_value(&wkb_buf);
+                    }
+                }
+            }
+            arrays.push(Arc::new(b.finish()));
+        } else if let Some(f) = features.iter().find(|f| f.geometry().is_some()) {
+            return Err(ActionError::data(
+                Some(format!("feature {}", f.id())),
+                "has a geometry, but no feature of the first row group had one, so the file has no geometry column",
+            ));
+        }
+        RecordBatch::try_new(layout.arrow.clone(), arrays).map_err(|e| {
+            ActionError::Other(format!("building a row group of {}: {e}", self.path).into())
+        })
+    }
+}
+
+/// Builds one arrow column of `kind` from the values of a row group.
+fn column<'a>(
+    kind: Kind,
+    name: &str,
+    rows: usize,
+    values: impl Iterator<Item = (&'a Feature, &'a Value)>,
+) -> Result<ArrayRef, ActionError> {
+    let mismatch = |f: &Feature, v: &Value| {
+        ActionError::data(
+            Some(format!("feature {}", f.id())),
+            format!(
+                "attribute \"{name}\": expected {} (the column's type, from the first row group), found {}",
+                kind.name(),
+                v.type_name()
+            ),
+        )
+    };
+    macro_rules! build {
+        ($builder:expr, $( $pat:pat => $val:expr ),+ $(,)?) => {{
+            let mut b = $builder;
+            for (f, v) in values {
+                match v {
+                    Value::Null => b.append_null(),
+                    $( $pat => b.append_value($val), )+
+                    other => return Err(mismatch(f, other)),
+                }
+            }
+            Arc::new(b.finish()) as ArrayRef
+        }};
+    }
+    Ok(match kind {
+        Kind::Bool => build!(BooleanBuilder::with_capacity(rows), Value::Bool(x) => *x),
+        Kind::Int => build!(Int64Builder::with_capacity(rows), Value::Int(x) => *x),
+        Kind::Float => build!(
+            Float64Builder::with_capacity(rows),
+            Value::Float(x) => *x,
+            Value::Int(x) => *x as f64,
+        ),
+        Kind::String => build!(
+            StringBuilder::with_capacity(rows, rows * 8),
+            Value::String(s) => &**s,
+        ),
+        Kind::Date => build!(Date32Builder::with_capacity(rows), Value::Date(d) => *d),
+        Kind::DateTime => build!(
+            TimestampMicrosecondBuilder::with_capacity(rows).with_timezone("UTC"),
+            Value::DateTime(t) => *t,
+        ),
+        Kind::Bytes => build!(
+            BinaryBuilder::with_capacity(rows, rows * 8),
+            Value::Bytes(b) => &**b,
+        ),
+        Kind::Json => build!(
+            StringBuilder::with_capacity(rows, rows * 16),
+            v @ (Value::Array(_) | Value::Map(_)) => v.to_json().to_string(),
+        ),
+    })
+}
+
+impl Sink for ParquetWriter {
+    fn write(&mut self, _input: usize, batch: Batch, ctx: &NodeContext) -> Result<(), ActionError> {
+        if self.reservation.is_none() {
+            self.reservation = Some(ctx.budget.register(&ctx.node_id));
+        }
+        for f in batch {
+            let size = f.mem_size();
+            let granted = self.reservation.as_mut().is_some_and(|r| r.try_grow(size));
+            if !granted && !self.buffer.is_empty() {
+                // The budget refuses more: the row group is cut short, and what it held is
+                // written now (which frees the reservation).
+                self.flush_row_group()?;
+                if let Some(r) = self.reservation.as_mut() {
+                    // Best effort: one feature is always buffered.
+                    let _ = r.try_grow(size);
+                }
+            }
+            self.buffered_bytes += size;
+            self.buffer.push(f);
+            if self.buffer.len() >= self.row_group_rows
+                || self.buffered_bytes >= self.row_group_bytes
+            {
+                self.flush_row_group()?;
+            }
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self, ctx: &NodeContext) -> Result<(), ActionError> {
+        self.flush_row_group()?;
+        let Some(mut writer) = self.writer.take() else {
+            return Ok(());
+        };
+        if self.layout.as_ref().is_some_and(|l| l.geometry) {
+            writer.append_key_value_metadata(KeyValue::new(
+                "geo".to_string(),
+                self.geo.metadata().to_string(),
+            ));
+        }
+        let mut out = writer.into_inner().map_err(|e| self.parquet_error(e))?;
+        std::io::Write::flush(&mut out)
+            .map_err(|e| ActionError::io(format!("writing {}", self.path), e))?;
+        self.pending = Some(out);
+        self.reservation = None;
+        ctx.log(format!(
+            "wrote {} features in {} row groups to {}",
+            self.written, self.row_groups, self.path
+        ));
+        Ok(())
+    }
+
+    fn commit(&mut self) -> Result<(), ActionError> {
+        super::commit_pending(&mut self.pending)
+    }
+
+    fn abort(&mut self) {
+        self.pending = None;
+        // Dropping the writer drops the AtomicWriter, which removes the temporary file.
+        self.writer = None;
+        self.buffer.clear();
+        self.reservation = None;
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,678 @@
+//! `geojson_reader`: reads GeoJSON (a FeatureCollection, a Feature, or a GeoJSON text
+//! sequence) into features.
+//!
+//! ```yaml
+//! - id: parcels
+//!   action: geojson_reader
+//!   with:
+//!     path: data/parcels.geojson
+//!     crs: 4326
+//! ```
+//!
+//! - `path` is a file, a folder (its files) or a glob pattern; files are read in name order
+//!   (several at once, up to `read_ahead`, emitted in file order), streamed, and decompressed
+//!   when the name ends in `.gz`.
+//! - A file holds a FeatureCollection, whose `features` are parsed one at a time as the
+//!   array streams by (the file is never held whole), a single Feature, or a sequence of
+//!   either (one per line, with or without the RFC 8142 record separator).
+//! - `properties` become attributes (nested objects maps, arrays arrays; features with the
+//!   same keys in the same order share one schema); `geometry` becomes the feature's geometry
+//!   (null: none) with the EPSG code `crs` (default 4326: RFC 7946 coordinates are WGS 84).
+//!   A feature's `id` becomes the attribute `id` when its properties have no `id` of their own.
+//!   Other members (`bbox`, foreign members) are ignored.
+//! - Bad data goes to the `rejected` port with its properties and `_rejection_reason` =
+//!   `file: feature N: reason` (N counts from 0 in the file): a geometry that is not valid
+//!   GeoJSON, an element that is not a Feature, properties that are not an object. Invalid
+//!   JSON cannot be skipped (the rest of the file cannot be found again): it fails the run
+//!   with `file:line:column`.
+
+use std::io::{BufRead, BufReader, Read};
+use std::sync::Arc;
+
+use schemars::JsonSchema;
+use serde::Deserialize;
+use serde::de::{
+    DeserializeSeed, Deserializer, Error as _, IgnoredAny, MapAccess, SeqAccess, Visitor,
+};
+use sluice_runtime::action::schema_of;
+use sluice_runtime::{
+    ActionError, ActionKind, ActionSpec, BuildContext, BuiltAction, DEFAULT_PORT, Emitter, Feature,
+    Geometry, NodeContext, NodeImpl, REJECTED_PORT, REJECTION_REASON, Schema, Source, Value,
+};
+
+use super::json_values::{
+    Element, Extender, Row, RowSeed, SchemaCache, ValueSeed, geojson_geometry, json_error_message,
+};
+use super::multi_file::{FileOut, FileSource, SharedCache, first_byte, open_buffered, read_files};
+
+/// Parameters of `geojson_reader`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GeojsonReaderParams {
+    /// A file, a folder (every file in it) or a glob pattern such as `data/*.geojson`.
+    /// Files are read in name order; a name ending in `.gz` is decompressed.
+    pub path: String,
+    /// EPSG code of the coordinates (RFC 7946 GeoJSON is always WGS 84, 4326).
+    #[serde(default = "wgs84")]
+    pub crs: u32,
+    /// Most files read at once when `path` names several (default: the run's read-ahead,
+    /// which shrinks under memory pressure; it also caps this value). 1 reads them one
+    /// after another.
+    #[serde(default)]
+    #[schemars(range(min = 1))]
+    pub read_ahead: Option<usize>,
+}
+
+fn wgs84() -> u32 {
+    4326
+}
+
+/// The `geojson_reader` action.
+pub const SPEC: ActionSpec = ActionSpec::new(
+    "geojson_reader",
+    ActionKind::Source,
+    "Reads GeoJSON FeatureCollections, Features or feature sequences (a file, folder or glob).",
+    schema_of::<GeojsonReaderParams>,
+    build,
+)
+.outputs(&[DEFAULT_PORT, REJECTED_PORT])
+.example("path: data/parcels.geojson\ncrs: 4326\n");
+
+fn build(ctx: &BuildContext) -> Result<BuiltAction, ActionError> {
+    let p: GeojsonReaderParams = ctx.params()?;
+    if p.path.trim().is_empty() {
+        return Err(ActionError::param("path", "must not be empty"));
+    }
+    if p.read_ahead == Some(0) {
+        return Err(ActionError::param("read_ahead", "must be at least 1"));
+    }
+    Ok(BuiltAction::new(NodeImpl::Source(Box::new(
+        GeojsonReader {
+            path: p.path,
+            crs: p.crs,
+            read_ahead: p.read_ahead,
+            schemas: SharedCache::new(),
+        },
+    ))))
+}
+
+struct GeojsonReader {
+    path: String,
+    crs: u32,
+    read_ahead: Option<usize>,
+    schemas: SharedCache<Vec<Arc<str>>, Arc<Schema>>,
+}
+
+impl Source for GeojsonReader {
+    fn run(&mut self, ctx: &NodeContext, out: &mut Emitter) -> Result<(), ActionError> {
+        read_files(&*self, &self.path, self.read_ahead, ctx, out)
+    }
+}
+
+impl FileSource for GeojsonReader {
+    fn read_file(
+        &self,
+        location: &str,
+        ctx: &NodeContext,
+        out: &mut FileOut<'_>,
+    ) -> Result<(), ActionError> {
+        let mut input = open_buffered(location)?;
+        let start = first_byte(&mut input, location)?;
+        if start.byte.is_none() {
+            return Ok(());
+        }
+        let mut walk = Walk {
+            reader: self,
+            location,
+            ctx,
+            out,
+            cache: SchemaCache::new(&self.schemas),
+            with_id: Extender::new("id"),
+            rejected: Extender::new(REJECTION_REASON),
+            index: 0,
+            stopped: None,
+        };
+        // A concrete BufReader on top: serde_json reads byte by byte, which std makes cheap
+        // only for `BufReader`.
+        let mut de = serde_json::Deserializer::from_reader(BufReader::new(RsToSpace(input)));
+        loop {
+            let result = TopSeed { walk: &mut walk }.deserialize(&mut de);
+            if let Some(e) = walk.stopped.take() {
+                return Err(e);
+            }
+            match result {
+                Ok(top) => walk.finish_top(top)?,
+                Err(e) => return Err(located(location, start.lines, &e)),
+            }
+            // More than white space left: another GeoJSON text of a sequence.
+            if de.end().is_ok() {
+                return Ok(());
+            }
+        }
+    }
+}
+
+/// A serde_json error located in the file (`skipped_lines`: line breaks consumed before
+/// the parser started).
+fn located(location: &str, skipped_lines: u64, e: &serde_json::Error) -> ActionError {
+    let at = if e.line() == 0 {
+        location.to_string()
+    } else {
+        format!(
+            "{location}:{}:{}",
+            e.line() as u64 + skipped_lines,
+            e.column()
+        )
+    };
+    if e.is_io() {
+        ActionError::io(
+            format!("reading {at}"),
+            std::io::Error::other(e.to_string()),
+        )
+    } else {
+        ActionError::data(Some(at), json_error_message(e))
+    }
+}
+
+/// RFC 8142 sequences put a record separator (0x1E) before each text; JSON never holds a raw
+/// 0x1E (not even in strings), so it is read as white space.
+struct RsToSpace(Box<dyn BufRead + Send>);
+
+impl Read for RsToSpace {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.0.read(buf)?;
+        for b in &mut buf[..n] {
+            if *b == 0x1e {
+                *b = b' ';
+            }
+        }
+        Ok(n)
+    }
+}
+
+/// One file's walk: where features go, and the state shared by every object in the file.
+struct Walk<'r, 'o, 'p> {
+    reader: &'r GeojsonReader,
+    location: &'r str,
+    ctx: &'r NodeContext,
+    out: &'o mut FileOut<'p>,
+    cache: SchemaCache<'r>,
+    with_id: Extender,
+    rejected: Extender,
+    /// Features (and would-be features) seen in the file so far.
+    index: u64,
+    /// The error that stopped the walk (emitting failed, or the run was cancelled).
+    stopped: Option<ActionError>,
+}
+
+/// The members of a GeoJSON object that matter here.
+#[derive(Default)]
+struct Parts {
+    type_name: Option<String>,
+    properties: Option<Element>,
+    geometry: Option<serde_json::Value>,
+    id: Option<Value>,
+}
+
+/// A top-level text: an object's parts (its `features` already streamed), or not an object.
+enum Top {
+    Object(Box<Parts>),
+    Other(&'static str),
+}
+
+impl Walk<'_, '_, '_> {
+    /// Handles a top-level text once it is read: a Feature is emitted; a FeatureCollection
+    /// was emitted while it streamed.
+    fn finish_top(&mut self, top: Top) -> Result<(), ActionError> {
+        match top {
+            Top::Object(parts) if parts.type_name.as_deref() == Some("FeatureCollection") => Ok(()),
+            Top::Object(parts) => self.feature(*parts),
+            Top::Other(what) => {
+                self.reject(None, format!("expected a GeoJSON object, found {what}"))
+            }
+        }
+    }
+
+    /// Emits one Feature, or rejects it.
+    fn feature(&mut self, parts: Parts) -> Result<(), ActionError> {
+        let Parts {
+            type_name,
+            properties,
+            geometry,
+            id,
+        } = parts;
+        let row = match properties {
+            None | Some(Element::Other("null")) => None,
+            Some(Element::Row(row)) => Some(row),
+            Some(Element::Other(what)) => {
+                return self.reject(
+                    None,
+                    format!("properties: expected an object, found {what}"),
+                );
+            }
+        };
+        if type_name.as_deref() != Some("Feature") {
+            let found = match &type_name {
+                Some(t) => format!("type \"{t}\""),
+                None => "no type".to_string(),
+            };
+            return self.reject(row, format!("expected a Feature, found {found}"));
+        }
+        let (mut schema, mut values) = match row {
+            Some(Row { schema, values, .. }) => (schema, values),
+            None => (Schema::empty(), Vec::new()),
+        };
+        if let Some(id) = id
+            && schema.index_of("id").is_none()
+        {
+            schema = self.with_id.extend(&schema);
+            values.push(id);
+        }
+        let geometry = match geometry.as_ref().map(geojson_geometry) {
+            None | Some(Ok(None)) => None,
+            Some(Ok(Some(g))) => Some(Geometry {
+                geom: g,
+                crs: Some(self.reader.crs),
+            }),
+            Some(Err(message)) => {
+                let row = Row {
+                    schema,
+                    values,
+                    geometry: None,
+                };
+                return self.reject(Some(row), format!("geometry: {message}"));
+            }
+        };
+        self.index += 1;
+        if self.index.is_multiple_of(8192) {
+            self.ctx.check_cancelled()?;
+        }
+        self.out
+            .emit(Feature::new(0, schema, values).with_geometry(geometry))
+    }
+
+    /// Sends a would-be feature to `rejected`, with its properties when it has them.
+    fn reject(&mut self, row: Option<Row>, reason: String) -> Result<(), ActionError> {
+        let (schema, mut values) = match row {
+            Some(Row { schema, values, .. }) => (schema, values),
+            None => (Schema::empty(), Vec::new()),
+        };
+        let reason = format!("{}: feature {}: {reason}", self.location, self.index);
+        self.index += 1;
+        values.push(Value::String(reason.into()));
+        let schema = self.rejected.extend(&schema);
+        self.out.emit_to(1, Feature::new(0, schema, values))
+    }
+}
+
+/// Reads a top-level text, streaming a FeatureCollection's features to the walk.
+struct TopSeed<'w, 'r, 'o, 'p> {
+    walk: &'w mut Walk<'r, 'o, 'p>,
+}
+
+impl<'de> DeserializeSeed<'de> for TopSeed<'_, '_, '_, '_> {
+    type Value = Top;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Top, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for TopSeed<'_, '_, '_, '_> {
+    type Value = Top;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a GeoJSON object")
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<Top, E> {
+        Ok(Top::Other("a boolean"))
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<Top, E> {
+        Ok(Top::Other("a number"))
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<Top, E> {
+        Ok(Top::Other("a number"))
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<Top, E> {
+        Ok(Top::Other("a number"))
+    }
+    fn visit_str<E>(self, _: &str) -> Result<Top, E> {
+        Ok(Top::Other("a string"))
+    }
+    fn visit_unit<E>(self) -> Result<Top, E> {
+        Ok(Top::Other("null"))
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Top, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(Top::Other("an array"))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Top, A::Error> {
+        read_parts(self.walk, map, true).map(|p| Top::Object(Box::new(p)))
+    }
+}
+
+/// Reads an object's members; with `stream`, a `features` array is walked feature by
+/// feature (a FeatureCollection).
+fn read_parts<'de, A: MapAccess<'de>>(
+    walk: &mut Walk<'_, '_, '_>,
+    mut map: A,
+    stream: bool,
+) -> Result<Parts, A::Error> {
+    let mut parts = Parts::default();
+    while let Some(key) = map.next_key::<String>()? {
+        match key.as_str() {
+            "type" => parts.type_name = map.next_value::<Option<String>>()?,
+            "properties" => {
+                parts.properties = Some(map.next_value_seed(RowSeed {
+                    cache: &mut walk.cache,
+                    geometry_field: None,
+                })?)
+            }
+            "geometry" => parts.geometry = Some(map.next_value::<serde_json::Value>()?),
+            "id" => parts.id = Some(map.next_value_seed(ValueSeed)?),
+            "features" if stream => map.next_value_seed(FeaturesSeed { walk: &mut *walk })?,
+            _ => {
+                map.next_value::<IgnoredAny>()?;
+            }
+        }
+    }
+    Ok(parts)
+}
+
+/// Walks a `features` array, emitting each feature as soon as it is read.
+struct FeaturesSeed<'w, 'r, 'o, 'p> {
+    walk: &'w mut Walk<'r, 'o, 'p>,
+}
+
+impl<'de> DeserializeSeed<'de> for FeaturesSeed<'_, '_, '_, '_> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_seq(self)
+    }
+}
+
+impl<'de> Visitor<'de> for FeaturesSeed<'_, '_, '_, '_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("an array of features")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        loop {
+            let Some(top) = seq.next_element_seed(ElementSeed {
+                walk: &mut *self.walk,
+            })?
+            else {
+                return Ok(());
+            };
+            let result = match top {
+                Top::Object(parts) => self.walk.feature(*parts),
+                Top::Other(what) => self
+                    .walk
+                    .reject(None, format!("expected a Feature, found {what}")),
+            };
+            if let Err(e) = result {
+                self.walk.stopped = Some(e);
+                return Err(A::Error::custom("stopped"));
+            }
+        }
+    }
+}
+
+/// One element of `features`: like a top-level text, but never streamed further.
+struct ElementSeed<'w, 'r, 'o, 'p> {
+    walk: &'w mut Walk<'r, 'o, 'p>,
+}
+
+impl<'de> DeserializeSeed<'de> for ElementSeed<'_, '_, '_, '_> {
+    type Value = Top;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Top, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for ElementSeed<'_, '_, '_, '_> {
+    type Value = Top;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a GeoJSON feature")
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<Top, E> {
+        Ok(Top::Other("a boolean"))
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<Top, E> {
+        Ok(Top::Other("a number"))
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<Top, E> {
+        Ok(Top::Other("a number"))
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<Top, E> {
+        Ok(Top::Other("a number"))
+    }
+    fn visit_str<E>(self, _: &str) -> Result<Top, E> {
+        Ok(Top::Other("a string"))
+    }
+    fn visit_unit<E>(self) -> Result<Top, E> {
+        Ok(Top::Other("null"))
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Top, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(Top::Other("an array"))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Top, A::Error> {
+        read_parts(self.walk, map, false).map(|p| Top::Object(Box::new(p)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sluice_runtime::store::AtomicWriter;
+    use std::io::Write;
+
+    fn put(location: &str, text: &[u8]) {
+        let mut w = AtomicWriter::create(location).unwrap();
+        w.write_all(text).unwrap();
+        w.commit().unwrap();
+    }
+
+    fn read(params: serde_json::Value) -> Result<(Vec<Feature>, Vec<Feature>), ActionError> {
+        let built = (SPEC.build)(&BuildContext {
+            node_id: "t",
+            params: &params,
+        })?;
+        let NodeImpl::Source(mut src) = built.node else {
+            panic!("not a source")
+        };
+        let mut out = Emitter::buffer(2);
+        src.run(&NodeContext::standalone("t"), &mut out)?;
+        let mut b = out.into_buffers();
+        let rejected = b.pop().unwrap();
+        Ok((b.pop().unwrap(), rejected))
+    }
+
+    fn reasons(rejected: &[Feature]) -> Vec<String> {
+        rejected
+            .iter()
+            .map(|f| f.get(REJECTION_REASON).unwrap().to_string())
+            .collect()
+    }
+
+    const COLLECTION: &str = r#"{
+      "features": [
+        {"type": "Feature", "id": "a1", "bbox": [0, 0, 1, 1],
+         "properties": {"name": "one", "n": 1, "tags": {"k": [1, 2]}},
+         "geometry": {"type": "Polygon", "coordinates": [[[0, 0], [1, 0], [1, 1], [0, 0]]]}},
+        {"type": "Feature", "id": 7, "properties": {"name": "two", "n": 2.5, "tags": null},
+         "geometry": null},
+        {"type": "Feature", "id": 8, "properties": {"id": "own", "name": "three"},
+         "geometry": {"type": "MultiPoint", "coordinates": [[1.5, 2.25], [3, 4]]}}
+      ],
+      "type": "FeatureCollection",
+      "crs": {"ignored": true}
+    }"#;
+
+    #[test]
+    fn example_parses_and_builds() {
+        let params = sluice_runtime::workflow::yaml::parse(SPEC.example)
+            .unwrap()
+            .to_json();
+        assert_eq!(params["crs"], 4326);
+        assert!(
+            (SPEC.build)(&BuildContext {
+                node_id: "t",
+                params: &params
+            })
+            .is_ok()
+        );
+    }
+
+    #[test]
+    fn reads_a_feature_collection() {
+        put("memory://geojson_reader/fc.geojson", COLLECTION.as_bytes());
+        let (ok, rejected) =
+            read(serde_json::json!({"path": "memory://geojson_reader/fc.geojson", "crs": 3857}))
+                .unwrap();
+        assert!(rejected.is_empty(), "{:?}", reasons(&rejected));
+        assert_eq!(ok.len(), 3);
+        assert_eq!(ok[0].get("id"), Some(&Value::from("a1")));
+        assert_eq!(ok[0].get("name"), Some(&Value::from("one")));
+        assert_eq!(ok[0].get("tags").unwrap().to_string(), "{\"k\":[1,2]}");
+        assert!(Arc::ptr_eq(ok[0].schema(), ok[1].schema()));
+        assert_eq!(ok[1].get("id"), Some(&Value::Int(7)));
+        assert_eq!(ok[1].get("n"), Some(&Value::Float(2.5)));
+        assert!(ok[1].geometry().is_none());
+        assert_eq!(
+            ok[2].get("id"),
+            Some(&Value::from("own")),
+            "a property id wins over the feature id"
+        );
+        let g = ok[0].geometry().unwrap();
+        assert_eq!(g.crs, Some(3857));
+        assert!(matches!(g.geom, geo_types::Geometry::Polygon(_)));
+        assert_eq!(
+            ok[2].geometry().unwrap().geom,
+            geo_types::MultiPoint::from(vec![(1.5, 2.25), (3.0, 4.0)]).into()
+        );
+        assert_eq!(
+            ok.iter().map(Feature::id).collect::<Vec<_>>(),
+            vec![0, 1, 2]
+        );
+    }
+
+    #[test]
+    fn reads_a_single_feature_and_sequences() {
+        put(
+            "memory://geojson_reader/one.json",
+            br#"{"type": "Feature", "properties": {"a": 1}, "geometry": {"type": "Point", "coordinates": [1, 2]}}"#,
+        );
+        let (ok, _) =
+            read(serde_json::json!({"path": "memory://geojson_reader/one.json"})).unwrap();
+        assert_eq!(ok.len(), 1);
+        assert_eq!(ok[0].geometry().unwrap().crs, Some(4326));
+
+        let seq = "\x1e{\"type\":\"Feature\",\"properties\":{\"a\":1},\"geometry\":null}\n\
+                   \x1e{\"type\":\"Feature\",\"properties\":{\"a\":2},\"geometry\":{\"type\":\"Point\",\"coordinates\":[5,6]}}\n\
+                   {\"type\":\"Feature\",\"properties\":null,\"geometry\":null}\n";
+        put("memory://geojson_reader/seq.geojsons", seq.as_bytes());
+        let (ok, rejected) =
+            read(serde_json::json!({"path": "memory://geojson_reader/seq.geojsons"})).unwrap();
+        assert!(rejected.is_empty(), "{:?}", reasons(&rejected));
+        assert_eq!(ok.len(), 3);
+        assert_eq!(ok[1].get("a"), Some(&Value::Int(2)));
+        assert_eq!(ok[2].schema().len(), 0);
+    }
+
+    #[test]
+    fn bad_features_are_rejected_and_bad_json_is_located() {
+        let text = r#"{"type": "FeatureCollection", "features": [
+            {"type": "Feature", "properties": {"a": 1}, "geometry": {"type": "Point", "coordinates": "x"}},
+            {"type": "Feature", "properties": {"a": 2}, "geometry": {"type": "Circle", "coordinates": [0, 0]}},
+            5,
+            {"type": "Thing", "properties": {"a": 3}},
+            {"type": "Feature", "properties": [1], "geometry": null},
+            {"type": "Feature", "properties": {"a": 4}, "geometry": {"type": "LineString", "coordinates": [[0, 0], [1, 1]]}}
+        ]}"#;
+        put("memory://geojson_reader/bad.geojson", text.as_bytes());
+        let (ok, rejected) =
+            read(serde_json::json!({"path": "memory://geojson_reader/bad.geojson"})).unwrap();
+        assert_eq!(ok.len(), 1);
+        assert_eq!(ok[0].get("a"), Some(&Value::Int(4)));
+        assert_eq!(ok[0].id(), 5, "ids count rejected features too");
+        let r = reasons(&rejected);
+        assert_eq!(r.len(), 5, "{r:?}");
+        assert!(
+            r[0].starts_with("memory://geojson_reader/bad.geojson: feature 0: geometry: "),
+            "{}",
+            r[0]
+        );
+        assert_eq!(rejected[0].get("a"), Some(&Value::Int(1)));
+        assert!(r[1].contains("feature 1: geometry: "), "{}", r[1]);
+        assert!(
+            r[2].ends_with("feature 2: expected a Feature, found a number"),
+            "{}",
+            r[2]
+        );
+        assert!(
+            r[3].ends_with("feature 3: expected a Feature, found type \"Thing\""),
+            "{}",
+            r[3]
+        );
+        assert_eq!(rejected[3].get("a"), Some(&Value::Int(3)));
+        assert!(
+            r[4].ends_with("feature 4: properties: expected an object, found an array"),
+            "{}",
+            r[4]
+        );
+
+        put(
+            "memory://geojson_reader/broken.geojson",
+            b"{\"type\": \"FeatureCollection\", \"features\": [\n{\"type\": \"Feature\", \"properties\": {}, \"geometry\": null},\n{\"type\": }]}",
+        );
+        let err = read(serde_json::json!({"path": "memory://geojson_reader/broken.geojson"}))
+            .unwrap_err();
+        match err {
+            ActionError::Data { location, .. } => {
+                assert_eq!(
+                    location.as_deref(),
+                    Some("memory://geojson_reader/broken.geojson:3:10")
+                )
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn many_files_in_order() {
+        for i in 0..9 {
+            let features: Vec<String> = (0..(i * 200))
+                .map(|r| {
+                    format!(
+                        "{{\"type\":\"Feature\",\"properties\":{{\"f\":{i},\"r\":{r}}},\"geometry\":{{\"type\":\"Point\",\"coordinates\":[{r},{i}]}}}}"
+                    )
+                })
+                .collect();
+            let text = format!(
+                "{{\"type\":\"FeatureCollection\",\"features\":[{}]}}",
+                features.join(",")
+            );
+            put(
+                &format!("memory://geojson_reader/many/{i}.geojson"),
+                text.as_bytes(),
+            );
+        }
+        let (seq, _) =
+            read(serde_json::json!({"path": "memory://geojson_reader/many", "read_ahead": 1}))
+                .unwrap();
+        let (par, _) = read(serde_json::json!({"path": "memory://geojson_reader/many"})).unwrap();
+        assert_eq!(seq.len(), (0..9).map(|i| i * 200).sum::<usize>());
+        let key = |f: &Feature| (f.id(), f.values().to_vec(), f.geometry().cloned());
+        assert_eq!(
+            seq.iter().map(key).collect::<Vec<_>>(),
+            par.iter().map(key).collect::<Vec<_>>()
+        );
+    }
+}

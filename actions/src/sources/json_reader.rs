@@ -1,0 +1,580 @@
+//! `json_reader`: reads JSON Lines or a JSON array of objects into features.
+//!
+//! ```yaml
+//! - id: events
+//!   action: json_reader
+//!   with:
+//!     path: data/events-*.jsonl.gz
+//!     format: auto
+//!     geometry_field: location
+//!     crs: 4326
+//! ```
+//!
+//! - `path` is a file, a folder (its files) or a glob pattern; files are read in name order
+//!   (several at once, up to `read_ahead`, emitted in file order), streamed, and decompressed
+//!   when the name ends in `.gz`.
+//! - `format: auto` (the default) reads a file whose first non-space character is `[` as one
+//!   JSON array of objects, and anything else as JSON Lines (one object per line; blank lines
+//!   are skipped). `array` and `lines` force one or the other. An array is parsed element by
+//!   element (serde_json streaming): the file is never held whole.
+//! - Each object's keys become attributes in the object's order: whole numbers become ints,
+//!   other numbers floats, nested objects maps and arrays arrays. Objects with the same keys
+//!   in the same order share one schema; a missing key is simply absent.
+//! - `geometry_field` names a key holding a GeoJSON geometry object (or null): it becomes the
+//!   feature's geometry (with `crs`), not an attribute.
+//! - Bad data goes to the `rejected` port with `_rejection_reason` = `file:line: reason`: a
+//!   line that is not valid JSON or not an object (with its text in `_raw`), an array element
+//!   that is not an object (`file: element N: ...`), a bad geometry (with the object's
+//!   attributes). A syntax error inside an array cannot be skipped (the rest of the array
+//!   cannot be found again): it fails the run with `file:line:column`.
+
+use std::io::{BufRead, BufReader};
+use std::sync::Arc;
+
+use schemars::JsonSchema;
+use serde::Deserialize;
+use serde::de::{DeserializeSeed, Error as _, SeqAccess, Visitor};
+use sluice_runtime::action::schema_of;
+use sluice_runtime::{
+    ActionError, ActionKind, ActionSpec, BuildContext, BuiltAction, DEFAULT_PORT, Emitter, Feature,
+    Geometry, NodeContext, NodeImpl, REJECTED_PORT, REJECTION_REASON, Schema, Source, Value,
+};
+
+use super::json_values::{
+    Element, Extender, Row, RowSeed, SchemaCache, excerpt, geojson_geometry, json_error_message,
+};
+use super::multi_file::{FileOut, FileSource, SharedCache, first_byte, open_buffered, read_files};
+
+/// Parameters of `json_reader`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct JsonReaderParams {
+    /// A file, a folder (every file in it) or a glob pattern such as `data/*.jsonl`. Files
+    /// are read in name order; a name ending in `.gz` is decompressed.
+    pub path: String,
+    /// `auto` (a file starting with `[` is an array, anything else JSON Lines), `array` or
+    /// `lines`.
+    #[serde(default)]
+    pub format: JsonFormat,
+    /// A key holding a GeoJSON geometry object, which becomes the feature's geometry.
+    #[serde(default)]
+    pub geometry_field: Option<String>,
+    /// EPSG code of the geometries' coordinates.
+    #[serde(default)]
+    pub crs: Option<u32>,
+    /// Most files read at once when `path` names several (default: the run's read-ahead,
+    /// which shrinks under memory pressure; it also caps this value). 1 reads them one
+    /// after another.
+    #[serde(default)]
+    #[schemars(range(min = 1))]
+    pub read_ahead: Option<usize>,
+}
+
+/// How a JSON file is laid out.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum JsonFormat {
+    /// An array when the first non-space character is `[`, JSON Lines otherwise.
+    #[default]
+    Auto,
+    /// One JSON array of objects.
+    Array,
+    /// One object per line (JSON Lines, NDJSON).
+    Lines,
+}
+
+/// The `json_reader` action.
+pub const SPEC: ActionSpec = ActionSpec::new(
+    "json_reader",
+    ActionKind::Source,
+    "Reads JSON Lines or JSON arrays of objects (a file, folder or glob; gzip by extension).",
+    schema_of::<JsonReaderParams>,
+    build,
+)
+.outputs(&[DEFAULT_PORT, REJECTED_PORT])
+.example("path: data/events-*.jsonl.gz\nformat: auto\ngeometry_field: location\ncrs: 4326\n");
+
+fn build(ctx: &BuildContext) -> Result<BuiltAction, ActionError> {
+    let p: JsonReaderParams = ctx.params()?;
+    if p.path.trim().is_empty() {
+        return Err(ActionError::param("path", "must not be empty"));
+    }
+    if p.read_ahead == Some(0) {
+        return Err(ActionError::param("read_ahead", "must be at least 1"));
+    }
+    Ok(BuiltAction::new(NodeImpl::Source(Box::new(JsonReader {
+        path: p.path,
+        format: p.format,
+        geometry_field: p.geometry_field,
+        crs: p.crs,
+        read_ahead: p.read_ahead,
+        schemas: SharedCache::new(),
+        raw_schema: Schema::new(["_raw", REJECTION_REASON]),
+    }))))
+}
+
+struct JsonReader {
+    path: String,
+    format: JsonFormat,
+    geometry_field: Option<String>,
+    crs: Option<u32>,
+    read_ahead: Option<usize>,
+    schemas: SharedCache<Vec<Arc<str>>, Arc<Schema>>,
+    /// The schema of rejected lines: the raw text and the reason.
+    raw_schema: Arc<Schema>,
+}
+
+impl Source for JsonReader {
+    fn run(&mut self, ctx: &NodeContext, out: &mut Emitter) -> Result<(), ActionError> {
+        read_files(&*self, &self.path, self.read_ahead, ctx, out)
+    }
+}
+
+impl FileSource for JsonReader {
+    fn read_file(
+        &self,
+        location: &str,
+        ctx: &NodeContext,
+        out: &mut FileOut<'_>,
+    ) -> Result<(), ActionError> {
+        let mut input = open_buffered(location)?;
+        let start = first_byte(&mut input, location)?;
+        let Some(first) = start.byte else {
+            return Ok(());
+        };
+        let mut file = FileState {
+            cache: SchemaCache::new(&self.schemas),
+            rejected: Extender::new(REJECTION_REASON),
+        };
+        let array = match self.format {
+            JsonFormat::Auto => first == b'[',
+            JsonFormat::Array => true,
+            JsonFormat::Lines => false,
+        };
+        if array {
+            self.read_array(location, input, start.lines, &mut file, ctx, out)
+        } else {
+            self.read_lines(location, input, start.lines, &mut file, ctx, out)
+        }
+    }
+}
+
+/// What one file's read keeps between objects.
+struct FileState<'a> {
+    cache: SchemaCache<'a>,
+    rejected: Extender,
+}
+
+impl JsonReader {
+    fn read_lines(
+        &self,
+        location: &str,
+        mut input: Box<dyn BufRead + Send>,
+        skipped_lines: u64,
+        file: &mut FileState<'_>,
+        ctx: &NodeContext,
+        out: &mut FileOut<'_>,
+    ) -> Result<(), ActionError> {
+        let mut buf = Vec::new();
+        let mut line: u64 = skipped_lines;
+        loop {
+            buf.clear();
+            let n = input
+                .read_until(b'\n', &mut buf)
+                .map_err(|e| ActionError::io(format!("reading {location} near line {line}"), e))?;
+            if n == 0 {
+                return Ok(());
+            }
+            line += 1;
+            if line.is_multiple_of(8192) {
+                ctx.check_cancelled()?;
+            }
+            let text = buf.trim_ascii();
+            if text.is_empty() {
+                continue;
+            }
+            let mut de = serde_json::Deserializer::from_slice(text);
+            let parsed = RowSeed {
+                cache: &mut file.cache,
+                geometry_field: self.geometry_field.as_deref(),
+            }
+            .deserialize(&mut de)
+            .and_then(|el| de.end().map(|()| el));
+            let reason = match parsed {
+                Ok(Element::Row(row)) => {
+                    self.emit_row(row, || format!("{location}:{line}"), file, out)?;
+                    continue;
+                }
+                Ok(Element::Other(what)) => format!("expected an object, found {what}"),
+                Err(e) => format!("column {}: {}", e.column(), json_error_message(&e)),
+            };
+            let raw = Value::String(excerpt(&String::from_utf8_lossy(text)).into());
+            let reason = Value::String(format!("{location}:{line}: {reason}").into());
+            out.emit_to(
+                1,
+                Feature::new(0, self.raw_schema.clone(), vec![raw, reason]),
+            )?;
+        }
+    }
+
+    fn read_array(
+        &self,
+        location: &str,
+        input: Box<dyn BufRead + Send>,
+        skipped_lines: u64,
+        file: &mut FileState<'_>,
+        ctx: &NodeContext,
+        out: &mut FileOut<'_>,
+    ) -> Result<(), ActionError> {
+        // A concrete BufReader on top: serde_json reads byte by byte, which std makes cheap
+        // only for `BufReader`.
+        let mut de = serde_json::Deserializer::from_reader(BufReader::new(input));
+        let mut stopped = None;
+        let visitor = ArrayVisitor {
+            reader: self,
+            location,
+            file,
+            ctx,
+            out,
+            stopped: &mut stopped,
+        };
+        let result = serde::Deserializer::deserialize_seq(&mut de, visitor).and_then(|()| de.end());
+        if let Some(e) = stopped {
+            return Err(e);
+        }
+        result.map_err(|e| {
+            let at = if e.line() == 0 {
+                location.to_string()
+            } else {
+                format!(
+                    "{location}:{}:{}",
+                    e.line() as u64 + skipped_lines,
+                    e.column()
+                )
+            };
+            if e.is_io() {
+                ActionError::io(format!("reading {at}"), e.into())
+            } else {
+                ActionError::data(Some(at), json_error_message(&e))
+            }
+        })
+    }
+
+    /// Emits a parsed object: to `default`, or to `rejected` when its geometry is bad.
+    fn emit_row(
+        &self,
+        row: Row,
+        at: impl Fn() -> String,
+        file: &mut FileState<'_>,
+        out: &mut FileOut<'_>,
+    ) -> Result<(), ActionError> {
+        let Row {
+            schema,
+            mut values,
+            geometry,
+        } = row;
+        let geometry = match geometry.as_ref().map(geojson_geometry) {
+            None | Some(Ok(None)) => None,
+            Some(Ok(Some(g))) => Some(Geometry {
+                geom: g,
+                crs: self.crs,
+            }),
+            Some(Err(message)) => {
+                let field = self.geometry_field.as_deref().unwrap_or_default();
+                values.push(Value::String(
+                    format!("{}: field \"{field}\": {message}", at()).into(),
+                ));
+                let rejected = file.rejected.extend(&schema);
+                return out.emit_to(1, Feature::new(0, rejected, values));
+            }
+        };
+        out.emit(Feature::new(0, schema, values).with_geometry(geometry))
+    }
+}
+
+/// Walks the top-level array, emitting each element as soon as it is parsed.
+struct ArrayVisitor<'r, 'f, 'a, 'o, 'x> {
+    reader: &'r JsonReader,
+    location: &'r str,
+    file: &'f mut FileState<'a>,
+    ctx: &'r NodeContext,
+    out: &'f mut FileOut<'o>,
+    /// The error that stopped the walk (emitting failed, or the run was cancelled).
+    stopped: &'x mut Option<ActionError>,
+}
+
+impl<'de> Visitor<'de> for ArrayVisitor<'_, '_, '_, '_, '_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON array of objects")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let location = self.location;
+        let mut index: u64 = 0;
+        loop {
+            let seed = RowSeed {
+                cache: &mut self.file.cache,
+                geometry_field: self.reader.geometry_field.as_deref(),
+            };
+            let Some(element) = seq.next_element_seed(seed)? else {
+                return Ok(());
+            };
+            let at = || format!("{location}: element {index}");
+            let result = match element {
+                Element::Row(row) => self.reader.emit_row(row, at, self.file, self.out),
+                Element::Other(what) => {
+                    let reason = format!("{}: expected an object, found {what}", at());
+                    self.out.emit_to(
+                        1,
+                        Feature::new(
+                            0,
+                            self.reader.raw_schema.clone(),
+                            vec![Value::Null, Value::String(reason.into())],
+                        ),
+                    )
+                }
+            };
+            index += 1;
+            let result = result.and_then(|()| {
+                if index.is_multiple_of(8192) {
+                    self.ctx.check_cancelled()
+                } else {
+                    Ok(())
+                }
+            });
+            if let Err(e) = result {
+                *self.stopped = Some(e);
+                return Err(A::Error::custom("stopped"));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sluice_runtime::store::AtomicWriter;
+    use std::io::Write;
+
+    fn put(location: &str, text: &[u8]) {
+        let mut w = AtomicWriter::create(location).unwrap();
+        w.write_all(text).unwrap();
+        w.commit().unwrap();
+    }
+
+    fn read(params: serde_json::Value) -> Result<(Vec<Feature>, Vec<Feature>), ActionError> {
+        let built = (SPEC.build)(&BuildContext {
+            node_id: "t",
+            params: &params,
+        })?;
+        let NodeImpl::Source(mut src) = built.node else {
+            panic!("not a source")
+        };
+        let mut out = Emitter::buffer(2);
+        src.run(&NodeContext::standalone("t"), &mut out)?;
+        let mut b = out.into_buffers();
+        let rejected = b.pop().unwrap();
+        Ok((b.pop().unwrap(), rejected))
+    }
+
+    fn reasons(rejected: &[Feature]) -> Vec<String> {
+        rejected
+            .iter()
+            .map(|f| f.get(REJECTION_REASON).unwrap().to_string())
+            .collect()
+    }
+
+    #[test]
+    fn example_parses_and_builds() {
+        let params = sluice_runtime::workflow::yaml::parse(SPEC.example)
+            .unwrap()
+            .to_json();
+        assert_eq!(params["geometry_field"], "location");
+        assert!(
+            (SPEC.build)(&BuildContext {
+                node_id: "t",
+                params: &params
+            })
+            .is_ok()
+        );
+    }
+
+    #[test]
+    fn lines_and_arrays_give_the_same_features() {
+        let objects = [
+            r#"{"id": 1, "name": "a", "tags": ["x", 2], "meta": {"k": 1.5}, "g": {"type": "Point", "coordinates": [1, 2]}}"#,
+            r#"{"id": 2, "name": null, "tags": [], "meta": {}, "g": null}"#,
+            r#"{"id": 3, "name": "c", "tags": null, "meta": null, "g": {"type": "Point", "coordinates": [3.5, -4]}}"#,
+        ];
+        put(
+            "memory://json_reader/same.jsonl",
+            format!("{}\n\n{}\r\n{}", objects[0], objects[1], objects[2]).as_bytes(),
+        );
+        put(
+            "memory://json_reader/same.json",
+            format!("\u{feff}  [\n{}]\n", objects.join(",\n")).as_bytes(),
+        );
+        let mut all = Vec::new();
+        for path in [
+            "memory://json_reader/same.jsonl",
+            "memory://json_reader/same.json",
+        ] {
+            let (ok, rejected) =
+                read(serde_json::json!({"path": path, "geometry_field": "g", "crs": 4326}))
+                    .unwrap();
+            assert!(rejected.is_empty(), "{:?}", reasons(&rejected));
+            assert_eq!(ok.len(), 3);
+            assert!(Arc::ptr_eq(ok[0].schema(), ok[2].schema()));
+            assert_eq!(ok[0].schema().names().len(), 4, "g is not an attribute");
+            assert_eq!(ok[0].get("tags").unwrap().to_string(), "[\"x\",2]");
+            assert_eq!(ok[1].get("name"), Some(&Value::Null));
+            assert!(ok[1].geometry().is_none());
+            let g = ok[2].geometry().unwrap();
+            assert_eq!(g.geom, geo_types::Point::new(3.5, -4.0).into());
+            assert_eq!(g.crs, Some(4326));
+            all.push(ok);
+        }
+        let key = |f: &Feature| (f.id(), f.values().to_vec(), f.geometry().cloned());
+        assert_eq!(
+            all[0].iter().map(key).collect::<Vec<_>>(),
+            all[1].iter().map(key).collect::<Vec<_>>()
+        );
+    }
+
+    #[test]
+    fn bad_lines_elements_and_geometries_are_rejected() {
+        put(
+            "memory://json_reader/bad.jsonl",
+            b"{\"a\": 1}\n{\"a\": 2,,}\n[1, 2]\n{\"a\": 3, \"g\": {\"type\": \"Point\"}}\n\xff\xfe\n{\"a\": 4}\n",
+        );
+        let (ok, rejected) = read(serde_json::json!({
+            "path": "memory://json_reader/bad.jsonl",
+            "geometry_field": "g"
+        }))
+        .unwrap();
+        assert_eq!(
+            ok.iter()
+                .map(|f| f.get("a").unwrap().clone())
+                .collect::<Vec<_>>(),
+            vec![Value::Int(1), Value::Int(4)]
+        );
+        let r = reasons(&rejected);
+        assert_eq!(r.len(), 4, "{r:?}");
+        assert!(
+            r[0].starts_with("memory://json_reader/bad.jsonl:2: column 9: "),
+            "{}",
+            r[0]
+        );
+        assert_eq!(rejected[0].get("_raw"), Some(&Value::from("{\"a\": 2,,}")));
+        assert!(
+            r[1].ends_with(":3: expected an object, found an array"),
+            "{}",
+            r[1]
+        );
+        assert!(
+            r[2].contains(":4: field \"g\": not a GeoJSON geometry"),
+            "{}",
+            r[2]
+        );
+        assert_eq!(rejected[2].get("a"), Some(&Value::Int(3)));
+        assert!(r[3].contains(":5: "), "{}", r[3]);
+        // Ids run over both ports in file order.
+        let mut ids: Vec<u64> = ok.iter().chain(&rejected).map(Feature::id).collect();
+        ids.sort();
+        assert_eq!(ids, (0..6).collect::<Vec<_>>());
+
+        put(
+            "memory://json_reader/bad.json",
+            b"[{\"a\": 1}, 7, {\"a\": 2}, {\"a\": oops}]",
+        );
+        let err = read(serde_json::json!({"path": "memory://json_reader/bad.json"})).unwrap_err();
+        match err {
+            ActionError::Data { location, message } => {
+                assert_eq!(
+                    location.as_deref(),
+                    Some("memory://json_reader/bad.json:1:31")
+                );
+                assert!(message.contains("expected value"), "{message}");
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        put("memory://json_reader/obj.json", b"{\"a\": 1}");
+        let err = read(serde_json::json!({
+            "path": "memory://json_reader/obj.json",
+            "format": "array"
+        }))
+        .unwrap_err();
+        assert!(
+            matches!(err, ActionError::Data { ref message, .. } if message.contains("array")),
+            "{err:?}"
+        );
+        // Leading blank lines count in line numbers, in both layouts.
+        put("memory://json_reader/blank.jsonl", b"\n\n  \n{\"a\": }\n");
+        let (_, rejected) =
+            read(serde_json::json!({"path": "memory://json_reader/blank.jsonl"})).unwrap();
+        assert!(reasons(&rejected)[0].starts_with("memory://json_reader/blank.jsonl:4: "));
+        put("memory://json_reader/blank.json", b"\n\n[{\"a\": }]");
+        let err = read(serde_json::json!({"path": "memory://json_reader/blank.json"})).unwrap_err();
+        assert!(
+            matches!(err, ActionError::Data { ref location, .. } if location.as_deref() == Some("memory://json_reader/blank.json:3:8")),
+            "{err:?}"
+        );
+        put("memory://json_reader/elem.json", b"[{\"a\": 1}, 7]");
+        let (ok, rejected) =
+            read(serde_json::json!({"path": "memory://json_reader/elem.json"})).unwrap();
+        assert_eq!(ok.len(), 1);
+        assert_eq!(
+            reasons(&rejected),
+            vec!["memory://json_reader/elem.json: element 1: expected an object, found a number"]
+        );
+    }
+
+    #[test]
+    fn many_files_keep_file_order_and_share_schemas() {
+        for i in 0..12 {
+            let mut text = String::new();
+            for r in 0..(i * 300) {
+                text.push_str(&format!("{{\"file\": {i}, \"row\": {r}}}\n"));
+            }
+            put(
+                &format!("memory://json_reader/many/f{i:02}.jsonl"),
+                text.as_bytes(),
+            );
+        }
+        let (seq, _) =
+            read(serde_json::json!({"path": "memory://json_reader/many/*.jsonl", "read_ahead": 1}))
+                .unwrap();
+        let (par, _) =
+            read(serde_json::json!({"path": "memory://json_reader/many/*.jsonl"})).unwrap();
+        assert_eq!(seq.len(), (0..12).map(|i| i * 300).sum::<usize>());
+        let key = |f: &Feature| (f.id(), f.values().to_vec());
+        assert_eq!(
+            seq.iter().map(key).collect::<Vec<_>>(),
+            par.iter().map(key).collect::<Vec<_>>()
+        );
+        assert!(Arc::ptr_eq(par[0].schema(), par[par.len() - 1].schema()));
+    }
+
+    #[test]
+    fn bad_params_are_located() {
+        for (params, path) in [
+            (
+                serde_json::json!({"path": "x.json", "format": "xml"}),
+                "format",
+            ),
+            (serde_json::json!({"path": ""}), "path"),
+            (
+                serde_json::json!({"path": "x", "read_ahead": 0}),
+                "read_ahead",
+            ),
+        ] {
+            let err = read(params).unwrap_err();
+            assert!(
+                matches!(err, ActionError::Param { path: ref p, .. } if p == path),
+                "{err:?}"
+            );
+        }
+    }
+}
