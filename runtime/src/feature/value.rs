@@ -336,7 +336,7 @@ mod tests {
             Ordering::Less
         );
         assert_eq!(Value::Int(3).total_cmp(&Value::Float(3.0)), Ordering::Equal);
-        let mut v = vec![
+        let mut v = [
             Value::Float(f64::NAN),
             Value::Int(big),
             Value::Float(9e15),
