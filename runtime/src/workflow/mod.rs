@@ -5,7 +5,7 @@
 //! use sluice_runtime::{Registry, workflow::{self, VarSources}};
 //! let src = "nodes:\n  - id: a\n    action: nothing_here\n";
 //! let err = workflow::load("wf.yaml", src, &Registry::default(), &VarSources::default()).err().unwrap();
-//! assert_eq!(err.diagnostics[0].to_string(), "wf.yaml:3:13: node \"a\", unknown action \"nothing_here\"");
+//! assert_eq!(err.diagnostics[0].to_string(), "wf.yaml:3:13: node \"a\", unknown action \"nothing_here\"; `sluice actions` lists the actions");
 //! ```
 
 mod diag;
