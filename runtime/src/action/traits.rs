@@ -20,7 +20,7 @@
 //! # Cancellation
 //!
 //! Emitting blocks when the downstream edge is full; that wait also listens to the run's
-//! cancel token and returns [`ActionError::Cancelled`](crate::ActionError::Cancelled), which an
+//! cancel token and returns [`ActionError::Cancelled`], which an
 //! action should propagate with `?`. An action that waits on anything else must select on
 //! [`NodeContext::cancel`]'s receiver too. Long loops without emits should check
 //! [`NodeContext::is_cancelled`].
