@@ -39,7 +39,8 @@ use crate::memory::{Gate, GatePolicy, MemoryBudget, Monitor, SpillDir, monitor::
 pub struct RunOptions {
     /// Features per batch on edges (default 1024).
     pub batch_size: usize,
-    /// Most features in flight per edge (default 8192). 1 makes every edge a rendezvous of
+    /// Most features in flight per edge (default 8192; lowered to one per 32 KiB of the memory
+    /// limit when that is smaller, e.g. 2048 at 64 MB). 1 makes every edge a rendezvous of
     /// single features (useful in tests).
     pub channel_bound: usize,
     /// Threads in the shared pool (0: one per core).
@@ -188,9 +189,15 @@ pub fn default_memory_limit() -> u64 {
 }
 
 fn prepare(plan: Plan, opts: RunOptions) -> Result<(Arc<Vec<NodeProgress>>, Launch), RunError> {
-    let batch_size = opts.batch_size.clamp(1, opts.channel_bound.max(1));
-    let capacity = (opts.channel_bound / batch_size).max(1);
     let limit = opts.memory_limit.unwrap_or_else(default_memory_limit);
+    // Features in flight count against the limit too: a small limit gets shallower edges
+    // (one feature in flight per 32 KiB of limit, at least 256).
+    let channel_bound = opts
+        .channel_bound
+        .min(((limit / (32 << 10)) as usize).max(256))
+        .max(1);
+    let batch_size = opts.batch_size.clamp(1, channel_bound);
+    let capacity = (channel_bound / batch_size).max(1);
     let budget = MemoryBudget::new((limit as f64 * 0.6) as usize);
     let pool = Arc::new(new_pool(opts.threads));
     let spill = SpillDir::new(opts.spill_dir.clone().unwrap_or_else(std::env::temp_dir));
