@@ -241,3 +241,24 @@ pub fn build(spec: &ActionSpec, params: serde_json::Value) -> Result<BuiltAction
         params: &params,
     })
 }
+
+/// Builds a sink from its spec (action unit tests).
+pub fn build_sink(
+    spec: &ActionSpec,
+    params: serde_json::Value,
+) -> Result<Box<dyn Sink>, ActionError> {
+    match build(spec, params)?.node {
+        NodeImpl::Sink(s) => Ok(s),
+        _ => Err(ActionError::Other(
+            format!("action \"{}\" does not build a sink", spec.name).into(),
+        )),
+    }
+}
+
+/// Reads a whole stored file (any location `store::open_read` takes) into memory.
+pub fn read_bytes(location: &str) -> Result<Vec<u8>, ActionError> {
+    let mut v = Vec::new();
+    std::io::Read::read_to_end(&mut crate::store::open_read(location)?, &mut v)
+        .map_err(|e| ActionError::io(format!("reading {location}"), e))?;
+    Ok(v)
+}

@@ -370,24 +370,11 @@ mod tests {
     use std::io::{Read, Write};
 
     fn sink(params: serde_json::Value) -> Box<dyn Sink> {
-        let built = (SPEC.build)(&BuildContext {
-            node_id: "t",
-            params: &params,
-        })
-        .unwrap();
-        match built.node {
-            NodeImpl::Sink(s) => s,
-            _ => panic!("not a sink"),
-        }
+        sluice_runtime::testing::build_sink(&SPEC, params).unwrap()
     }
 
     fn read_back(location: &str) -> Vec<u8> {
-        let mut v = Vec::new();
-        sluice_runtime::store::open_read(location)
-            .unwrap()
-            .read_to_end(&mut v)
-            .unwrap();
-        v
+        sluice_runtime::testing::read_bytes(location).unwrap()
     }
 
     fn put(location: &str, bytes: &[u8]) {

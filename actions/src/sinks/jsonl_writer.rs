@@ -190,28 +190,13 @@ impl Sink for JsonlWriter {
 mod tests {
     use super::*;
     use sluice_runtime::Geometry;
-    use std::io::Read;
 
     fn sink(params: serde_json::Value) -> Box<dyn Sink> {
-        match (SPEC.build)(&BuildContext {
-            node_id: "t",
-            params: &params,
-        })
-        .unwrap()
-        .node
-        {
-            NodeImpl::Sink(s) => s,
-            _ => panic!("not a sink"),
-        }
+        sluice_runtime::testing::build_sink(&SPEC, params).unwrap()
     }
 
     fn read_back(location: &str) -> String {
-        let mut s = String::new();
-        sluice_runtime::store::open_read(location)
-            .unwrap()
-            .read_to_string(&mut s)
-            .unwrap();
-        s
+        String::from_utf8(sluice_runtime::testing::read_bytes(location).unwrap()).unwrap()
     }
 
     #[test]

@@ -6,16 +6,7 @@ use sluice_runtime::{Emitter, Geometry, REJECTION_REASON};
 use std::io::Read;
 
 fn sink(params: serde_json::Value) -> Box<dyn Sink> {
-    match (SPEC.build)(&BuildContext {
-        node_id: "t",
-        params: &params,
-    })
-    .unwrap()
-    .node
-    {
-        NodeImpl::Sink(s) => s,
-        _ => panic!("not a sink"),
-    }
+    sluice_runtime::testing::build_sink(&SPEC, params).unwrap()
 }
 
 fn write_all(params: serde_json::Value, batches: Vec<Vec<Feature>>) -> Result<(), ActionError> {
