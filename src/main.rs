@@ -77,6 +77,10 @@ enum Command {
         /// No progress display.
         #[arg(long, short)]
         quiet: bool,
+        /// Fail (exit code 3) when a node rejected features and its `rejected` port has no
+        /// edge (by default that is a warning).
+        #[arg(long)]
+        strict: bool,
     },
     /// Check a workflow and print every problem found.
     Validate {
@@ -144,6 +148,7 @@ fn run() -> anyhow::Result<ExitCode> {
             gate,
             spill_dir,
             quiet,
+            strict,
         } => {
             let Some(vars) = parse_vars(&vars) else {
                 return Ok(ExitCode::from(1));
@@ -185,7 +190,7 @@ fn run() -> anyhow::Result<ExitCode> {
             let interactive = !quiet && std::io::stderr().is_terminal();
             watch(&handle, &rx, interactive, quiet);
             let result = handle.wait();
-            finish(result, report.as_deref(), quiet)
+            finish(result, report.as_deref(), quiet, strict)
         }
         Command::Validate { file, vars } => {
             let Some(vars) = parse_vars(&vars) else {
@@ -374,6 +379,7 @@ fn finish(
     result: Result<RunReport, RunError>,
     report_path: Option<&Path>,
     quiet: bool,
+    strict: bool,
 ) -> anyhow::Result<ExitCode> {
     match result {
         Ok(report) => {
@@ -383,8 +389,12 @@ fn finish(
             }
             if !quiet {
                 for n in &report.nodes {
+                    let dropped = match n.features_dropped {
+                        0 => String::new(),
+                        d => format!(" {d:>12} dropped"),
+                    };
                     eprintln!(
-                        "  {:<24} {:<16} {:>12} in {:>12} out {:>9.1} ms",
+                        "  {:<24} {:<16} {:>12} in {:>12} out {:>9.1} ms{dropped}",
                         n.id, n.action, n.features_in, n.features_out, n.elapsed_ms
                     );
                 }
@@ -393,6 +403,18 @@ fn finish(
                     report.elapsed_ms / 1e3,
                     report.peak_rss_bytes >> 20
                 );
+            }
+            // Rejected features with nowhere to go: a warning, or a failure with --strict.
+            let unhandled = report.unhandled_rejections();
+            for u in &unhandled {
+                eprintln!("warning: {u}");
+            }
+            if strict && !unhandled.is_empty() {
+                eprintln!(
+                    "error: --strict: features were rejected with no edge on \"rejected\" \
+                     (connect it to a sink to keep them)"
+                );
+                return Ok(ExitCode::from(3));
             }
             Ok(ExitCode::SUCCESS)
         }

@@ -12,5 +12,8 @@ mod fixtures;
 /// Broken workflows beside the exact diagnostics they must produce.
 mod invalid;
 
+/// Rejected features are reported; variables in expressions are constants.
+mod fidelity;
+
 /// The README's generated parts.
 mod readme;

@@ -1,7 +1,7 @@
 //! [`Emitter`]: how actions hand features downstream, in batches.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use crossbeam_channel::Sender;
 
@@ -9,14 +9,48 @@ use crate::error::ActionError;
 use crate::executor::CancelToken;
 use crate::feature::{Batch, Feature};
 
+use super::REJECTION_REASON;
+
 /// One edge leaving a port: its sender and the counter of features that crossed it.
 pub(crate) type EdgeOut = (Sender<Batch>, Arc<AtomicU64>);
+
+/// Features an action emitted to a port that has no edge: they are dropped, and counted here
+/// so the run report and the command line can say so (nothing vanishes silently).
+#[derive(Debug, Default)]
+pub(crate) struct PortDrops {
+    count: AtomicU64,
+    first_reason: OnceLock<String>,
+}
+
+impl PortDrops {
+    /// Features dropped so far.
+    pub(crate) fn count(&self) -> u64 {
+        self.count.load(Ordering::Relaxed)
+    }
+
+    /// The `_rejection_reason` of the first dropped feature that had one.
+    pub(crate) fn first_reason(&self) -> Option<&str> {
+        self.first_reason.get().map(String::as_str)
+    }
+
+    fn record(&self, feature: &Feature) {
+        self.count.fetch_add(1, Ordering::Relaxed);
+        if self.first_reason.get().is_none()
+            && let Some(reason) = feature.get(REJECTION_REASON).and_then(|v| v.as_str())
+        {
+            let _ = self.first_reason.set(reason.to_string());
+        }
+    }
+}
 
 /// One output port: a buffer and the edges it feeds.
 struct PortOut {
     buf: Vec<Feature>,
     edges: Vec<EdgeOut>,
+    /// Features sent on the port's edges.
     emitted: Arc<AtomicU64>,
+    /// Features dropped because the port has no edge.
+    dropped: Arc<PortDrops>,
 }
 
 /// Collects emitted features per output port and sends them downstream in batches.
@@ -40,6 +74,7 @@ impl Emitter {
                     buf: Vec::new(),
                     edges: Vec::new(),
                     emitted: Arc::new(AtomicU64::new(0)),
+                    dropped: Arc::default(),
                 })
                 .collect(),
             batch_size: Arc::new(AtomicUsize::new(usize::MAX)),
@@ -48,7 +83,8 @@ impl Emitter {
     }
 
     /// A sending emitter: for each port, its edges (sender and edge counter) and a port
-    /// counter.
+    /// counter (features sent on the port's edges; features to a port with no edge are
+    /// counted apart, see [`Emitter::drops`]).
     pub(crate) fn channels(
         ports: Vec<(Vec<EdgeOut>, Arc<AtomicU64>)>,
         batch_size: Arc<AtomicUsize>,
@@ -61,6 +97,7 @@ impl Emitter {
                     buf: Vec::new(),
                     edges,
                     emitted,
+                    dropped: Arc::default(),
                 })
                 .collect(),
             batch_size,
@@ -68,9 +105,14 @@ impl Emitter {
         }
     }
 
-    /// The per-port emitted counters.
+    /// The per-port counters of features sent on edges.
     pub(crate) fn counters(&self) -> Vec<Arc<AtomicU64>> {
         self.ports.iter().map(|p| p.emitted.clone()).collect()
+    }
+
+    /// The per-port counters of features dropped because the port has no edge.
+    pub(crate) fn drops(&self) -> Vec<Arc<PortDrops>> {
+        self.ports.iter().map(|p| p.dropped.clone()).collect()
     }
 
     /// Number of output ports.
@@ -85,7 +127,8 @@ impl Emitter {
     }
 
     /// Emits to output port `port` (index in the action's output list). A port with no edge
-    /// drops the feature.
+    /// drops the feature, and counts it (with the first `_rejection_reason` seen) for the run
+    /// report.
     #[inline]
     pub fn emit_to(&mut self, port: usize, feature: Feature) -> Result<(), ActionError> {
         let Some(p) = self.ports.get_mut(port) else {
@@ -94,7 +137,7 @@ impl Emitter {
             ));
         };
         if self.cancel.is_some() && p.edges.is_empty() {
-            p.emitted.fetch_add(1, Ordering::Relaxed);
+            p.dropped.record(&feature);
             return Ok(());
         }
         p.buf.push(feature);
@@ -209,5 +252,33 @@ mod tests {
         assert_eq!(r2.iter().map(|b| b.len()).sum::<usize>(), 5);
         assert_eq!(c1.load(Ordering::Relaxed), 5);
         assert_eq!(emitted.load(Ordering::Relaxed), 5);
+    }
+
+    #[test]
+    fn a_port_without_edges_counts_drops_and_keeps_the_first_reason() {
+        let (t1, r1) = crossbeam_channel::bounded(10);
+        let mut e = Emitter::channels(
+            vec![
+                (vec![(t1, Arc::new(AtomicU64::new(0)))], Arc::default()),
+                (Vec::new(), Arc::default()),
+            ],
+            Arc::new(AtomicUsize::new(4)),
+            CancelToken::new(),
+        );
+        let drops = e.drops();
+        let sent = e.counters();
+        e.emit(Feature::empty(1)).unwrap();
+        e.emit_to(1, Feature::empty(2)).unwrap();
+        for (i, reason) in [(3, "first"), (4, "second")] {
+            let f = Feature::from_pairs(i, [(REJECTION_REASON, reason.into())]);
+            e.emit_to(1, f).unwrap();
+        }
+        e.flush().unwrap();
+        drop(e);
+        assert_eq!(r1.iter().map(|b| b.len()).sum::<usize>(), 1);
+        assert_eq!(sent[0].load(Ordering::Relaxed), 1);
+        assert_eq!(sent[1].load(Ordering::Relaxed), 0);
+        assert_eq!((drops[0].count(), drops[1].count()), (0, 3));
+        assert_eq!(drops[1].first_reason(), Some("first"));
     }
 }

@@ -6,7 +6,7 @@ mod registry;
 mod spec;
 pub mod traits;
 
-pub(crate) use emit::EdgeOut;
+pub(crate) use emit::{EdgeOut, PortDrops};
 pub use emit::Emitter;
 pub use registry::Registry;
 pub use spec::{ActionKind, ActionSpec, BuildContext, BuiltAction, NodeImpl, schema_of};

@@ -8,7 +8,7 @@ mod report;
 mod run;
 
 pub use cancel::CancelToken;
-pub use report::{EdgeReport, NodeReport, RunReport};
+pub use report::{DroppedReport, EdgeReport, NodeReport, RunReport, UnhandledRejections};
 pub use run::{NodeProgress, RunHandle, RunOptions, default_memory_limit, run, start};
 
 use std::sync::{Arc, OnceLock};

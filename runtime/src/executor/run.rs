@@ -25,7 +25,7 @@ use crossbeam_channel::Receiver;
 use parking_lot::Mutex;
 
 use super::node::{Finished, NodeRun};
-use super::report::{EdgeReport, NodeReport, RunReport};
+use super::report::{DroppedReport, EdgeReport, NodeReport, RunReport};
 use super::{CancelToken, new_pool};
 use crate::action::{EdgeOut, Emitter, NodeContext};
 use crate::dag::Plan;
@@ -266,17 +266,19 @@ fn prepare(plan: Plan, opts: RunOptions) -> Result<(Arc<Vec<NodeProgress>>, Laun
             features_out: port_counters.clone(),
             state: state.clone(),
         });
+        let out = Emitter::channels(ports, batch_knob.clone(), cancel);
+        let drops = out.drops();
         let run = NodeRun {
             ctx,
             node: n.node,
             inputs: receivers.remove(&i).unwrap_or_default(),
-            out: Emitter::channels(ports, batch_knob.clone(), cancel),
+            out,
             features_in,
             heavy_finish: n.spec.heavy_finish,
             gate: gate.clone(),
             gate_wait_ns: Arc::new(AtomicU64::new(0)),
         };
-        runs.push((n.id, n.spec.name.to_string(), n.outputs, run));
+        runs.push((n.id, n.spec.name.to_string(), n.outputs, drops, run));
     }
     let progress = Arc::new(progress);
     let progress2 = progress.clone();
@@ -297,7 +299,7 @@ fn prepare(plan: Plan, opts: RunOptions) -> Result<(Arc<Vec<NodeProgress>>, Laun
         let failure: Arc<Mutex<Option<RunError>>> = Arc::new(Mutex::new(None));
         let mut threads = Vec::new();
         let mut meta = Vec::new();
-        for (i, (id, action, outputs, run)) in runs.into_iter().enumerate() {
+        for (i, (id, action, outputs, drops, run)) in runs.into_iter().enumerate() {
             let node_failure = failure.clone();
             let cancel = opts.cancel.clone();
             let events = events.clone();
@@ -317,7 +319,7 @@ fn prepare(plan: Plan, opts: RunOptions) -> Result<(Arc<Vec<NodeProgress>>, Laun
                     threads.push(None);
                 }
             }
-            meta.push((id, action, outputs, gate_wait));
+            meta.push((id, action, outputs, drops, gate_wait));
         }
         let mut sinks = Vec::new();
         let mut elapsed = Vec::new();
@@ -376,8 +378,9 @@ fn prepare(plan: Plan, opts: RunOptions) -> Result<(Arc<Vec<NodeProgress>>, Laun
                 .into_iter()
                 .zip(elapsed)
                 .enumerate()
-                .map(|(i, ((id, action, outputs, gate_wait), took))| {
+                .map(|(i, ((id, action, outputs, drops, gate_wait), took))| {
                     let p = &progress2[i];
+                    let dropped = DroppedReport::collect(&outputs, &drops);
                     NodeReport {
                         peak_reservation: peaks.get(&id).copied().unwrap_or(0) as u64,
                         id,
@@ -388,6 +391,8 @@ fn prepare(plan: Plan, opts: RunOptions) -> Result<(Arc<Vec<NodeProgress>>, Laun
                             .into_iter()
                             .zip(p.features_out.iter().map(|c| c.load(Ordering::Relaxed)))
                             .collect(),
+                        features_dropped: dropped.iter().map(|d| d.features).sum(),
+                        dropped,
                         elapsed_ms: took.as_secs_f64() * 1e3,
                         gate_wait_ms: gate_wait.load(Ordering::Relaxed) as f64 / 1e6,
                     }
