@@ -68,3 +68,21 @@ fn workflow_fixtures() {
         }
     }
 }
+
+/// A plain CSV -> CSV copy is byte for byte: the round-trip fixture's expected output is its
+/// input, so blessing cannot quietly accept a changed value.
+#[test]
+fn csv_round_trip_expects_its_input_unchanged() {
+    let case = root().join("tests/fixtures/csv_round_trip");
+    let inputs = files(&case.join("input"));
+    assert!(inputs.len() >= 2);
+    assert_eq!(inputs, files(&case.join("expected")));
+    for f in inputs {
+        assert_eq!(
+            std::fs::read(case.join("input").join(&f)).unwrap(),
+            std::fs::read(case.join("expected").join(&f)).unwrap(),
+            "{}",
+            f.display()
+        );
+    }
+}

@@ -18,7 +18,10 @@
 //! - `geometry: wkt` appends a `geometry` column holding WKT; `geometry: xy` appends `x` and
 //!   `y` columns (points only; another shape fails the run). An attribute with the same
 //!   name as a geometry column is left out: the geometry wins. No geometry: empty cells.
-//! - Values print as their text form (null is empty, floats round-trip, dates ISO 8601).
+//! - Values print as their text form (null is empty, floats round-trip, dates ISO 8601). A
+//!   field is quoted only when it must be (a delimiter, quote or line break inside), and an
+//!   empty string is written `""` so that it reads back as an empty string, not as null:
+//!   a CSV read by `csv_reader` and written here comes back byte for byte.
 //! - The file is written under a temporary name and renamed into place when the run
 //!   succeeds; a failed or cancelled run leaves no file. With no feature at all the file is
 //!   empty (no header: the columns are unknown).
@@ -36,7 +39,7 @@ use serde::Deserialize;
 use sluice_runtime::action::schema_of;
 use sluice_runtime::{
     ActionError, ActionKind, ActionSpec, Batch, BuildContext, BuiltAction, Feature, NodeContext,
-    NodeImpl, Schema, Sink,
+    NodeImpl, Schema, Sink, Value,
 };
 
 use super::Output;
@@ -98,6 +101,7 @@ pub const SPEC: ActionSpec = ActionSpec::new(
     schema_of::<CsvWriterParams>,
     build,
 )
+.writes_to("path")
 .example("path: out/trips.csv.gz\ndelimiter: \",\"\nheader: true\ngeometry: wkt\n");
 
 fn build(ctx: &BuildContext) -> Result<BuiltAction, ActionError> {
@@ -158,8 +162,78 @@ struct CsvFormat {
 /// One open CSV file.
 struct CsvFile {
     path: String,
-    w: csv::Writer<Output>,
+    w: RowWriter,
     layout: Layout,
+}
+
+/// Writes delimited rows: quotes a field only when it must, doubles quotes inside, and
+/// writes an empty string as `""` (an empty field is null).
+struct RowWriter {
+    out: std::io::BufWriter<Output>,
+    delimiter: u8,
+    /// Fields written in the current row.
+    fields: usize,
+    /// The current row's bytes (written out whole, so a row is one buffered write).
+    row: Vec<u8>,
+    /// The current row ends in an empty unquoted field (null).
+    last_empty: bool,
+}
+
+impl RowWriter {
+    fn new(out: Output, delimiter: u8) -> RowWriter {
+        RowWriter {
+            out: std::io::BufWriter::with_capacity(64 * 1024, out),
+            delimiter,
+            fields: 0,
+            row: Vec::with_capacity(256),
+            last_empty: false,
+        }
+    }
+
+    /// Appends a field; `string` says that an empty `text` is an empty string, not null.
+    fn field(&mut self, text: &[u8], string: bool) {
+        if self.fields > 0 {
+            self.row.push(self.delimiter);
+        }
+        self.fields += 1;
+        let d = self.delimiter;
+        let needs_quotes = (text.is_empty() && string)
+            || text
+                .iter()
+                .any(|&c| c == d || c == b'"' || c == b'\n' || c == b'\r');
+        self.last_empty = text.is_empty() && !needs_quotes;
+        if !needs_quotes {
+            self.row.extend_from_slice(text);
+            return;
+        }
+        self.row.push(b'"');
+        for &c in text {
+            if c == b'"' {
+                self.row.push(b'"');
+            }
+            self.row.push(c);
+        }
+        self.row.push(b'"');
+    }
+
+    /// Ends the row. A row of one empty field is written `""`: an empty line would be
+    /// skipped by readers.
+    fn end_row(&mut self) -> std::io::Result<()> {
+        use std::io::Write as _;
+        if self.fields == 1 && self.last_empty {
+            self.row.extend_from_slice(b"\"\"");
+        }
+        self.row.push(b'\n');
+        self.out.write_all(&self.row)?;
+        self.row.clear();
+        self.fields = 0;
+        self.last_empty = false;
+        Ok(())
+    }
+
+    fn into_inner(self) -> std::io::Result<Output> {
+        self.out.into_inner().map_err(|e| e.into_error())
+    }
 }
 
 struct CsvWriter {
@@ -192,15 +266,15 @@ impl FileFormat for CsvFormat {
                 .cloned(),
         );
         let output = Output::create(path, self.gzip)?;
-        let mut w = csv::WriterBuilder::new()
-            .delimiter(self.delimiter)
-            .buffer_capacity(64 * 1024)
-            .from_writer(output);
+        let mut w = RowWriter::new(output, self.delimiter);
         if self.header {
             let names = columns.names().iter().map(|n| n.as_bytes());
             let geom = geom_cols.iter().map(|n| n.as_bytes());
-            w.write_record(names.chain(geom))
-                .map_err(|e| ActionError::io(format!("writing {path}"), e.into()))?;
+            for name in names.chain(geom) {
+                w.field(name, true);
+            }
+            w.end_row()
+                .map_err(|e| ActionError::io(format!("writing {path}"), e))?;
         }
         Ok(CsvFile {
             path: path.to_string(),
@@ -220,17 +294,18 @@ impl FileFormat for CsvFormat {
             layout.lookup = lookup(&layout.columns, f, geom_cols)?;
             layout.last = f.schema().clone();
         }
-        let io = |e: csv::Error| ActionError::io(format!("writing {path}"), e.into());
+        let io = |e: std::io::Error| ActionError::io(format!("writing {path}"), e);
         let values = f.values();
         for slot in &layout.lookup {
-            match slot {
-                Some(i) => {
+            match slot.map(|i| &values[i]) {
+                Some(Value::String(s)) => w.field(s.as_bytes(), true),
+                Some(v) => {
                     self.cell.clear();
                     use std::fmt::Write as _;
-                    let _ = write!(self.cell, "{}", values[*i]);
-                    w.write_field(self.cell.as_bytes()).map_err(io)?;
+                    let _ = write!(self.cell, "{v}");
+                    w.field(self.cell.as_bytes(), false);
                 }
-                None => w.write_field([]).map_err(io)?,
+                None => w.field(b"", false),
             }
         }
         match self.geometry {
@@ -242,18 +317,18 @@ impl FileFormat for CsvFormat {
                     use wkt::ToWkt;
                     let _ = write!(self.cell, "{}", g.geom.to_wkt());
                 }
-                w.write_field(self.cell.as_bytes()).map_err(io)?;
+                w.field(self.cell.as_bytes(), false);
             }
             Some(GeometryFormat::Xy) => match f.geometry().map(|g| &g.geom) {
                 None => {
-                    w.write_field([]).map_err(io)?;
-                    w.write_field([]).map_err(io)?;
+                    w.field(b"", false);
+                    w.field(b"", false);
                 }
                 Some(geo_types::Geometry::Point(p)) => {
                     for c in [p.x(), p.y()] {
                         self.cell.clear();
                         sluice_runtime::feature::format_float(c, &mut self.cell);
-                        w.write_field(self.cell.as_bytes()).map_err(io)?;
+                        w.field(self.cell.as_bytes(), false);
                     }
                 }
                 Some(other) => {
@@ -267,14 +342,14 @@ impl FileFormat for CsvFormat {
                 }
             },
         }
-        w.write_record(None::<&[u8]>).map_err(io)
+        w.end_row().map_err(io)
     }
 
     fn finish(&mut self, file: CsvFile) -> Result<AtomicWriter, ActionError> {
         let CsvFile { path, w, .. } = file;
         let output = w
             .into_inner()
-            .map_err(|e| ActionError::io(format!("writing {path}"), e.into_error()))?;
+            .map_err(|e| ActionError::io(format!("writing {path}"), e))?;
         output.finish(&path)
     }
 

@@ -103,18 +103,27 @@ pub(crate) fn column_values(array: &dyn Array) -> Result<Vec<Value>, String> {
         D::Date64 => prim::<Date64Type>(array, |ms| {
             i32::try_from(ms.div_euclid(86_400_000)).map_or(Value::Null, Value::Date)
         }),
-        D::Timestamp(unit, _) => match unit {
-            TimeUnit::Second => {
-                prim::<TimestampSecondType>(array, |v| Value::DateTime(v.saturating_mul(1_000_000)))
+        D::Timestamp(unit, tz) => {
+            // A timestamp without a time zone is wall-clock time: it stays a local datetime
+            // rather than being read as UTC.
+            let make: fn(i64) -> Value = if tz.is_some() {
+                Value::DateTime
+            } else {
+                Value::LocalDateTime
+            };
+            match unit {
+                TimeUnit::Second => {
+                    prim::<TimestampSecondType>(array, |v| make(v.saturating_mul(1_000_000)))
+                }
+                TimeUnit::Millisecond => {
+                    prim::<TimestampMillisecondType>(array, |v| make(v.saturating_mul(1_000)))
+                }
+                TimeUnit::Microsecond => prim::<TimestampMicrosecondType>(array, make),
+                TimeUnit::Nanosecond => {
+                    prim::<TimestampNanosecondType>(array, |v| make(v.div_euclid(1_000)))
+                }
             }
-            TimeUnit::Millisecond => prim::<TimestampMillisecondType>(array, |v| {
-                Value::DateTime(v.saturating_mul(1_000))
-            }),
-            TimeUnit::Microsecond => prim::<TimestampMicrosecondType>(array, Value::DateTime),
-            TimeUnit::Nanosecond => {
-                prim::<TimestampNanosecondType>(array, |v| Value::DateTime(v.div_euclid(1_000)))
-            }
-        },
+        }
         D::Time32(TimeUnit::Second) => {
             prim::<Time32SecondType>(array, |v| time_of_day(i64::from(v) * 1_000_000))
         }

@@ -60,6 +60,27 @@ pub(crate) trait FileSource: Sync {
         ctx: &NodeContext,
         out: &mut FileOut<'_>,
     ) -> Result<(), ActionError>;
+
+    /// The file name endings this reader takes from a folder or a glob pattern (lower case,
+    /// without the dot, e.g. `csv`, `csv.gz`); empty takes every file. A file named on its
+    /// own is always read.
+    fn extensions(&self) -> &[String] {
+        &[]
+    }
+}
+
+/// Whether `location`'s file name ends in one of `extensions` (case-insensitive).
+fn has_extension(location: &str, extensions: &[String]) -> bool {
+    let name = location
+        .rsplit('/')
+        .next()
+        .unwrap_or(location)
+        .to_ascii_lowercase();
+    extensions.iter().any(|e| {
+        name.len() > e.len() + 1
+            && name.ends_with(e.as_str())
+            && name.as_bytes()[name.len() - e.len() - 1] == b'.'
+    })
 }
 
 /// Where a [`FileSource`] emits: straight to the node's emitter, or to its file's channel.
@@ -152,7 +173,29 @@ pub(crate) fn read_files<S: FileSource>(
             std::io::Error::new(std::io::ErrorKind::NotFound, "no file matches"),
         ));
     }
-    let locations: Vec<String> = files.into_iter().map(|f| f.location).collect();
+    let single = files.len() == 1 && files[0].location == path;
+    let extensions = source.extensions();
+    let (locations, skipped): (Vec<String>, Vec<String>) = files
+        .into_iter()
+        .map(|f| f.location)
+        .partition(|l| single || extensions.is_empty() || has_extension(l, extensions));
+    if !skipped.is_empty() {
+        let shown: Vec<&str> = skipped.iter().take(5).map(String::as_str).collect();
+        let more = if skipped.len() > 5 { ", ..." } else { "" };
+        let message = format!(
+            "skipped {} file(s) in {path} whose names do not end in .{} ({}{more}); set `extensions` to read them",
+            skipped.len(),
+            extensions.join(", ."),
+            shown.join(", ")
+        );
+        if locations.is_empty() {
+            return Err(ActionError::io(
+                format!("listing {path}"),
+                std::io::Error::new(std::io::ErrorKind::NotFound, message),
+            ));
+        }
+        ctx.log(message);
+    }
     let limit = || {
         read_ahead
             .unwrap_or(usize::MAX)

@@ -111,6 +111,7 @@ pub(crate) enum Val<'a> {
     String(String),
     Date(i32),
     DateTime(i64),
+    LocalDateTime(i64),
     /// A borrowed bytes, array or map value.
     Ref(&'a Value),
     /// A computed bytes, array or map value.
@@ -129,6 +130,7 @@ impl<'a> Val<'a> {
             Value::String(s) => Val::Str(s),
             Value::Date(d) => Val::Date(*d),
             Value::DateTime(t) => Val::DateTime(*t),
+            Value::LocalDateTime(t) => Val::LocalDateTime(*t),
             other => Val::Ref(other),
         }
     }
@@ -142,6 +144,7 @@ impl<'a> Val<'a> {
             Val::Str(_) | Val::String(_) => "string",
             Val::Date(_) => "date",
             Val::DateTime(_) => "datetime",
+            Val::LocalDateTime(_) => "local_datetime",
             Val::Ref(v) => v.type_name(),
             Val::Owned(v) => v.type_name(),
         }
@@ -174,6 +177,7 @@ impl<'a> Val<'a> {
             Val::String(s) => Value::String(s.into_boxed_str()),
             Val::Date(d) => Value::Date(d),
             Val::DateTime(t) => Value::DateTime(t),
+            Val::LocalDateTime(t) => Value::LocalDateTime(t),
             Val::Ref(v) => v.clone(),
             Val::Owned(v) => v,
         }
@@ -196,6 +200,9 @@ impl<'a> Val<'a> {
             }
             Val::DateTime(t) => {
                 let _ = write!(out, "{}", Value::DateTime(*t));
+            }
+            Val::LocalDateTime(t) => {
+                let _ = write!(out, "{}", Value::LocalDateTime(*t));
             }
             Val::Ref(v) => {
                 let _ = write!(out, "{v}");
@@ -237,6 +244,9 @@ fn relate(a: &Val, b: &Val) -> Rel {
         (V::DateTime(x), V::DateTime(y)) => Rel::Ord(Some(x.cmp(y))),
         (V::Date(d), V::DateTime(t)) => Rel::Ord(Some(date_us(*d).cmp(&i128::from(*t)))),
         (V::DateTime(t), V::Date(d)) => Rel::Ord(Some(i128::from(*t).cmp(&date_us(*d)))),
+        (V::LocalDateTime(x), V::LocalDateTime(y)) => Rel::Ord(Some(x.cmp(y))),
+        (V::Date(d), V::LocalDateTime(t)) => Rel::Ord(Some(date_us(*d).cmp(&i128::from(*t)))),
+        (V::LocalDateTime(t), V::Date(d)) => Rel::Ord(Some(i128::from(*t).cmp(&date_us(*d)))),
         _ => {
             if let (Some(x), Some(y)) = (a.as_str(), b.as_str()) {
                 return Rel::Ord(Some(x.cmp(y)));

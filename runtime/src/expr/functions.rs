@@ -301,7 +301,7 @@ pub(crate) fn call<'a>(func: Func, args: &'a [Node], cx: &Ctx<'a>) -> R<Val<'a>>
         Func::ToDate => match arg(0)? {
             Val::Null => Ok(Val::Null),
             v @ Val::Date(_) => Ok(v),
-            Val::DateTime(t) => date_of_datetime(t),
+            Val::DateTime(t) | Val::LocalDateTime(t) => date_of_datetime(t),
             v => match v.as_str().map(str::trim) {
                 Some(s) => match (parse_date(s), parse_datetime(s)) {
                     (Some(d), _) => Ok(Val::Date(d)),
@@ -314,6 +314,8 @@ pub(crate) fn call<'a>(func: Func, args: &'a [Node], cx: &Ctx<'a>) -> R<Val<'a>>
         Func::ToDatetime => match arg(0)? {
             Val::Null => Ok(Val::Null),
             v @ Val::DateTime(_) => Ok(v),
+            // An explicit conversion: the wall-clock time is taken as UTC.
+            Val::LocalDateTime(t) => Ok(Val::DateTime(t)),
             Val::Date(d) => datetime_of_date(d),
             v => match v.as_str().map(str::trim) {
                 Some(s) => match (parse_datetime(s), parse_date(s)) {
@@ -331,10 +333,10 @@ pub(crate) fn call<'a>(func: Func, args: &'a [Node], cx: &Ctx<'a>) -> R<Val<'a>>
                 Val::Date(d) => d
                     .checked_add(719_163)
                     .and_then(chrono::NaiveDate::from_num_days_from_ce_opt),
-                Val::DateTime(t) => {
+                Val::DateTime(t) | Val::LocalDateTime(t) => {
                     chrono::DateTime::from_timestamp_micros(t).map(|t| t.date_naive())
                 }
-                _ => return type_error(name, "a date or a datetime", &v),
+                _ => return type_error(name, "a date, a datetime or a local datetime", &v),
             };
             let Some(date) = date else {
                 return fail(format!("`{name}`: date out of range"));

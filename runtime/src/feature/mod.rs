@@ -18,7 +18,9 @@ pub mod wkb;
 #[cfg(any(test, feature = "testing"))]
 pub use copies::deep_copies;
 pub use schema::Schema;
-pub use value::{Value, format_float, parse_date, parse_datetime};
+pub use value::{
+    Value, format_float, parse_date, parse_datetime, parse_local_datetime, parse_zoned_datetime,
+};
 
 use std::sync::Arc;
 

@@ -26,6 +26,10 @@ pub enum Value {
     Date(i32),
     /// An instant, as microseconds since 1970-01-01T00:00:00Z.
     DateTime(i64),
+    /// A wall-clock date and time with no time zone (a "naive" timestamp), as microseconds
+    /// since 1970-01-01T00:00:00 on the same clock. It never compares with or converts to a
+    /// [`Value::DateTime`] implicitly: that would assert a zone the data never had.
+    LocalDateTime(i64),
     /// Raw bytes.
     Bytes(Box<[u8]>),
     /// An ordered list of values.
@@ -45,6 +49,7 @@ impl Value {
             Value::String(_) => "string",
             Value::Date(_) => "date",
             Value::DateTime(_) => "datetime",
+            Value::LocalDateTime(_) => "local_datetime",
             Value::Bytes(_) => "bytes",
             Value::Array(_) => "array",
             Value::Map(_) => "map",
@@ -98,6 +103,7 @@ impl Value {
             (Bool(a), Bool(b)) => a.cmp(b),
             (Date(a), Date(b)) => a.cmp(b),
             (DateTime(a), DateTime(b)) => a.cmp(b),
+            (LocalDateTime(a), LocalDateTime(b)) => a.cmp(b),
             (Bytes(a), Bytes(b)) => a.cmp(b),
             (Array(a), Array(b)) => {
                 for (x, y) in a.iter().zip(b.iter()) {
@@ -130,9 +136,10 @@ impl Value {
             Value::String(_) => 3,
             Value::Date(_) => 4,
             Value::DateTime(_) => 5,
-            Value::Bytes(_) => 6,
-            Value::Array(_) => 7,
-            Value::Map(_) => 8,
+            Value::LocalDateTime(_) => 6,
+            Value::Bytes(_) => 7,
+            Value::Array(_) => 8,
+            Value::Map(_) => 9,
         }
     }
 
@@ -156,7 +163,9 @@ impl Value {
             Value::Int(i) => J::from(*i),
             Value::Float(f) => serde_json::Number::from_f64(*f).map_or(J::Null, J::Number),
             Value::String(s) => J::String(s.to_string()),
-            Value::Date(_) | Value::DateTime(_) | Value::Bytes(_) => J::String(self.to_string()),
+            Value::Date(_) | Value::DateTime(_) | Value::LocalDateTime(_) | Value::Bytes(_) => {
+                J::String(self.to_string())
+            }
             Value::Array(a) => J::Array(a.iter().map(Value::to_json).collect()),
             Value::Map(m) => J::Object(m.iter().map(|(k, v)| (k.clone(), v.to_json())).collect()),
         }
@@ -243,6 +252,16 @@ impl fmt::Display for Value {
                 }
                 None => write!(f, "{us}"),
             },
+            Value::LocalDateTime(us) => match chrono::DateTime::from_timestamp_micros(*us) {
+                Some(dt) => {
+                    if us % 1_000_000 == 0 {
+                        write!(f, "{}", dt.format("%Y-%m-%dT%H:%M:%S"))
+                    } else {
+                        write!(f, "{}", dt.format("%Y-%m-%dT%H:%M:%S%.6f"))
+                    }
+                }
+                None => write!(f, "{us}"),
+            },
             Value::Bytes(b) => {
                 for byte in b.iter() {
                     write!(f, "{byte:02x}")?;
@@ -260,10 +279,38 @@ pub fn parse_date(s: &str) -> Option<i32> {
     Some(d.num_days_from_ce() - 719_163)
 }
 
-/// Parses an ISO 8601 / RFC 3339 datetime into microseconds since the epoch (UTC).
+/// Parses an ISO 8601 / RFC 3339 datetime with a zone (`Z` or an offset) into microseconds
+/// since the epoch (UTC). A datetime without a zone is not taken.
+pub fn parse_zoned_datetime(s: &str) -> Option<i64> {
+    if s.len() < 20 {
+        return None;
+    }
+    chrono::DateTime::parse_from_rfc3339(s)
+        .ok()
+        .map(|dt| dt.timestamp_micros())
+}
+
+/// Parses a datetime without a zone (`2024-01-02T03:04:05[.ffffff]`, or with a space for
+/// `T`) into microseconds since 1970-01-01T00:00:00 on the same wall clock.
+pub fn parse_local_datetime(s: &str) -> Option<i64> {
+    if s.len() < 19 {
+        return None;
+    }
+    for fmt in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f"] {
+        if let Ok(dt) = chrono::NaiveDateTime::parse_from_str(s, fmt) {
+            return Some(dt.and_utc().timestamp_micros());
+        }
+    }
+    None
+}
+
+/// Parses an ISO 8601 / RFC 3339 datetime into microseconds since the epoch (UTC), for an
+/// explicit conversion to a zoned datetime.
 ///
 /// Accepts `2024-01-02T03:04:05Z`, offsets, fractional seconds, and a naive
-/// `2024-01-02T03:04:05` or `2024-01-02 03:04:05` (taken as UTC).
+/// `2024-01-02T03:04:05` or `2024-01-02 03:04:05` (taken as UTC: the caller asked for a
+/// zoned value). Readers use [`parse_zoned_datetime`] and [`parse_local_datetime`], which
+/// keep the two apart.
 pub fn parse_datetime(s: &str) -> Option<i64> {
     if s.len() < 19 {
         return None;

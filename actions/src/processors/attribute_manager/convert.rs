@@ -4,7 +4,7 @@
 use schemars::JsonSchema;
 use serde::Deserialize;
 use sluice_runtime::Value;
-use sluice_runtime::feature::{parse_date, parse_datetime};
+use sluice_runtime::feature::{parse_date, parse_datetime, parse_local_datetime};
 
 /// The type a `convert` operation produces.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
@@ -20,8 +20,11 @@ pub enum TargetType {
     Bool,
     /// A calendar date.
     Date,
-    /// An instant (UTC).
+    /// An instant (UTC). A local datetime or text without a zone is taken as UTC.
     Datetime,
+    /// A wall-clock date and time without a time zone.
+    #[serde(rename = "local_datetime")]
+    LocalDatetime,
 }
 
 impl TargetType {
@@ -33,6 +36,7 @@ impl TargetType {
             TargetType::Bool => "bool",
             TargetType::Date => "date",
             TargetType::Datetime => "datetime",
+            TargetType::LocalDatetime => "local_datetime",
         }
     }
 }
@@ -62,7 +66,17 @@ pub(super) fn convert(value: &Value, to: TargetType) -> Result<Value, String> {
         | (Value::Float(_), TargetType::Float)
         | (Value::Bool(_), TargetType::Bool)
         | (Value::Date(_), TargetType::Date)
-        | (Value::DateTime(_), TargetType::Datetime) => Some(value.clone()),
+        | (Value::DateTime(_), TargetType::Datetime)
+        | (Value::LocalDateTime(_), TargetType::LocalDatetime) => Some(value.clone()),
+        (Value::LocalDateTime(us), TargetType::Datetime) => Some(Value::DateTime(*us)),
+        (Value::LocalDateTime(us), TargetType::Date) => {
+            i32::try_from(us.div_euclid(MICROS_PER_DAY))
+                .ok()
+                .map(Value::Date)
+        }
+        (Value::Date(d), TargetType::LocalDatetime) => i64::from(*d)
+            .checked_mul(MICROS_PER_DAY)
+            .map(Value::LocalDateTime),
         (Value::Float(f), TargetType::Int) => float_to_int(*f),
         (Value::Bool(b), TargetType::Int) => Some(Value::Int(i64::from(*b))),
         (Value::Int(i), TargetType::Float) => Some(Value::Float(*i as f64)),
@@ -102,6 +116,12 @@ fn from_str(s: &str, to: TargetType) -> Option<Value> {
                     .ok()
                     .map(Value::Date)
             }
+        },
+        TargetType::LocalDatetime => match parse_local_datetime(s) {
+            Some(us) => Some(Value::LocalDateTime(us)),
+            None => i64::from(parse_date(s)?)
+                .checked_mul(MICROS_PER_DAY)
+                .map(Value::LocalDateTime),
         },
         TargetType::Datetime => match parse_datetime(s) {
             Some(us) => Some(Value::DateTime(us)),

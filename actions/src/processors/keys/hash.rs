@@ -72,6 +72,10 @@ impl KeyHasher {
                 self.add(5);
                 self.add(*t as u64);
             }
+            Value::LocalDateTime(t) => {
+                self.add(11);
+                self.add(*t as u64);
+            }
             Value::Bytes(b) => {
                 self.add(6);
                 self.add_bytes(b);

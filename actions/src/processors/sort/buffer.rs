@@ -4,7 +4,9 @@ use std::cmp::Ordering;
 use std::sync::Arc;
 
 use rayon::slice::ParallelSliceMut;
-use sluice_runtime::memory::{MergeIter, Reservation, SpillRun, merge, write_run};
+use sluice_runtime::memory::{
+    MergeIter, MergeSpace, Reservation, SpillRun, merge_bounded, write_run,
+};
 use sluice_runtime::{ActionError, Batch, Feature, NodeContext, Schema, Value};
 
 use super::KeySpec;
@@ -71,9 +73,10 @@ fn normalize(value: &Value) -> (u8, Norm) {
         Value::String(s) => prefix(s.as_bytes(), 3),
         Value::Date(d) => (4 | EXACT, [(i64::from(*d) as u64) ^ SIGN, 0]),
         Value::DateTime(t) => (5 | EXACT, [(*t as u64) ^ SIGN, 0]),
-        Value::Bytes(b) => prefix(b, 6),
-        Value::Array(_) => (7, [0, 0]),
-        Value::Map(_) => (8, [0, 0]),
+        Value::LocalDateTime(t) => (6 | EXACT, [(*t as u64) ^ SIGN, 0]),
+        Value::Bytes(b) => prefix(b, 7),
+        Value::Array(_) => (8, [0, 0]),
+        Value::Map(_) => (9, [0, 0]),
     }
 }
 
@@ -300,6 +303,22 @@ impl SortBuffer {
     /// out and gives its reserved bytes back; the reservation is freed when it ends.
     pub(super) fn finish_sorted(&mut self, ctx: &NodeContext) -> Result<Drain, ActionError> {
         ctx.check_cancelled()?;
+        if !self.runs.is_empty() {
+            // Spilled: what is held becomes the last run, so the merge has the budget for its
+            // buffers. Ties go to the older run first, which is arrival order: the sort stays
+            // stable.
+            self.spill(ctx)?;
+            self.reservation = None;
+            let cmp = FeatureOrder::new(self.keys.clone());
+            let cmp: FeatureCmp = Box::new(move |a, b| cmp.compare(a, b));
+            let space = MergeSpace {
+                budget: &ctx.budget,
+                dir: &ctx.spill,
+                name: &ctx.node_id,
+            };
+            let merged = merge_bounded(space, std::mem::take(&mut self.runs), Vec::new(), cmp)?;
+            return Ok(Drain::Merge(Box::new(merged)));
+        }
         let mut held = std::mem::take(&mut self.held);
         self.last_schema = None;
         let order = self.order(&mut held, ctx);
@@ -314,16 +333,7 @@ impl SortBuffer {
             per_feature,
             until_shrink: SHRINK_EVERY,
         };
-        if self.runs.is_empty() {
-            return Ok(Drain::Memory(drain));
-        }
-        // Spilled: merge the runs with the sorted in-memory tail. Ties go to the older run
-        // first and the tail last, which is arrival order: the sort stays stable.
-        let tail: Vec<Feature> = drain.collect();
-        let cmp = FeatureOrder::new(self.keys.clone());
-        let cmp: FeatureCmp = Box::new(move |a, b| cmp.compare(a, b));
-        let merged = merge(std::mem::take(&mut self.runs), tail, cmp)?;
-        Ok(Drain::Merge(Box::new(merged)))
+        Ok(Drain::Memory(drain))
     }
 }
 

@@ -99,6 +99,7 @@ pub const SPEC: ActionSpec = ActionSpec::new(
     schema_of::<ParquetWriterParams>,
     build,
 )
+.writes_to("path")
 .example("path: out/buildings.parquet\nrow_group_rows: 65536\nrow_group_bytes: 67108864\n");
 
 fn build(ctx: &BuildContext) -> Result<BuiltAction, ActionError> {
@@ -141,6 +142,7 @@ enum Kind {
     String,
     Date,
     DateTime,
+    LocalDateTime,
     Bytes,
     /// Arrays and maps, as JSON text.
     Json,
@@ -156,6 +158,7 @@ impl Kind {
             Value::String(_) => Kind::String,
             Value::Date(_) => Kind::Date,
             Value::DateTime(_) => Kind::DateTime,
+            Value::LocalDateTime(_) => Kind::LocalDateTime,
             Value::Bytes(_) => Kind::Bytes,
             Value::Array(_) | Value::Map(_) => Kind::Json,
         })
@@ -169,6 +172,7 @@ impl Kind {
             Kind::String => "string",
             Kind::Date => "date",
             Kind::DateTime => "datetime",
+            Kind::LocalDateTime => "local_datetime",
             Kind::Bytes => "bytes",
             Kind::Json => "array or map",
         }
@@ -182,6 +186,7 @@ impl Kind {
             Kind::String | Kind::Json => DataType::Utf8,
             Kind::Date => DataType::Date32,
             Kind::DateTime => DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+            Kind::LocalDateTime => DataType::Timestamp(TimeUnit::Microsecond, None),
             Kind::Bytes => DataType::Binary,
         }
     }
@@ -537,6 +542,10 @@ fn column<'a>(
         Kind::DateTime => build!(
             TimestampMicrosecondBuilder::with_capacity(rows).with_timezone("UTC"),
             Value::DateTime(t) => *t,
+        ),
+        Kind::LocalDateTime => build!(
+            TimestampMicrosecondBuilder::with_capacity(rows),
+            Value::LocalDateTime(t) => *t,
         ),
         Kind::Bytes => build!(
             BinaryBuilder::with_capacity(rows, rows * 8),

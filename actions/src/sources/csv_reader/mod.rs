@@ -19,9 +19,23 @@
 //!   Several files are read at once (up to `read_ahead` on reader threads of this node,
 //!   each file through its own small bounded channel); the output is in file order all
 //!   the same, with the same ids as a one-by-one read.
-//! - Column types: a type declared in `columns` wins; otherwise, with `infer_types` (the
-//!   default), each column gets the narrowest of int, float, bool, date, datetime that fits
-//!   every non-empty cell of the first 1000 rows, else string. An empty cell is null.
+//! - Values come back as they were read. An inferred column takes a type only when that type
+//!   writes every cell of the first 1000 rows back as the same text: `007`, `1e3`, `12.50`,
+//!   `TRUE` or `2024-01-13 08:35:00` keep a column as text (a log line says which columns
+//!   would have parsed, and how to declare them). Types: int, float (which keeps canonical
+//!   ints as ints), bool, date, datetime (with `Z`: zoned) and local_datetime (no zone; never
+//!   turned into UTC). Later cells of an inferred column that are not in the type's exact
+//!   form are kept as text, counted in a log line. A type declared in `columns` wins and
+//!   accepts the usual spellings.
+//! - An empty cell is null; a quoted empty cell (`""`) is an empty string.
+//! - Cells are decoded with `encoding`: strict `utf-8` by default (a row with invalid bytes
+//!   goes to `rejected` with its file, line and byte, its cells kept as bytes), or
+//!   `utf-8-lossy`, `latin-1`, `shift_jis`.
+//! - A quoted field that never closes, or a field longer than `max_field_bytes` (1 MiB by
+//!   default), stops the run with the file, line and byte where it starts: rows are never
+//!   silently swallowed.
+//! - A folder or glob takes the files named `.csv`, `.tsv`, `.txt` (each also `.gz`) unless
+//!   `extensions` says otherwise; skipped files are listed in a log line.
 //! - Every feature of a file with the same header shares one schema.
 //! - A row that does not fit (a wrong field count, a cell that is not of its column's type, a
 //!   bad coordinate or WKT) goes to the `rejected` port with its raw cells as strings and
@@ -38,7 +52,6 @@ use std::sync::Arc;
 
 use super::multi_file::{FileOut, FileSource, SharedCache, read_files};
 
-use csv::ByteRecord;
 use schemars::JsonSchema;
 use serde::Deserialize;
 use sluice_runtime::action::schema_of;
@@ -48,9 +61,13 @@ use sluice_runtime::{
     Geometry, NodeContext, NodeImpl, REJECTED_PORT, REJECTION_REASON, Schema, Source, Value,
 };
 
-use cells::{infer_column, parse_cell, parse_f64, trim};
+use cells::{
+    decode, infer_column, infer_lenient, parse_declared, parse_exact, parse_f64, text_value, trim,
+};
+use records::{Record, RecordError, Records};
 
 mod cells;
+mod records;
 #[cfg(test)]
 mod tests;
 
@@ -75,7 +92,8 @@ pub struct CsvReaderParams {
     #[serde(default = "double_quote")]
     pub quote: char,
     /// Declared column types by column name (`string`, `int`, `float`, `bool`, `date`,
-    /// `datetime`); they win over inference. A cell that does not parse rejects its row.
+    /// `datetime`, `local_datetime`); they win over inference. A cell that does not parse
+    /// rejects its row.
     #[serde(default)]
     pub columns: BTreeMap<String, ColumnType>,
     /// Infer the types of undeclared columns from the first 1000 rows; when false they are
@@ -94,6 +112,41 @@ pub struct CsvReaderParams {
     #[serde(default)]
     #[schemars(range(min = 1))]
     pub read_ahead: Option<usize>,
+    /// How cells are decoded: `utf-8` (strict: a row with invalid bytes is rejected with its
+    /// location), `utf-8-lossy` (invalid bytes become U+FFFD), `latin-1` or `shift_jis`.
+    #[serde(default)]
+    pub encoding: Encoding,
+    /// The longest field in bytes. A longer field, or a quoted field that runs to the end of
+    /// the file, stops the run with its location.
+    #[serde(default = "default_max_field_bytes")]
+    #[schemars(range(min = 1))]
+    pub max_field_bytes: usize,
+    /// File name endings read from a folder or glob (without the dot, any case). Default:
+    /// `csv`, `tsv`, `txt`, each also with `.gz`. An empty list reads every file.
+    #[serde(default)]
+    pub extensions: Option<Vec<String>>,
+}
+
+/// How the bytes of cells are decoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, JsonSchema)]
+pub enum Encoding {
+    /// Strict UTF-8: a row with invalid bytes goes to `rejected`.
+    #[default]
+    #[serde(rename = "utf-8")]
+    Utf8,
+    /// UTF-8, with invalid bytes replaced by U+FFFD.
+    #[serde(rename = "utf-8-lossy")]
+    Utf8Lossy,
+    /// ISO-8859-1: every byte is one character.
+    #[serde(rename = "latin-1")]
+    Latin1,
+    /// Shift_JIS (Japanese).
+    #[serde(rename = "shift_jis")]
+    ShiftJis,
+}
+
+fn default_max_field_bytes() -> usize {
+    1 << 20
 }
 
 /// Which columns hold the geometry.
@@ -128,8 +181,11 @@ pub enum ColumnType {
     Bool,
     /// `YYYY-MM-DD`.
     Date,
-    /// ISO 8601 / RFC 3339 (`2024-01-02T03:04:05Z`, offsets, fractions; no offset = UTC).
+    /// A zoned instant: ISO 8601 / RFC 3339 with `Z` or an offset (`2024-01-02T03:04:05Z`).
     Datetime,
+    /// A wall-clock date and time without a zone (`2024-01-02T03:04:05`, `T` or a space).
+    #[serde(rename = "local_datetime")]
+    LocalDatetime,
 }
 
 impl ColumnType {
@@ -141,6 +197,7 @@ impl ColumnType {
             ColumnType::Bool => "bool",
             ColumnType::Date => "date",
             ColumnType::Datetime => "datetime",
+            ColumnType::LocalDatetime => "local_datetime",
         }
     }
 }
@@ -184,6 +241,18 @@ fn build(ctx: &BuildContext) -> Result<BuiltAction, ActionError> {
     if p.read_ahead == Some(0) {
         return Err(ActionError::param("read_ahead", "must be at least 1"));
     }
+    if p.max_field_bytes == 0 {
+        return Err(ActionError::param("max_field_bytes", "must be at least 1"));
+    }
+    let extensions = match p.extensions {
+        Some(list) => list
+            .into_iter()
+            .map(|e| e.trim_start_matches('.').to_ascii_lowercase())
+            .collect(),
+        None => ["csv", "tsv", "txt", "csv.gz", "tsv.gz", "txt.gz"]
+            .map(String::from)
+            .to_vec(),
+    };
     let geometry = match p.geometry {
         None => None,
         Some(g) => Some(GeomSpec {
@@ -210,6 +279,9 @@ fn build(ctx: &BuildContext) -> Result<BuiltAction, ActionError> {
         geometry,
         crs: p.crs,
         read_ahead: p.read_ahead,
+        encoding: p.encoding,
+        max_field_bytes: p.max_field_bytes,
+        extensions,
         schemas: SharedCache::new(),
     }))))
 }
@@ -251,6 +323,9 @@ struct CsvReader {
     geometry: Option<GeomSpec>,
     crs: Option<u32>,
     read_ahead: Option<usize>,
+    encoding: Encoding,
+    max_field_bytes: usize,
+    extensions: Vec<String>,
     /// A header seen before (in any file) gets the same schemas back.
     schemas: SharedCache<Vec<String>, (Arc<Schema>, Arc<Schema>)>,
 }
@@ -262,6 +337,10 @@ impl Source for CsvReader {
 }
 
 impl FileSource for CsvReader {
+    fn extensions(&self) -> &[String] {
+        &self.extensions
+    }
+
     fn read_file(
         &self,
         location: &str,
@@ -277,35 +356,41 @@ impl FileSource for CsvReader {
         } else {
             raw
         };
-        let mut rdr = csv::ReaderBuilder::new()
-            .delimiter(self.delimiter)
-            .quote(self.quote)
-            .has_headers(false)
-            .flexible(true)
-            .buffer_capacity(256 * 1024)
-            .from_reader(input);
-        let io_err = |e: csv::Error, line: u64| {
-            ActionError::io(format!("reading {location} near line {line}"), e.into())
+        let mut rdr = Records::new(
+            BufReader::with_capacity(256 * 1024, input),
+            self.delimiter,
+            self.quote,
+            self.max_field_bytes,
+        );
+        let mut next = |rec: &mut Record| -> Result<bool, ActionError> {
+            rdr.read(rec).map_err(|e| match e {
+                RecordError::Io(e) => ActionError::io(format!("reading {location}"), e),
+                other => ActionError::data(Some(location.to_string()), other.to_string()),
+            })
         };
 
         // 1. The header, and up to INFER_ROWS rows for type inference.
-        let mut rec = ByteRecord::new();
+        let mut rec = Record::default();
         let header: Vec<String> = if self.has_header {
-            if !rdr.read_byte_record(&mut rec).map_err(|e| io_err(e, 1))? {
+            if !next(&mut rec)? {
                 return Ok(());
             }
-            header_names(&rec)
+            header_names(&rec, self.encoding).map_err(|byte| {
+                ActionError::data(
+                    Some(format!("{location}:{}", rec.line())),
+                    format!(
+                        "the header is not valid {} at byte {byte}; set `encoding`",
+                        encoding_name(self.encoding)
+                    ),
+                )
+            })?
         } else {
             Vec::new()
         };
-        let mut sample: Vec<ByteRecord> = Vec::new();
+        let mut sample: Vec<Record> = Vec::new();
         let want = if self.infer { INFER_ROWS } else { 1 };
         while sample.len() < want {
-            let line = rdr.position().line();
-            if !rdr
-                .read_byte_record(&mut rec)
-                .map_err(|e| io_err(e, line))?
-            {
+            if !next(&mut rec)? {
                 break;
             }
             sample.push(rec.clone());
@@ -321,29 +406,104 @@ impl FileSource for CsvReader {
 
         // 2. The plan: a type and a target slot per column, the geometry, the schemas.
         let plan = self.plan(location, header, &sample)?;
+        for message in inference_notes(&plan, &sample) {
+            ctx.log(format!("{location}: {message}"));
+        }
 
         // 3. Convert: the sample first, then stream the rest with one reused record.
         let mut values = Vec::new();
+        let mut kept = KeptAsText::new(plan.columns.len());
         for r in &sample {
-            self.emit_row(&plan, location, r, &mut values, out)?;
+            self.emit_row(&plan, location, r, &mut values, &mut kept, out)?;
         }
         drop(sample);
         let mut rows: u64 = 0;
-        loop {
-            let line = rdr.position().line();
-            if !rdr
-                .read_byte_record(&mut rec)
-                .map_err(|e| io_err(e, line))?
-            {
-                break;
-            }
-            self.emit_row(&plan, location, &rec, &mut values, out)?;
+        while next(&mut rec)? {
+            self.emit_row(&plan, location, &rec, &mut values, &mut kept, out)?;
             rows += 1;
             if rows.is_multiple_of(8192) {
                 ctx.check_cancelled()?;
             }
         }
+        for message in kept.messages(&plan) {
+            ctx.log(format!("{location}: {message}"));
+        }
         Ok(())
+    }
+}
+
+/// Cells of inferred columns, after the sample, that were not in their type's exact form and
+/// so were kept as text: a count and the first one per column.
+struct KeptAsText {
+    counts: Vec<u64>,
+    first: Vec<Option<(u64, String)>>,
+}
+
+impl KeptAsText {
+    fn new(columns: usize) -> KeptAsText {
+        KeptAsText {
+            counts: vec![0; columns],
+            first: vec![None; columns],
+        }
+    }
+
+    fn note(&mut self, column: usize, line: u64, cell: &[u8]) {
+        self.counts[column] += 1;
+        if self.first[column].is_none() {
+            self.first[column] = Some((line, excerpt(cell)));
+        }
+    }
+
+    fn messages(&self, plan: &Plan) -> Vec<String> {
+        let mut out = Vec::new();
+        for (i, n) in self.counts.iter().enumerate() {
+            if let (true, Some((line, cell))) = (*n > 0, &self.first[i]) {
+                out.push(format!(
+                    "column \"{}\": {n} cell(s) after the first rows are not {} as the writers print it and were kept as text (first at line {line}: \"{cell}\"); declare the column in `columns` to convert them",
+                    plan.header[i],
+                    plan.columns[i].ty.name()
+                ));
+            }
+        }
+        out
+    }
+}
+
+/// Log lines for columns read as text that would parse as another type in a looser
+/// spelling (`12.50`, `007`, `TRUE`), with how to get the typed values.
+fn inference_notes(plan: &Plan, sample: &[Record]) -> Vec<String> {
+    let mut notes = Vec::new();
+    for (i, col) in plan.columns.iter().enumerate() {
+        if !col.inferred || col.ty != ColumnType::String {
+            continue;
+        }
+        let loose = infer_lenient(sample, i);
+        if loose == ColumnType::String {
+            continue;
+        }
+        let example = sample
+            .iter()
+            .filter_map(|r| r.get(i).map(|c| (c, r.quoted(i))))
+            .find(|(c, q)| parse_exact(c, *q, loose).is_none())
+            .map(|(c, _)| excerpt(c))
+            .unwrap_or_default();
+        notes.push(format!(
+            "column \"{}\" is read as text so that it is written back as read (\"{example}\" is not {} as the writers print it); declare `columns: {{{}: {}}}` to read {} values",
+            plan.header[i],
+            loose.name(),
+            plan.header[i],
+            loose.name(),
+            loose.name()
+        ));
+    }
+    notes
+}
+
+fn encoding_name(e: Encoding) -> &'static str {
+    match e {
+        Encoding::Utf8 | Encoding::Utf8Lossy => "UTF-8",
+        Encoding::Latin1 => "Latin-1",
+        Encoding::ShiftJis => "Shift_JIS",
     }
 }
 
@@ -352,7 +512,7 @@ impl CsvReader {
         &self,
         location: &str,
         header: Vec<String>,
-        sample: &[ByteRecord],
+        sample: &[Record],
     ) -> Result<Plan, ActionError> {
         let index = |name: &str, param: String| -> Result<usize, ActionError> {
             header.iter().position(|h| h == name).ok_or_else(|| {
@@ -427,13 +587,14 @@ impl CsvReader {
         &self,
         plan: &Plan,
         location: &str,
-        rec: &ByteRecord,
+        rec: &Record,
         values: &mut Vec<Value>,
+        kept: &mut KeptAsText,
         out: &mut FileOut<'_>,
     ) -> Result<(), ActionError> {
         // Ids are assigned by `FileOut`, in file order.
         let id = 0;
-        match self.convert(plan, rec, values) {
+        match self.convert(plan, rec, values, kept) {
             Ok(geometry) => {
                 let mut f = Feature::new(id, plan.schema.clone(), std::mem::take(values));
                 if geometry.is_some() {
@@ -442,11 +603,15 @@ impl CsvReader {
                 out.emit(f)
             }
             Err(reason) => {
-                let line = rec.position().map_or(0, |p| p.line());
+                let line = rec.line();
+                // The raw cells travel with the reason: as text when they decode, else as
+                // the bytes that were read.
                 let mut raw: Vec<Value> = rec
                     .iter()
                     .take(plan.header.len())
-                    .map(|b| Value::String(String::from_utf8_lossy(b).into()))
+                    .map(|b| {
+                        text_value(b, self.encoding).unwrap_or_else(|_| Value::Bytes(b.into()))
+                    })
                     .collect();
                 raw.resize(plan.header.len(), Value::Null);
                 raw.push(Value::String(format!("{location}:{line}: {reason}").into()));
@@ -459,8 +624,9 @@ impl CsvReader {
     fn convert(
         &self,
         plan: &Plan,
-        rec: &ByteRecord,
+        rec: &Record,
         values: &mut Vec<Value>,
+        kept: &mut KeptAsText,
     ) -> Result<Option<Geometry>, String> {
         if rec.len() != plan.columns.len() {
             return Err(format!(
@@ -471,36 +637,60 @@ impl CsvReader {
         }
         values.clear();
         values.reserve_exact(plan.slots);
-        for ((col, field), name) in plan.columns.iter().zip(rec.iter()).zip(&plan.header) {
+        for (i, (col, name)) in plan.columns.iter().zip(&plan.header).enumerate() {
             if col.target.is_none() {
                 continue;
             }
-            let v = parse_cell(field, col.ty).or_else(|| {
-                // An inferred int column also takes floats.
-                (col.inferred && col.ty == ColumnType::Int)
-                    .then(|| parse_cell(field, ColumnType::Float))
-                    .flatten()
-            });
-            match v {
-                Some(v) => values.push(v),
-                None => {
-                    return Err(format!(
-                        "column \"{name}\": expected {}{}, found \"{}\"",
-                        col.ty.name(),
-                        if col.inferred {
-                            " (inferred from the first rows; declare it in `columns`)"
-                        } else {
-                            ""
-                        },
-                        excerpt(field)
-                    ));
+            let field = rec.get(i).unwrap_or_default();
+            let quoted = rec.quoted(i);
+            let bad_bytes = |k: usize| {
+                format!(
+                    "column \"{name}\": invalid {} at byte {} (set `encoding`)",
+                    encoding_name(self.encoding),
+                    rec.start(i) + k as u64 + u64::from(quoted)
+                )
+            };
+            let v = if col.ty == ColumnType::String {
+                if field.is_empty() && !quoted {
+                    Value::Null
+                } else {
+                    text_value(field, self.encoding).map_err(bad_bytes)?
                 }
-            }
+            } else if col.inferred {
+                let exact = parse_exact(field, quoted, col.ty).or_else(|| {
+                    // An inferred int column also takes floats.
+                    (col.ty == ColumnType::Int)
+                        .then(|| parse_exact(field, quoted, ColumnType::Float))
+                        .flatten()
+                });
+                match exact {
+                    Some(v) => v,
+                    None => {
+                        // Not in the type's exact form: kept as the text it is.
+                        kept.note(i, rec.line(), field);
+                        text_value(field, self.encoding).map_err(bad_bytes)?
+                    }
+                }
+            } else {
+                match parse_declared(field, quoted, col.ty) {
+                    Some(v) => v,
+                    None => {
+                        decode(field, self.encoding).map_err(bad_bytes)?;
+                        return Err(format!(
+                            "column \"{name}\": expected {}, found \"{}\"",
+                            col.ty.name(),
+                            excerpt(field)
+                        ));
+                    }
+                }
+            };
+            values.push(v);
         }
+        let cell = |i: usize| rec.get(i).unwrap_or_default();
         let geom = match plan.geom {
             None => None,
             Some(GeomPlan::Xy(xi, yi)) => {
-                let (xb, yb) = (&rec[xi], &rec[yi]);
+                let (xb, yb) = (cell(xi), cell(yi));
                 if trim(xb).is_empty() && trim(yb).is_empty() {
                     None
                 } else {
@@ -518,7 +708,14 @@ impl CsvReader {
                 }
             }
             Some(GeomPlan::Wkt(wi)) => {
-                let text = String::from_utf8_lossy(&rec[wi]);
+                let text = decode(cell(wi), self.encoding).map_err(|k| {
+                    format!(
+                        "column \"{}\": invalid {} at byte {}",
+                        plan.header[wi],
+                        encoding_name(self.encoding),
+                        rec.start(wi) + k as u64
+                    )
+                })?;
                 let text = text.trim();
                 if text.is_empty() {
                     None
@@ -561,11 +758,19 @@ enum GeomPlan {
 }
 
 /// Column names from a header row: a BOM is dropped, an empty name becomes `column_N`, and a
-/// repeated name gets a `_2`, `_3`... suffix.
-fn header_names(rec: &ByteRecord) -> Vec<String> {
+/// repeated name gets a `_2`, `_3`... suffix. `Err(byte)` when a name does not decode.
+fn header_names(rec: &Record, encoding: Encoding) -> Result<Vec<String>, u64> {
     let mut names: Vec<String> = Vec::with_capacity(rec.len());
+    // Linear in the column count, also for very wide files.
+    let mut taken: std::collections::HashSet<String> =
+        std::collections::HashSet::with_capacity(rec.len());
+    let mut next_suffix: std::collections::HashMap<String, usize> =
+        std::collections::HashMap::new();
     for (i, field) in rec.iter().enumerate() {
-        let mut name = String::from_utf8_lossy(field).trim().to_string();
+        let mut name = decode(field, encoding)
+            .map_err(|k| rec.start(i) + k as u64)?
+            .trim()
+            .to_string();
         if i == 0
             && let Some(rest) = name.strip_prefix('\u{feff}')
         {
@@ -574,16 +779,19 @@ fn header_names(rec: &ByteRecord) -> Vec<String> {
         if name.is_empty() {
             name = format!("column_{}", i + 1);
         }
-        if names.contains(&name) {
-            let mut k = 2;
-            while names.contains(&format!("{name}_{k}")) {
-                k += 1;
+        if taken.contains(&name) {
+            // The next suffix to try for this name, so that many repeats stay linear.
+            let k = next_suffix.entry(name.clone()).or_insert(2);
+            while taken.contains(&format!("{name}_{k}")) {
+                *k += 1;
             }
             name = format!("{name}_{k}");
+            *k += 1;
         }
+        taken.insert(name.clone());
         names.push(name);
     }
-    names
+    Ok(names)
 }
 
 /// The first 40 characters of a cell, for messages.

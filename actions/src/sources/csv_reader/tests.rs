@@ -2,7 +2,9 @@
 
 use super::cells::{fast_date, fast_datetime, parse_i64};
 use super::*;
-use sluice_runtime::feature::{parse_date, parse_datetime};
+use sluice_runtime::feature::{
+    parse_date, parse_datetime, parse_local_datetime, parse_zoned_datetime,
+};
 use sluice_runtime::store::AtomicWriter;
 use std::io::Write;
 
@@ -46,7 +48,7 @@ fn example_parses_and_builds() {
 fn infers_types_shares_one_schema_and_builds_points() {
     put(
         "memory://csv_reader/typed.csv",
-        b"id,name,x,y,ok,day,at\n1,a,1.5,2,true,2024-02-29,2024-02-29T10:11:12Z\n2,,3,4.25,FALSE,,2024-03-01 00:00:00.5\n",
+        b"id,name,x,y,ok,day,at,wall\n1,a,1.5,2,true,2024-02-29,2024-02-29T10:11:12Z,2024-01-13T08:35:00\n2,,3,4.25,false,,2024-03-01T00:00:00.500000Z,\n",
     );
     let (ok, rejected) = read(serde_json::json!({
         "path": "memory://csv_reader/typed.csv",
@@ -61,6 +63,18 @@ fn infers_types_shares_one_schema_and_builds_points() {
     assert_eq!(f.get("id"), Some(&Value::Int(1)));
     assert_eq!(f.get("name"), Some(&Value::from("a")));
     assert_eq!(f.get("x"), Some(&Value::Float(1.5)));
+    assert_eq!(
+        ok[1].get("x"),
+        Some(&Value::Int(3)),
+        "a float column keeps an int spelled as an int"
+    );
+    assert_eq!(
+        f.get("wall"),
+        Some(&Value::LocalDateTime(
+            parse_local_datetime("2024-01-13T08:35:00").unwrap()
+        )),
+        "a datetime without a zone stays without one"
+    );
     assert_eq!(f.get("ok"), Some(&Value::Bool(true)));
     assert_eq!(
         f.get("day"),
@@ -80,7 +94,7 @@ fn infers_types_shares_one_schema_and_builds_points() {
     assert_eq!(
         ok[1].get("at"),
         Some(&Value::DateTime(
-            parse_datetime("2024-03-01T00:00:00.5Z").unwrap()
+            parse_zoned_datetime("2024-03-01T00:00:00.5Z").unwrap()
         ))
     );
     assert_eq!(ok[0].id() + 1, ok[1].id());
@@ -118,21 +132,218 @@ fn malformed_rows_go_to_rejected_with_file_and_line() {
 }
 
 #[test]
-fn inferred_int_takes_floats_but_rejects_text() {
+fn inferred_int_takes_floats_and_keeps_other_cells_as_text() {
     let mut text = String::from("n\n");
     for i in 0..1000 {
         text.push_str(&format!("{i}\n"));
     }
-    text.push_str("2.5\nabc\n");
+    text.push_str("2.5\nabc\n007\n");
     put("memory://csv_reader/late.csv", text.as_bytes());
     let (ok, rejected) = read(serde_json::json!({"path": "memory://csv_reader/late.csv"})).unwrap();
-    assert_eq!(ok.len(), 1001);
+    assert!(rejected.is_empty());
+    assert_eq!(ok.len(), 1003);
     assert_eq!(ok[1000].get("n"), Some(&Value::Float(2.5)));
+    assert_eq!(ok[1001].get("n"), Some(&Value::from("abc")));
+    assert_eq!(
+        ok[1002].get("n"),
+        Some(&Value::from("007")),
+        "leading zeros are never dropped"
+    );
+}
+
+#[test]
+fn only_exact_spellings_are_inferred() {
+    put(
+        "memory://csv_reader/exact.csv",
+        b"code,price,flag,stamp,plain,n\n007,12.50,TRUE,2024-01-13 08:35:00,1.5,1\n010,3.25,false,2024-01-13T08:35:00+02:00,2.0,2\n1e3,1.5,true,2024-01-13T08:35:00Z,-0.5,-3\n",
+    );
+    let (ok, rejected) =
+        read(serde_json::json!({"path": "memory://csv_reader/exact.csv"})).unwrap();
+    assert!(rejected.is_empty());
+    assert_eq!(ok[0].get("code"), Some(&Value::from("007")));
+    assert_eq!(ok[2].get("code"), Some(&Value::from("1e3")));
+    assert_eq!(ok[0].get("price"), Some(&Value::from("12.50")));
+    assert_eq!(ok[0].get("flag"), Some(&Value::from("TRUE")));
+    assert_eq!(
+        ok[0].get("stamp"),
+        Some(&Value::from("2024-01-13 08:35:00"))
+    );
+    assert_eq!(ok[0].get("plain"), Some(&Value::Float(1.5)));
+    assert_eq!(ok[1].get("plain"), Some(&Value::Float(2.0)));
+    assert_eq!(ok[2].get("n"), Some(&Value::Int(-3)));
+    // Declared, the usual spellings convert.
+    let (ok, rejected) = read(serde_json::json!({
+        "path": "memory://csv_reader/exact.csv",
+        "columns": {"price": "float", "flag": "bool", "code": "float"}
+    }))
+    .unwrap();
+    assert!(rejected.is_empty());
+    assert_eq!(ok[0].get("price"), Some(&Value::Float(12.5)));
+    assert_eq!(ok[0].get("flag"), Some(&Value::Bool(true)));
+    assert_eq!(ok[2].get("code"), Some(&Value::Float(1000.0)));
+}
+
+#[test]
+fn quoted_empty_is_an_empty_string_and_unquoted_empty_is_null() {
+    put("memory://csv_reader/empty.csv", b"a,b\n\"\",\n,\"\"\n");
+    let (ok, _) = read(serde_json::json!({"path": "memory://csv_reader/empty.csv"})).unwrap();
+    assert_eq!(ok[0].get("a"), Some(&Value::from("")));
+    assert_eq!(ok[0].get("b"), Some(&Value::Null));
+    assert_eq!(ok[1].get("a"), Some(&Value::Null));
+    assert_eq!(ok[1].get("b"), Some(&Value::from("")));
+}
+
+#[test]
+fn an_unclosed_quote_is_a_located_error_not_a_swallowed_file() {
+    put(
+        "memory://csv_reader/unclosed.csv",
+        b"a,b\n1,\"unclosed\n2,ok\n3,fine\n",
+    );
+    match read(serde_json::json!({"path": "memory://csv_reader/unclosed.csv"})) {
+        Err(ActionError::Data { location, message }) => {
+            assert_eq!(
+                location.as_deref(),
+                Some("memory://csv_reader/unclosed.csv")
+            );
+            assert!(
+                message.contains("line 2") && message.contains("never closed"),
+                "{message}"
+            );
+        }
+        other => panic!("unexpected {:?}", other.map(|(a, b)| (a.len(), b.len()))),
+    }
+    // A field past the limit stops too, at the line where it starts.
+    let mut text = b"a,b\n1,\"".to_vec();
+    text.extend(std::iter::repeat_n(b'x', 300));
+    text.extend_from_slice(b"\"\n2,y\n");
+    put("memory://csv_reader/long.csv", &text);
+    match read(serde_json::json!({"path": "memory://csv_reader/long.csv", "max_field_bytes": 100}))
+    {
+        Err(ActionError::Data { message, .. }) => {
+            assert!(
+                message.contains("line 2") && message.contains("100 bytes"),
+                "{message}"
+            );
+        }
+        other => panic!("unexpected {:?}", other.map(|(a, b)| (a.len(), b.len()))),
+    }
+    assert_eq!(
+        read(serde_json::json!({"path": "memory://csv_reader/long.csv", "max_field_bytes": 1000}))
+            .unwrap()
+            .0
+            .len(),
+        2
+    );
+}
+
+#[test]
+fn invalid_utf8_rejects_the_row_with_its_location_and_bytes() {
+    put(
+        "memory://csv_reader/latin.csv",
+        b"id,name\n1,ok\n2,caf\xe9\n3,fine\n",
+    );
+    let (ok, rejected) =
+        read(serde_json::json!({"path": "memory://csv_reader/latin.csv"})).unwrap();
+    assert_eq!(ok.len(), 2);
     assert_eq!(rejected.len(), 1);
     let reason = rejected[0].get(REJECTION_REASON).unwrap().to_string();
-    assert!(
-        reason.contains(":1003: ") && reason.contains("inferred"),
-        "{reason}"
+    assert_eq!(
+        reason,
+        "memory://csv_reader/latin.csv:3: column \"name\": invalid UTF-8 at byte 18 (set `encoding`)"
+    );
+    assert_eq!(
+        rejected[0].get("name"),
+        Some(&Value::Bytes(b"caf\xe9".to_vec().into())),
+        "the bytes are kept as read"
+    );
+    let (ok, rejected) = read(serde_json::json!({
+        "path": "memory://csv_reader/latin.csv", "encoding": "latin-1"
+    }))
+    .unwrap();
+    assert!(rejected.is_empty());
+    assert_eq!(ok[1].get("name"), Some(&Value::from("café")));
+    let (ok, _) = read(serde_json::json!({
+        "path": "memory://csv_reader/latin.csv", "encoding": "utf-8-lossy"
+    }))
+    .unwrap();
+    assert_eq!(ok[1].get("name"), Some(&Value::from("caf\u{fffd}")));
+    // Shift_JIS: "東京" is 93 8c 8b 9e.
+    put("memory://csv_reader/sjis.csv", b"city\n\x93\x8c\x8b\x9e\n");
+    let (ok, _) = read(serde_json::json!({
+        "path": "memory://csv_reader/sjis.csv", "encoding": "shift_jis"
+    }))
+    .unwrap();
+    assert_eq!(ok[0].get("city"), Some(&Value::from("東京")));
+}
+
+#[test]
+fn a_folder_takes_only_csv_files_unless_told_otherwise() {
+    put("memory://csv_reader/mixed/a.csv", b"v\n1\n");
+    put("memory://csv_reader/mixed/b.parquet", b"PAR1garbage");
+    put("memory://csv_reader/mixed/c.geojson", b"v\n2\n");
+    let (ok, _) = read(serde_json::json!({"path": "memory://csv_reader/mixed/"})).unwrap();
+    assert_eq!(ok.len(), 1);
+    let (ok, _) = read(serde_json::json!({
+        "path": "memory://csv_reader/mixed/", "extensions": ["csv", "geojson"]
+    }))
+    .unwrap();
+    assert_eq!(ok.len(), 2);
+    put("memory://csv_reader/nocsv/b.parquet", b"PAR1");
+    assert!(matches!(
+        read(serde_json::json!({"path": "memory://csv_reader/nocsv/"})),
+        Err(ActionError::Io { .. })
+    ));
+}
+
+#[test]
+fn wide_headers_are_linear() {
+    // 100 k columns with repeated names: quadratic name checks would take minutes.
+    let mut text = String::new();
+    for i in 0..100_000 {
+        text.push_str(if i % 2 == 0 { "c," } else { "d," });
+    }
+    text.push_str("e\n");
+    let rec = record(text.as_bytes());
+    let names = header_names(&rec, Encoding::Utf8).unwrap();
+    assert_eq!(names.len(), 100_001);
+    assert_eq!(names[2], "c_2");
+    assert_eq!(names[99_999], "d_50000");
+}
+
+/// The first record of `text`.
+fn record(text: &[u8]) -> records::Record {
+    let mut r = records::Records::new(text, b',', b'"', 1 << 20);
+    let mut rec = records::Record::default();
+    assert!(r.read(&mut rec).unwrap());
+    rec
+}
+
+#[test]
+fn records_split_like_rfc_4180() {
+    let text = b"a,\"b,1\",\"q\"\"x\"\r\n\r\n\n\"multi\nline\",\"\",\n\"ab\"c,d\re,\n";
+    let mut r = records::Records::new(&text[..], b',', b'"', 1 << 20);
+    let mut rec = records::Record::default();
+    let mut got = Vec::new();
+    while r.read(&mut rec).unwrap() {
+        let fields: Vec<(String, bool)> = (0..rec.len())
+            .map(|i| {
+                (
+                    String::from_utf8(rec.get(i).unwrap().to_vec()).unwrap(),
+                    rec.quoted(i),
+                )
+            })
+            .collect();
+        got.push((rec.line(), fields));
+    }
+    let f = |s: &str, q: bool| (s.to_string(), q);
+    assert_eq!(
+        got,
+        vec![
+            (1, vec![f("a", false), f("b,1", true), f("q\"x", true)]),
+            (4, vec![f("multi\nline", true), f("", true), f("", false)]),
+            (6, vec![f("abc", true), f("d", false)]),
+            (7, vec![f("e", false), f("", false)]),
+        ]
     );
 }
 
@@ -216,8 +427,11 @@ fn missing_file_and_bad_params_are_located_errors() {
 
 #[test]
 fn header_names_are_cleaned() {
-    let rec = ByteRecord::from(vec!["\u{feff}id", "", "id", "id"]);
-    assert_eq!(header_names(&rec), vec!["id", "column_2", "id_2", "id_3"]);
+    let rec = record("\u{feff}id,,id,id\n".as_bytes());
+    assert_eq!(
+        header_names(&rec, Encoding::Utf8).unwrap(),
+        vec!["id", "column_2", "id_2", "id_3"]
+    );
 }
 
 #[test]
@@ -236,13 +450,17 @@ fn fast_parsers_agree_with_the_general_ones() {
     }
     for s in [
         "2024-02-29T10:11:12Z",
-        "2024-02-29 10:11:12",
         "1969-12-31T23:59:59.999999Z",
         "2024-02-29T10:11:12.123456789+02:00",
         "2024-02-29T10:11:12-05:30",
-        "2024-02-29T10:11:12.5",
     ] {
-        assert_eq!(fast_datetime(s.as_bytes()), parse_datetime(s), "{s}");
+        let zoned = parse_zoned_datetime(s).map(|t| (t, true));
+        assert_eq!(fast_datetime(s.as_bytes()), zoned, "{s}");
+        assert_eq!(parse_datetime(s), zoned.map(|z| z.0), "{s}");
+    }
+    for s in ["2024-02-29 10:11:12", "2024-02-29T10:11:12.5"] {
+        let local = parse_local_datetime(s).map(|t| (t, false));
+        assert_eq!(fast_datetime(s.as_bytes()), local, "{s}");
     }
     assert_eq!(fast_datetime(b"2024-02-29T24:00:00Z"), None);
     assert_eq!(parse_i64(b"-9223372036854775808"), Some(i64::MIN));
