@@ -13,6 +13,13 @@
 //!   (Karney's algorithm), for longitude/latitude coordinates. Without `method`, features in a
 //!   geographic CRS (EPSG:4326 and the other [`GEOGRAPHIC_CRS`](super::GEOGRAPHIC_CRS) codes)
 //!   get the geodesic area and every other feature (projected or unknown CRS) the planar one.
+//! - Ring orientation does not matter: a polygon's area is its exterior ring's area less the
+//!   area of each hole, whichever way each ring runs (clockwise exteriors, as Shapefiles and
+//!   much GDAL-written GeoJSON have them, measure the same as counter-clockwise ones). A
+//!   geodesic ring bounds two regions of the ellipsoid; its area is the smaller one (as
+//!   pyproj's `Geod.polygon_area_perimeter` gives it, up to sign), so a ring around a pole is
+//!   the polar cap it encloses and a ring across the antimeridian is the region its shortest
+//!   edges enclose. A polygon larger than half the Earth cannot be written this way.
 //! - Polygonal geometries are polygons, multipolygons, rectangles and triangles; a geometry
 //!   collection measures its polygonal members.
 //! - A feature without a polygonal geometry (no geometry, a point, a line, a collection with
@@ -22,8 +29,8 @@
 
 use std::sync::Arc;
 
-use geo::{Area, GeodesicArea};
-use geo_types::{Geometry as G, Polygon};
+use geo::GeodesicArea;
+use geo_types::{Geometry as G, LineString, Polygon};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use sluice_runtime::action::schema_of;
@@ -110,7 +117,7 @@ impl AreaTransform {
             AreaMethod::Planar
         });
         let area = match method {
-            AreaMethod::Planar => polygonal_area(&g.geom, &|p| p.unsigned_area()),
+            AreaMethod::Planar => polygonal_area(&g.geom, &planar_polygon_area),
             AreaMethod::Geodesic => {
                 if let (Some(crs), false) = (g.crs, geographic) {
                     return Err(format!(
@@ -123,7 +130,7 @@ impl AreaTransform {
                         c.x, c.y
                     ));
                 }
-                polygonal_area(&g.geom, &|p| p.geodesic_area_unsigned())
+                polygonal_area(&g.geom, &geodesic_polygon_area)
             }
         };
         match area {
@@ -142,6 +149,50 @@ impl AreaTransform {
             Ok(Value::Null)
         }
     }
+}
+
+/// A polygon's planar area: its exterior ring's area less its holes', whatever their winding.
+/// (An invalid polygon whose holes outweigh its exterior gets a negative area, as in GEOS.)
+fn planar_polygon_area(p: &Polygon<f64>) -> f64 {
+    let holes: f64 = p.interiors().iter().map(planar_ring_area).sum();
+    planar_ring_area(p.exterior()) - holes
+}
+
+/// The unsigned shoelace area of a ring, computed relative to its first coordinate (which
+/// keeps precision for coordinates far from the origin).
+fn planar_ring_area(ring: &LineString<f64>) -> f64 {
+    let Some(&origin) = ring.0.first() else {
+        return 0.0;
+    };
+    let twice: f64 = ring
+        .0
+        .windows(2)
+        .map(|w| {
+            let (a, b) = (w[0] - origin, w[1] - origin);
+            a.x * b.y - b.x * a.y
+        })
+        .sum();
+    // The closing edge, back to the origin, adds nothing: an open ring measures as closed.
+    twice.abs() / 2.0
+}
+
+/// A polygon's geodesic area: its exterior ring's area less its holes', whatever their
+/// winding. (An invalid polygon whose holes outweigh its exterior gets a negative area.)
+fn geodesic_polygon_area(p: &Polygon<f64>) -> f64 {
+    if p.interiors().is_empty() {
+        // The signed area, reduced by Karney's algorithm to (-A/2, A/2] with A the Earth's
+        // area, is minus the area for a clockwise ring: its magnitude is the smaller region.
+        return p.geodesic_area_signed().abs();
+    }
+    let holes: f64 = p.interiors().iter().map(geodesic_ring_area).sum();
+    geodesic_ring_area(p.exterior()) - holes
+}
+
+/// The geodesic area of the smaller region a ring bounds, whatever its winding.
+fn geodesic_ring_area(ring: &LineString<f64>) -> f64 {
+    Polygon::new(ring.clone(), vec![])
+        .geodesic_area_signed()
+        .abs()
 }
 
 /// The summed area of the polygonal parts, `None` when there are none.
@@ -180,8 +231,10 @@ impl Transform for AreaTransform {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::geometry::test_util::{example_params, feature, reason, run, transform};
-    use geo_types::{Rect, coord, line_string, point, polygon};
+    use crate::geometry::test_util::{
+        cell_with_hole, example_params, feature, reason, rewound, run, transform, windings,
+    };
+    use geo_types::{MultiPolygon, Rect, coord, line_string, point, polygon};
     use serde_json::json;
 
     fn area_of(out: &[Feature], attribute: &str) -> Vec<Option<f64>> {
@@ -314,5 +367,133 @@ mod tests {
                 _ => panic!("expected a parameter error at {path:?}"),
             }
         }
+    }
+
+    /// Geodesic and planar areas of one feature per geometry, in input order.
+    fn areas(method: &str, geoms: Vec<G<f64>>) -> Vec<f64> {
+        let t = transform(&SPEC, json!({ "method": method }));
+        let input = geoms
+            .into_iter()
+            .enumerate()
+            .map(|(i, g)| feature(i as u64, g, Some(4326)))
+            .collect();
+        let out = run(t.as_ref(), 2, input);
+        assert!(out[1].is_empty(), "{}", reason(&out[1][0]));
+        area_of(&out[0], "area")
+            .into_iter()
+            .map(Option::unwrap)
+            .collect()
+    }
+
+    fn assert_close(actual: f64, expected: f64, rel: f64) {
+        assert!(
+            (actual - expected).abs() <= rel * expected.abs(),
+            "{actual} != {expected} (relative error {:e})",
+            (actual - expected).abs() / expected.abs()
+        );
+    }
+
+    // Reference values: pyproj 3.7 `Geod(ellps="WGS84").polygon_area_perimeter`, absolute
+    // value of the signed area of each ring.
+    const CELL_M2: f64 = 12_308_778_361.469_452;
+    const CELL_HOLE_M2: f64 = 3_077_164_136.654_58;
+    const NORTH_CAP_80_M2: f64 = 2_507_270_031_169.875;
+    const ANTIMERIDIAN_BOX_M2: f64 = 4_948_480_469_169.516;
+    /// The ring (0 0, 1 1, 2 2, 0 0).
+    const COLLINEAR_SLIVER_M2: f64 = 5_649_973.260_229_111;
+
+    #[test]
+    fn clockwise_rings_measure_like_counter_clockwise_ones() {
+        let cell: Polygon<f64> =
+            Rect::new(coord! {x: 0.0, y: 0.0}, coord! {x: 1.0, y: 1.0}).to_polygon();
+        let geoms: Vec<G<f64>> = windings(&cell).into_iter().map(G::from).collect();
+        for a in areas("geodesic", geoms.clone()) {
+            // Before: a clockwise ring measured the rest of the Earth, 5.1e14 m².
+            assert_close(a, CELL_M2, 1e-12);
+        }
+        assert_eq!(areas("planar", geoms), vec![1.0; 4]);
+    }
+
+    #[test]
+    fn holes_are_subtracted_whatever_their_winding() {
+        let geoms: Vec<G<f64>> = windings(&cell_with_hole())
+            .into_iter()
+            .map(G::from)
+            .collect();
+        for a in areas("geodesic", geoms.clone()) {
+            assert_close(a, CELL_M2 - CELL_HOLE_M2, 1e-12);
+        }
+        assert_eq!(areas("planar", geoms), vec![0.75; 4]);
+    }
+
+    #[test]
+    fn multipolygons_with_mixed_windings_sum_their_parts() {
+        let [a, b, c, d] = windings(&cell_with_hole());
+        let shifted = |p: Polygon<f64>| {
+            use geo::Translate;
+            p.translate(2.0, 0.0)
+        };
+        let mixed: G<f64> = MultiPolygon(vec![a, shifted(d)]).into();
+        let other: G<f64> = MultiPolygon(vec![b, shifted(c)]).into();
+        for area in areas("geodesic", vec![mixed.clone(), other.clone()]) {
+            // The shifted copy lies at the same latitudes: the same area.
+            assert_close(area, 2.0 * (CELL_M2 - CELL_HOLE_M2), 1e-12);
+        }
+        assert_eq!(areas("planar", vec![mixed, other]), vec![1.5; 2]);
+    }
+
+    #[test]
+    fn polar_caps_and_antimeridian_crossings_measure_the_smaller_region() {
+        let north: Polygon<f64> = polygon![
+            (x: 0.0, y: 80.0), (x: 90.0, y: 80.0), (x: 180.0, y: 80.0), (x: -90.0, y: 80.0)
+        ];
+        // Eastwards around the south pole: the same cap by symmetry.
+        let south: Polygon<f64> = polygon![
+            (x: 0.0, y: -80.0), (x: 90.0, y: -80.0), (x: 180.0, y: -80.0), (x: -90.0, y: -80.0)
+        ];
+        let caps: Vec<G<f64>> = [&north, &south]
+            .into_iter()
+            .flat_map(|p| [p.clone(), rewound(p, true, false)])
+            .map(G::from)
+            .collect();
+        for a in areas("geodesic", caps) {
+            assert_close(a, NORTH_CAP_80_M2, 1e-12);
+        }
+        // 170°E to 170°W across the antimeridian, written with wrapped and unwrapped
+        // longitudes, both ways round.
+        let wrapped: Polygon<f64> = polygon![
+            (x: 170.0, y: -10.0), (x: -170.0, y: -10.0), (x: -170.0, y: 10.0), (x: 170.0, y: 10.0)
+        ];
+        let unwrapped: Polygon<f64> = polygon![
+            (x: 170.0, y: -10.0), (x: 190.0, y: -10.0), (x: 190.0, y: 10.0), (x: 170.0, y: 10.0)
+        ];
+        let boxes: Vec<G<f64>> = [&wrapped, &unwrapped]
+            .into_iter()
+            .flat_map(|p| [p.clone(), rewound(p, true, false)])
+            .map(G::from)
+            .collect();
+        for a in areas("geodesic", boxes) {
+            assert_close(a, ANTIMERIDIAN_BOX_M2, 1e-12);
+        }
+    }
+
+    #[test]
+    fn empty_and_degenerate_polygons_have_no_planar_area() {
+        let empty: G<f64> = Polygon::new(LineString(vec![]), vec![]).into();
+        let no_parts: G<f64> = MultiPolygon::<f64>(vec![]).into();
+        let collinear: G<f64> =
+            polygon![(x: 0.0, y: 0.0), (x: 1.0, y: 1.0), (x: 2.0, y: 2.0)].into();
+        let one_point: G<f64> =
+            polygon![(x: 1.0, y: 1.0), (x: 1.0, y: 1.0), (x: 1.0, y: 1.0)].into();
+        let two_points: G<f64> = polygon![(x: 1.0, y: 1.0), (x: 2.0, y: 1.0)].into();
+        let geoms = vec![empty, no_parts, collinear, one_point, two_points];
+        assert_eq!(areas("planar", geoms.clone()), vec![0.0; 5]);
+        let geodesic = areas("geodesic", geoms);
+        // Collinear in degrees is not along one geodesic: the ring encloses a sliver.
+        assert_close(geodesic[2], COLLINEAR_SLIVER_M2, 1e-9);
+        assert_eq!(
+            [geodesic[0], geodesic[1], geodesic[3], geodesic[4]],
+            [0.0; 4]
+        );
     }
 }

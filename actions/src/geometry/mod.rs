@@ -252,6 +252,7 @@ pub(crate) mod test_util {
 
     use std::sync::{Arc, OnceLock};
 
+    use geo_types::polygon;
     use sluice_runtime::{
         ActionError, ActionSpec, BuildContext, Emitter, Feature, Geometry, NodeImpl, Processor,
         Schema, Transform,
@@ -308,6 +309,45 @@ pub(crate) mod test_util {
         let schema = SCHEMA.get_or_init(|| Schema::new(["name"])).clone();
         Feature::new(id, schema, vec![format!("f{id}").into()])
             .with_geometry(Some(Geometry { geom, crs }))
+    }
+
+    /// `p` with its exterior ring and/or its holes running the other way.
+    pub(crate) fn rewound(
+        p: &geo_types::Polygon<f64>,
+        exterior: bool,
+        holes: bool,
+    ) -> geo_types::Polygon<f64> {
+        let turn = |ring: &geo_types::LineString<f64>, yes: bool| {
+            let mut coords = ring.0.clone();
+            if yes {
+                coords.reverse();
+            }
+            geo_types::LineString(coords)
+        };
+        geo_types::Polygon::new(
+            turn(p.exterior(), exterior),
+            p.interiors().iter().map(|r| turn(r, holes)).collect(),
+        )
+    }
+
+    /// The four windings of `p`: as given, exterior reversed, holes reversed, both reversed.
+    pub(crate) fn windings(p: &geo_types::Polygon<f64>) -> [geo_types::Polygon<f64>; 4] {
+        [
+            p.clone(),
+            rewound(p, true, false),
+            rewound(p, false, true),
+            rewound(p, true, true),
+        ]
+    }
+
+    /// A 1° by 1° cell at the origin, counter-clockwise, with a counter-clockwise hole of a
+    /// quarter of it (holes of valid polygons run clockwise: this one is wound the wrong way
+    /// on purpose).
+    pub(crate) fn cell_with_hole() -> geo_types::Polygon<f64> {
+        polygon!(
+            exterior: [(x: 0.0, y: 0.0), (x: 1.0, y: 0.0), (x: 1.0, y: 1.0), (x: 0.0, y: 1.0)],
+            interiors: [[(x: 0.25, y: 0.25), (x: 0.75, y: 0.25), (x: 0.75, y: 0.75), (x: 0.25, y: 0.75)]],
+        )
     }
 
     /// The `_rejection_reason` of a feature.
