@@ -16,6 +16,8 @@
 //!   result is an empty multipolygon. Curves are approximated by segments; the CRS is kept.
 //! - `cap` shapes the ends of lines (`round`, `square`, `flat`); `join` the corners where two
 //!   segments meet (`round`, `mitre`, `bevel`).
+//! - Ring winding does not matter (rings are rewound before buffering). Empty rings (GeoJSON
+//!   `"coordinates": []`) are left out; an empty polygon buffers to an empty result.
 //! - A feature without a geometry, or with a non-finite coordinate, goes to `rejected` with
 //!   the reason.
 
@@ -24,7 +26,7 @@ use std::sync::Arc;
 use geo::Buffer;
 use geo::MultiPolygon;
 use geo::algorithm::buffer::{BufferStyle, LineCap, LineJoin};
-use geo_types::Geometry as G;
+use geo_types::{Geometry as G, Polygon};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use sluice_runtime::action::schema_of;
@@ -149,13 +151,55 @@ impl BufferTransform {
                 c.x, c.y
             ));
         }
-        let mut result: MultiPolygon<f64> = g.geom.buffer_with_style(self.style());
+        let mut result: MultiPolygon<f64> = if has_empty_ring(&g.geom) {
+            without_empty_rings(&g.geom).buffer_with_style(self.style())
+        } else {
+            g.geom.buffer_with_style(self.style())
+        };
         let geom: G<f64> = if result.0.len() == 1 {
             result.0.remove(0).into()
         } else {
             result.into()
         };
         Ok(Geometry { geom, crs: g.crs })
+    }
+}
+
+/// Whether a polygon of `geom` has an empty ring (GeoJSON `"coordinates": []`), which the
+/// buffer algorithm cannot take (it underflows measuring the ring).
+fn has_empty_ring(geom: &G<f64>) -> bool {
+    let polygon = |p: &Polygon<f64>| {
+        p.exterior().0.is_empty() || p.interiors().iter().any(|r| r.0.is_empty())
+    };
+    match geom {
+        G::Polygon(p) => polygon(p),
+        G::MultiPolygon(m) => m.iter().any(polygon),
+        G::GeometryCollection(c) => c.iter().any(has_empty_ring),
+        _ => false,
+    }
+}
+
+/// `geom` without its empty rings, and without the polygons whose exterior is empty (they
+/// cover nothing).
+fn without_empty_rings(geom: &G<f64>) -> G<f64> {
+    let polygons = |ps: &mut dyn Iterator<Item = &Polygon<f64>>| -> Vec<Polygon<f64>> {
+        ps.filter(|p| !p.exterior().0.is_empty())
+            .map(|p| {
+                let holes = p.interiors().iter().filter(|r| !r.0.is_empty());
+                Polygon::new(p.exterior().clone(), holes.cloned().collect())
+            })
+            .collect()
+    };
+    match geom {
+        G::Polygon(p) => match polygons(&mut std::iter::once(p)).pop() {
+            Some(p) => p.into(),
+            None => MultiPolygon::<f64>::new(vec![]).into(),
+        },
+        G::MultiPolygon(m) => MultiPolygon::new(polygons(&mut m.iter())).into(),
+        G::GeometryCollection(c) => {
+            G::GeometryCollection(c.iter().map(without_empty_rings).collect())
+        }
+        other => other.clone(),
     }
 }
 
@@ -179,7 +223,7 @@ mod tests {
     use super::*;
     use crate::geometry::test_util::{build, example_params, feature, reason, run, transform};
     use geo::{Area, Contains};
-    use geo_types::{Point, line_string, point, polygon};
+    use geo_types::{LineString, Point, line_string, point, polygon};
     use serde_json::json;
 
     fn area(f: &Feature) -> f64 {
@@ -257,5 +301,56 @@ mod tests {
                 _ => panic!("expected a parameter error at {path:?}"),
             }
         }
+    }
+
+    #[test]
+    fn polygons_grow_and_shrink_the_same_whatever_their_winding() {
+        use crate::geometry::test_util::windings;
+        let frame = polygon!(
+            exterior: [(x: 0.0, y: 0.0), (x: 10.0, y: 0.0), (x: 10.0, y: 10.0), (x: 0.0, y: 10.0)],
+            interiors: [[(x: 3.0, y: 3.0), (x: 7.0, y: 3.0), (x: 7.0, y: 7.0), (x: 3.0, y: 7.0)]],
+        );
+        let grow = transform(&SPEC, json!({"distance": 1.0, "join": "mitre"}));
+        let shrink = transform(&SPEC, json!({"distance": -1.0, "join": "mitre"}));
+        for polygon in windings(&frame) {
+            let input = || vec![feature(1, polygon.clone().into(), None)];
+            // 12 x 12 less a 2 x 2 hole; 8 x 8 less a 6 x 6 hole.
+            let grown = area(&run(grow.as_ref(), 2, input())[0][0]);
+            let shrunk = area(&run(shrink.as_ref(), 2, input())[0][0]);
+            assert!((grown - 140.0).abs() < 1e-9, "{grown}");
+            assert!((shrunk - 28.0).abs() < 1e-9, "{shrunk}");
+        }
+    }
+
+    #[test]
+    fn empty_polygons_and_rings_buffer_to_what_is_left() {
+        let t = transform(&SPEC, json!({"distance": 1.0, "join": "mitre"}));
+        let square =
+            polygon![(x: 0.0, y: 0.0), (x: 2.0, y: 0.0), (x: 2.0, y: 2.0), (x: 0.0, y: 2.0)];
+        let empty = Polygon::new(LineString(vec![]), vec![]);
+        let empty_hole = Polygon::new(square.exterior().clone(), vec![LineString(vec![])]);
+        let input = vec![
+            feature(1, empty.clone().into(), None),
+            feature(2, empty_hole.into(), None),
+            feature(
+                3,
+                MultiPolygon(vec![empty.clone(), square.clone()]).into(),
+                None,
+            ),
+            feature(
+                4,
+                G::GeometryCollection(vec![G::from(empty), square.into()].into()),
+                None,
+            ),
+            feature(5, MultiPolygon::<f64>(vec![]).into(), None),
+        ];
+        let out = run(t.as_ref(), 2, input);
+        assert!(out[1].is_empty());
+        let areas: Vec<f64> = out[0].iter().map(area).collect();
+        assert_eq!(areas, [0.0, 16.0, 16.0, 16.0, 0.0]);
+        assert_eq!(
+            out[0][0].geometry().unwrap().geom,
+            MultiPolygon::<f64>(vec![]).into()
+        );
     }
 }
