@@ -14,6 +14,8 @@
 //! - `preserve_topology: true` uses the topology-preserving Visvalingam-Whyatt variant, which
 //!   avoids creating self-intersections where it can. Its `tolerance` is an AREA, in squared
 //!   CRS units: a vertex goes when the triangle it forms with its neighbours is smaller.
+//! - Ring winding does not change the result: a polygon simplifies to the same shape whichever
+//!   way its rings run, and each ring keeps its winding.
 //! - Linestrings, polygons, their multi forms and the members of collections are simplified;
 //!   points, lines, rectangles and triangles pass unchanged. The CRS is kept.
 //! - A feature without a geometry, or with a non-finite coordinate, goes to `rejected` with
@@ -21,8 +23,8 @@
 
 use std::sync::Arc;
 
-use geo::{Simplify, SimplifyVwPreserve};
-use geo_types::{Geometry as G, GeometryCollection};
+use geo::{Simplify, SimplifyVwPreserve, Winding};
+use geo_types::{Geometry as G, GeometryCollection, LineString, MultiPolygon, Polygon};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use sluice_runtime::action::schema_of;
@@ -92,8 +94,11 @@ impl SimplifyTransform {
             match geom {
                 G::LineString(l) => l.simplify_vw_preserve(t).into(),
                 G::MultiLineString(m) => m.simplify_vw_preserve(t).into(),
-                G::Polygon(p) => p.simplify_vw_preserve(t).into(),
-                G::MultiPolygon(m) => m.simplify_vw_preserve(t).into(),
+                G::Polygon(p) => oriented(p, |q| q.simplify_vw_preserve(t)).into(),
+                G::MultiPolygon(m) => MultiPolygon::from_iter(
+                    m.iter().map(|p| oriented(p, |q| q.simplify_vw_preserve(t))),
+                )
+                .into(),
                 G::GeometryCollection(c) => self.collection(c),
                 G::Point(_) | G::MultiPoint(_) | G::Line(_) | G::Rect(_) | G::Triangle(_) => {
                     geom.clone()
@@ -103,8 +108,10 @@ impl SimplifyTransform {
             match geom {
                 G::LineString(l) => l.simplify(t).into(),
                 G::MultiLineString(m) => m.simplify(t).into(),
-                G::Polygon(p) => p.simplify(t).into(),
-                G::MultiPolygon(m) => m.simplify(t).into(),
+                G::Polygon(p) => oriented(p, |q| q.simplify(t)).into(),
+                G::MultiPolygon(m) => {
+                    MultiPolygon::from_iter(m.iter().map(|p| oriented(p, |q| q.simplify(t)))).into()
+                }
                 G::GeometryCollection(c) => self.collection(c),
                 G::Point(_) | G::MultiPoint(_) | G::Line(_) | G::Rect(_) | G::Triangle(_) => {
                     geom.clone()
@@ -118,6 +125,43 @@ impl SimplifyTransform {
             c.iter().map(|g| self.simplify(g)).collect(),
         ))
     }
+}
+
+/// Simplifies `p` as if its exterior ran counter-clockwise and its holes clockwise, then gives
+/// each ring back its own winding. Both algorithms walk a ring from its first vertex and break
+/// ties (and keep a ring's minimum vertex count) in walking order, so without this a polygon
+/// and its rewound copy could simplify to different shapes.
+fn oriented(p: &Polygon<f64>, simplify: impl Fn(&Polygon<f64>) -> Polygon<f64>) -> Polygon<f64> {
+    let flip_exterior = p.exterior().is_cw();
+    let flip_holes: Vec<bool> = p.interiors().iter().map(|r| r.is_ccw()).collect();
+    if !flip_exterior && !flip_holes.contains(&true) {
+        return simplify(p);
+    }
+    let rewind = |q: &Polygon<f64>| {
+        Polygon::new(
+            turned(q.exterior(), flip_exterior),
+            q.interiors()
+                .iter()
+                .zip(&flip_holes)
+                .map(|(r, &flip)| turned(r, flip))
+                .collect(),
+        )
+    };
+    let simplified = simplify(&rewind(p));
+    if simplified.interiors().len() == flip_holes.len() {
+        rewind(&simplified)
+    } else {
+        simplified
+    }
+}
+
+/// `ring`, reversed when `flip` (a closed ring keeps its first vertex).
+fn turned(ring: &LineString<f64>, flip: bool) -> LineString<f64> {
+    let mut coords = ring.0.clone();
+    if flip {
+        coords.reverse();
+    }
+    LineString(coords)
 }
 
 impl Transform for SimplifyTransform {
@@ -153,7 +197,7 @@ mod tests {
     use super::*;
     use crate::geometry::test_util::{build, example_params, feature, reason, run, transform};
     use geo::CoordsIter;
-    use geo_types::{LineString, line_string, point, polygon};
+    use geo_types::{line_string, point, polygon};
     use serde_json::json;
 
     fn coords(f: &Feature) -> usize {
@@ -228,5 +272,48 @@ mod tests {
             build(&SPEC, json!({"tolerance": -1.0})),
             Err(ActionError::Param { path, .. }) if path == "tolerance"
         ));
+    }
+
+    #[test]
+    fn rings_simplify_the_same_whatever_their_winding() {
+        use crate::geometry::test_util::windings;
+        let frame = polygon!(
+            exterior: [(x: 0.0, y: 0.0), (x: 5.0, y: 0.1), (x: 10.0, y: 0.0), (x: 10.1, y: 5.0),
+                (x: 10.0, y: 10.0), (x: 0.0, y: 10.0)],
+            interiors: [[(x: 3.0, y: 3.0), (x: 5.0, y: 2.9), (x: 7.0, y: 3.0), (x: 7.0, y: 7.0),
+                (x: 3.0, y: 7.0)]],
+        );
+        for params in [
+            json!({"tolerance": 0.5}),
+            json!({"tolerance": 1.0, "preserve_topology": true}),
+        ] {
+            let t = transform(&SPEC, params.clone());
+            let mut results = Vec::new();
+            for polygon in windings(&frame) {
+                let out = run(t.as_ref(), 2, vec![feature(1, polygon.into(), None)]);
+                let G::Polygon(p) = out[0][0].geometry().unwrap().geom.clone() else {
+                    panic!("not a polygon");
+                };
+                // Each ring as a sorted set of vertices: the winding may differ, not the shape.
+                let ring = |r: &LineString<f64>| {
+                    let mut c = r.0.clone();
+                    c.pop();
+                    c.sort_by(|a, b| a.x.total_cmp(&b.x).then(a.y.total_cmp(&b.y)));
+                    c
+                };
+                let rings: Vec<_> = std::iter::once(p.exterior())
+                    .chain(p.interiors())
+                    .map(ring)
+                    .collect();
+                results.push(rings);
+            }
+            assert!(
+                results.windows(2).all(|w| w[0] == w[1]),
+                "{params}: {results:?}"
+            );
+            // The near-collinear vertices went, the corners stayed.
+            assert_eq!(results[0][0].len(), 4, "{params}");
+            assert_eq!(results[0][1].len(), 4, "{params}");
+        }
     }
 }
