@@ -199,4 +199,30 @@ mod tests {
             Err(ActionError::Param { path, .. }) if path == "prefix"
         ));
     }
+
+    #[test]
+    fn bounds_ignore_winding_and_empty_polygons_are_rejected() {
+        use crate::geometry::test_util::{cell_with_hole, windings};
+        let t = transform(&SPEC, json!({}));
+        let mut input: Vec<Feature> = windings(&cell_with_hole())
+            .into_iter()
+            .map(|p| feature(1, p.into(), None))
+            .collect();
+        let empty: G<f64> = geo_types::Polygon::new(geo_types::LineString(vec![]), vec![]).into();
+        input.push(feature(2, empty, None));
+        let out = run(t.as_ref(), 2, input);
+        assert_eq!(out[0].len(), 4);
+        for f in &out[0] {
+            let got: Vec<_> = ["xmin", "ymin", "xmax", "ymax"]
+                .iter()
+                .map(|n| f.get(n).and_then(Value::as_f64).unwrap())
+                .collect();
+            assert_eq!(got, [0.0, 0.0, 1.0, 1.0]);
+        }
+        assert!(
+            reason(&out[1][0]).contains("(polygon) is empty"),
+            "{}",
+            reason(&out[1][0])
+        );
+    }
 }

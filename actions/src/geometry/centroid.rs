@@ -144,4 +144,57 @@ mod tests {
         assert!(reason(&out[1][0]).contains("no geometry"));
         assert!(reason(&out[1][1]).contains("(multipolygon) is empty"));
     }
+
+    #[test]
+    fn centroids_ignore_ring_winding_and_subtract_holes() {
+        use crate::geometry::test_util::windings;
+        let t = transform(&SPEC, json!({}));
+        // A 4 x 4 square less a unit hole near one corner: (16 * 2 - 1 * 1) / 15 on both axes.
+        let square = polygon!(
+            exterior: [(x: 0.0, y: 0.0), (x: 4.0, y: 0.0), (x: 4.0, y: 4.0), (x: 0.0, y: 4.0)],
+            interiors: [[(x: 0.5, y: 0.5), (x: 1.5, y: 0.5), (x: 1.5, y: 1.5), (x: 0.5, y: 1.5)]],
+        );
+        let [a, b, c, d] = windings(&square);
+        let input = vec![
+            feature(1, a.into(), None),
+            feature(2, b.into(), None),
+            feature(3, c.into(), None),
+            feature(4, d.clone().into(), None),
+            // Two windings in one multipolygon: the same centroid as either part.
+            feature(5, MultiPolygon(vec![d, square]).into(), None),
+        ];
+        let out = run(t.as_ref(), 2, input);
+        let expected = 31.0 / 15.0;
+        for f in &out[0] {
+            let G::Point(p) = f.geometry().unwrap().geom else {
+                panic!("not a point");
+            };
+            assert!((p.x() - expected).abs() < 1e-12, "{p:?}");
+            assert!((p.y() - expected).abs() < 1e-12, "{p:?}");
+        }
+        assert_eq!(out[0].len(), 5);
+    }
+
+    #[test]
+    fn degenerate_polygons_fall_back_to_their_outline() {
+        let t = transform(&SPEC, json!({}));
+        // Zero area: the centroid of the ring as a line (there and back: its middle).
+        let collinear: G<f64> =
+            polygon![(x: 0.0, y: 0.0), (x: 1.0, y: 1.0), (x: 2.0, y: 2.0)].into();
+        let one_point: G<f64> =
+            polygon![(x: 3.0, y: 3.0), (x: 3.0, y: 3.0), (x: 3.0, y: 3.0)].into();
+        let out = run(
+            t.as_ref(),
+            2,
+            vec![feature(1, collinear, None), feature(2, one_point, None)],
+        );
+        let points: Vec<G<f64>> = out[0]
+            .iter()
+            .map(|f| f.geometry().unwrap().geom.clone())
+            .collect();
+        assert_eq!(
+            points,
+            vec![point!(x: 1.0, y: 1.0).into(), point!(x: 3.0, y: 3.0).into()]
+        );
+    }
 }

@@ -450,4 +450,38 @@ mod tests {
             Err(ActionError::Param { path, .. }) if path == "group_by[1]"
         ));
     }
+
+    #[test]
+    fn hulls_ignore_ring_winding() {
+        use crate::geometry::test_util::windings;
+        use geo::Winding;
+        // An L with a hole: the hull is the L's outline less its notch.
+        let l_shape = polygon!(
+            exterior: [(x: 0.0, y: 0.0), (x: 4.0, y: 0.0), (x: 4.0, y: 1.0), (x: 1.0, y: 1.0),
+                (x: 1.0, y: 4.0), (x: 0.0, y: 4.0)],
+            interiors: [[(x: 0.2, y: 0.2), (x: 0.8, y: 0.2), (x: 0.8, y: 0.8)]],
+        );
+        let mut hulls = Vec::new();
+        for polygon in windings(&l_shape) {
+            let mut p = processor(&SPEC, json!({}));
+            let ctx = NodeContext::standalone("t");
+            let mut out = Emitter::buffer(2);
+            let f = Feature::from_pairs(1, [("n", Value::Int(1))])
+                .with_geometry(Some(Geometry::new(polygon.into())));
+            p.process(0, vec![f], &ctx, &mut out).unwrap();
+            p.finish(&ctx, &mut out).unwrap();
+            let out = out.into_buffers();
+            let G::Polygon(hull) = out[0][0].geometry().unwrap().geom.clone() else {
+                panic!("not a polygon");
+            };
+            assert!(hull.exterior().is_ccw());
+            assert_eq!(hull.unsigned_area(), 4.0 * 4.0 - 3.0 * 3.0 / 2.0);
+            let mut vertices = hull.exterior().0.clone();
+            vertices.pop();
+            vertices.sort_by(|a, b| a.x.total_cmp(&b.x).then(a.y.total_cmp(&b.y)));
+            hulls.push(vertices);
+        }
+        assert!(hulls.windows(2).all(|w| w[0] == w[1]), "{hulls:?}");
+        assert_eq!(hulls[0].len(), 5);
+    }
 }

@@ -481,4 +481,60 @@ mod tests {
             Err(ActionError::Param { path, .. }) if path == "predicate"
         ));
     }
+
+    /// Candidates tested against one filter polygon with a hole, in each of its four
+    /// windings: the same points pass, none in the hole.
+    #[test]
+    fn predicates_ignore_ring_winding_and_respect_holes() {
+        use crate::geometry::test_util::windings;
+        let frame = polygon!(
+            exterior: [(x: 0.0, y: 0.0), (x: 4.0, y: 0.0), (x: 4.0, y: 4.0), (x: 0.0, y: 4.0)],
+            interiors: [[(x: 1.0, y: 1.0), (x: 3.0, y: 1.0), (x: 3.0, y: 3.0), (x: 1.0, y: 3.0)]],
+        );
+        // In the frame, in the hole, outside, on the hole's edge.
+        let points = [(0.5, 0.5), (2.0, 2.0), (5.0, 5.0), (3.5, 2.0), (1.0, 2.0)];
+        for (predicate, expected) in [("within", [0, 3]), ("intersects", [0, 3])] {
+            for polygon in windings(&frame) {
+                let mut p = processor(&SPEC, json!({ "predicate": predicate }));
+                let ctx = NodeContext::standalone("t");
+                let mut out = Emitter::buffer(3);
+                let candidates = points
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &(x, y))| shop(i as u64, x, y))
+                    .collect();
+                let filter = Feature::new(100, Schema::new(["name"]), vec!["f".into()])
+                    .with_geometry(Some(Geometry::new(polygon.into())));
+                p.process(0, candidates, &ctx, &mut out).unwrap();
+                p.process(1, vec![filter], &ctx, &mut out).unwrap();
+                p.finish(&ctx, &mut out).unwrap();
+                let out = out.into_buffers();
+                let mut passed = ids(&out[0]);
+                if predicate == "intersects" {
+                    // The point on the hole's edge touches the polygon.
+                    assert_eq!(passed.pop(), Some(4));
+                }
+                assert_eq!(passed, expected, "{predicate}");
+            }
+        }
+        // contains: the polygon around a candidate point, whatever its winding.
+        for polygon in windings(&frame) {
+            let mut p = processor(&SPEC, json!({"predicate": "contains"}));
+            let ctx = NodeContext::standalone("t");
+            let mut out = Emitter::buffer(3);
+            let candidate = Feature::new(1, Schema::new(["name"]), vec!["c".into()])
+                .with_geometry(Some(Geometry::new(polygon.into())));
+            p.process(0, vec![candidate], &ctx, &mut out).unwrap();
+            p.process(
+                1,
+                vec![shop(7, 2.0, 2.0), shop(8, 0.5, 3.5)],
+                &ctx,
+                &mut out,
+            )
+            .unwrap();
+            p.finish(&ctx, &mut out).unwrap();
+            let out = out.into_buffers();
+            assert_eq!(ids(&out[0]), [1]);
+        }
+    }
 }
