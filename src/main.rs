@@ -1,5 +1,7 @@
 //! The `sluice` command: a thin shell over the runtime (argument parsing, progress, exit
-//! codes). Exit codes: 0 ok, 1 invalid workflow or usage, 2 run failed, 130 cancelled.
+//! codes). Exit codes: 0 ok, 1 invalid workflow or usage, 2 run failed, 130 interrupted
+//! (SIGINT), 143 terminated (SIGTERM), 129 hung up (SIGHUP). Output to a closed pipe
+//! (`sluice actions | head`) ends quietly with 0.
 
 use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
@@ -9,10 +11,11 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use sluice::runtime::executor::{self, RunOptions, RunReport};
+use sluice::runtime::executor::{self, CancelToken, RunOptions, RunReport};
 use sluice::runtime::memory::{GatePolicy, parse_size};
+use sluice::runtime::store::CommitError;
 use sluice::runtime::workflow::{self, VarSources};
-use sluice::runtime::{Event, RunError, ValidationError, events::EventSender};
+use sluice::runtime::{ActionError, Event, RunError, ValidationError, events::EventSender};
 
 /// mimalloc: features are allocated on reader threads and freed on sink threads; mimalloc is
 /// fast at such cross-thread frees and, tuned by [`tune_allocator`], gives freed memory back
@@ -106,6 +109,15 @@ enum Command {
     },
     /// Print the JSON Schema of the workflow format.
     Schema,
+    /// Remove what killed runs left behind: spill folders and temporary outputs of
+    /// processes that no longer run.
+    Clean {
+        /// The spill base folder (default: the system temporary folder).
+        #[arg(long, value_name = "DIR")]
+        spill_dir: Option<PathBuf>,
+        /// Output files or folders whose folders to clean of temporary outputs.
+        paths: Vec<PathBuf>,
+    },
     /// Generate sample data.
     Generate {
         /// What to generate (w1: id,name,category,x,y,value,ts).
@@ -125,8 +137,23 @@ enum Command {
 
 fn main() -> ExitCode {
     tune_allocator();
-    match run() {
+    // Usage errors exit 1 (clap's default is 2, which means "the run failed" here).
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return match e.kind() {
+                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => {
+                    ExitCode::SUCCESS
+                }
+                _ => ExitCode::from(1),
+            };
+        }
+    };
+    match run(cli) {
         Ok(code) => code,
+        // The reader of our output went away (`| head`): stop quietly, as Unix tools do.
+        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::from(2)
@@ -134,8 +161,22 @@ fn main() -> ExitCode {
     }
 }
 
-fn run() -> anyhow::Result<ExitCode> {
-    let cli = Cli::parse();
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
+/// Writes to standard output through its lock; a closed pipe is an error [`main`] turns
+/// into a quiet exit (where `println!` would panic).
+fn out(text: &str) -> std::io::Result<()> {
+    let mut o = std::io::stdout().lock();
+    o.write_all(text.as_bytes())?;
+    o.flush()
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let registry = sluice::actions::registry();
     match cli.command {
         Command::Run {
@@ -150,9 +191,27 @@ fn run() -> anyhow::Result<ExitCode> {
             quiet,
             strict,
         } => {
+            // Before any thread starts: every later thread inherits the blocked signals,
+            // and one thread takes them (cancel, clean up, exit 130/143/129).
+            let cancel = CancelToken::new();
+            let signal = signals::catch(cancel.clone())?;
             let Some(vars) = parse_vars(&vars) else {
                 return Ok(ExitCode::from(1));
             };
+            let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+            if threads > cores * 4 {
+                eprintln!(
+                    "error: --threads {threads}: at most {} on this machine ({cores} cores × 4)",
+                    cores * 4
+                );
+                return Ok(ExitCode::from(1));
+            }
+            if let Some(p) = &report
+                && let Err(e) = check_writable(p)
+            {
+                eprintln!("error: --report {}: {e}", p.display());
+                return Ok(ExitCode::from(1));
+            }
             let plan = match workflow::load_file(&file, &registry, &vars) {
                 Ok(p) => p,
                 Err(e) => return Ok(invalid(&e)),
@@ -161,6 +220,10 @@ fn run() -> anyhow::Result<ExitCode> {
                 eprintln!("{w}");
             }
             let memory_limit = match memory_limit.as_deref().map(parse_size).transpose() {
+                Ok(Some(0)) => {
+                    eprintln!("error: --memory-limit 0: the limit must be above 0 (e.g. 64MB)");
+                    return Ok(ExitCode::from(1));
+                }
                 Ok(m) => m,
                 Err(e) => {
                     eprintln!("error: --memory-limit: {e}");
@@ -182,14 +245,27 @@ fn run() -> anyhow::Result<ExitCode> {
                 gate,
                 spill_dir,
                 events: EventSender::channel(tx),
+                cancel,
                 ..RunOptions::default()
             };
             let handle = executor::start(plan, options)?;
-            let cancel = handle.cancel_token();
-            ctrlc::set_handler(move || cancel.cancel()).context("installing the Ctrl-C handler")?;
             let interactive = !quiet && std::io::stderr().is_terminal();
-            watch(&handle, &rx, interactive, quiet);
+            let wrote = watch(&handle, &rx, interactive, quiet);
             let result = handle.wait();
+            let result = match result {
+                Err(RunError::Cancelled) => {
+                    eprintln!("run cancelled; no output was written");
+                    return Ok(ExitCode::from(signal.exit_code()));
+                }
+                Ok(_) if !quiet => {
+                    // Said only now that the outputs are in place.
+                    for line in wrote {
+                        eprintln!("{line}");
+                    }
+                    result
+                }
+                other => other,
+            };
             finish(result, report.as_deref(), quiet, strict)
         }
         Command::Validate { file, vars } => {
@@ -201,12 +277,12 @@ fn run() -> anyhow::Result<ExitCode> {
                     for w in &plan.warnings {
                         eprintln!("{w}");
                     }
-                    println!(
-                        "{}: ok ({} nodes, {} edges)",
+                    out(&format!(
+                        "{}: ok ({} nodes, {} edges)\n",
                         file.display(),
                         plan.nodes.len(),
                         plan.edges.len()
-                    );
+                    ))?;
                     Ok(ExitCode::SUCCESS)
                 }
                 Err(e) => Ok(invalid(&e)),
@@ -218,7 +294,7 @@ fn run() -> anyhow::Result<ExitCode> {
             };
             match workflow::load_file(&file, &registry, &vars) {
                 Ok(plan) => {
-                    print!("{}", plan.to_dot());
+                    out(&plan.to_dot())?;
                     Ok(ExitCode::SUCCESS)
                 }
                 Err(e) => Ok(invalid(&e)),
@@ -227,12 +303,12 @@ fn run() -> anyhow::Result<ExitCode> {
         Command::Actions { json } => {
             if json {
                 let list: Vec<_> = registry.specs().map(|s| s.to_json()).collect();
-                println!("{}", serde_json::to_string_pretty(&list)?);
+                out(&format!("{}\n", serde_json::to_string_pretty(&list)?))?;
             } else {
                 for s in registry.specs() {
                     let kind = format!("{:?}", s.kind).to_lowercase();
-                    println!(
-                        "{:<18} {:<9} in: {:<22} out: {:<28} {}",
+                    out(&format!(
+                        "{:<18} {:<9} in: {:<22} out: {:<28} {}\n",
                         s.name,
                         kind,
                         s.inputs.join(","),
@@ -242,15 +318,39 @@ fn run() -> anyhow::Result<ExitCode> {
                             s.outputs.join(",")
                         },
                         s.description
-                    );
+                    ))?;
                 }
             }
             Ok(ExitCode::SUCCESS)
         }
         Command::Schema => {
-            println!(
-                "{}",
+            out(&format!(
+                "{}\n",
                 serde_json::to_string_pretty(&workflow::json_schema(&registry))?
+            ))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Clean { spill_dir, paths } => {
+            let base = spill_dir.unwrap_or_else(std::env::temp_dir);
+            let mut done = sluice::runtime::store::stale::clean_spill_base(&base);
+            for p in &paths {
+                let folder = if p.is_dir() {
+                    p.as_path()
+                } else {
+                    match p.parent().filter(|d| !d.as_os_str().is_empty()) {
+                        Some(d) => d,
+                        None => Path::new("."),
+                    }
+                };
+                done.extend(sluice::runtime::store::stale::clean_folder(folder));
+            }
+            for d in &done {
+                eprintln!("{d}");
+            }
+            eprintln!(
+                "cleaned {} leftover(s) of runs that no longer run (spill base {})",
+                done.len(),
+                base.display()
             );
             Ok(ExitCode::SUCCESS)
         }
@@ -316,23 +416,25 @@ fn invalid(e: &ValidationError) -> ExitCode {
 }
 
 /// Shows progress until the run ends: a redrawn table on a terminal, log lines otherwise.
+/// Gives back the sinks' "wrote ..." lines, to be shown once the outputs are committed.
+/// A failing node is not reported here: the run's error names it, once.
 fn watch(
     handle: &executor::RunHandle,
     rx: &crossbeam_channel::Receiver<Event>,
     interactive: bool,
     quiet: bool,
-) {
+) -> Vec<String> {
     let mut drawn = 0usize;
+    let mut wrote = Vec::new();
     loop {
         match rx.recv_timeout(Duration::from_millis(200)) {
             Ok(Event::RunFinished { .. }) => break,
+            Ok(Event::Log { node, message }) if !quiet && message.starts_with("wrote ") => {
+                wrote.push(format!("[{node}] {message}"));
+            }
             Ok(Event::Log { node, message }) if !quiet => {
                 clear(&mut drawn);
                 eprintln!("[{node}] {message}");
-            }
-            Ok(Event::NodeFailed { node, error }) if !quiet => {
-                clear(&mut drawn);
-                eprintln!("[{node}] failed: {error}");
             }
             Ok(Event::MemoryPressureChanged { level, rss, limit }) if !quiet => {
                 clear(&mut drawn);
@@ -366,6 +468,7 @@ fn watch(
         }
     }
     clear(&mut drawn);
+    wrote
 }
 
 fn clear(drawn: &mut usize) {
@@ -384,8 +487,14 @@ fn finish(
     match result {
         Ok(report) => {
             if let Some(p) = report_path {
-                std::fs::write(p, serde_json::to_string_pretty(&report)?)
-                    .with_context(|| format!("writing the report to {}", p.display()))?;
+                if let Err(e) = std::fs::write(p, serde_json::to_string_pretty(&report)?) {
+                    eprintln!(
+                        "error: writing the report to {}: {e}; the run succeeded and its \
+                         outputs were written",
+                        p.display()
+                    );
+                    return Ok(ExitCode::from(2));
+                }
             }
             if !quiet {
                 for n in &report.nodes {
@@ -425,8 +534,106 @@ fn finish(
         Err(RunError::Invalid(e)) => Ok(invalid(&e)),
         Err(e) => {
             eprintln!("error: {e}");
-            eprintln!("run failed; no output was written");
+            // A failed commit says itself what was and was not written.
+            if commit_error(&e).is_none() {
+                eprintln!("run failed; no output was written");
+            } else {
+                eprintln!("run failed");
+            }
             Ok(ExitCode::from(2))
         }
+    }
+}
+
+/// The failed commit behind a run error, if that is what failed.
+fn commit_error(e: &RunError) -> Option<&CommitError> {
+    match e {
+        RunError::ActionFailed {
+            source: ActionError::Other(inner),
+            ..
+        } => inner.downcast_ref::<CommitError>(),
+        _ => None,
+    }
+}
+
+/// Whether `p` can be written, checked before the run (an existing file is not changed; a
+/// missing one is created and removed again).
+fn check_writable(p: &Path) -> Result<(), String> {
+    if p.is_dir() {
+        return Err("is a folder".to_string());
+    }
+    let existed = p.exists();
+    let plain = |e: std::io::Error| {
+        let t = e.to_string();
+        match t.find(" (os error") {
+            Some(i) => t[..i].to_lowercase(),
+            None => t,
+        }
+    };
+    std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(p)
+        .map_err(plain)?;
+    if !existed {
+        std::fs::remove_file(p).map_err(plain)?;
+    }
+    Ok(())
+}
+
+/// The signals that cancel a run, and the exit code of the one that did.
+mod signals {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU8, Ordering};
+
+    use sluice::runtime::executor::CancelToken;
+
+    /// What was caught: 0 nothing (yet), else the exit code (128 + the signal number).
+    #[derive(Clone)]
+    pub struct Caught(Arc<AtomicU8>);
+
+    impl Caught {
+        /// The exit code of a cancelled run: 130 (SIGINT), 143 (SIGTERM), 129 (SIGHUP).
+        pub fn exit_code(&self) -> u8 {
+            match self.0.load(Ordering::SeqCst) {
+                0 => 130,
+                c => c,
+            }
+        }
+    }
+
+    /// Blocks SIGINT, SIGTERM and SIGHUP in this thread (so in every thread started after
+    /// it) and takes them on a thread of their own: the first cancels the run, a second one
+    /// ends the process at once (what it leaves is cleaned by the next run or `sluice clean`).
+    #[cfg(unix)]
+    pub fn catch(cancel: CancelToken) -> anyhow::Result<Caught> {
+        use nix::sys::signal::{SigSet, Signal};
+        let mut set = SigSet::empty();
+        for s in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
+            set.add(s);
+        }
+        set.thread_block()?;
+        let caught = Caught(Arc::new(AtomicU8::new(0)));
+        let c = caught.clone();
+        std::thread::Builder::new()
+            .name("sluice-signals".into())
+            .spawn(move || {
+                while let Ok(sig) = set.wait() {
+                    let code = 128 + sig as u8;
+                    if c.0.swap(code, Ordering::SeqCst) != 0 {
+                        std::process::exit(i32::from(code));
+                    }
+                    cancel.cancel();
+                }
+            })?;
+        Ok(caught)
+    }
+
+    /// Ctrl-C (and, with the crate's `termination` feature, termination) cancels the run.
+    #[cfg(not(unix))]
+    pub fn catch(cancel: CancelToken) -> anyhow::Result<Caught> {
+        let caught = Caught(Arc::new(AtomicU8::new(0)));
+        ctrlc::set_handler(move || cancel.cancel())?;
+        Ok(caught)
     }
 }

@@ -1,9 +1,12 @@
-//! The `sluice` binary: exit codes (0 ok, 1 invalid, 2 run failed, 130 cancelled) and what it
-//! prints.
+//! The `sluice` binary: exit codes (0 ok, 1 invalid or usage, 2 run failed, 130/143/129
+//! cancelled by SIGINT/SIGTERM/SIGHUP), what it prints, and what it leaves on disk.
 
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use crate::util::{files, root, sluice, wait_with_timeout};
+use crate::util::{
+    files, root, signal, sluice, sluice_with_stdin, spawn_sluice, wait_with_timeout,
+};
 
 const T: Duration = Duration::from_secs(120);
 
@@ -196,4 +199,415 @@ fn bad_var_and_undeclared_var_are_usage_errors() {
         "{}",
         stderr(&o)
     );
+}
+
+fn write(dir: &Path, name: &str, text: &str) {
+    let p = dir.join(name);
+    if let Some(parent) = p.parent() {
+        std::fs::create_dir_all(parent).unwrap();
+    }
+    std::fs::write(p, text).unwrap();
+}
+
+fn names(v: &[&str]) -> Vec<PathBuf> {
+    v.iter().map(PathBuf::from).collect()
+}
+
+#[test]
+fn two_sinks_on_one_path_are_a_validation_error_naming_both() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "wf.yaml",
+        "nodes:\n  - { id: make, action: feature_creator, with: { features: [ { a: 1 } ] } }\n  - { id: first, action: csv_writer, with: { path: out/x.csv } }\n  - { id: second, action: jsonl_writer, with: { path: ./out/../out/x.csv } }\nedges: [ make -> first, make -> second ]\n",
+    );
+    for cmd in ["validate", "run"] {
+        let o = sluice(dir.path(), &[cmd, "wf.yaml"], T);
+        assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+        let err = stderr(&o);
+        assert!(
+            err.contains(
+                "wf.yaml:4:55: node \"second\", parameter \"path\": writes ./out/../out/x.csv, which node \"first\" (wf.yaml:3:52) writes too"
+            ),
+            "{err}"
+        );
+    }
+    // Two sinks on standard output are the same output too.
+    write(
+        dir.path(),
+        "stdout.yaml",
+        "nodes:\n  - { id: make, action: feature_creator, with: { features: [ { a: 1 } ] } }\n  - { id: a, action: csv_writer, with: { path: \"-\" } }\n  - { id: b, action: jsonl_writer, with: { path: \"-\" } }\nedges: [ make -> a, make -> b ]\n",
+    );
+    let o = sluice(dir.path(), &["validate", "stdout.yaml"], T);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("node \"a\""), "{}", stderr(&o));
+}
+
+#[test]
+fn partitions_claiming_another_sinks_file_fail_the_run_naming_both() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "wf.yaml",
+        "nodes:\n  - { id: make, action: feature_creator, with: { features: [ { cat: a }, { cat: b } ] } }\n  - { id: parts, action: csv_writer, with: { path: \"out/{cat}.csv\" } }\n  - { id: fixed, action: csv_writer, with: { path: out/a.csv } }\nedges: [ make -> parts, make -> fixed ]\n",
+    );
+    let o = sluice(dir.path(), &["run", "wf.yaml"], T);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(
+        err.contains("node \"parts\"") && err.contains("node \"fixed\""),
+        "{err}"
+    );
+    assert!(err.contains("is written by both"), "{err}");
+    assert_eq!(files(dir.path()), names(&["wf.yaml"]));
+}
+
+#[test]
+fn a_target_that_is_a_folder_fails_before_any_output_is_replaced() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "out/a.csv", "old\n");
+    std::fs::create_dir_all(dir.path().join("out/b.csv")).unwrap();
+    write(
+        dir.path(),
+        "wf.yaml",
+        "nodes:\n  - { id: make, action: feature_creator, with: { features: [ { a: 1 } ] } }\n  - { id: wa, action: csv_writer, with: { path: out/a.csv } }\n  - { id: wb, action: csv_writer, with: { path: out/b.csv } }\nedges: [ make -> wa, make -> wb ]\n",
+    );
+    let o = sluice(dir.path(), &["run", "wf.yaml"], T);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(err.contains("out/b.csv is a folder"), "{err}");
+    assert!(err.contains("no output was written"), "{err}");
+    assert!(!err.contains("wrote "), "{err}");
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("out/a.csv")).unwrap(),
+        "old\n"
+    );
+    assert_eq!(files(dir.path()), names(&["out/a.csv", "wf.yaml"]));
+}
+
+#[test]
+fn failures_are_printed_once_in_plain_words() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "wf.yaml",
+        "nodes:\n  - { id: read, action: csv_reader, with: { path: missing.csv } }\n  - { id: write, action: csv_writer, with: { path: out.csv } }\nedges: [ read -> write ]\n",
+    );
+    let o = sluice(dir.path(), &["run", "wf.yaml"], T);
+    assert_eq!(o.status.code(), Some(2));
+    let err = stderr(&o);
+    assert_eq!(err.matches("missing.csv").count(), 1, "{err}");
+    // A folder that cannot be created: the cause in plain words, once.
+    write(dir.path(), "blocker", "a file, not a folder");
+    write(
+        dir.path(),
+        "wf2.yaml",
+        "nodes:\n  - { id: make, action: feature_creator, with: { features: [ { a: 1 } ] } }\n  - { id: write, action: csv_writer, with: { path: blocker/out.csv } }\nedges: [ make -> write ]\n",
+    );
+    let o = sluice(dir.path(), &["run", "wf2.yaml"], T);
+    assert_eq!(o.status.code(), Some(2));
+    let err = stderr(&o);
+    assert_eq!(err.matches("blocker/out.csv").count(), 1, "{err}");
+    for internal in ["context", "service", "=>", "os error"] {
+        assert!(!err.contains(internal), "{internal:?} in {err}");
+    }
+}
+
+#[cfg(unix)]
+#[test]
+fn symlinked_outputs_are_written_through_and_permissions_kept() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "real/data.csv", "old\n");
+    std::fs::set_permissions(
+        dir.path().join("real/data.csv"),
+        std::fs::Permissions::from_mode(0o640),
+    )
+    .unwrap();
+    std::os::unix::fs::symlink("real/data.csv", dir.path().join("link.csv")).unwrap();
+    // A link to a file that does not exist yet.
+    std::os::unix::fs::symlink("real/new.csv", dir.path().join("dangling.csv")).unwrap();
+    write(
+        dir.path(),
+        "wf.yaml",
+        "nodes:\n  - { id: make, action: feature_creator, with: { features: [ { a: 1 } ] } }\n  - { id: w1, action: csv_writer, with: { path: link.csv } }\n  - { id: w2, action: csv_writer, with: { path: dangling.csv } }\nedges: [ make -> w1, make -> w2 ]\n",
+    );
+    let o = sluice(dir.path(), &["run", "wf.yaml", "--quiet"], T);
+    assert!(o.status.success(), "{}", stderr(&o));
+    for link in ["link.csv", "dangling.csv"] {
+        let m = std::fs::symlink_metadata(dir.path().join(link)).unwrap();
+        assert!(m.file_type().is_symlink(), "{link} lost its link");
+    }
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("real/data.csv")).unwrap(),
+        "a\n1\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("real/new.csv")).unwrap(),
+        "a\n1\n"
+    );
+    let mode = std::fs::metadata(dir.path().join("real/data.csv"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o640);
+}
+
+#[cfg(unix)]
+#[test]
+fn devices_and_fifos_are_refused_and_dash_is_stdout_and_stdin() {
+    let dir = tempfile::tempdir().unwrap();
+    let wf = "variables: { out: {} , in: { default: in.csv } }\nnodes:\n  - { id: read, action: csv_reader, with: { path: \"${in}\" } }\n  - { id: write, action: csv_writer, with: { path: \"${out}\" } }\nedges: [ read -> write ]\n";
+    write(dir.path(), "wf.yaml", wf);
+    write(dir.path(), "in.csv", "a,b\n1,x\n2,y\n");
+    // /dev/stdout is a link to this process's pipe: refused, and left as it was.
+    for target in ["/dev/stdout", "/dev/null"] {
+        let o = sluice(
+            dir.path(),
+            &["run", "wf.yaml", "--var", &format!("out={target}")],
+            T,
+        );
+        assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+        let err = stderr(&o);
+        assert!(err.contains("sluice writes regular files only"), "{err}");
+        assert!(err.contains("write to - for standard output"), "{err}");
+    }
+    assert!(
+        std::fs::symlink_metadata("/dev/stdout")
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    // `-`: standard output, streamed; standard input for readers.
+    let o = sluice_with_stdin(
+        dir.path(),
+        &[
+            "run", "wf.yaml", "--quiet", "--var", "out=-", "--var", "in=-",
+        ],
+        b"a,b\n3,z\n",
+        T,
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "a,b\n3,z\n");
+    assert_eq!(files(dir.path()), names(&["in.csv", "wf.yaml"]));
+}
+
+#[test]
+fn usage_errors_exit_1_and_bad_limits_are_refused_before_the_run() {
+    let o = sluice(&root(), &["run", "--no-such-flag", "x.yaml"], T);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let o = sluice(&root(), &["--help"], T);
+    assert_eq!(o.status.code(), Some(0));
+    let dir = tempfile::tempdir().unwrap();
+    let quick = root().join("workflows/quickstart.yaml");
+    let quick = quick.to_string_lossy();
+    let out_dir = format!("out_dir={}", dir.path().join("out").display());
+    let o = sluice(
+        dir.path(),
+        &["run", &quick, "--var", &out_dir, "--threads", "100000"],
+        T,
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("--threads 100000: at most"),
+        "{}",
+        stderr(&o)
+    );
+    let o = sluice(
+        dir.path(),
+        &["run", &quick, "--var", &out_dir, "--memory-limit", "0"],
+        T,
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("--memory-limit 0"), "{}", stderr(&o));
+    // A report that cannot be written is found before anything runs or is written.
+    let o = sluice(
+        dir.path(),
+        &[
+            "run",
+            &quick,
+            "--var",
+            &out_dir,
+            "--report",
+            "no/such/folder/r.json",
+        ],
+        T,
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("--report no/such/folder/r.json"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(files(dir.path()).is_empty(), "{:?}", files(dir.path()));
+}
+
+#[test]
+fn a_closed_pipe_ends_quietly_with_0() {
+    use std::io::Read;
+    for args in [
+        &["actions", "--json"][..],
+        &["schema"][..],
+        &["graph", "workflows/quickstart.yaml"][..],
+    ] {
+        let mut child = spawn_sluice(&root(), args);
+        let mut first = [0u8; 10];
+        let mut stdout = child.stdout.take().unwrap();
+        stdout.read_exact(&mut first).unwrap();
+        drop(stdout);
+        let o = wait_with_timeout(child, T);
+        assert_eq!(o.status.code(), Some(0), "{args:?}: {}", stderr(&o));
+        assert!(!stderr(&o).contains("panicked"), "{}", stderr(&o));
+    }
+}
+
+/// A workflow that spills: sort under a small memory limit, input from `sluice generate`.
+fn spilling_run(dir: &Path, rows: u64) -> Vec<String> {
+    let o = sluice(
+        dir,
+        &[
+            "generate",
+            "w1",
+            "--rows",
+            &rows.to_string(),
+            "--out",
+            "in.csv",
+        ],
+        T,
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    write(
+        dir,
+        "wf.yaml",
+        "nodes:\n  - { id: read, action: csv_reader, with: { path: in.csv } }\n  - { id: order, action: sort, with: { by: [ { attribute: value } ] } }\n  - { id: write, action: csv_writer, with: { path: out/sorted.csv } }\nedges: [ read -> order, order -> write ]\n",
+    );
+    std::fs::create_dir_all(dir.join("spill")).unwrap();
+    [
+        "run",
+        "wf.yaml",
+        "--quiet",
+        "--memory-limit",
+        "24MB",
+        "--spill-dir",
+        "spill",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
+fn waits_until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + T;
+    while !done() {
+        assert!(Instant::now() < deadline, "{what} never happened");
+        std::thread::yield_now();
+    }
+}
+
+#[cfg(unix)]
+#[test]
+fn sigint_sigterm_and_sighup_at_random_points_leave_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = spilling_run(dir.path(), 300_000);
+    let args: Vec<&str> = args.iter().map(|s| s.as_str()).collect();
+    // How long an uninterrupted run takes, and that it spills.
+    let t0 = Instant::now();
+    let o = sluice(dir.path(), &args, T);
+    let full = t0.elapsed();
+    assert!(o.status.success(), "{}", stderr(&o));
+    std::fs::remove_dir_all(dir.path().join("out")).unwrap();
+    let mut seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos() as u64;
+    let mut cancelled = 0;
+    for round in 0..3 {
+        for (sig, code) in [("INT", 130), ("TERM", 143), ("HUP", 129)] {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            // From early (while reading) to late (while merging or committing).
+            let at = full.mul_f64(0.05 + (seed >> 33) as f64 / (1u64 << 31) as f64 * 0.9);
+            let child = spawn_sluice(dir.path(), &args);
+            let pid = child.id();
+            // The process must be past its start-up for the signal to be its to handle.
+            let (_never, wait) = crossbeam_channel::bounded::<()>(0);
+            let _ = wait.recv_timeout(at.max(Duration::from_millis(30)));
+            signal(pid, sig);
+            let o = wait_with_timeout(child, T);
+            let left: Vec<PathBuf> = files(dir.path())
+                .into_iter()
+                .filter(|f| f != Path::new("in.csv") && f != Path::new("wf.yaml"))
+                .collect();
+            if o.status.code() == Some(0) {
+                // Finished before the signal: the output is whole and alone.
+                assert_eq!(left, names(&["out/sorted.csv"]), "round {round} {sig}");
+                std::fs::remove_dir_all(dir.path().join("out")).unwrap();
+                continue;
+            }
+            cancelled += 1;
+            assert_eq!(
+                o.status.code(),
+                Some(code),
+                "SIGTERM at {at:?}: {}",
+                stderr(&o)
+            );
+            assert!(left.is_empty(), "SIG{sig} at {at:?} left {left:?}");
+            let spill: Vec<_> = std::fs::read_dir(dir.path().join("spill"))
+                .unwrap()
+                .collect();
+            assert!(spill.is_empty(), "SIG{sig} at {at:?} left spill folders");
+        }
+    }
+    assert!(
+        cancelled >= 5,
+        "only {cancelled} of 9 runs were interrupted"
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn after_sigkill_the_next_run_and_sluice_clean_remove_the_leftovers() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = spilling_run(dir.path(), 300_000);
+    let args: Vec<&str> = args.iter().map(|s| s.as_str()).collect();
+    let spill_folders = |d: &Path| std::fs::read_dir(d.join("spill")).unwrap().count();
+    let killed = |d: &Path| {
+        let child = spawn_sluice(d, &args);
+        // Killed while both a spill folder and the temporary output exist.
+        waits_until("a spill folder and a temporary output", || {
+            spill_folders(d) > 0
+                && files(&d.join("out"))
+                    .iter()
+                    .any(|f| f.to_string_lossy().ends_with(".sluice-tmp"))
+        });
+        signal(child.id(), "KILL");
+        let o = wait_with_timeout(child, T);
+        assert_eq!(o.status.code(), None, "killed by a signal");
+        assert!(spill_folders(d) > 0);
+    };
+
+    // 1. The next run removes them.
+    killed(dir.path());
+    let o = sluice(dir.path(), &args, T);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(spill_folders(dir.path()), 0);
+    assert_eq!(files(&dir.path().join("out")), names(&["sorted.csv"]));
+
+    // 2. `sluice clean` removes them and says so.
+    killed(dir.path());
+    let o = sluice(
+        dir.path(),
+        &["clean", "--spill-dir", "spill", "out/sorted.csv"],
+        T,
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(err.contains("removed the spill folder of process"), "{err}");
+    assert!(
+        err.contains("removed the temporary output of process"),
+        "{err}"
+    );
+    assert_eq!(spill_folders(dir.path()), 0);
+    assert_eq!(files(&dir.path().join("out")), names(&["sorted.csv"]));
 }

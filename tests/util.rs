@@ -74,3 +74,43 @@ pub fn files(dir: &Path) -> Vec<PathBuf> {
     out.sort();
     out
 }
+
+/// Runs the `sluice` binary with `args` in `cwd`, `input` on its standard input, killing it
+/// after `timeout`.
+pub fn sluice_with_stdin(cwd: &Path, args: &[&str], input: &[u8], timeout: Duration) -> Output {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args(args)
+        .current_dir(cwd)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("the sluice binary starts");
+    let mut stdin = child.stdin.take().expect("stdin is piped");
+    let input = input.to_vec();
+    std::thread::spawn(move || {
+        let _ = stdin.write_all(&input);
+    });
+    wait_with_timeout(child, timeout)
+}
+
+/// Starts the `sluice` binary in the background (output piped).
+pub fn spawn_sluice(cwd: &Path, args: &[&str]) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args(args)
+        .current_dir(cwd)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("the sluice binary starts")
+}
+
+/// Sends signal `sig` (`INT`, `TERM`, `HUP`, `KILL`) to process `pid`.
+pub fn signal(pid: u32, sig: &str) {
+    let ok = Command::new("kill")
+        .args([format!("-{sig}"), pid.to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(ok.success(), "kill -{sig} {pid} failed");
+}

@@ -102,6 +102,9 @@ pub struct ActionSpec {
     pub accumulates: bool,
     /// Its `finish` is expensive: the executor admits it through the heavy-finish gate.
     pub heavy_finish: bool,
+    /// The parameter that names the file the action writes (`path`), for sinks that write
+    /// one. Validation refuses two nodes writing the same output.
+    pub output_path: Option<&'static str>,
     /// A YAML `with:` block that must parse (tested for every action).
     pub example: &'static str,
     /// The JSON Schema of the parameters.
@@ -140,6 +143,7 @@ impl ActionSpec {
             dynamic_outputs: false,
             accumulates: false,
             heavy_finish: false,
+            output_path: None,
             example: "",
             schema,
             build,
@@ -176,6 +180,13 @@ impl ActionSpec {
         self
     }
 
+    /// Names the parameter that holds the output location (a string; it may hold
+    /// `{attribute}` placeholders, which are compared as written).
+    pub const fn writes_to(mut self, param: &'static str) -> ActionSpec {
+        self.output_path = Some(param);
+        self
+    }
+
     /// Sets the YAML example of the `with:` block.
     pub const fn example(mut self, example: &'static str) -> ActionSpec {
         self.example = example;
@@ -193,6 +204,7 @@ impl ActionSpec {
             "dynamic_outputs": self.dynamic_outputs,
             "accumulates": self.accumulates,
             "heavy_finish": self.heavy_finish,
+            "output_path": self.output_path,
             "example": self.example,
             "parameters": (self.schema)(),
         })

@@ -201,6 +201,8 @@ fn prepare(plan: Plan, opts: RunOptions) -> Result<(Arc<Vec<NodeProgress>>, Laun
     let budget = MemoryBudget::new((limit as f64 * 0.6) as usize);
     let pool = Arc::new(new_pool(opts.threads));
     let spill = SpillDir::new(opts.spill_dir.clone().unwrap_or_else(std::env::temp_dir));
+    // Spill folders of runs that were killed outright (their process is gone).
+    spill.clean_stale();
     let batch_knob = Arc::new(AtomicUsize::new(batch_size));
     let read_ahead = Arc::new(AtomicUsize::new(pool.current_num_threads().max(2) * 2));
     let pool_busy = Arc::new(AtomicUsize::new(0));
@@ -308,7 +310,10 @@ fn prepare(plan: Plan, opts: RunOptions) -> Result<(Arc<Vec<NodeProgress>>, Laun
             let node_id = id.clone();
             let spawned = std::thread::Builder::new()
                 .name(format!("node:{id}"))
-                .spawn(move || run_node(node_id, run, node_failure, cancel, events, state));
+                .spawn(move || {
+                    crate::store::set_writer_name(format!("node \"{node_id}\""));
+                    run_node(node_id, run, node_failure, cancel, events, state)
+                });
             match spawned {
                 Ok(h) => threads.push(Some(h)),
                 Err(e) => {
@@ -323,10 +328,10 @@ fn prepare(plan: Plan, opts: RunOptions) -> Result<(Arc<Vec<NodeProgress>>, Laun
         }
         let mut sinks = Vec::new();
         let mut elapsed = Vec::new();
-        for h in threads {
+        for (i, h) in threads.into_iter().enumerate() {
             match h.map(|h| h.join()) {
                 Some(Ok((sink, took))) => {
-                    sinks.extend(sink);
+                    sinks.extend(sink.map(|s| (meta[i].0.clone(), s)));
                     elapsed.push(took);
                 }
                 _ => elapsed.push(Duration::ZERO),
@@ -336,20 +341,14 @@ fn prepare(plan: Plan, opts: RunOptions) -> Result<(Arc<Vec<NodeProgress>>, Laun
         if result.is_none() && opts.cancel.is_cancelled() {
             result = Some(RunError::Cancelled);
         }
-        // Two-phase output: commit every sink only when the whole run succeeded.
+        // Two-phase output: commit every sink only when the whole run succeeded, and all
+        // of them as one (`store::Commit`): every target is checked before any is replaced,
+        // and a failure puts back the outputs already moved into place.
         if result.is_none() {
-            for s in sinks.iter_mut() {
-                if let Err(e) = s.commit() {
-                    result = Some(RunError::ActionFailed {
-                        node: "(commit)".into(),
-                        source: e,
-                    });
-                    break;
-                }
-            }
+            result = commit_all(&mut sinks).err();
         }
         if result.is_some() {
-            for s in sinks.iter_mut() {
+            for (_, s) in sinks.iter_mut() {
                 s.abort();
             }
         }
@@ -424,6 +423,32 @@ fn prepare(plan: Plan, opts: RunOptions) -> Result<(Arc<Vec<NodeProgress>>, Laun
         }
     });
     Ok((progress, launch))
+}
+
+/// Commits every sink's output together; the error names the node whose output failed.
+fn commit_all(sinks: &mut [(String, Box<dyn crate::action::Sink>)]) -> Result<(), RunError> {
+    let commit = crate::store::Commit::begin();
+    // The node whose outputs end at each index of the commit.
+    let mut owners: Vec<(usize, &str)> = Vec::new();
+    for (id, s) in sinks.iter_mut() {
+        // Dropping `commit` on the way out removes the outputs made ready so far.
+        s.commit().map_err(|source| RunError::ActionFailed {
+            node: id.clone(),
+            source,
+        })?;
+        owners.push((commit.staged(), id.as_str()));
+    }
+    commit.publish().map(|_| ()).map_err(|e| {
+        let node = owners
+            .iter()
+            .find(|(end, _)| e.failed_output < *end)
+            .map_or("(commit)", |(_, id)| id)
+            .to_string();
+        RunError::ActionFailed {
+            node,
+            source: ActionError::Other(Box::new(e)),
+        }
+    })
 }
 
 fn run_node(

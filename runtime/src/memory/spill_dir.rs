@@ -1,5 +1,9 @@
 //! The run's spill folder: made on first use, removed with everything in it when the run
 //! ends (success, failure or cancellation), because the last handle's drop deletes it.
+//!
+//! Its name, `sluice-spill-<pid>-<start>-<random>`, names the process that made it, so the
+//! folder of a process killed outright is recognised and removed by a later run
+//! ([`SpillDir::clean_stale`], see `store/stale.rs`).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -8,6 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use parking_lot::Mutex;
 
 use crate::error::ActionError;
+use crate::store::stale::{self, Cleaned};
 
 /// A lazily created temporary folder shared by a run's accumulators.
 #[derive(Clone, Debug)]
@@ -53,8 +58,9 @@ impl SpillDir {
                     e,
                 )
             })?;
+            let prefix = format!("{}{}-", stale::SPILL_PREFIX, stale::owner_token());
             let dir = tempfile::Builder::new()
-                .prefix("sluice-spill-")
+                .prefix(&prefix)
                 .tempdir_in(&self.inner.base)
                 .map_err(|e| {
                     ActionError::io(
@@ -97,6 +103,12 @@ impl SpillDir {
             .lock()
             .as_ref()
             .map(|d| d.path().to_path_buf())
+    }
+
+    /// Removes the spill folders that processes which no longer run left in the base
+    /// folder (a run killed outright cannot remove its own).
+    pub fn clean_stale(&self) -> Vec<Cleaned> {
+        stale::clean_spill_base(&self.inner.base)
     }
 
     /// The base folder under which the spill folder is made.

@@ -25,8 +25,16 @@ pub struct FileEntry {
 ///
 /// Hidden files (a name starting with `.`, such as the temporary files of an
 /// [`AtomicWriter`](super::AtomicWriter) in progress) are skipped in folders and globs.
-/// A file or folder that does not exist is [`StorageError::NotFound`].
+/// A file or folder that does not exist is [`StorageError::NotFound`]. `-` (standard
+/// input) gives itself.
 pub fn list(location: &str) -> Result<Vec<FileEntry>, StorageError> {
+    if location == super::STDIO {
+        return Ok(vec![FileEntry {
+            location: location.to_string(),
+            size: 0,
+            modified: None,
+        }]);
+    }
     let (scheme, path) = split_scheme(location);
     let mut found = match path.find(['*', '?', '[']) {
         Some(first_meta) => list_glob(location, scheme, path, first_meta)?,

@@ -69,6 +69,20 @@ pub(crate) fn resolve(location: &str) -> Result<Resolved, StorageError> {
 /// A local path: made absolute (against the current folder) and normalised lexically; the
 /// operator is rooted at the filesystem root (`/`, or the drive on Windows).
 fn resolve_fs(location: &str, path: &str) -> Result<Resolved, StorageError> {
+    let (root, parts, folder) = lexical(location, path)?;
+    let mut rel = parts.join("/");
+    if folder && !rel.is_empty() {
+        rel.push('/');
+    }
+    Ok(Resolved {
+        op: fs_operator(location, &root)?,
+        path: rel,
+    })
+}
+
+/// A local path made absolute and normalised lexically: the root (`/`, or a drive), the
+/// parts below it, and whether it names a folder (ends with a separator).
+fn lexical(location: &str, path: &str) -> Result<(PathBuf, Vec<String>, bool), StorageError> {
     if path.is_empty() {
         return Err(StorageError::bad_location(location, "empty path"));
     }
@@ -95,14 +109,40 @@ fn resolve_fs(location: &str, path: &str) -> Result<Resolved, StorageError> {
             Component::Normal(s) => parts.push(s.to_string_lossy().into_owned()),
         }
     }
-    let mut rel = parts.join("/");
-    if folder && !rel.is_empty() {
-        rel.push('/');
+    Ok((root, parts, folder))
+}
+
+/// The absolute local path of a plain path or `file://` location; `None` for other schemes.
+pub(crate) fn local_path(location: &str) -> Option<Result<PathBuf, StorageError>> {
+    let (scheme, rest) = split_scheme(location);
+    if !matches!(scheme, "" | "file://") || location == STDIO {
+        return None;
     }
-    Ok(Resolved {
-        op: fs_operator(location, &root)?,
-        path: rel,
-    })
+    Some(lexical(location, rest).map(|(root, parts, _)| {
+        let mut p = root;
+        p.extend(parts);
+        p
+    }))
+}
+
+/// The location that means standard output to writers and standard input to readers.
+pub const STDIO: &str = "-";
+
+/// The output a location names, normalised so that two spellings of one output compare
+/// equal: `out/a.csv`, `./out/a.csv` and `file:///<cwd>/out/a.csv` give one key. A location
+/// that cannot be understood gives itself.
+pub fn output_key(location: &str) -> String {
+    if location == STDIO {
+        return STDIO.to_string();
+    }
+    if let Some(Ok(p)) = local_path(location) {
+        return format!("file://{}", p.to_string_lossy());
+    }
+    let (scheme, rest) = split_scheme(location);
+    match clean_object_path(location, rest) {
+        Ok(p) => format!("{scheme}{p}"),
+        Err(_) => location.to_string(),
+    }
 }
 
 /// An object path (`memory://`, `s3://bucket/`): leading slashes dropped, `.` and `..`

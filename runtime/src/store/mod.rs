@@ -8,7 +8,11 @@
 //! - [`open_read`] streams a file in large chunks (never whole);
 //! - [`list`] expands a file, a folder or a glob pattern into [`FileEntry`]s;
 //! - [`AtomicWriter`] writes to a temporary name and renames on [`AtomicWriter::commit`], so
-//!   a failed or cancelled run leaves no partial output.
+//!   a failed or cancelled run leaves no partial output; [`Commit`] moves several outputs
+//!   into place together, or none;
+//! - `-` is standard input to [`open_read`] and [`list`], and standard output to
+//!   [`AtomicWriter`] (streamed);
+//! - [`stale`] finds and removes what killed processes left behind.
 //!
 //! opendal's blocking calls run on one small tokio runtime owned by this module, created on
 //! first use; node threads block on it. None of these functions may be called from inside an
@@ -33,12 +37,14 @@ mod error;
 mod list;
 mod location;
 mod read;
+pub mod stale;
 mod write;
 
 pub use error::{StorageError, to_action_error};
 pub use list::{FileEntry, list};
+pub use location::{STDIO, output_key};
 pub use read::{READ_CHUNK, open_read};
-pub use write::AtomicWriter;
+pub use write::{AtomicWriter, Commit, CommitError, set_writer_name};
 
 #[cfg(test)]
 mod tests {
@@ -228,5 +234,104 @@ mod tests {
             got.iter().any(|e| e.location == "src/store/mod.rs"),
             "{got:?}"
         );
+    }
+
+    #[test]
+    fn a_commit_checks_every_target_before_replacing_any() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = dir.path().join("a.csv").to_string_lossy().into_owned();
+        let b = dir.path().join("b.csv").to_string_lossy().into_owned();
+        std::fs::write(&a, "old").unwrap();
+        let commit = Commit::begin();
+        for loc in [&a, &b] {
+            let mut w = AtomicWriter::create(loc).unwrap();
+            w.write_all(b"new").unwrap();
+            w.commit().unwrap();
+        }
+        assert_eq!(commit.staged(), 2);
+        // The second target became a folder after its writer started.
+        std::fs::create_dir(&b).unwrap();
+        let e = commit.publish().unwrap_err();
+        assert_eq!(e.failed_output, 1);
+        assert!(e.written.is_empty());
+        assert_eq!(e.not_written.len(), 2);
+        assert!(e.to_string().contains("is a folder"), "{e}");
+        assert!(e.to_string().contains("no output was written"), "{e}");
+        assert_eq!(std::fs::read_to_string(&a).unwrap(), "old");
+        assert_eq!(names(dir.path()), vec!["a.csv", "b.csv"]);
+    }
+
+    #[test]
+    fn a_failed_rename_puts_back_what_was_already_moved() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = dir.path().join("a.csv").to_string_lossy().into_owned();
+        let fresh = dir.path().join("fresh.csv").to_string_lossy().into_owned();
+        let b = dir.path().join("b.csv").to_string_lossy().into_owned();
+        std::fs::write(&a, "old").unwrap();
+        let commit = Commit::begin();
+        let mut b_temp = None;
+        for loc in [&a, &fresh, &b] {
+            let mut w = AtomicWriter::create(loc).unwrap();
+            w.write_all(b"new").unwrap();
+            if *loc == b {
+                b_temp = w.temp_path().map(|p| p.to_path_buf());
+            }
+            w.commit().unwrap();
+        }
+        // The last rename fails: its temporary file is gone.
+        std::fs::remove_file(b_temp.unwrap()).unwrap();
+        let e = commit.publish().unwrap_err();
+        assert_eq!(e.failed_output, 2);
+        assert!(e.written.is_empty(), "{e}");
+        assert_eq!(e.restored, vec![a.clone(), fresh.clone()]);
+        assert_eq!(std::fs::read_to_string(&a).unwrap(), "old");
+        assert_eq!(names(dir.path()), vec!["a.csv"]);
+
+        // And when all succeed, nothing is left aside.
+        let commit = Commit::begin();
+        for loc in [&a, &b] {
+            let mut w = AtomicWriter::create(loc).unwrap();
+            w.write_all(b"new").unwrap();
+            w.commit().unwrap();
+        }
+        assert_eq!(commit.publish().unwrap().len(), 2);
+        assert_eq!(names(dir.path()), vec!["a.csv", "b.csv"]);
+        assert_eq!(std::fs::read_to_string(&a).unwrap(), "new");
+    }
+
+    #[test]
+    fn two_writers_of_one_output_conflict_until_the_first_is_done() {
+        let dir = tempfile::tempdir().unwrap();
+        let loc = dir.path().join("x.csv").to_string_lossy().into_owned();
+        let dotted = dir.path().join("./x.csv").to_string_lossy().into_owned();
+        let first = AtomicWriter::create(&loc).unwrap();
+        let e = AtomicWriter::create(&dotted).unwrap_err();
+        assert!(matches!(e, StorageError::Conflict { .. }), "{e}");
+        assert!(e.to_string().contains("is written by both"), "{e}");
+        drop(first);
+        AtomicWriter::create(&dotted).unwrap().abort();
+        let m = AtomicWriter::create("memory://claims/x").unwrap();
+        assert!(AtomicWriter::create("memory://claims/x").is_err());
+        drop(m);
+    }
+
+    #[test]
+    fn storage_errors_are_in_plain_words() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("file"), "x").unwrap();
+        let loc = dir
+            .path()
+            .join("file/out.csv")
+            .to_string_lossy()
+            .into_owned();
+        let e = AtomicWriter::create(&loc).unwrap_err().to_string();
+        assert!(e.contains(&format!("{loc}: not a directory")), "{e}");
+        for internal in ["context", "service", "=>", "os error"] {
+            assert!(!e.contains(internal), "{internal:?} in {e}");
+        }
+        let action: ActionError = AtomicWriter::create(&loc).unwrap_err().into();
+        assert_eq!(action.to_string().matches(&loc).count(), 1, "{action}");
+        assert!(output_key("a/./b.csv") == output_key("a/b.csv"));
+        assert_eq!(output_key("-"), "-");
     }
 }

@@ -23,6 +23,8 @@ pub(crate) fn build_plan(
     let mut nodes: Vec<PlanNode> = Vec::new();
     let mut positions: Vec<Pos> = Vec::new();
     let mut index: HashMap<String, Option<usize>> = HashMap::new();
+    // Output key -> (node, position of its path parameter), for the first writer of each.
+    let mut written: HashMap<String, (String, Pos)> = HashMap::new();
     for n in &scope.nodes {
         let Some(spec) = registry.get(&n.action) else {
             let diag = d
@@ -59,6 +61,9 @@ pub(crate) fn build_plan(
                 let outputs = built
                     .outputs
                     .unwrap_or_else(|| spec.outputs.iter().map(|s| s.to_string()).collect());
+                if let Some(param) = spec.output_path {
+                    check_output(&json, &with, param, &n.id, &mut written, d);
+                }
                 index.insert(n.id.clone(), Some(nodes.len()));
                 positions.push(n.pos);
                 nodes.push(PlanNode {
@@ -99,6 +104,43 @@ pub(crate) fn build_plan(
         nodes,
         edges,
         warnings: Vec::new(),
+    }
+}
+
+/// Two sinks must not write one output: after variables are applied, their paths are
+/// compared as the outputs they name (`out/a.csv` and `./out/a.csv` are one file). Paths
+/// with `{attribute}` placeholders are compared as written; the writers check the files
+/// they make at run time.
+fn check_output(
+    params: &serde_json::Value,
+    with: &Node,
+    param: &str,
+    node: &str,
+    seen: &mut HashMap<String, (String, Pos)>,
+    d: &mut Diags,
+) {
+    let Some(location) = params.get(param).and_then(|v| v.as_str()) else {
+        return;
+    };
+    let key = crate::store::output_key(location);
+    let pos = with.locate(param, None);
+    match seen.get(&key) {
+        Some((first, first_pos)) => {
+            let file = d.file.clone();
+            d.error(
+                pos,
+                format!(
+                    "writes {location}, which node \"{first}\" ({file}:{}:{}) writes too",
+                    first_pos.line, first_pos.column
+                ),
+            )
+            .node(node)
+            .param(param)
+            .help("two writers of one output would mix their rows; give each its own path");
+        }
+        None => {
+            seen.insert(key, (node.to_string(), pos));
+        }
     }
 }
 
