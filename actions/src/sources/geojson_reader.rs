@@ -43,7 +43,9 @@ use sluice_runtime::{
 use super::json_values::{
     Element, Extender, Row, RowSeed, SchemaCache, ValueSeed, geojson_geometry, json_error_message,
 };
-use super::multi_file::{FileOut, FileSource, SharedCache, first_byte, open_buffered, read_files};
+use super::multi_file::{
+    FileOut, FileSource, SharedCache, extensions_param, first_byte, open_buffered, read_files,
+};
 
 /// Parameters of `geojson_reader`.
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -61,6 +63,10 @@ pub struct GeojsonReaderParams {
     #[serde(default)]
     #[schemars(range(min = 1))]
     pub read_ahead: Option<usize>,
+    /// File name endings read from a folder or glob (without the dot, any case). Default:
+    /// `geojson`, `json`, each also with `.gz`. An empty list reads every file.
+    #[serde(default)]
+    pub extensions: Option<Vec<String>>,
 }
 
 fn wgs84() -> u32 {
@@ -91,12 +97,14 @@ fn build(ctx: &BuildContext) -> Result<BuiltAction, ActionError> {
             path: p.path,
             crs: p.crs,
             read_ahead: p.read_ahead,
+            extensions: extensions_param(p.extensions, &["geojson", "json"], true),
             schemas: SharedCache::new(),
         },
     ))))
 }
 
 struct GeojsonReader {
+    extensions: Vec<String>,
     path: String,
     crs: u32,
     read_ahead: Option<usize>,
@@ -110,6 +118,10 @@ impl Source for GeojsonReader {
 }
 
 impl FileSource for GeojsonReader {
+    fn extensions(&self) -> &[String] {
+        &self.extensions
+    }
+
     fn read_file(
         &self,
         location: &str,
@@ -212,6 +224,8 @@ struct Parts {
     properties: Option<Element>,
     geometry: Option<serde_json::Value>,
     id: Option<Value>,
+    /// A `features` member was present (and streamed).
+    has_features: bool,
 }
 
 /// A top-level text: an object's parts (its `features` already streamed), or not an object.
@@ -225,7 +239,17 @@ impl Walk<'_, '_, '_> {
     /// was emitted while it streamed.
     fn finish_top(&mut self, top: Top) -> Result<(), ActionError> {
         match top {
-            Top::Object(parts) if parts.type_name.as_deref() == Some("FeatureCollection") => Ok(()),
+            Top::Object(parts) if parts.type_name.as_deref() == Some("FeatureCollection") => {
+                if parts.has_features {
+                    Ok(())
+                } else {
+                    // Zero features read silently would hide a broken or truncated file.
+                    Err(ActionError::data(
+                        Some(self.location.to_string()),
+                        "a FeatureCollection without a `features` array",
+                    ))
+                }
+            }
             Top::Object(parts) => self.feature(*parts),
             Top::Other(what) => {
                 self.reject(None, format!("expected a GeoJSON object, found {what}"))
@@ -240,6 +264,7 @@ impl Walk<'_, '_, '_> {
             properties,
             geometry,
             id,
+            has_features: _,
         } = parts;
         let row = match properties {
             None | Some(Element::Other("null")) => None,
@@ -370,7 +395,10 @@ fn read_parts<'de, A: MapAccess<'de>>(
             }
             "geometry" => parts.geometry = Some(map.next_value::<serde_json::Value>()?),
             "id" => parts.id = Some(map.next_value_seed(ValueSeed)?),
-            "features" if stream => map.next_value_seed(FeaturesSeed { walk: &mut *walk })?,
+            "features" if stream => {
+                parts.has_features = true;
+                map.next_value_seed(FeaturesSeed { walk: &mut *walk })?
+            }
             _ => {
                 map.next_value::<IgnoredAny>()?;
             }
@@ -674,5 +702,31 @@ mod tests {
             seq.iter().map(key).collect::<Vec<_>>(),
             par.iter().map(key).collect::<Vec<_>>()
         );
+    }
+
+    #[test]
+    fn a_feature_collection_without_features_is_an_error() {
+        put(
+            "memory://geojson_reader/nofeatures.geojson",
+            br#"{"type": "FeatureCollection", "feature": []}"#,
+        );
+        match read(serde_json::json!({"path": "memory://geojson_reader/nofeatures.geojson"})) {
+            Err(ActionError::Data { location, message }) => {
+                assert_eq!(
+                    location.as_deref(),
+                    Some("memory://geojson_reader/nofeatures.geojson")
+                );
+                assert!(message.contains("without a `features` array"), "{message}");
+            }
+            other => panic!("unexpected {:?}", other.map(|(a, b)| (a.len(), b.len()))),
+        }
+        // An empty `features` array is a real, empty collection.
+        put(
+            "memory://geojson_reader/empty.geojson",
+            br#"{"type": "FeatureCollection", "features": []}"#,
+        );
+        let (ok, rejected) =
+            read(serde_json::json!({"path": "memory://geojson_reader/empty.geojson"})).unwrap();
+        assert!(ok.is_empty() && rejected.is_empty());
     }
 }

@@ -43,7 +43,9 @@ use sluice_runtime::{
 use super::json_values::{
     Element, Extender, Row, RowSeed, SchemaCache, excerpt, geojson_geometry, json_error_message,
 };
-use super::multi_file::{FileOut, FileSource, SharedCache, first_byte, open_buffered, read_files};
+use super::multi_file::{
+    FileOut, FileSource, SharedCache, extensions_param, first_byte, open_buffered, read_files,
+};
 
 /// Parameters of `json_reader`.
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -68,6 +70,10 @@ pub struct JsonReaderParams {
     #[serde(default)]
     #[schemars(range(min = 1))]
     pub read_ahead: Option<usize>,
+    /// File name endings read from a folder or glob (without the dot, any case). Default:
+    /// `json`, `jsonl`, `ndjson`, `geojson`, each also with `.gz`. An empty list reads every file.
+    #[serde(default)]
+    pub extensions: Option<Vec<String>>,
 }
 
 /// How a JSON file is laid out.
@@ -108,12 +114,14 @@ fn build(ctx: &BuildContext) -> Result<BuiltAction, ActionError> {
         geometry_field: p.geometry_field,
         crs: p.crs,
         read_ahead: p.read_ahead,
+        extensions: extensions_param(p.extensions, &["json", "jsonl", "ndjson", "geojson"], true),
         schemas: SharedCache::new(),
         raw_schema: Schema::new(["_raw", REJECTION_REASON]),
     }))))
 }
 
 struct JsonReader {
+    extensions: Vec<String>,
     path: String,
     format: JsonFormat,
     geometry_field: Option<String>,
@@ -131,6 +139,10 @@ impl Source for JsonReader {
 }
 
 impl FileSource for JsonReader {
+    fn extensions(&self) -> &[String] {
+        &self.extensions
+    }
+
     fn read_file(
         &self,
         location: &str,

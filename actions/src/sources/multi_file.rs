@@ -69,6 +69,26 @@ pub(crate) trait FileSource: Sync {
     }
 }
 
+/// The `extensions` parameter of a file reader: the given endings (a leading dot dropped,
+/// lower case), or the reader's defaults, each also with `.gz` when `gzip` is true.
+pub(crate) fn extensions_param(
+    given: Option<Vec<String>>,
+    defaults: &[&str],
+    gzip: bool,
+) -> Vec<String> {
+    match given {
+        Some(list) => list
+            .into_iter()
+            .map(|e| e.trim_start_matches('.').to_ascii_lowercase())
+            .collect(),
+        None => defaults
+            .iter()
+            .map(|e| e.to_string())
+            .chain(defaults.iter().filter(|_| gzip).map(|e| format!("{e}.gz")))
+            .collect(),
+    }
+}
+
 /// Whether `location`'s file name ends in one of `extensions` (case-insensitive).
 fn has_extension(location: &str, extensions: &[String]) -> bool {
     let name = location

@@ -54,7 +54,7 @@ use sluice_runtime::{
 };
 
 use super::arrow_values::column_values;
-use super::multi_file::{FileOut, FileSource, SharedCache, read_files};
+use super::multi_file::{FileOut, FileSource, SharedCache, extensions_param, read_files};
 
 /// Parameters of `parquet_reader`.
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -72,6 +72,10 @@ pub struct ParquetReaderParams {
     #[serde(default)]
     #[schemars(range(min = 1))]
     pub read_ahead: Option<usize>,
+    /// File name endings read from a folder or glob (without the dot, any case). Default:
+    /// `parquet`, `geoparquet`, `pq`. An empty list reads every file.
+    #[serde(default)]
+    pub extensions: Option<Vec<String>>,
 }
 
 fn default_batch_rows() -> usize {
@@ -105,12 +109,14 @@ fn build(ctx: &BuildContext) -> Result<BuiltAction, ActionError> {
             path: p.path,
             batch_rows: p.batch_rows,
             read_ahead: p.read_ahead,
+            extensions: extensions_param(p.extensions, &["parquet", "geoparquet", "pq"], false),
             schemas: SharedCache::new(),
         },
     ))))
 }
 
 struct ParquetReader {
+    extensions: Vec<String>,
     path: String,
     batch_rows: usize,
     read_ahead: Option<usize>,
@@ -125,6 +131,10 @@ impl Source for ParquetReader {
 }
 
 impl FileSource for ParquetReader {
+    fn extensions(&self) -> &[String] {
+        &self.extensions
+    }
+
     fn read_file(
         &self,
         location: &str,

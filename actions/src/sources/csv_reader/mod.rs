@@ -50,7 +50,7 @@ use std::collections::BTreeMap;
 use std::io::{BufReader, Read};
 use std::sync::Arc;
 
-use super::multi_file::{FileOut, FileSource, SharedCache, read_files};
+use super::multi_file::{FileOut, FileSource, SharedCache, extensions_param, read_files};
 
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -244,15 +244,7 @@ fn build(ctx: &BuildContext) -> Result<BuiltAction, ActionError> {
     if p.max_field_bytes == 0 {
         return Err(ActionError::param("max_field_bytes", "must be at least 1"));
     }
-    let extensions = match p.extensions {
-        Some(list) => list
-            .into_iter()
-            .map(|e| e.trim_start_matches('.').to_ascii_lowercase())
-            .collect(),
-        None => ["csv", "tsv", "txt", "csv.gz", "tsv.gz", "txt.gz"]
-            .map(String::from)
-            .to_vec(),
-    };
+    let extensions = extensions_param(p.extensions, &["csv", "tsv", "txt"], true);
     let geometry = match p.geometry {
         None => None,
         Some(g) => Some(GeomSpec {
