@@ -508,7 +508,7 @@ fn waits_until(what: &str, mut done: impl FnMut() -> bool) {
 #[test]
 fn sigint_sigterm_and_sighup_at_random_points_leave_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let args = spilling_run(dir.path(), 300_000);
+    let args = spilling_run(dir.path(), 150_000);
     let args: Vec<&str> = args.iter().map(|s| s.as_str()).collect();
     // How long an uninterrupted run takes, and that it spills.
     let t0 = Instant::now();
@@ -569,7 +569,7 @@ fn sigint_sigterm_and_sighup_at_random_points_leave_nothing() {
 #[test]
 fn after_sigkill_the_next_run_and_sluice_clean_remove_the_leftovers() {
     let dir = tempfile::tempdir().unwrap();
-    let args = spilling_run(dir.path(), 300_000);
+    let args = spilling_run(dir.path(), 150_000);
     let args: Vec<&str> = args.iter().map(|s| s.as_str()).collect();
     let spill_folders = |d: &Path| std::fs::read_dir(d.join("spill")).unwrap().count();
     let killed = |d: &Path| {
