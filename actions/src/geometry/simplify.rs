@@ -290,10 +290,17 @@ mod tests {
             let t = transform(&SPEC, params.clone());
             let mut results = Vec::new();
             for polygon in windings(&frame) {
-                let out = run(t.as_ref(), 2, vec![feature(1, polygon.into(), None)]);
+                let out = run(
+                    t.as_ref(),
+                    2,
+                    vec![feature(1, polygon.clone().into(), None)],
+                );
                 let G::Polygon(p) = out[0][0].geometry().unwrap().geom.clone() else {
                     panic!("not a polygon");
                 };
+                // Each ring keeps its winding.
+                assert_eq!(p.exterior().is_cw(), polygon.exterior().is_cw());
+                assert_eq!(p.interiors()[0].is_cw(), polygon.interiors()[0].is_cw());
                 // Each ring as a sorted set of vertices: the winding may differ, not the shape.
                 let ring = |r: &LineString<f64>| {
                     let mut c = r.0.clone();
