@@ -430,7 +430,10 @@ fn round<'a>(x: Val<'a>, digits: &Val) -> R<Val<'a>> {
         Val::Null => Ok(Val::Null),
         Val::Int(i) if d >= 0 => Ok(Val::Int(i)),
         Val::Int(i) => {
-            let Some(p) = u32::try_from(-d).ok().and_then(|e| 10i64.checked_pow(e)) else {
+            let Some(p) = u32::try_from(d.unsigned_abs())
+                .ok()
+                .and_then(|e| 10i64.checked_pow(e))
+            else {
                 return Ok(Val::Int(0));
             };
             let rem = i % p;

@@ -854,3 +854,13 @@ proptest! {
         prop_assert_eq!(e.evaluator().eval(&park()), Ok(i(n)));
     }
 }
+
+#[test]
+fn round_with_extreme_digits_does_not_overflow() {
+    let f = Feature::from_pairs(1, [("n", Value::Int(i64::MIN))]);
+    let v = Expr::compile("round(12345, n)")
+        .unwrap()
+        .evaluator()
+        .eval(&f);
+    assert_eq!(v, Ok(Value::Int(0)));
+}
