@@ -131,7 +131,14 @@ fn convert(y: &MarkedYaml, depth: usize) -> Result<Node, SyntaxError> {
             }
             Kind::Map(out)
         }
-        YamlData::Tagged(_, inner) => return convert(inner, depth + 1),
+        YamlData::Tagged(_, inner) => {
+            // The tagged value may come unmarked (line 0): it starts where its tag does.
+            let mut node = convert(inner, depth + 1)?;
+            if node.pos.line == 0 {
+                node.pos = pos;
+            }
+            return Ok(node);
+        }
         YamlData::Alias(_) => {
             return Err(SyntaxError {
                 pos,
