@@ -633,3 +633,51 @@ proptest! {
         check(c)?;
     }
 }
+
+/// The memory limits above do make the accumulators spill (and still count exactly).
+#[test]
+fn a_small_budget_makes_accumulators_spill() {
+    let node = |kind, count, inputs: Vec<usize>| NodeShape {
+        kind,
+        count,
+        inputs,
+        fail: None,
+    };
+    let c = Case {
+        nodes: vec![
+            node(0, 39, vec![0]),
+            node(0, 20, vec![0]),
+            node(2, 0, vec![0, 1]),
+            node(2, 0, vec![2]),
+            node(3, 0, vec![3, 0]),
+        ],
+        bound: 4,
+        batch: 3,
+        threads: 2,
+        limit: 32 << 20,
+        per_budget: 5,
+        cancel_after_us: None,
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let exp = build(&c, 1 << 40, tmp.path());
+    let options = RunOptions {
+        channel_bound: c.bound,
+        batch_size: c.batch,
+        threads: c.threads,
+        memory_limit: Some(c.limit),
+        spill_dir: Some(tmp.path().join("spill")),
+        ..RunOptions::default()
+    };
+    let report = run_case(&exp.yaml, options, None)
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert!(
+        report.spill_files >= 4,
+        "{} spill files",
+        report.spill_files
+    );
+    assert_eq!(exp.sinks, [("n4".to_string(), 59 + 39)]);
+    assert_eq!(report.node("n4").unwrap().features_in, 59 + 39);
+    assert!(entries(&tmp.path().join("spill")).is_empty());
+}
