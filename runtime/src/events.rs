@@ -24,8 +24,11 @@ pub enum Event {
         node: String,
         /// Features received.
         features_in: u64,
-        /// Features emitted.
+        /// Features sent on edges.
         features_out: u64,
+        /// Features emitted to ports with no edge, and so dropped (the run report names the
+        /// ports and the first rejection reason).
+        features_dropped: u64,
         /// Wall time of the node.
         elapsed: Duration,
     },

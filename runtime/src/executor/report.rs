@@ -152,3 +152,92 @@ impl RunReport {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use crate::action::{
+        ActionKind, ActionSpec, BuiltAction, Emitter, NodeImpl, REJECTION_REASON, Registry,
+        Transform, schema_of,
+    };
+    use crate::error::ActionError;
+    use crate::events::{Event, EventSender};
+    use crate::executor::RunOptions;
+    use crate::feature::Feature;
+    use crate::testing::{COUNT, GEN, NoParams, run_yaml};
+
+    /// Sends even ids on, odd ids to `rejected` with a reason.
+    struct Odd;
+
+    impl Transform for Odd {
+        fn apply(&self, features: Vec<Feature>, out: &mut Emitter) -> Result<(), ActionError> {
+            for mut f in features {
+                if f.id() % 2 == 0 {
+                    out.emit(f)?;
+                } else {
+                    f.set(REJECTION_REASON, format!("odd id {}", f.id()).into());
+                    out.emit_to(1, f)?;
+                }
+            }
+            Ok(())
+        }
+    }
+
+    const ODD: ActionSpec = ActionSpec::new(
+        "odd",
+        ActionKind::Processor,
+        "rejects odd ids",
+        schema_of::<NoParams>,
+        |_| {
+            Ok(BuiltAction::new(NodeImpl::Transform(std::sync::Arc::new(
+                Odd,
+            ))))
+        },
+    )
+    .outputs(&["default", "rejected"]);
+
+    #[test]
+    fn rejected_features_with_no_edge_are_counted_and_reported() {
+        let yaml = r#"
+nodes:
+  - { id: src, action: gen, with: { count: 1000 } }
+  - { id: odd, action: odd }
+  - { id: sink, action: count }
+edges: [ "src -> odd", "odd -> sink" ]
+"#;
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let options = RunOptions {
+            events: EventSender::channel(tx),
+            channel_bound: 64,
+            batch_size: 16,
+            ..RunOptions::default()
+        };
+        let registry = Registry::from_specs([GEN, ODD, COUNT]);
+        let report = run_yaml(yaml, &registry, options, Duration::from_secs(60)).unwrap();
+        let odd = report.node("odd").unwrap();
+        assert_eq!((odd.features_in, odd.features_out), (1000, 500));
+        assert_eq!(odd.ports, [("default".into(), 500), ("rejected".into(), 0)]);
+        assert_eq!(odd.features_dropped, 500);
+        let dropped = &odd.dropped[0];
+        assert_eq!((dropped.port.as_str(), dropped.features), ("rejected", 500));
+        assert_eq!(dropped.first_reason.as_deref(), Some("odd id 1"));
+        let unhandled = report.unhandled_rejections();
+        assert_eq!(unhandled.len(), 1);
+        assert_eq!(
+            unhandled[0].to_string(),
+            "node \"odd\" rejected 500 features and its \"rejected\" port has no edge: they \
+             were dropped; first reason: odd id 1"
+        );
+        let finished = rx.try_iter().find_map(|e| match e {
+            Event::NodeFinished {
+                node,
+                features_out,
+                features_dropped,
+                ..
+            } if node == "odd" => Some((features_out, features_dropped)),
+            _ => None,
+        });
+        assert_eq!(finished, Some((500, 500)));
+    }
+}

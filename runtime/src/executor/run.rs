@@ -463,6 +463,7 @@ fn run_node(
     events.send(Event::NodeStarted { node: id.clone() });
     let features_in = run.features_in.clone();
     let out_total = run.out_total();
+    let drops = run.out.drops();
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run.run()));
     let took = started.elapsed();
     let error = match outcome {
@@ -472,6 +473,7 @@ fn run_node(
                 node: id,
                 features_in: features_in.load(Ordering::Relaxed),
                 features_out: out_total.iter().map(|c| c.load(Ordering::Relaxed)).sum(),
+                features_dropped: drops.iter().map(|d| d.count()).sum(),
                 elapsed: took,
             });
             return (sink, took);
