@@ -500,7 +500,14 @@ fn finish(
                 for n in &report.nodes {
                     let dropped = match n.features_dropped {
                         0 => String::new(),
-                        d => format!(" {d:>12} dropped"),
+                        d => {
+                            let ports: Vec<String> = n
+                                .dropped
+                                .iter()
+                                .map(|p| format!("{} {}", p.port, p.features))
+                                .collect();
+                            format!(" {d:>12} dropped ({})", ports.join(", "))
+                        }
                     };
                     eprintln!(
                         "  {:<24} {:<16} {:>12} in {:>12} out {:>9.1} ms{dropped}",
