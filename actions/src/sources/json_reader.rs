@@ -41,7 +41,7 @@ use sluice_runtime::{
 };
 
 use super::json_values::{
-    Element, Extender, Row, RowSeed, SchemaCache, excerpt, geojson_geometry, json_error_message,
+    Element, Extender, Row, RowSeed, SchemaCache, geojson_geometry, json_error_message,
 };
 use super::multi_file::{
     FileOut, FileSource, SharedCache, extensions_param, first_byte, open_buffered, read_files,
@@ -220,7 +220,12 @@ impl JsonReader {
                 Ok(Element::Other(what)) => format!("expected an object, found {what}"),
                 Err(e) => format!("column {}: {}", e.column(), json_error_message(&e)),
             };
-            let raw = Value::String(excerpt(&String::from_utf8_lossy(text)).into());
+            // The whole line travels with the reason, as text or (invalid UTF-8) as the bytes
+            // that were read: a rejected row loses nothing.
+            let raw = match std::str::from_utf8(text) {
+                Ok(t) => Value::String(t.into()),
+                Err(_) => Value::Bytes(text.into()),
+            };
             let reason = Value::String(format!("{location}:{line}: {reason}").into());
             out.emit_to(
                 1,
@@ -588,5 +593,22 @@ mod tests {
                 "{err:?}"
             );
         }
+    }
+
+    #[test]
+    fn a_rejected_line_keeps_all_its_text_or_bytes() {
+        let long = format!("{{\"a\": \"{}\",}}", "x".repeat(500));
+        let mut text = format!("{{\"a\": 1}}\n{long}\n").into_bytes();
+        text.extend_from_slice(b"{\"a\": \"caf\xe9\"}\n");
+        put("memory://json_reader/keep.jsonl", &text);
+        let (ok, rejected) =
+            read(serde_json::json!({"path": "memory://json_reader/keep.jsonl"})).unwrap();
+        assert_eq!(ok.len(), 1);
+        assert_eq!(rejected.len(), 2);
+        assert_eq!(rejected[0].get("_raw"), Some(&Value::from(long.as_str())));
+        assert_eq!(
+            rejected[1].get("_raw"),
+            Some(&Value::Bytes(b"{\"a\": \"caf\xe9\"}".to_vec().into()))
+        );
     }
 }

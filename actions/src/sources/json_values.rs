@@ -366,14 +366,6 @@ pub(crate) fn json_error_message(e: &serde_json::Error) -> String {
     }
 }
 
-/// The first 200 characters of a text, for rejected features.
-pub(crate) fn excerpt(s: &str) -> String {
-    match s.char_indices().nth(200) {
-        Some((i, _)) => format!("{}...", &s[..i]),
-        None => s.to_string(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
