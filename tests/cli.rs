@@ -504,6 +504,24 @@ fn waits_until(what: &str, mut done: impl FnMut() -> bool) {
     }
 }
 
+/// Waits until process `pid` has taken over its signals (Linux: its blocked-signal mask
+/// is set), so that a signal sent now is the run's to handle, not the default action's.
+fn signals_taken(pid: u32) {
+    let status = format!("/proc/{pid}/status");
+    if !Path::new("/proc/self/status").exists() {
+        return;
+    }
+    waits_until("signals blocked", || {
+        match std::fs::read_to_string(&status) {
+            Ok(s) => s
+                .lines()
+                .find_map(|l| l.strip_prefix("SigBlk:"))
+                .is_some_and(|m| m.trim().trim_start_matches('0') != ""),
+            Err(_) => true,
+        }
+    });
+}
+
 #[cfg(unix)]
 #[test]
 fn sigint_sigterm_and_sighup_at_random_points_leave_nothing() {
@@ -530,6 +548,7 @@ fn sigint_sigterm_and_sighup_at_random_points_leave_nothing() {
             let at = full.mul_f64(0.05 + (seed >> 33) as f64 / (1u64 << 31) as f64 * 0.9);
             let child = spawn_sluice(dir.path(), &args);
             let pid = child.id();
+            signals_taken(pid);
             // The process must be past its start-up for the signal to be its to handle.
             let (_never, wait) = crossbeam_channel::bounded::<()>(0);
             let _ = wait.recv_timeout(at.max(Duration::from_millis(30)));

@@ -76,6 +76,9 @@ pub enum StorageError {
 
 /// An I/O error in plain words: `permission denied`, not `Permission denied (os error 13)`.
 pub(crate) fn plain_io(e: &std::io::Error) -> String {
+    if let Some(inner) = e.get_ref().and_then(|i| i.downcast_ref::<opendal::Error>()) {
+        return plain_opendal(inner);
+    }
     let text = e.to_string();
     let text = match text.rfind(" (os error ") {
         Some(i) if text.ends_with(')') => text[..i].to_string(),

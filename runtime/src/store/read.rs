@@ -4,7 +4,7 @@ use std::io::{self, Read};
 
 use bytes::{Buf, Bytes};
 
-use super::error::StorageError;
+use super::error::{StorageError, plain_io};
 use super::location::{resolve, runtime};
 
 /// How much one backend read fetches. Large enough that the per-call cost of the blocking
@@ -46,7 +46,6 @@ pub fn open_read(location: &str) -> Result<Box<dyn Read + Send>, StorageError> {
     Ok(Box::new(ChunkReader {
         chunks,
         current: Bytes::new(),
-        location: location.to_string(),
     }))
 }
 
@@ -55,7 +54,6 @@ pub fn open_read(location: &str) -> Result<Box<dyn Read + Send>, StorageError> {
 struct ChunkReader {
     chunks: opendal::blocking::StdBytesIterator,
     current: Bytes,
-    location: String,
 }
 
 impl Read for ChunkReader {
@@ -68,10 +66,8 @@ impl Read for ChunkReader {
                 None => return Ok(0),
                 Some(Ok(b)) => self.current = b,
                 Some(Err(e)) => {
-                    return Err(io::Error::new(
-                        e.kind(),
-                        format!("reading {}: {e}", self.location),
-                    ));
+                    // The cause alone, in plain words: callers name the file they read.
+                    return Err(io::Error::new(e.kind(), plain_io(&e)));
                 }
             }
         }

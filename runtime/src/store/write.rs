@@ -251,7 +251,7 @@ impl AtomicWriter {
         });
         match staged {
             None => Ok(()),
-            Some(one) => publish(vec![one]).map(|_| ()).map_err(|e| e.failed),
+            Some(one) => publish(vec![one]).map(|_| ()).map_err(|e| *e.failed),
         }
     }
 
@@ -550,7 +550,7 @@ impl Drop for Commit {
 #[error("{failed}; {}", summary(.written, .not_written, .restored))]
 pub struct CommitError {
     /// The failure.
-    pub failed: StorageError,
+    pub failed: Box<StorageError>,
     /// The index (in commit order) of the output that failed.
     pub failed_output: usize,
     /// Outputs in place after the failure (streamed to standard output, or not restorable).
@@ -601,7 +601,7 @@ fn publish(mut staged: Vec<Staged>) -> Result<Vec<String>, CommitError> {
             .cloned()
             .collect();
         CommitError {
-            failed,
+            failed: Box::new(failed),
             failed_output,
             written: streamed.iter().cloned().chain(written).collect(),
             not_written,
