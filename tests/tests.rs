@@ -12,6 +12,9 @@ mod fixtures;
 /// Broken workflows beside the exact diagnostics they must produce.
 mod invalid;
 
+/// Malformed input files beside the exact outcome reading each must give.
+mod malformed;
+
 /// Rejected features are reported; variables in expressions are constants.
 mod fidelity;
 
