@@ -4,7 +4,7 @@
 //! |---|---|
 //! | Null | null |
 //! | Boolean | bool |
-//! | Int8..Int64, UInt8..UInt64 | int (a UInt64 above `i64::MAX` becomes the nearest float) |
+//! | Int8..Int64, UInt8..UInt64 | int (a UInt64 above `i64::MAX` is an error: no exact form) |
 //! | Float16, Float32, Float64 | float |
 //! | Decimal32/64/128/256 | float (the nearest one) |
 //! | Utf8, LargeUtf8, Utf8View | string |
@@ -54,9 +54,20 @@ pub(crate) fn column_values(array: &dyn Array) -> Result<Vec<Value>, String> {
         D::UInt8 => prim::<UInt8Type>(array, |v| Value::Int(v.into())),
         D::UInt16 => prim::<UInt16Type>(array, |v| Value::Int(v.into())),
         D::UInt32 => prim::<UInt32Type>(array, |v| Value::Int(v.into())),
-        D::UInt64 => prim::<UInt64Type>(array, |v| {
-            i64::try_from(v).map_or(Value::Float(v as f64), Value::Int)
-        }),
+        D::UInt64 => {
+            // Above i64::MAX a value has no exact form here: stop rather than round it.
+            let a = array
+                .as_primitive_opt::<UInt64Type>()
+                .ok_or_else(|| mismatch(dt))?;
+            a.iter()
+                .map(|v| match v {
+                    None => Ok(Value::Null),
+                    Some(v) => i64::try_from(v)
+                        .map(Value::Int)
+                        .map_err(|_| format!("uint64 value {v} does not fit a 64-bit signed int")),
+                })
+                .collect()
+        }
         D::Float16 => prim::<Float16Type>(array, |v| Value::Float(v.to_f64())),
         D::Float32 => prim::<Float32Type>(array, |v| Value::Float(v.into())),
         D::Float64 => prim::<Float64Type>(array, Value::Float),
@@ -307,11 +318,15 @@ mod tests {
 
     #[test]
     fn scalars_convert() {
-        let v = column_values(&UInt64Array::from(vec![Some(5), None, Some(u64::MAX)])).unwrap();
-        assert_eq!(
-            v,
-            vec![Value::Int(5), Value::Null, Value::Float(u64::MAX as f64)]
-        );
+        let v = column_values(&UInt64Array::from(vec![
+            Some(5),
+            None,
+            Some(i64::MAX as u64),
+        ]))
+        .unwrap();
+        assert_eq!(v, vec![Value::Int(5), Value::Null, Value::Int(i64::MAX)]);
+        let e = column_values(&UInt64Array::from(vec![Some(5), Some(u64::MAX)])).unwrap_err();
+        assert!(e.contains("18446744073709551615"), "{e}");
         let d = Decimal128Array::from(vec![12345, -5])
             .with_precision_and_scale(10, 2)
             .unwrap();

@@ -218,7 +218,15 @@ impl JsonReader {
                     continue;
                 }
                 Ok(Element::Other(what)) => format!("expected an object, found {what}"),
-                Err(e) => format!("column {}: {}", e.column(), json_error_message(&e)),
+                Err(e) => match std::str::from_utf8(text) {
+                    // JSON text is UTF-8: say so, rather than what the parser made of it.
+                    Err(bad) => format!(
+                        "column {}: invalid UTF-8 (byte {} of the line)",
+                        bad.valid_up_to() + 1,
+                        bad.valid_up_to() + 1
+                    ),
+                    Ok(_) => format!("column {}: {}", e.column(), json_error_message(&e)),
+                },
             };
             // The whole line travels with the reason, as text or (invalid UTF-8) as the bytes
             // that were read: a rejected row loses nothing.

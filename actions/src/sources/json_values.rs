@@ -48,9 +48,11 @@ impl<'de> Visitor<'de> for ValueVisitor {
     fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
         Ok(Value::Int(v))
     }
-    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
-        // Above i64::MAX: kept as the nearest float.
-        Ok(i64::try_from(v).map_or(Value::Float(v as f64), Value::Int))
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Value, E> {
+        // Above i64::MAX there is no exact form: the record is rejected, never rounded.
+        i64::try_from(v)
+            .map(Value::Int)
+            .map_err(|_| E::custom(format!("integer {v} does not fit a 64-bit signed int")))
     }
     fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
         Ok(Value::Float(v))
@@ -392,7 +394,7 @@ mod tests {
         let shared = SharedCache::new();
         let mut cache = SchemaCache::new(&shared);
         let a = unwrap_row(row(
-            r#"{"a": 1, "b": [1, 2.5, "x"], "c": {"k": null}, "d": 18446744073709551615}"#,
+            r#"{"a": 1, "b": [1, 2.5, "x"], "c": {"k": null}, "d": 9223372036854775807}"#,
             &mut cache,
             None,
         ));
@@ -411,7 +413,17 @@ mod tests {
             a.values[2],
             Value::Map(Arc::new(BTreeMap::from([("k".to_string(), Value::Null)])))
         );
-        assert_eq!(a.values[3], Value::Float(18446744073709551615.0));
+        assert_eq!(a.values[3], Value::Int(i64::MAX));
+        // Above i64::MAX there is no exact value: an error, not a rounded float.
+        let mut de = serde_json::Deserializer::from_str(r#"{"d": 18446744073709551615}"#);
+        let e = RowSeed {
+            cache: &mut cache,
+            geometry_field: None,
+        }
+        .deserialize(&mut de)
+        .err()
+        .expect("an int above i64::MAX is an error");
+        assert!(e.to_string().contains("does not fit"), "{e}");
         // A prefix, another order, then the first shape again.
         let c = unwrap_row(row(r#"{"a": 3}"#, &mut cache, None));
         assert_eq!(c.schema.names().len(), 1);

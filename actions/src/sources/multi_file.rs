@@ -282,8 +282,12 @@ fn drive(
     loop {
         while next < locations.len() && in_flight.len() < limit() {
             let (tx, rx) = bounded(CHUNKS_PER_FILE);
-            work.try_send((next, tx))
-                .map_err(|_| ActionError::Other("the reader threads stopped early".into()))?;
+            work.try_send((next, tx)).map_err(|_| {
+                // Workers leave when the run is cancelled: that is the cause to report.
+                ctx.check_cancelled().err().unwrap_or_else(|| {
+                    ActionError::Other("the reader threads stopped early".into())
+                })
+            })?;
             in_flight.push_back((next, rx));
             next += 1;
         }

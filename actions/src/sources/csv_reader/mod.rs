@@ -37,6 +37,8 @@
 //! - A folder or glob takes the files named `.csv`, `.tsv`, `.txt` (each also `.gz`) unless
 //!   `extensions` says otherwise; skipped files are listed in a log line.
 //! - Every feature of a file with the same header shares one schema.
+//! - A row with more cells than the header keeps the extra ones in `_extra_cells` (a list)
+//!   on `rejected`.
 //! - A row that does not fit (a wrong field count, a cell that is not of its column's type, a
 //!   bad coordinate or WKT) goes to the `rejected` port with its raw cells as strings and
 //!   `_rejection_reason` = `file:line: reason`. An inferred int column also takes floats (they
@@ -70,6 +72,9 @@ mod cells;
 mod records;
 #[cfg(test)]
 mod tests;
+
+/// The attribute of a rejected row that holds its cells beyond the header's count.
+const EXTRA_CELLS: &str = "_extra_cells";
 
 /// How many rows type inference looks at.
 const INFER_ROWS: usize = 1000;
@@ -607,7 +612,21 @@ impl CsvReader {
                     .collect();
                 raw.resize(plan.header.len(), Value::Null);
                 raw.push(Value::String(format!("{location}:{line}: {reason}").into()));
-                out.emit_to(1, Feature::new(id, plan.rejected_schema.clone(), raw))
+                // Cells beyond the header's count travel too, as a list.
+                let schema = if rec.len() > plan.header.len() {
+                    let extra: Vec<Value> = rec
+                        .iter()
+                        .skip(plan.header.len())
+                        .map(|b| {
+                            text_value(b, self.encoding).unwrap_or_else(|_| Value::Bytes(b.into()))
+                        })
+                        .collect();
+                    raw.push(Value::Array(extra.into()));
+                    plan.rejected_schema.with(EXTRA_CELLS)
+                } else {
+                    plan.rejected_schema.clone()
+                };
+                out.emit_to(1, Feature::new(id, schema, raw))
             }
         }
     }
