@@ -486,15 +486,15 @@ fn finish(
 ) -> anyhow::Result<ExitCode> {
     match result {
         Ok(report) => {
-            if let Some(p) = report_path {
-                if let Err(e) = std::fs::write(p, serde_json::to_string_pretty(&report)?) {
-                    eprintln!(
-                        "error: writing the report to {}: {e}; the run succeeded and its \
-                         outputs were written",
-                        p.display()
-                    );
-                    return Ok(ExitCode::from(2));
-                }
+            if let Some(p) = report_path
+                && let Err(e) = std::fs::write(p, serde_json::to_string_pretty(&report)?)
+            {
+                eprintln!(
+                    "error: writing the report to {}: {e}; the run succeeded and its \
+                     outputs were written",
+                    p.display()
+                );
+                return Ok(ExitCode::from(2));
             }
             if !quiet {
                 for n in &report.nodes {

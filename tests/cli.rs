@@ -516,7 +516,7 @@ fn signals_taken(pid: u32) {
             Ok(s) => s
                 .lines()
                 .find_map(|l| l.strip_prefix("SigBlk:"))
-                .is_some_and(|m| m.trim().trim_start_matches('0') != ""),
+                .is_some_and(|m| !m.trim().trim_start_matches('0').is_empty()),
             Err(_) => true,
         }
     });
