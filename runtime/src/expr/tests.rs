@@ -515,7 +515,7 @@ fn functions() {
         ("to_datetime(1.5)", "cannot convert float to datetime"),
         (
             "day('2024-01-01')",
-            "`day` expects a date or a datetime, got string",
+            "`day` expects a date, a datetime or a local datetime, got string",
         ),
     ]);
 }
@@ -863,4 +863,36 @@ fn round_with_extreme_digits_does_not_overflow() {
         .evaluator()
         .eval(&f);
     assert_eq!(v, Ok(Value::Int(0)));
+}
+
+#[test]
+fn local_datetimes_compare_among_themselves_never_with_zoned_ones() {
+    use crate::feature::parse_local_datetime;
+    let schema = Schema::new(["wall", "ts"]);
+    let wall = parse_local_datetime("2024-05-01T10:30:00").unwrap();
+    let f = Feature::new(
+        1,
+        schema,
+        vec![
+            Value::LocalDateTime(wall),
+            Value::DateTime(parse_datetime("2024-05-01T10:30:00Z").unwrap()),
+        ],
+    );
+    assert_eq!(run_on("wall == wall", &f).unwrap(), b(true));
+    assert_eq!(run_on("year(wall)", &f).unwrap(), i(2024));
+    assert_eq!(
+        run_on("to_date(wall) == to_date('2024-05-01')", &f).unwrap(),
+        b(true)
+    );
+    assert_eq!(run_on("wall > to_date('2024-04-30')", &f).unwrap(), b(true));
+    assert_eq!(
+        run_on("to_string(wall)", &f).unwrap(),
+        s("2024-05-01T10:30:00")
+    );
+    // A wall-clock time and an instant are different types: never equal (as with any two
+    // types), and ordering them would assume a zone, so it is an error.
+    assert_eq!(run_on("wall == ts", &f).unwrap(), b(false));
+    assert!(run_on("wall < ts", &f).is_err());
+    // An explicit conversion takes the wall clock as UTC.
+    assert_eq!(run_on("to_datetime(wall) == ts", &f).unwrap(), b(true));
 }
