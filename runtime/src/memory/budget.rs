@@ -67,6 +67,12 @@ impl MemoryBudget {
         self.inner.reserved.load(Ordering::SeqCst)
     }
 
+    /// Bytes not reserved now (what a consumer could still grow by, if nobody else does
+    /// first).
+    pub fn available(&self) -> usize {
+        self.inner.limit.saturating_sub(self.reserved())
+    }
+
     /// The most bytes reserved at once during the run.
     pub fn peak(&self) -> usize {
         self.inner.peak.load(Ordering::SeqCst)

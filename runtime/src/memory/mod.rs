@@ -10,7 +10,10 @@ mod spill_dir;
 pub use budget::{ConsumerStats, MemoryBudget, Reservation};
 pub use gate::{Gate, GatePermit, GatePolicy};
 pub use monitor::{Monitor, Pressure, current_rss, total_memory};
-pub use spill::{MergeIter, ROW_GROUP_ROWS, SpillReader, SpillRun, merge, write_run};
+pub use spill::{
+    MergeIter, MergeSpace, READ_ROWS, ROW_GROUP_ROWS, SpillReader, SpillRun, merge, merge_bounded,
+    write_run,
+};
 pub use spill_dir::SpillDir;
 
 /// Parses a size such as `64MB`, `1.5GiB`, `512k` or `1000000` (bytes). Units are powers of

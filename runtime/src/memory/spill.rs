@@ -66,17 +66,23 @@ use parquet::file::properties::{EnabledStatistics, WriterProperties};
 
 use crate::error::ActionError;
 use crate::feature::{Feature, Geometry, Schema, Value, wkb};
-#[cfg(doc)]
-use crate::memory::Reservation;
-use crate::memory::SpillDir;
+use crate::memory::{MemoryBudget, Reservation, SpillDir};
 
-/// Rows per Parquet row group, and per batch read back.
+/// Rows per Parquet row group.
 pub const ROW_GROUP_ROWS: usize = 8192;
+/// Rows per page of a run file, and per batch read back: what a merge holds per open run.
+pub const READ_ROWS: usize = 1024;
+/// Bytes an open run costs beyond its decoded batch: the reader's state, a buffered page
+/// header read per column, the file handle.
+const OPEN_FIXED_BYTES: usize = 32 << 10;
+const OPEN_PER_COLUMN_BYTES: usize = 4 << 10;
 
 /// Key of the run layout in the Parquet key-value metadata.
 const META_KEY: &str = "sluice.spill";
 /// Arrow field metadata: `"true"` on attribute columns of encoded values.
 const ENCODED_KEY: &str = "sluice.encoded";
+/// Arrow field metadata: `"true"` on attribute columns that held only nulls.
+const EMPTY_KEY: &str = "sluice.empty";
 /// Arrow field metadata: the attribute name of a column.
 const NAME_KEY: &str = "sluice.name";
 /// The columns before the attributes.
@@ -95,6 +101,10 @@ pub struct SpillRun {
     pub rows: u64,
     /// Size of the file in bytes.
     pub bytes: u64,
+    /// Largest decoded (Arrow) bytes per row of a row group.
+    row_bytes: usize,
+    /// Attribute columns.
+    columns: usize,
 }
 
 impl Drop for SpillRun {
@@ -105,9 +115,30 @@ impl Drop for SpillRun {
 }
 
 impl SpillRun {
-    /// Streams the features back, in the order written, one row group at a time.
+    /// Streams the features back, in the order written, one page of [`READ_ROWS`] rows at a
+    /// time.
     pub fn read(&self) -> Result<SpillReader, ActionError> {
         SpillReader::open(&self.path, &mut Vec::new())
+    }
+
+    /// Bytes a merge holds while this run is open: a decoded batch of [`READ_ROWS`] rows,
+    /// the page it came from (decompressed and compressed), the features made from it, and
+    /// the reader's fixed state.
+    pub fn open_cost(&self) -> usize {
+        READ_ROWS.saturating_mul(self.row_bytes).saturating_mul(4) + self.fixed_cost()
+    }
+
+    /// Bytes a writer holds while writing a run of rows like this one's: a row group of
+    /// features, its Arrow batch and its encoded pages.
+    pub fn write_cost(&self) -> usize {
+        ROW_GROUP_ROWS
+            .saturating_mul(self.row_bytes)
+            .saturating_mul(4)
+            + self.fixed_cost()
+    }
+
+    fn fixed_cost(&self) -> usize {
+        OPEN_FIXED_BYTES + OPEN_PER_COLUMN_BYTES * (FIXED.len() + self.columns)
     }
 }
 
@@ -181,9 +212,9 @@ pub fn write_run(
 ) -> Result<SpillRun, ActionError> {
     let path = dir.new_path(prefix)?;
     match write_file(&path, features.into_iter().collect()) {
-        Ok((rows, bytes)) => {
-            dir.record(bytes);
-            Ok(SpillRun { path, rows, bytes })
+        Ok(written) => {
+            dir.record(written.bytes);
+            Ok(written.into_run(path))
         }
         Err(e) => {
             let _ = std::fs::remove_file(&path);
@@ -192,46 +223,69 @@ pub fn write_run(
     }
 }
 
-/// Writes the file and returns (rows, bytes). Leaves a partial file behind on error.
-fn write_file(path: &Path, features: Vec<Feature>) -> Result<(u64, u64), ActionError> {
-    let rows = features.len() as u64;
-    let layout = Layout::scan(&features);
-    let mut builders = Builders::new(&layout);
-    let props = WriterProperties::builder()
-        .set_compression(Compression::SNAPPY)
-        .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
-        .set_statistics_enabled(EnabledStatistics::None)
-        .set_dictionary_enabled(DICTIONARY)
-        .set_key_value_metadata(Some(vec![KeyValue::new(
-            META_KEY.to_string(),
-            layout.meta_json(),
-        )]))
-        .build();
-    let file = File::create(path).map_err(|e| io_error("creating", path, e))?;
-    let mut writer = ArrowWriter::try_new(file, builders.schema.clone(), Some(props))
-        .map_err(|e| parquet_error("writing", path, e))?;
-    let mut rest = features.into_iter();
-    let mut start = 0;
-    loop {
-        let chunk: Vec<Feature> = rest.by_ref().take(ROW_GROUP_ROWS).collect();
-        if chunk.is_empty() {
-            break;
+/// What writing a file gave.
+#[derive(Debug)]
+struct Written {
+    rows: u64,
+    bytes: u64,
+    row_bytes: usize,
+    columns: usize,
+}
+
+impl Written {
+    fn into_run(self, path: PathBuf) -> SpillRun {
+        SpillRun {
+            path,
+            rows: self.rows,
+            bytes: self.bytes,
+            row_bytes: self.row_bytes,
+            columns: self.columns,
         }
-        let end = start + chunk.len();
-        let batch = layout.batch(&chunk, &layout.row_schema[start..end], &mut builders, path)?;
-        drop(chunk);
-        writer
-            .write(&batch)
-            .map_err(|e| parquet_error("writing", path, e))?;
-        writer
-            .flush()
-            .map_err(|e| parquet_error("writing", path, e))?;
-        start = end;
     }
-    writer
-        .finish()
-        .map_err(|e| parquet_error("writing", path, e))?;
-    Ok((rows, writer.bytes_written() as u64))
+}
+
+/// Writes the file. Leaves a partial file behind on error.
+fn write_file(path: &Path, features: Vec<Feature>) -> Result<Written, ActionError> {
+    let (columns, kinds) = scan(&features);
+    let mut writer = RunWriter::create(path, columns, kinds)?;
+    for f in features {
+        writer.push(f)?;
+    }
+    writer.finish()
+}
+
+/// The attribute columns of `features` (names in first-seen order) and their kinds.
+fn scan(features: &[Feature]) -> (Vec<Arc<str>>, Vec<Kind>) {
+    let mut columns: Vec<Arc<str>> = Vec::new();
+    let mut column_of: HashMap<Arc<str>, usize> = HashMap::new();
+    let mut kinds = Vec::new();
+    let mut last: Option<(&Arc<Schema>, Vec<usize>)> = None;
+    for f in features {
+        if !last
+            .as_ref()
+            .is_some_and(|(s, _)| Arc::ptr_eq(s, f.schema()))
+        {
+            let cols = f
+                .schema()
+                .names()
+                .iter()
+                .map(|n| {
+                    *column_of.entry(n.clone()).or_insert_with(|| {
+                        columns.push(n.clone());
+                        kinds.push(Kind::Empty);
+                        columns.len() - 1
+                    })
+                })
+                .collect();
+            last = Some((f.schema(), cols));
+        }
+        if let Some((_, cols)) = &last {
+            for (v, &c) in f.values().iter().zip(cols) {
+                kinds[c] = kinds[c].join(Kind::of(v));
+            }
+        }
+    }
+    (columns, kinds)
 }
 
 /// The type of an attribute column, from the values it holds.
@@ -245,6 +299,7 @@ enum Kind {
     Str,
     Date,
     DateTime,
+    LocalDateTime,
     Bytes,
     /// Mixed types, arrays or maps: self-describing encodings in a Binary column.
     Encoded,
@@ -260,6 +315,7 @@ impl Kind {
             Value::String(_) => Kind::Str,
             Value::Date(_) => Kind::Date,
             Value::DateTime(_) => Kind::DateTime,
+            Value::LocalDateTime(_) => Kind::LocalDateTime,
             Value::Bytes(_) => Kind::Bytes,
             Value::Array(_) | Value::Map(_) => Kind::Encoded,
         }
@@ -282,20 +338,164 @@ impl Kind {
             Kind::Str => DataType::Utf8,
             Kind::Date => DataType::Date32,
             Kind::DateTime => DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+            Kind::LocalDateTime => DataType::Timestamp(TimeUnit::Microsecond, None),
             Kind::Bytes | Kind::Encoded => DataType::Binary,
         }
     }
 }
 
-/// The layout of one run: its attribute columns, their kinds, and its distinct schemas.
-struct Layout {
-    /// Attribute names, in first-seen order.
+/// Streams features into one run file whose columns are fixed up front; the distinct schemas
+/// are collected as features arrive and stored in the footer.
+///
+/// It holds one row group of features at a time (plus its Arrow batch and the encoded row
+/// group): see [`SpillRun::write_cost`].
+struct RunWriter {
+    path: PathBuf,
+    writer: ArrowWriter<File>,
+    builders: Builders,
     columns: Vec<Arc<str>>,
-    kinds: Vec<Kind>,
+    column_of: HashMap<Arc<str>, usize>,
     /// For each distinct schema, the column of each of its attributes.
     schemas: Vec<Vec<usize>>,
-    /// Each feature's schema index.
-    row_schema: Vec<u32>,
+    by_names: HashMap<Box<[Arc<str>]>, u32>,
+    last: Option<(Arc<Schema>, u32)>,
+    chunk: Vec<Feature>,
+    chunk_schemas: Vec<u32>,
+    rows: u64,
+    /// Largest Arrow bytes per row of a written row group.
+    row_bytes: usize,
+}
+
+impl RunWriter {
+    fn create(
+        path: &Path,
+        columns: Vec<Arc<str>>,
+        kinds: Vec<Kind>,
+    ) -> Result<RunWriter, ActionError> {
+        let builders = Builders::new(arrow_schema(&columns, &kinds), &kinds);
+        let props = WriterProperties::builder()
+            .set_compression(Compression::SNAPPY)
+            .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+            // Pages of at most READ_ROWS rows, so a reader decodes a page per batch.
+            .set_write_batch_size(READ_ROWS)
+            .set_data_page_row_count_limit(READ_ROWS)
+            .set_statistics_enabled(EnabledStatistics::None)
+            .set_dictionary_enabled(DICTIONARY)
+            .build();
+        let file = File::create(path).map_err(|e| io_error("creating", path, e))?;
+        let writer = ArrowWriter::try_new(file, builders.schema.clone(), Some(props))
+            .map_err(|e| parquet_error("writing", path, e))?;
+        let column_of = columns
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c.clone(), i))
+            .collect();
+        Ok(RunWriter {
+            path: path.to_path_buf(),
+            writer,
+            builders,
+            columns,
+            column_of,
+            schemas: Vec::new(),
+            by_names: HashMap::new(),
+            last: None,
+            chunk: Vec::with_capacity(ROW_GROUP_ROWS),
+            chunk_schemas: Vec::with_capacity(ROW_GROUP_ROWS),
+            rows: 0,
+            row_bytes: 0,
+        })
+    }
+
+    /// The index of `f`'s schema among the run's distinct schemas.
+    fn schema_index(&mut self, f: &Feature) -> Result<u32, ActionError> {
+        if let Some((s, i)) = &self.last
+            && Arc::ptr_eq(s, f.schema())
+        {
+            return Ok(*i);
+        }
+        let names = f.schema().names();
+        let i = match self.by_names.get(names) {
+            Some(&i) => i,
+            None => {
+                let cols = names
+                    .iter()
+                    .map(|n| {
+                        self.column_of.get(n).copied().ok_or_else(|| {
+                            corrupt(
+                                &self.path,
+                                None,
+                                format!("feature {}: attribute \"{n}\" has no column", f.id()),
+                            )
+                        })
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                let i = self.schemas.len() as u32;
+                self.schemas.push(cols);
+                self.by_names.insert(names.into(), i);
+                i
+            }
+        };
+        self.last = Some((f.schema().clone(), i));
+        Ok(i)
+    }
+
+    fn push(&mut self, f: Feature) -> Result<(), ActionError> {
+        let s = self.schema_index(&f)?;
+        self.chunk.push(f);
+        self.chunk_schemas.push(s);
+        if self.chunk.len() >= ROW_GROUP_ROWS {
+            self.flush_chunk()?;
+        }
+        Ok(())
+    }
+
+    fn flush_chunk(&mut self) -> Result<(), ActionError> {
+        if self.chunk.is_empty() {
+            return Ok(());
+        }
+        let batch = build_batch(
+            &self.chunk,
+            &self.chunk_schemas,
+            &self.schemas,
+            &mut self.builders,
+            &self.path,
+        )?;
+        let n = self.chunk.len();
+        self.rows += n as u64;
+        self.row_bytes = self
+            .row_bytes
+            .max(batch.get_array_memory_size().div_ceil(n));
+        self.chunk.clear();
+        self.chunk_schemas.clear();
+        self.writer
+            .write(&batch)
+            .map_err(|e| parquet_error("writing", &self.path, e))?;
+        self.writer
+            .flush()
+            .map_err(|e| parquet_error("writing", &self.path, e))
+    }
+
+    fn finish(mut self) -> Result<Written, ActionError> {
+        self.flush_chunk()?;
+        let meta = Meta {
+            version: 1,
+            columns: self.columns.iter().map(|c| c.to_string()).collect(),
+            schemas: std::mem::take(&mut self.schemas),
+        };
+        self.writer.append_key_value_metadata(KeyValue::new(
+            META_KEY.to_string(),
+            serde_json::to_string(&meta).unwrap_or_default(),
+        ));
+        self.writer
+            .finish()
+            .map_err(|e| parquet_error("writing", &self.path, e))?;
+        Ok(Written {
+            rows: self.rows,
+            bytes: self.writer.bytes_written() as u64,
+            row_bytes: self.row_bytes,
+            columns: self.columns.len(),
+        })
+    }
 }
 
 /// The JSON stored under [`META_KEY`].
@@ -306,145 +506,91 @@ struct Meta {
     schemas: Vec<Vec<usize>>,
 }
 
-impl Layout {
-    fn scan(features: &[Feature]) -> Layout {
-        let mut columns: Vec<Arc<str>> = Vec::new();
-        let mut column_of: HashMap<Arc<str>, usize> = HashMap::new();
-        let mut kinds = Vec::new();
-        let mut schemas: Vec<Vec<usize>> = Vec::new();
-        let mut by_names: HashMap<Box<[Arc<str>]>, u32> = HashMap::new();
-        let mut last: Option<(&Arc<Schema>, u32)> = None;
-        let mut row_schema = Vec::with_capacity(features.len());
-        for f in features {
-            let s = match last {
-                Some((arc, s)) if Arc::ptr_eq(arc, f.schema()) => s,
-                _ => {
-                    let names = f.schema().names();
-                    let s = match by_names.get(names) {
-                        Some(&s) => s,
-                        None => {
-                            let s = schemas.len() as u32;
-                            let cols = names
-                                .iter()
-                                .map(|n| {
-                                    *column_of.entry(n.clone()).or_insert_with(|| {
-                                        columns.push(n.clone());
-                                        kinds.push(Kind::Empty);
-                                        columns.len() - 1
-                                    })
-                                })
-                                .collect();
-                            schemas.push(cols);
-                            by_names.insert(names.into(), s);
-                            s
-                        }
-                    };
-                    last = Some((f.schema(), s));
-                    s
-                }
-            };
-            row_schema.push(s);
-            for (v, &c) in f.values().iter().zip(&schemas[s as usize]) {
-                kinds[c] = kinds[c].join(Kind::of(v));
-            }
-        }
-        Layout {
-            columns,
-            kinds,
-            schemas,
-            row_schema,
-        }
-    }
-
-    fn meta_json(&self) -> String {
-        let meta = Meta {
-            version: 1,
-            columns: self.columns.iter().map(|c| c.to_string()).collect(),
-            schemas: self.schemas.clone(),
+fn arrow_schema(columns: &[Arc<str>], kinds: &[Kind]) -> SchemaRef {
+    let mut fields = vec![
+        Field::new(FIXED[0], DataType::UInt64, false),
+        Field::new(FIXED[1], DataType::UInt32, false),
+        Field::new(FIXED[2], DataType::Binary, true),
+        Field::new(FIXED[3], DataType::UInt32, true),
+    ];
+    for (name, kind) in columns.iter().zip(kinds) {
+        // Names starting with "__" get one more "_", so no attribute clashes with the
+        // fixed columns (only for people looking at the file; reading goes by position).
+        let field_name = if name.starts_with("__") {
+            format!("_{name}")
+        } else {
+            name.to_string()
         };
-        serde_json::to_string(&meta).unwrap_or_default()
-    }
-
-    fn arrow_schema(&self) -> SchemaRef {
-        let mut fields = vec![
-            Field::new(FIXED[0], DataType::UInt64, false),
-            Field::new(FIXED[1], DataType::UInt32, false),
-            Field::new(FIXED[2], DataType::Binary, true),
-            Field::new(FIXED[3], DataType::UInt32, true),
-        ];
-        for (name, kind) in self.columns.iter().zip(&self.kinds) {
-            // Names starting with "__" get one more "_", so no attribute clashes with the
-            // fixed columns (only for people looking at the file; reading goes by position).
-            let field_name = if name.starts_with("__") {
-                format!("_{name}")
-            } else {
-                name.to_string()
-            };
-            let mut meta = HashMap::from([(NAME_KEY.to_string(), name.to_string())]);
-            if *kind == Kind::Encoded {
+        let mut meta = HashMap::from([(NAME_KEY.to_string(), name.to_string())]);
+        match kind {
+            Kind::Encoded => {
                 meta.insert(ENCODED_KEY.to_string(), "true".to_string());
             }
-            fields.push(Field::new(field_name, kind.data_type(), true).with_metadata(meta));
+            Kind::Empty => {
+                meta.insert(EMPTY_KEY.to_string(), "true".to_string());
+            }
+            _ => {}
         }
-        Arc::new(ArrowSchema::new(fields))
+        fields.push(Field::new(field_name, kind.data_type(), true).with_metadata(meta));
     }
+    Arc::new(ArrowSchema::new(fields))
+}
 
-    /// Builds the record batch of one chunk; `rows` are the chunk's schema indices.
-    ///
-    /// Row by row: each value goes to its column's builder, after nulls for the rows since
-    /// that column was last filled, so the cost is the number of values (plus one pass over
-    /// the columns), however many distinct schemas the run has.
-    fn batch(
-        &self,
-        chunk: &[Feature],
-        rows: &[u32],
-        out: &mut Builders,
-        path: &Path,
-    ) -> Result<RecordBatch, ActionError> {
-        let n = chunk.len();
-        let Builders {
-            schema,
-            geometry,
-            crs,
-            columns,
-            filled,
-            scratch,
-        } = out;
-        for (r, (f, &s)) in chunk.iter().zip(rows).enumerate() {
-            match f.geometry() {
-                Some(g) => {
-                    scratch.clear();
-                    wkb::to_wkb(&g.geom, scratch);
-                    geometry.append_value(&scratch[..]);
-                    crs.append_option(g.crs);
-                }
-                None => {
-                    geometry.append_null();
-                    crs.append_null();
-                }
+/// Builds the record batch of one chunk; `rows` are the chunk's schema indices.
+///
+/// Row by row: each value goes to its column's builder, after nulls for the rows since that
+/// column was last filled, so the cost is the number of values (plus one pass over the
+/// columns), however many distinct schemas the run has.
+fn build_batch(
+    chunk: &[Feature],
+    rows: &[u32],
+    schemas: &[Vec<usize>],
+    out: &mut Builders,
+    path: &Path,
+) -> Result<RecordBatch, ActionError> {
+    let n = chunk.len();
+    let Builders {
+        schema,
+        geometry,
+        crs,
+        columns,
+        filled,
+        scratch,
+    } = out;
+    for (r, (f, &s)) in chunk.iter().zip(rows).enumerate() {
+        match f.geometry() {
+            Some(g) => {
+                scratch.clear();
+                wkb::to_wkb(&g.geom, scratch);
+                geometry.append_value(&scratch[..]);
+                crs.append_option(g.crs);
             }
-            for (v, &c) in f.values().iter().zip(&self.schemas[s as usize]) {
-                columns[c].append_nulls(r - filled[c]);
-                columns[c]
-                    .append(v, scratch)
-                    .map_err(|m| corrupt(path, None, format!("feature {}: {m}", f.id())))?;
-                filled[c] = r + 1;
+            None => {
+                geometry.append_null();
+                crs.append_null();
             }
         }
-        let mut arrays: Vec<ArrayRef> = Vec::with_capacity(4 + columns.len());
-        arrays.push(Arc::new(UInt64Array::from_iter_values(
-            chunk.iter().map(Feature::id),
-        )));
-        arrays.push(Arc::new(UInt32Array::from(rows.to_vec())));
-        arrays.push(Arc::new(geometry.finish()));
-        arrays.push(Arc::new(crs.finish()));
-        for (b, filled) in columns.iter_mut().zip(filled.iter_mut()) {
-            b.append_nulls(n - *filled);
-            *filled = 0;
-            arrays.push(b.finish());
+        for (v, &c) in f.values().iter().zip(&schemas[s as usize]) {
+            columns[c].append_nulls(r - filled[c]);
+            columns[c]
+                .append(v, scratch)
+                .map_err(|m| corrupt(path, None, format!("feature {}: {m}", f.id())))?;
+            filled[c] = r + 1;
         }
-        RecordBatch::try_new(schema.clone(), arrays).map_err(|e| arrow_error("writing", path, e))
     }
+    let mut arrays: Vec<ArrayRef> = Vec::with_capacity(4 + columns.len());
+    arrays.push(Arc::new(UInt64Array::from_iter_values(
+        chunk.iter().map(Feature::id),
+    )));
+    arrays.push(Arc::new(UInt32Array::from(rows.to_vec())));
+    arrays.push(Arc::new(geometry.finish()));
+    arrays.push(Arc::new(crs.finish()));
+    for (b, filled) in columns.iter_mut().zip(filled.iter_mut()) {
+        b.append_nulls(n - *filled);
+        *filled = 0;
+        arrays.push(b.finish());
+    }
+    RecordBatch::try_new(schema.clone(), arrays).map_err(|e| arrow_error("writing", path, e))
 }
 
 /// The builders of a run's columns, reused from one row group to the next.
@@ -460,17 +606,13 @@ struct Builders {
 }
 
 impl Builders {
-    fn new(layout: &Layout) -> Builders {
+    fn new(schema: SchemaRef, kinds: &[Kind]) -> Builders {
         Builders {
-            schema: layout.arrow_schema(),
+            schema,
             geometry: BinaryBuilder::new(),
             crs: UInt32Builder::new(),
-            columns: layout
-                .kinds
-                .iter()
-                .map(|k| ColumnBuilder::new(*k))
-                .collect(),
-            filled: vec![0; layout.kinds.len()],
+            columns: kinds.iter().map(|k| ColumnBuilder::new(*k)).collect(),
+            filled: vec![0; kinds.len()],
             scratch: Vec::new(),
         }
     }
@@ -484,6 +626,7 @@ enum ColumnBuilder {
     Str(StringBuilder),
     Date(Date32Builder),
     DateTime(TimestampMicrosecondBuilder),
+    LocalDateTime(TimestampMicrosecondBuilder),
     Bytes(BinaryBuilder),
     Encoded(BinaryBuilder),
 }
@@ -499,6 +642,7 @@ impl ColumnBuilder {
             Kind::DateTime => {
                 ColumnBuilder::DateTime(TimestampMicrosecondBuilder::new().with_timezone("UTC"))
             }
+            Kind::LocalDateTime => ColumnBuilder::LocalDateTime(TimestampMicrosecondBuilder::new()),
             Kind::Bytes => ColumnBuilder::Bytes(BinaryBuilder::new()),
             Kind::Encoded => ColumnBuilder::Encoded(BinaryBuilder::new()),
         }
@@ -514,7 +658,7 @@ impl ColumnBuilder {
             ColumnBuilder::Float(b) => b.append_nulls(n),
             ColumnBuilder::Str(b) => b.append_nulls(n),
             ColumnBuilder::Date(b) => b.append_nulls(n),
-            ColumnBuilder::DateTime(b) => b.append_nulls(n),
+            ColumnBuilder::DateTime(b) | ColumnBuilder::LocalDateTime(b) => b.append_nulls(n),
             ColumnBuilder::Bytes(b) | ColumnBuilder::Encoded(b) => b.append_nulls(n),
         }
     }
@@ -527,14 +671,21 @@ impl ColumnBuilder {
             (ColumnBuilder::Str(b), Value::String(x)) => b.append_value(x),
             (ColumnBuilder::Date(b), Value::Date(x)) => b.append_value(*x),
             (ColumnBuilder::DateTime(b), Value::DateTime(x)) => b.append_value(*x),
+            (ColumnBuilder::LocalDateTime(b), Value::LocalDateTime(x)) => b.append_value(*x),
             (ColumnBuilder::Bytes(b), Value::Bytes(x)) => b.append_value(x),
             (ColumnBuilder::Encoded(b), v) if !v.is_null() => {
                 scratch.clear();
                 encode_value(v, scratch, 0)?;
                 b.append_value(&scratch[..]);
             }
-            // Null, or (never, given the scan) a value of another kind.
-            (b, _) => b.append_nulls(1),
+            (b, Value::Null) => b.append_nulls(1),
+            // Never, given the scan (or the runs a merge reads).
+            (_, v) => {
+                return Err(format!(
+                    "a {} value in a column of another type",
+                    v.type_name()
+                ));
+            }
         }
         Ok(())
     }
@@ -546,7 +697,7 @@ impl ColumnBuilder {
             ColumnBuilder::Float(b) => Arc::new(b.finish()),
             ColumnBuilder::Str(b) => Arc::new(b.finish()),
             ColumnBuilder::Date(b) => Arc::new(b.finish()),
-            ColumnBuilder::DateTime(b) => Arc::new(b.finish()),
+            ColumnBuilder::DateTime(b) | ColumnBuilder::LocalDateTime(b) => Arc::new(b.finish()),
             ColumnBuilder::Bytes(b) | ColumnBuilder::Encoded(b) => Arc::new(b.finish()),
         }
     }
@@ -570,6 +721,7 @@ const T_DATETIME: u8 = 7;
 const T_BYTES: u8 = 8;
 const T_ARRAY: u8 = 9;
 const T_MAP: u8 = 10;
+const T_LOCAL_DATETIME: u8 = 11;
 
 fn put_varint(out: &mut Vec<u8>, mut n: u64) {
     while n >= 0x80 {
@@ -612,6 +764,10 @@ fn encode_value(v: &Value, out: &mut Vec<u8>, depth: usize) -> Result<(), String
         }
         Value::DateTime(t) => {
             out.push(T_DATETIME);
+            put_zigzag(out, *t);
+        }
+        Value::LocalDateTime(t) => {
+            out.push(T_LOCAL_DATETIME);
             put_zigzag(out, *t);
         }
         Value::Bytes(b) => {
@@ -722,6 +878,7 @@ impl<'a> Decoder<'a> {
                 i32::try_from(self.zigzag()?).map_err(|_| "encoded date is out of range")?,
             ),
             T_DATETIME => Value::DateTime(self.zigzag()?),
+            T_LOCAL_DATETIME => Value::LocalDateTime(self.zigzag()?),
             T_BYTES => Value::Bytes(self.slice()?.into()),
             T_ARRAY => {
                 let n = self.len(1)?;
@@ -762,6 +919,8 @@ pub struct SpillReader {
     batches: ParquetRecordBatchReader,
     /// Per distinct schema: the shared key list and the batch column of each attribute.
     schemas: Vec<(Arc<Schema>, Vec<usize>)>,
+    /// Attribute column names and kinds.
+    columns: Vec<Arc<str>>,
     kinds: Vec<Kind>,
     batch: Option<Decoded>,
     /// Next row in `batch`.
@@ -797,6 +956,7 @@ enum Column {
     Str(StringArray),
     Date(Date32Array),
     DateTime(TimestampMicrosecondArray),
+    LocalDateTime(TimestampMicrosecondArray),
     Bytes(BinaryArray),
     Encoded(BinaryArray),
 }
@@ -814,6 +974,7 @@ impl Column {
             Kind::Str => Column::Str(downcast(a)?),
             Kind::Date => Column::Date(downcast(a)?),
             Kind::DateTime => Column::DateTime(downcast(a)?),
+            Kind::LocalDateTime => Column::LocalDateTime(downcast(a)?),
             Kind::Bytes => Column::Bytes(downcast(a)?),
             Kind::Encoded => Column::Encoded(downcast(a)?),
         })
@@ -836,6 +997,7 @@ impl Column {
             Column::Str(a) => get!(a, |s: &str| Value::String(s.into())),
             Column::Date(a) => get!(a, Value::Date),
             Column::DateTime(a) => get!(a, Value::DateTime),
+            Column::LocalDateTime(a) => get!(a, Value::LocalDateTime),
             Column::Bytes(a) => get!(a, |b: &[u8]| Value::Bytes(b.into())),
             Column::Encoded(a) => {
                 if a.is_null(r) {
@@ -888,12 +1050,16 @@ impl SpillReader {
                 _ if f.metadata().get(ENCODED_KEY).is_some_and(|v| v == "true") => {
                     Ok(Kind::Encoded)
                 }
+                DataType::Boolean if f.metadata().get(EMPTY_KEY).is_some_and(|v| v == "true") => {
+                    Ok(Kind::Empty)
+                }
                 DataType::Boolean => Ok(Kind::Bool),
                 DataType::Int64 => Ok(Kind::Int),
                 DataType::Float64 => Ok(Kind::Float),
                 DataType::Utf8 => Ok(Kind::Str),
                 DataType::Date32 => Ok(Kind::Date),
-                DataType::Timestamp(TimeUnit::Microsecond, _) => Ok(Kind::DateTime),
+                DataType::Timestamp(TimeUnit::Microsecond, None) => Ok(Kind::LocalDateTime),
+                DataType::Timestamp(TimeUnit::Microsecond, Some(_)) => Ok(Kind::DateTime),
                 DataType::Binary => Ok(Kind::Bytes),
                 other => Err(corrupt(
                     path,
@@ -920,13 +1086,14 @@ impl SpillReader {
             schemas.push((schema, cols));
         }
         let batches = builder
-            .with_batch_size(ROW_GROUP_ROWS)
+            .with_batch_size(READ_ROWS)
             .build()
             .map_err(|e| parquet_error("reading", path, e))?;
         Ok(SpillReader {
             path: path.to_path_buf(),
             batches,
             schemas,
+            columns: names,
             kinds,
             batch: None,
             row: 0,
@@ -1017,13 +1184,16 @@ impl Iterator for SpillReader {
 
 // ─── merging ────────────────────────────────────────────────────────────────────────────────
 
-/// K-way merge of sorted runs and one in-memory sorted tail, by `cmp`.
+/// K-way merge of sorted runs and one in-memory sorted tail, by `cmp`, in one pass.
 ///
 /// Ties go to the earlier source: run 0, then run 1, …, then the tail. So when the runs are
 /// consecutive slices of the input, each stably sorted, and the tail is the last slice, the
-/// output is the stable sort of the whole input. Each run is read one row group at a time and
+/// output is the stable sort of the whole input. Each run is read one page at a time and
 /// deleted as soon as it is exhausted. Opening a run or reading its first feature can fail
 /// here; later failures come out of the iterator (which then stops).
+///
+/// Every run is open at once, and nothing is reserved: accumulators use [`merge_bounded`],
+/// which merges within the budget.
 pub fn merge<F>(
     runs: Vec<SpillRun>,
     tail: Vec<Feature>,
@@ -1054,6 +1224,7 @@ where
         heap: Vec::new(),
         cmp,
         failed: false,
+        reservation: None,
     };
     for i in 0..it.sources.len() {
         let head = it.sources[i].next()?;
@@ -1068,7 +1239,146 @@ where
     Ok(it)
 }
 
-/// The iterator [`merge`] returns.
+/// Where a bounded merge gets its memory and writes its intermediate runs.
+#[derive(Clone, Copy, Debug)]
+pub struct MergeSpace<'a> {
+    /// The run's budget; the merge reserves its read and write buffers from it.
+    pub budget: &'a MemoryBudget,
+    /// Where intermediate runs go.
+    pub dir: &'a SpillDir,
+    /// The consumer (node id) the reservation and the files are named after.
+    pub name: &'a str,
+}
+
+/// [`merge`] within the budget: a multi-level merge whose fan-in is what the budget allows.
+///
+/// Each open run costs [`SpillRun::open_cost`]; writing a merged run costs
+/// [`SpillRun::write_cost`]. When the budget cannot hold every run open at once, groups of
+/// consecutive runs are first merged into bigger runs (as few as it takes to bring the count
+/// down to the fan-in; each pass reads every run at most once), so ties still go to the
+/// earlier run and a stable sort stays stable. The final merge takes at most half of what
+/// is free (the consumer keeps the rest for what it holds while merging) and holds its
+/// reservation until the iterator is exhausted or dropped; the intermediate ones give theirs
+/// back when done.
+///
+/// The tail is the caller's: it is held (and reserved, or not) by the caller, and joins only
+/// the final merge. The fan-in is never below 2, so a budget too small even for that is
+/// exceeded by at most two open runs and one writer (the run's minimum limit covers that).
+pub fn merge_bounded<F>(
+    space: MergeSpace<'_>,
+    mut runs: Vec<SpillRun>,
+    tail: Vec<Feature>,
+    mut cmp: F,
+) -> Result<MergeIter<F>, ActionError>
+where
+    F: FnMut(&Feature, &Feature) -> Ordering,
+{
+    let mut reservation = space.budget.register(space.name);
+    loop {
+        let available = space.budget.available();
+        let all: usize = runs.iter().map(SpillRun::open_cost).sum();
+        // The final merge leaves half of what is free to the consumer, which goes on holding
+        // (and spilling) what it makes of the merged features.
+        let final_fan_in = fan_in(&runs, available / 2, false);
+        if final_fan_in >= runs.len() {
+            // Best effort below a fan-in of 2: the minimum limit makes room for that.
+            let _ = reservation.try_grow(all.min(available / 2));
+            break;
+        }
+        // An intermediate pass has the consumer's half too, less a writer.
+        let group = fan_in(&runs, available, true);
+        let per_run = runs.iter().map(SpillRun::open_cost).max().unwrap_or(0);
+        let write = runs.iter().map(SpillRun::write_cost).max().unwrap_or(0);
+        let _ = reservation.try_grow((per_run * group + write).min(available));
+        runs = merge_pass(space, runs, group, final_fan_in, &mut cmp)?;
+        reservation.free();
+    }
+    let mut it = merge(runs, tail, cmp)?;
+    it.reservation = Some(reservation);
+    Ok(it)
+}
+
+/// How many runs `bytes` can hold open at once (at least 2), leaving room for the writer of
+/// the merged run when `writing`.
+fn fan_in(runs: &[SpillRun], bytes: usize, writing: bool) -> usize {
+    let per_run = runs
+        .iter()
+        .map(SpillRun::open_cost)
+        .max()
+        .unwrap_or(1)
+        .max(1);
+    let write = if writing {
+        runs.iter().map(SpillRun::write_cost).max().unwrap_or(0)
+    } else {
+        0
+    };
+    (bytes.saturating_sub(write) / per_run).max(2)
+}
+
+/// One pass: merges the first groups of `fan_in` consecutive runs, as many as it takes to
+/// leave at most `target` runs (or, when that is more than one pass can do, every group).
+fn merge_pass<F>(
+    space: MergeSpace<'_>,
+    runs: Vec<SpillRun>,
+    fan_in: usize,
+    target: usize,
+    cmp: &mut F,
+) -> Result<Vec<SpillRun>, ActionError>
+where
+    F: FnMut(&Feature, &Feature) -> Ordering,
+{
+    let merges = runs
+        .len()
+        .saturating_sub(target)
+        .div_ceil(fan_in - 1)
+        .max(1);
+    let mut out = Vec::with_capacity(runs.len());
+    let mut rest = runs.into_iter();
+    for _ in 0..merges {
+        let group: Vec<SpillRun> = rest.by_ref().take(fan_in).collect();
+        if group.len() < 2 {
+            out.extend(group);
+            break;
+        }
+        out.push(merge_into_run(space, group, cmp)?);
+    }
+    out.extend(rest);
+    Ok(out)
+}
+
+/// Merges `group` into one new run (its columns the union of theirs), deleting each as it is
+/// exhausted.
+fn merge_into_run<F>(
+    space: MergeSpace<'_>,
+    group: Vec<SpillRun>,
+    cmp: &mut F,
+) -> Result<SpillRun, ActionError>
+where
+    F: FnMut(&Feature, &Feature) -> Ordering,
+{
+    let path = space.dir.new_path(&format!("{}-merged", space.name))?;
+    let written = (|| {
+        let merged = merge(group, Vec::new(), &mut *cmp)?;
+        let (columns, kinds) = merged.columns();
+        let mut writer = RunWriter::create(&path, columns, kinds)?;
+        for f in merged {
+            writer.push(f?)?;
+        }
+        writer.finish()
+    })();
+    match written {
+        Ok(w) => {
+            space.dir.record(w.bytes);
+            Ok(w.into_run(path))
+        }
+        Err(e) => {
+            let _ = std::fs::remove_file(&path);
+            Err(e)
+        }
+    }
+}
+
+/// The iterator [`merge`] and [`merge_bounded`] return.
 pub struct MergeIter<F> {
     sources: Vec<MergeSource>,
     /// The next feature of each source.
@@ -1077,6 +1387,38 @@ pub struct MergeIter<F> {
     heap: Vec<usize>,
     cmp: F,
     failed: bool,
+    /// The bytes of the open runs ([`merge_bounded`]); freed when the merge ends.
+    reservation: Option<Reservation>,
+}
+
+impl<F> MergeIter<F> {
+    /// The union of the open runs' attribute columns (first-seen order) and their kinds.
+    fn columns(&self) -> (Vec<Arc<str>>, Vec<Kind>) {
+        let mut columns: Vec<Arc<str>> = Vec::new();
+        let mut kinds: Vec<Kind> = Vec::new();
+        let mut column_of: HashMap<Arc<str>, usize> = HashMap::new();
+        for s in &self.sources {
+            let MergeSource::Run(Some(open)) = s else {
+                continue;
+            };
+            for (name, kind) in open.0.columns.iter().zip(&open.0.kinds) {
+                match column_of.get(name) {
+                    Some(&c) => kinds[c] = kinds[c].join(*kind),
+                    None => {
+                        column_of.insert(name.clone(), columns.len());
+                        columns.push(name.clone());
+                        kinds.push(*kind);
+                    }
+                }
+            }
+        }
+        (columns, kinds)
+    }
+
+    /// Bytes reserved for the merge now (0 for [`merge`]).
+    pub fn reserved(&self) -> usize {
+        self.reservation.as_ref().map_or(0, Reservation::size)
+    }
 }
 
 impl<F> std::fmt::Debug for MergeIter<F> {
@@ -1157,7 +1499,11 @@ where
         if self.failed {
             return None;
         }
-        let &top = self.heap.first()?;
+        let Some(&top) = self.heap.first() else {
+            // Exhausted: the runs are closed, their bytes go back.
+            self.reservation = None;
+            return None;
+        };
         let out = self.heads[top].take()?;
         match self.sources[top].next() {
             Ok(Some(f)) => self.heads[top] = Some(f),
@@ -1254,6 +1600,8 @@ mod tests {
             Date(i32::MAX),
             DateTime(i64::MIN),
             DateTime(1_700_000_000_123_456),
+            LocalDateTime(-1),
+            LocalDateTime(1_700_000_000_123_456),
             Bytes(Box::new([])),
             Bytes(Box::new([0, 255, 7])),
             Array(Arc::new([])),
@@ -1477,6 +1825,122 @@ mod tests {
         assert_eq!(ids, vec![0, 2, 4, 5, 1, 3, 6]);
     }
 
+    /// `n` sorted runs of random keys (and the stable sort of all of them).
+    fn sorted_runs(dir: &SpillDir, n: usize, per_run: usize) -> (Vec<SpillRun>, Vec<u64>) {
+        let schema = Schema::new(["k", "s"]);
+        let by_key = |a: &Feature, b: &Feature| key_of(a).total_cmp(key_of(b));
+        let mut all = Vec::new();
+        let mut runs = Vec::new();
+        let mut x = 7u64;
+        for r in 0..n {
+            let mut part: Vec<Feature> = (0..per_run)
+                .map(|i| {
+                    x = x
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
+                    let id = (r * per_run + i) as u64;
+                    let k = Value::Int((x >> 58) as i64);
+                    Feature::new(id, schema.clone(), vec![k, format!("v{id}").into()])
+                })
+                .collect();
+            all.extend(part.iter().cloned());
+            part.sort_by(by_key);
+            runs.push(write_run(dir, "m", part).unwrap());
+        }
+        all.sort_by(by_key);
+        (runs, all.iter().map(Feature::id).collect())
+    }
+
+    #[test]
+    fn bounded_merge_of_many_runs_with_a_tiny_fan_in_equals_a_stable_sort() {
+        let (_base, dir) = spill_dir();
+        let (runs, want) = sorted_runs(&dir, 23, 300);
+        let per_run = runs[0].open_cost();
+        let write = runs[0].write_cost();
+        // Room for three open runs and a writer: fan-in 3, so several levels.
+        let budget = MemoryBudget::new(3 * per_run + write + per_run / 2);
+        let space = MergeSpace {
+            budget: &budget,
+            dir: &dir,
+            name: "sort",
+        };
+        let by_key = |a: &Feature, b: &Feature| key_of(a).total_cmp(key_of(b));
+        let merged = merge_bounded(space, runs, Vec::new(), by_key).unwrap();
+        // Fewer runs are open than were written, within the budget.
+        assert!(merged.sources.len() < 23, "{merged:?}");
+        assert!(merged.reserved() > 0 && merged.reserved() <= budget.limit());
+        assert!(budget.peak() <= budget.limit());
+        let got: Vec<u64> = merged.map(|f| f.unwrap().id()).collect();
+        assert_eq!(got, want);
+        // Intermediate runs were written, and every byte and file went back.
+        assert!(dir.totals().0 > 23, "{:?}", dir.totals());
+        assert_eq!(budget.reserved(), 0);
+        assert_eq!(std::fs::read_dir(dir.path().unwrap()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn bounded_merge_with_room_for_all_runs_is_one_pass_and_returns_its_bytes_when_dropped() {
+        let (_base, dir) = spill_dir();
+        let (runs, want) = sorted_runs(&dir, 5, 100);
+        let budget = MemoryBudget::new(64 << 20);
+        let space = MergeSpace {
+            budget: &budget,
+            dir: &dir,
+            name: "sort",
+        };
+        let by_key = |a: &Feature, b: &Feature| key_of(a).total_cmp(key_of(b));
+        let cost: usize = runs.iter().map(SpillRun::open_cost).sum();
+        let mut merged = merge_bounded(space, runs, Vec::new(), by_key).unwrap();
+        assert_eq!(dir.totals().0, 5, "no intermediate run");
+        assert_eq!(budget.reserved_by("sort"), cost);
+        assert_eq!(merged.next().unwrap().unwrap().id(), want[0]);
+        drop(merged);
+        assert_eq!(budget.reserved(), 0);
+    }
+
+    #[test]
+    fn intermediate_runs_keep_every_value_across_runs_of_different_columns() {
+        // Runs whose columns differ in names, order and type (int in one, float in another,
+        // only nulls in a third), merged through intermediate runs with a fan-in of 2.
+        let (_base, dir) = spill_dir();
+        let mixed = mixed_features();
+        let by_id = |a: &Feature, b: &Feature| a.id().cmp(&b.id());
+        let mut want = Vec::new();
+        let mut runs = Vec::new();
+        for (r, chunk) in mixed.chunks(7).enumerate() {
+            let mut part: Vec<Feature> = chunk.to_vec();
+            part.push(Feature::from_pairs(
+                10_000 + r as u64,
+                [(
+                    "x",
+                    match r % 3 {
+                        0 => Value::Int(r as i64),
+                        1 => Value::Float(r as f64 + 0.5),
+                        _ => Value::Null,
+                    },
+                )],
+            ));
+            part.sort_by(by_id);
+            want.extend(part.iter().cloned());
+            runs.push(write_run(&dir, "m", part).unwrap());
+        }
+        want.sort_by(by_id);
+        let budget = MemoryBudget::new(1);
+        let space = MergeSpace {
+            budget: &budget,
+            dir: &dir,
+            name: "dedup",
+        };
+        let n = runs.len();
+        let got: Vec<Feature> = merge_bounded(space, runs, Vec::new(), by_id)
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        assert!(dir.totals().0 as usize >= 2 * n - 2, "{:?}", dir.totals());
+        assert_same_features(&got, &want);
+        assert_eq!(budget.reserved(), 0);
+    }
+
     #[test]
     fn merged_features_share_schemas_with_the_tail() {
         let (_base, dir) = spill_dir();
@@ -1628,6 +2092,7 @@ mod tests {
             ".{0,6}".prop_map(Value::from),
             any::<i32>().prop_map(Value::Date),
             any::<i64>().prop_map(Value::DateTime),
+            any::<i64>().prop_map(Value::LocalDateTime),
             prop::collection::vec(any::<u8>(), 0..6).prop_map(|b| Value::Bytes(b.into())),
         ];
         leaf.prop_recursive(3, 16, 4, |inner| {

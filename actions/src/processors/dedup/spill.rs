@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use sluice_runtime::memory::{Reservation, SpillRun, merge, write_run};
+use sluice_runtime::memory::{MergeSpace, Reservation, SpillRun, merge_bounded, write_run};
 use sluice_runtime::{ActionError, Emitter, Feature, NodeContext, Schema, Value};
 
 use super::super::keys::{Hidden, KeyPlan, SchemaCache, cmp_keys, hidden_int};
@@ -55,6 +55,15 @@ fn by_key_then_seq(keys: &Keys) -> impl FnMut(&Feature, &Feature) -> std::cmp::O
             plans.at(pb).values(b.values()),
         )
         .then_with(|| seq_of(a).cmp(&seq_of(b)))
+    }
+}
+
+/// Where merges of this node reserve and write.
+fn space(ctx: &NodeContext) -> MergeSpace<'_> {
+    MergeSpace {
+        budget: &ctx.budget,
+        dir: &ctx.spill,
+        name: &ctx.node_id,
     }
 }
 
@@ -182,7 +191,8 @@ impl Spilling {
         let mut plans: SchemaCache<KeyPlan> = SchemaCache::default();
         let mut current: Option<Box<[Value]>> = None;
         let mut passed = false;
-        let merged = merge(
+        let merged = merge_bounded(
+            space(ctx),
             std::mem::take(&mut self.runs),
             Vec::new(),
             by_key_then_seq(keys),
@@ -219,12 +229,22 @@ impl Spilling {
 
         // Pass 2: emit in arrival order.
         ctx.check_cancelled()?;
+        if !decided_runs.is_empty() {
+            // What is held becomes the last run, so the merge has the budget for its buffers.
+            flush(
+                &mut decided,
+                &mut decided_runs,
+                &mut reservation,
+                by_seq,
+                ctx,
+            )?;
+        }
         decided.sort_by(by_seq);
         // Bytes go back as features leave (an even share each), so nodes downstream can use
         // them.
         let total = decided_runs.iter().map(|r| r.rows as usize).sum::<usize>() + decided.len();
         let share = reservation.size() / total.max(1);
-        for (i, f) in merge(decided_runs, decided, by_seq)?.enumerate() {
+        for (i, f) in merge_bounded(space(ctx), decided_runs, decided, by_seq)?.enumerate() {
             if i % CANCEL_CHECK_EVERY == 0 {
                 ctx.check_cancelled()?;
             }

@@ -10,7 +10,7 @@
 
 use std::cmp::Ordering;
 
-use sluice_runtime::memory::{Reservation, SpillRun, merge, write_run};
+use sluice_runtime::memory::{MergeSpace, Reservation, SpillRun, merge_bounded, write_run};
 use sluice_runtime::{ActionError, Emitter, Feature, NodeContext, Value};
 
 use super::super::keys::{Hidden, KeyPlan, SchemaCache, cmp_keys, hidden_int};
@@ -180,7 +180,12 @@ pub(super) fn sort_merge_join(
     };
 
     // Pass 1: join key by key.
-    let merged = merge(runs, Vec::new(), by_key_side_seq(keys))?;
+    let space = MergeSpace {
+        budget: &ctx.budget,
+        dir: &ctx.spill,
+        name: &ctx.node_id,
+    };
+    let merged = merge_bounded(space, runs, Vec::new(), by_key_side_seq(keys))?;
     for (i, f) in merged.enumerate() {
         if i % CANCEL_CHECK_EVERY == 0 {
             ctx.check_cancelled()?;
@@ -232,13 +237,17 @@ pub(super) fn sort_merge_join(
 
     // Pass 2: emit by output position.
     ctx.check_cancelled()?;
+    if !results.runs.is_empty() {
+        // What is held becomes the last run, so the merge has the budget for its buffers.
+        results.flush(ctx)?;
+    }
     let mut tail = std::mem::take(&mut results.held);
     tail.sort_by(by_position);
     let result_runs = std::mem::take(&mut results.runs);
     // Bytes go back as results leave (an even share each), so nodes downstream can use them.
     let total = result_runs.iter().map(|r| r.rows as usize).sum::<usize>() + tail.len();
     let share = results.reservation.size() / total.max(1);
-    for (i, f) in merge(result_runs, tail, by_position)?.enumerate() {
+    for (i, f) in merge_bounded(space, result_runs, tail, by_position)?.enumerate() {
         if i % CANCEL_CHECK_EVERY == 0 {
             ctx.check_cancelled()?;
         }

@@ -46,7 +46,7 @@ use std::sync::Arc;
 use schemars::JsonSchema;
 use serde::Deserialize;
 use sluice_runtime::action::schema_of;
-use sluice_runtime::memory::{Reservation, SpillRun, merge, write_run};
+use sluice_runtime::memory::{MergeSpace, Reservation, SpillRun, merge_bounded, write_run};
 use sluice_runtime::{
     ActionError, ActionKind, ActionSpec, Batch, BuildContext, BuiltAction, Emitter, Feature,
     NodeContext, NodeImpl, Processor, Schema, Value,
@@ -259,9 +259,23 @@ impl Processor for Statistics {
                 self.emit(group, &mut next_id, out)?;
             }
         } else {
+            // The groups still held become the last run, so the merge has the budget for its
+            // buffers.
+            let mut runs = runs;
             let tail: Vec<Feature> = tail.into_iter().map(|g| self.to_partial(g)).collect();
+            if !tail.is_empty() {
+                runs.push(write_run(&ctx.spill, &ctx.node_id, tail)?);
+            }
+            if let Some(r) = &mut self.reservation {
+                r.free();
+            }
             let k = self.group_by.len();
-            let merged = merge(runs, tail, |a, b| {
+            let space = MergeSpace {
+                budget: &ctx.budget,
+                dir: &ctx.spill,
+                name: &ctx.node_id,
+            };
+            let merged = merge_bounded(space, runs, Vec::new(), |a, b| {
                 cmp_keys(
                     &a.values()[..k.min(a.values().len())],
                     &b.values()[..k.min(b.values().len())],
