@@ -165,6 +165,9 @@ pub enum RunError {
         /// The panic message.
         message: String,
     },
+    /// The memory limit is below the smallest this workflow runs in; nothing was started.
+    #[error(transparent)]
+    MemoryLimitTooSmall(#[from] crate::memory::LimitTooSmall),
     /// The run was cancelled.
     #[error("run cancelled")]
     Cancelled,

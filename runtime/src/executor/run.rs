@@ -32,21 +32,26 @@ use crate::dag::Plan;
 use crate::error::{ActionError, RunError};
 use crate::events::{Event, EventSender};
 use crate::feature::Batch;
-use crate::memory::{Gate, GatePolicy, MemoryBudget, Monitor, SpillDir, monitor::Knobs};
+use crate::memory::{
+    Gate, GatePolicy, MemoryBudget, MemoryPlan, Monitor, PlanInput, SpillDir, monitor::Knobs,
+};
 
 /// How a run is set up. `RunOptions::default()` suits most runs.
 #[derive(Clone, Debug)]
 pub struct RunOptions {
     /// Features per batch on edges (default 1024).
     pub batch_size: usize,
-    /// Most features in flight per edge (default 8192; lowered to one per 32 KiB of the memory
-    /// limit when that is smaller, e.g. 2048 at 64 MB). 1 makes every edge a rendezvous of
-    /// single features (useful in tests).
+    /// Most features in flight per edge (default 8192). Edges are lowered until the features
+    /// in flight on all of them (counted at [`crate::memory::FEATURE_BYTES`] each) fit in a
+    /// quarter of the budget: see [`crate::memory::MemoryPlan`]. 1 makes every edge a
+    /// rendezvous of single features (useful in tests).
     pub channel_bound: usize,
     /// Threads in the shared pool (0: one per core).
     pub threads: usize,
-    /// The memory limit in bytes (default: half the machine's memory). Accumulators reserve
-    /// from a budget of 60 % of it (the rest is for batches in flight, readers and writers).
+    /// The memory limit in bytes (default: half the machine's memory). 60 % of it is the
+    /// budget: nodes and batches in flight are reserved from it first, accumulators get the
+    /// rest (the other 40 % is for code, readers, writers and allocator slack). A limit below
+    /// the workflow's minimum fails [`start`] with [`RunError::MemoryLimitTooSmall`].
     pub memory_limit: Option<u64>,
     /// Where accumulators spill (default: the system temporary folder).
     pub spill_dir: Option<PathBuf>,
@@ -190,15 +195,23 @@ pub fn default_memory_limit() -> u64 {
 
 fn prepare(plan: Plan, opts: RunOptions) -> Result<(Arc<Vec<NodeProgress>>, Launch), RunError> {
     let limit = opts.memory_limit.unwrap_or_else(default_memory_limit);
-    // Features in flight count against the limit too: a small limit gets shallower edges
-    // (one feature in flight per 32 KiB of limit, at least 256).
-    let channel_bound = opts
-        .channel_bound
-        .min(((limit / (32 << 10)) as usize).max(256))
-        .max(1);
-    let batch_size = opts.batch_size.clamp(1, channel_bound);
-    let capacity = (channel_bound / batch_size).max(1);
-    let budget = MemoryBudget::new((limit as f64 * 0.6) as usize);
+    // The memory plan: nodes and features in flight on edges are reserved from the budget
+    // for the whole run (edges get shallower to fit), accumulators get the rest; a limit
+    // too small for the workflow refuses the run here.
+    let memory = MemoryPlan::new(
+        limit,
+        &PlanInput {
+            nodes: plan.nodes.len(),
+            edges: plan.edges.len(),
+            accumulators: plan.nodes.iter().filter(|n| n.spec.accumulates).count(),
+            batch_size: opts.batch_size,
+            channel_bound: opts.channel_bound,
+            fixed: Vec::new(),
+        },
+    )?;
+    let (batch_size, capacity) = (memory.batch_size, memory.capacity);
+    let budget = MemoryBudget::new(memory.budget);
+    let planned = memory.reserve(&budget);
     let pool = Arc::new(new_pool(opts.threads));
     let spill = SpillDir::new(opts.spill_dir.clone().unwrap_or_else(std::env::temp_dir));
     // Spill folders of runs that were killed outright (their process is gone).
@@ -353,6 +366,7 @@ fn prepare(plan: Plan, opts: RunOptions) -> Result<(Arc<Vec<NodeProgress>>, Laun
             }
         }
         drop(sinks);
+        drop(planned);
         let peak_rss = monitor.stop();
         let (spill_files, spill_bytes) = spill.totals();
         let peaks: HashMap<String, usize> =

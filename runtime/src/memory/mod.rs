@@ -4,12 +4,17 @@
 mod budget;
 mod gate;
 pub mod monitor;
+mod plan;
 mod spill;
 mod spill_dir;
 
 pub use budget::{ConsumerStats, MemoryBudget, Reservation};
 pub use gate::{Gate, GatePermit, GatePolicy};
 pub use monitor::{Monitor, Pressure, current_rss, total_memory};
+pub use plan::{
+    ACCUMULATOR_MIN_BYTES, BUDGET_SHARE, FEATURE_BYTES, LimitTooSmall, MIN_EDGE_FEATURES,
+    MemoryPlan, NODE_BYTES, PlanInput,
+};
 pub use spill::{
     MergeIter, MergeSpace, READ_ROWS, ROW_GROUP_ROWS, SpillReader, SpillRun, merge, merge_bounded,
     write_run,
