@@ -348,3 +348,97 @@ fn bad_params_are_located() {
         );
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Memory of wide rows: a counting allocator (this test binary's allocator) keeps, per thread,
+// the bytes allocated now and the most at once, so a test measures only its own thread.
+// ---------------------------------------------------------------------------------------------
+
+mod counting {
+    use std::alloc::{GlobalAlloc, Layout, System};
+    use std::cell::Cell;
+
+    pub struct Counting;
+
+    thread_local! {
+        static NOW: Cell<isize> = const { Cell::new(0) };
+        static PEAK: Cell<isize> = const { Cell::new(0) };
+    }
+
+    fn add(bytes: isize) {
+        let _ = NOW.try_with(|n| {
+            let v = n.get() + bytes;
+            n.set(v);
+            let _ = PEAK.try_with(|p| p.set(p.get().max(v)));
+        });
+    }
+
+    // SAFETY: every call goes to `System` unchanged; only thread-local counters are added.
+    #[allow(unsafe_code)]
+    unsafe impl GlobalAlloc for Counting {
+        unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+            add(layout.size() as isize);
+            unsafe { System.alloc(layout) }
+        }
+        unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+            add(-(layout.size() as isize));
+            unsafe { System.dealloc(ptr, layout) }
+        }
+        unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+            add(layout.size() as isize);
+            unsafe { System.alloc_zeroed(layout) }
+        }
+        unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new: usize) -> *mut u8 {
+            add(new as isize - layout.size() as isize);
+            unsafe { System.realloc(ptr, layout, new) }
+        }
+    }
+
+    /// Runs `f` and returns the most bytes it held at once on this thread beyond what was
+    /// held when it started.
+    pub fn peak_of<T>(f: impl FnOnce() -> T) -> (T, usize) {
+        let start = NOW.with(Cell::get);
+        PEAK.with(|p| p.set(start));
+        let out = f();
+        let peak = PEAK.with(Cell::get);
+        (out, (peak - start).max(0) as usize)
+    }
+}
+
+#[global_allocator]
+static COUNTING: counting::Counting = counting::Counting;
+
+/// One feature with `n` attributes of three types.
+fn wide_feature(n: usize) -> Feature {
+    let schema = sluice_runtime::Schema::new((0..n).map(|i| format!("c{i}")));
+    let values = (0..n)
+        .map(|i| match i % 3 {
+            0 => Value::Int(i as i64),
+            1 => Value::from(format!("v{i}").as_str()),
+            _ => Value::Float(i as f64 + 0.5),
+        })
+        .collect();
+    Feature::new(1, schema, values)
+}
+
+#[test]
+fn a_wide_single_row_writes_in_bounded_memory() {
+    let f = wide_feature(25_000);
+    let path = "memory://parquet_writer/wide.parquet";
+    let (written, peak) =
+        counting::peak_of(|| write_all(serde_json::json!({ "path": path }), vec![vec![f]]));
+    written.unwrap();
+    // With a dictionary per column (about 50 KiB each) this took about 1.3 GB; without,
+    // about 5 KiB per column.
+    assert!(peak < 256 << 20, "{} MiB", peak >> 20);
+    let (_, groups, arrow) = inspect(path);
+    assert_eq!((groups, arrow.fields().len()), (vec![1], 25_000));
+}
+
+#[test]
+fn dictionaries_only_for_files_of_few_columns() {
+    let col = parquet::schema::types::ColumnPath::from("c0");
+    assert!(writer_properties(DICTIONARY_MAX_COLUMNS, 10).dictionary_enabled(&col));
+    assert!(!writer_properties(DICTIONARY_MAX_COLUMNS + 1, 10).dictionary_enabled(&col));
+    assert_eq!(writer_properties(3, 10).max_row_group_row_count(), Some(10));
+}
