@@ -6,8 +6,8 @@ mod registry;
 mod spec;
 pub mod traits;
 
-pub(crate) use emit::{EdgeOut, PortDrops};
 pub use emit::Emitter;
+pub(crate) use emit::{EdgeOut, PortDrops};
 pub use registry::Registry;
 pub use spec::{ActionKind, ActionSpec, BuildContext, BuiltAction, NodeImpl, schema_of};
 pub use traits::{NodeContext, Processor, Sink, Source, Transform};
