@@ -421,8 +421,8 @@ mod tests {
             geometry_field: None,
         }
         .deserialize(&mut de)
-        .err()
-        .expect("an int above i64::MAX is an error");
+        .map(|_| ())
+        .expect_err("an int above i64::MAX is an error");
         assert!(e.to_string().contains("does not fit"), "{e}");
         // A prefix, another order, then the first shape again.
         let c = unwrap_row(row(r#"{"a": 3}"#, &mut cache, None));
