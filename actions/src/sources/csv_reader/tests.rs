@@ -511,3 +511,52 @@ fn many_files_through_a_parallel_transform_on_a_two_thread_pool() {
         .unwrap();
     assert_eq!(got, expected);
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(512))]
+
+    /// On any mix of delimiters, quotes, line breaks and text, the record splitter gives the
+    /// same fields as the csv crate (the reference), in records of the same lines; and it
+    /// reads the same records whatever the size of the chunks the input comes in.
+    #[test]
+    fn records_agree_with_the_csv_crate(
+        parts in proptest::collection::vec(
+            proptest::prop_oneof![
+                proptest::strategy::Just(",".to_string()),
+                proptest::strategy::Just("\"".to_string()),
+                proptest::strategy::Just("\"\"".to_string()),
+                proptest::strategy::Just("\n".to_string()),
+                proptest::strategy::Just("\r\n".to_string()),
+                proptest::strategy::Just("\r".to_string()),
+                "[a-c é]{1,3}",
+            ],
+            0..40,
+        ),
+        chunk in 1usize..8,
+    ) {
+        let text = parts.concat();
+        // Only inputs whose quotes close: an unclosed quote is an error here, by design.
+        let mut ours = Vec::new();
+        let reader = std::io::BufReader::with_capacity(chunk, text.as_bytes());
+        let mut r = records::Records::new(reader, b',', b'"', 1 << 20);
+        let mut rec = records::Record::default();
+        loop {
+            match r.read(&mut rec) {
+                Ok(true) => ours.push(rec.iter().map(<[u8]>::to_vec).collect::<Vec<_>>()),
+                Ok(false) => break,
+                Err(records::RecordError::UnclosedQuote { .. }) => return Ok(()),
+                Err(e) => panic!("{e}"),
+            }
+        }
+        let mut theirs = Vec::new();
+        let mut rdr = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .flexible(true)
+            .from_reader(text.as_bytes());
+        for r in rdr.byte_records() {
+            let r = r.unwrap();
+            theirs.push(r.iter().map(<[u8]>::to_vec).collect::<Vec<_>>());
+        }
+        proptest::prop_assert_eq!(ours, theirs, "{:?}", text);
+    }
+}
