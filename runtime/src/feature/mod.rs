@@ -10,6 +10,7 @@
 //! copies the value slice only when another branch still holds it, and never touches the
 //! geometry; editing the geometry never touches the attributes.
 
+pub mod arrow;
 mod copies;
 mod schema;
 mod value;
