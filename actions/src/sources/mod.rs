@@ -4,10 +4,9 @@
 //! file, a folder or a glob as `path` and share the machinery of `multi_file.rs`: several
 //! files are read at once on reader threads, up to the run's read-ahead, each through its
 //! own bounded channel, and emitted in file order with the same ids as a one-by-one read.
-//! `json_values.rs` turns JSON into values without an intermediate `serde_json::Value`,
-//! `arrow_values.rs` turns arrow arrays into values.
+//! `json_values.rs` turns JSON into values without an intermediate `serde_json::Value`;
+//! arrow arrays become values through `sluice_runtime::feature::arrow`.
 
-mod arrow_values;
 pub mod csv_reader;
 pub mod feature_creator;
 pub mod file_lister;

@@ -46,15 +46,9 @@
 //! between them without a conversion. GeoParquet with WKB encoding needs only a Binary
 //! column and one JSON metadata entry, which are written here with arrow 60 directly.
 
-use std::collections::{BTreeSet, HashMap};
-use std::sync::Arc;
+use std::collections::BTreeSet;
 
-use arrow_array::builder::{
-    BinaryBuilder, BooleanBuilder, Date32Builder, Float64Builder, Int64Builder, StringBuilder,
-    TimestampMicrosecondBuilder,
-};
-use arrow_array::{ArrayRef, RecordBatch};
-use arrow_schema::{DataType, Field, Schema as ArrowSchema, SchemaRef, TimeUnit};
+use arrow_array::RecordBatch;
 use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_writer::ArrowWriterOptions;
 use parquet::basic::Compression;
@@ -63,12 +57,12 @@ use parquet::file::properties::WriterProperties;
 use schemars::JsonSchema;
 use serde::Deserialize;
 use sluice_runtime::action::schema_of;
-use sluice_runtime::feature::wkb;
+use sluice_runtime::feature::arrow::{BatchError, ColumnPolicy, FeatureColumns};
 use sluice_runtime::memory::Reservation;
 use sluice_runtime::store::AtomicWriter;
 use sluice_runtime::{
     ActionError, ActionKind, ActionSpec, Batch, BuildContext, BuiltAction, Feature, NodeContext,
-    NodeImpl, Schema, Sink, Value,
+    NodeImpl, Sink,
 };
 
 /// Parameters of `parquet_writer`.
@@ -130,164 +124,6 @@ fn build(ctx: &BuildContext) -> Result<BuiltAction, ActionError> {
         written: 0,
         row_groups: 0,
     }))))
-}
-
-// ---------------------------------------------------------------------------------------------
-// Columns
-// ---------------------------------------------------------------------------------------------
-
-/// The type of an attribute column.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    Bool,
-    Int,
-    Float,
-    String,
-    Date,
-    DateTime,
-    LocalDateTime,
-    Bytes,
-    /// Arrays and maps, as JSON text.
-    Json,
-}
-
-impl Kind {
-    fn of(v: &Value) -> Option<Kind> {
-        Some(match v {
-            Value::Null => return None,
-            Value::Bool(_) => Kind::Bool,
-            Value::Int(_) => Kind::Int,
-            Value::Float(_) => Kind::Float,
-            Value::String(_) => Kind::String,
-            Value::Date(_) => Kind::Date,
-            Value::DateTime(_) => Kind::DateTime,
-            Value::LocalDateTime(_) => Kind::LocalDateTime,
-            Value::Bytes(_) => Kind::Bytes,
-            Value::Array(_) | Value::Map(_) => Kind::Json,
-        })
-    }
-
-    fn name(self) -> &'static str {
-        match self {
-            Kind::Bool => "bool",
-            Kind::Int => "int",
-            Kind::Float => "float",
-            Kind::String => "string",
-            Kind::Date => "date",
-            Kind::DateTime => "datetime",
-            Kind::LocalDateTime => "local_datetime",
-            Kind::Bytes => "bytes",
-            Kind::Json => "array or map",
-        }
-    }
-
-    fn data_type(self) -> DataType {
-        match self {
-            Kind::Bool => DataType::Boolean,
-            Kind::Int => DataType::Int64,
-            Kind::Float => DataType::Float64,
-            Kind::String | Kind::Json => DataType::Utf8,
-            Kind::Date => DataType::Date32,
-            Kind::DateTime => DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
-            Kind::LocalDateTime => DataType::Timestamp(TimeUnit::Microsecond, None),
-            Kind::Bytes => DataType::Binary,
-        }
-    }
-}
-
-/// The file's columns, fixed by the first row group.
-struct Layout {
-    columns: Arc<Schema>,
-    kinds: Vec<Kind>,
-    arrow: SchemaRef,
-    geometry: bool,
-}
-
-impl Layout {
-    /// Decides the columns from the first row group. See the module docs.
-    fn decide(features: &[Feature]) -> Layout {
-        let geometry = features.iter().any(|f| f.geometry().is_some());
-        let mut names: Vec<Arc<str>> = Vec::new();
-        let mut index: HashMap<Arc<str>, usize> = HashMap::new();
-        let mut kinds: Vec<Option<Kind>> = Vec::new();
-        let mut last: Option<&Arc<Schema>> = None;
-        let mut slots: Vec<Option<usize>> = Vec::new();
-        for f in features {
-            if !last.is_some_and(|l| Arc::ptr_eq(l, f.schema())) {
-                slots.clear();
-                for name in f.schema().names() {
-                    if geometry && &**name == "geometry" {
-                        slots.push(None);
-                        continue;
-                    }
-                    let i = *index.entry(name.clone()).or_insert_with(|| {
-                        names.push(name.clone());
-                        kinds.push(None);
-                        names.len() - 1
-                    });
-                    slots.push(Some(i));
-                }
-                last = Some(f.schema());
-            }
-            for (slot, v) in slots.iter().zip(f.values()) {
-                let (Some(i), Some(k)) = (slot, Kind::of(v)) else {
-                    continue;
-                };
-                kinds[*i] = match kinds[*i] {
-                    None => Some(k),
-                    Some(Kind::Int) if k == Kind::Float => Some(Kind::Float),
-                    same => same,
-                };
-            }
-        }
-        let kinds: Vec<Kind> = kinds
-            .into_iter()
-            .map(|k| k.unwrap_or(Kind::String))
-            .collect();
-        let mut fields: Vec<Field> = names
-            .iter()
-            .zip(&kinds)
-            .map(|(n, k)| Field::new(n.to_string(), k.data_type(), true))
-            .collect();
-        if geometry {
-            fields.push(Field::new("geometry", DataType::Binary, true));
-        }
-        Layout {
-            columns: Schema::new(names),
-            kinds,
-            arrow: Arc::new(ArrowSchema::new(fields)),
-            geometry,
-        }
-    }
-
-    /// Where each column sits in `f`'s schema; an attribute that is not a column is an error.
-    fn slots(&self, f: &Feature) -> Result<Vec<Option<usize>>, ActionError> {
-        let schema = f.schema();
-        if let Some(extra) = schema
-            .names()
-            .iter()
-            .find(|n| self.columns.index_of(n).is_none() && !(self.geometry && &***n == "geometry"))
-        {
-            return Err(ActionError::data(
-                Some(format!("feature {}", f.id())),
-                format!(
-                    "attribute \"{extra}\" is not a column of this file (the columns come from the first row group: {})",
-                    self.columns
-                        .names()
-                        .iter()
-                        .map(|n| n.as_ref())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-            ));
-        }
-        Ok(self
-            .columns
-            .names()
-            .iter()
-            .map(|n| schema.index_of(n))
-            .collect())
-    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -385,7 +221,7 @@ struct ParquetWriter {
     buffer: Vec<Feature>,
     buffered_bytes: usize,
     reservation: Option<Reservation>,
-    layout: Option<Layout>,
+    layout: Option<FeatureColumns>,
     writer: Option<ArrowWriter<AtomicWriter>>,
     /// The finished, not yet committed output.
     pending: Option<AtomicWriter>,
@@ -408,8 +244,8 @@ impl ParquetWriter {
             return Ok(());
         }
         if self.layout.is_none() {
-            let layout = Layout::decide(&self.buffer);
-            let props = writer_properties(layout.arrow.fields().len(), self.row_group_rows);
+            let layout = decide_layout(&self.buffer);
+            let props = writer_properties(layout.arrow_schema().fields().len(), self.row_group_rows);
             // No embedded arrow schema (`ARROW:schema`): it is written when the file is
             // opened, so its metadata cannot hold `geo`, and readers that find it (pyarrow,
             // hence geopandas) take their schema metadata from it alone and would not see
@@ -418,7 +254,7 @@ impl ParquetWriter {
                 .with_properties(props)
                 .with_skip_arrow_metadata(true);
             let out = AtomicWriter::create(&self.path)?;
-            let writer = ArrowWriter::try_new_with_options(out, layout.arrow.clone(), options)
+            let writer = ArrowWriter::try_new_with_options(out, layout.arrow_schema().clone(), options)
                 .map_err(|e| self.parquet_error(e))?;
             self.writer = Some(writer);
             self.layout = Some(layout);
@@ -442,57 +278,69 @@ impl ParquetWriter {
         Ok(())
     }
 
-    /// Builds the arrow columns of a row group.
+    /// Builds the arrow columns of a row group, and gathers the `geo` metadata.
     fn record_batch(&mut self, features: &[Feature]) -> Result<RecordBatch, ActionError> {
         let Some(layout) = self.layout.as_ref() else {
             return Err(ActionError::Other("parquet_writer: no layout".into()));
         };
-        // Each feature's slots, computed once per distinct schema.
-        let mut maps: Vec<(Arc<Schema>, Vec<Option<usize>>)> = Vec::new();
-        let mut map_of: Vec<usize> = Vec::with_capacity(features.len());
-        for f in features {
-            let m = match maps.iter().rposition(|(s, _)| Arc::ptr_eq(s, f.schema())) {
-                Some(m) => m,
-                None => {
-                    maps.push((f.schema().clone(), layout.slots(f)?));
-                    maps.len() - 1
-                }
-            };
-            map_of.push(m);
-        }
-        let mut arrays: Vec<ArrayRef> = Vec::with_capacity(layout.kinds.len() + 1);
-        for (col, kind) in layout.kinds.iter().enumerate() {
-            let values = features.iter().zip(&map_of).map(|(f, m)| {
-                let v = maps[*m].1[col].map_or(&Value::Null, |i| &f.values()[i]);
-                (f, v)
-            });
-            let name = &layout.columns.names()[col];
-            arrays.push(column(*kind, name, features.len(), values)?);
-        }
-        if layout.geometry {
-            let mut b = BinaryBuilder::with_capacity(features.len(), features.len() * 32);
-            let mut wkb_buf = Vec::new();
+        let batch = layout
+            .record_batch(features)
+            .map_err(|e| batch_error(e, layout, &self.path))?;
+        if layout.geometry().is_some() {
             for f in features {
-                match f.geometry() {
-                    None => b.append_null(),
-                    Some(g) => {
-                        self.geo.add(f, g)?;
-                        wkb_buf.clear();
-                        wkb::to_wkb(&g.geom, &mut wkb_buf);
-                        b.append_value(&wkb_buf);
-                    }
+                if let Some(g) = f.geometry() {
+                    self.geo.add(f, g)?;
                 }
             }
-            arrays.push(Arc::new(b.finish()));
-        } else if let Some(f) = features.iter().find(|f| f.geometry().is_some()) {
-            return Err(ActionError::data(
-                Some(format!("feature {}", f.id())),
-                "has a geometry, but no feature of the first row group had one, so the file has no geometry column",
-            ));
         }
-        RecordBatch::try_new(layout.arrow.clone(), arrays).map_err(|e| {
-            ActionError::Other(format!("building a row group of {}: {e}", self.path).into())
-        })
+        Ok(batch)
+    }
+}
+
+/// The columns of a file, decided from its first row group: see the module docs.
+fn decide_layout(features: &[Feature]) -> FeatureColumns {
+    FeatureColumns::decide(features, &ColumnPolicy::PORTABLE, GEOMETRY_COLUMN)
+}
+
+/// The file's geometry column.
+const GEOMETRY_COLUMN: &str = "geometry";
+
+/// A row group that could not be built, as the error the run fails with.
+fn batch_error(e: BatchError, layout: &FeatureColumns, path: &str) -> ActionError {
+    let at = |id: u64| Some(format!("feature {id}"));
+    match e {
+        BatchError::NotAColumn { feature, attribute } => ActionError::data(
+            at(feature),
+            format!(
+                "attribute \"{attribute}\" is not a column of this file (the columns come from the first row group: {})",
+                layout
+                    .names()
+                    .names()
+                    .iter()
+                    .map(|n| n.as_ref())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        ),
+        BatchError::Mismatch {
+            feature,
+            column,
+            expected,
+            found,
+        } => ActionError::data(
+            at(feature),
+            format!(
+                "attribute \"{column}\": expected {} (the column's type, from the first row group), found {found}",
+                expected.name()
+            ),
+        ),
+        BatchError::UnexpectedGeometry { feature } => ActionError::data(
+            at(feature),
+            "has a geometry, but no feature of the first row group had one, so the file has no geometry column",
+        ),
+        other @ (BatchError::Encode { .. } | BatchError::Arrow(_)) => {
+            ActionError::Other(format!("building a row group of {path}: {other}").into())
+        }
     }
 }
 
@@ -510,68 +358,6 @@ fn writer_properties(columns: usize, row_group_rows: usize) -> WriterProperties 
         .set_max_row_group_row_count(Some(row_group_rows))
         .set_dictionary_enabled(columns <= DICTIONARY_MAX_COLUMNS)
         .build()
-}
-
-/// Builds one arrow column of `kind` from the values of a row group.
-fn column<'a>(
-    kind: Kind,
-    name: &str,
-    rows: usize,
-    values: impl Iterator<Item = (&'a Feature, &'a Value)>,
-) -> Result<ArrayRef, ActionError> {
-    let mismatch = |f: &Feature, v: &Value| {
-        ActionError::data(
-            Some(format!("feature {}", f.id())),
-            format!(
-                "attribute \"{name}\": expected {} (the column's type, from the first row group), found {}",
-                kind.name(),
-                v.type_name()
-            ),
-        )
-    };
-    macro_rules! build {
-        ($builder:expr, $( $pat:pat => $val:expr ),+ $(,)?) => {{
-            let mut b = $builder;
-            for (f, v) in values {
-                match v {
-                    Value::Null => b.append_null(),
-                    $( $pat => b.append_value($val), )+
-                    other => return Err(mismatch(f, other)),
-                }
-            }
-            Arc::new(b.finish()) as ArrayRef
-        }};
-    }
-    Ok(match kind {
-        Kind::Bool => build!(BooleanBuilder::with_capacity(rows), Value::Bool(x) => *x),
-        Kind::Int => build!(Int64Builder::with_capacity(rows), Value::Int(x) => *x),
-        Kind::Float => build!(
-            Float64Builder::with_capacity(rows),
-            Value::Float(x) => *x,
-            Value::Int(x) => *x as f64,
-        ),
-        Kind::String => build!(
-            StringBuilder::with_capacity(rows, rows * 8),
-            Value::String(s) => &**s,
-        ),
-        Kind::Date => build!(Date32Builder::with_capacity(rows), Value::Date(d) => *d),
-        Kind::DateTime => build!(
-            TimestampMicrosecondBuilder::with_capacity(rows).with_timezone("UTC"),
-            Value::DateTime(t) => *t,
-        ),
-        Kind::LocalDateTime => build!(
-            TimestampMicrosecondBuilder::with_capacity(rows),
-            Value::LocalDateTime(t) => *t,
-        ),
-        Kind::Bytes => build!(
-            BinaryBuilder::with_capacity(rows, rows * 8),
-            Value::Bytes(b) => &**b,
-        ),
-        Kind::Json => build!(
-            StringBuilder::with_capacity(rows, rows * 16),
-            v @ (Value::Array(_) | Value::Map(_)) => v.to_json().to_string(),
-        ),
-    })
 }
 
 impl Sink for ParquetWriter {
@@ -607,7 +393,7 @@ impl Sink for ParquetWriter {
         let Some(mut writer) = self.writer.take() else {
             return Ok(());
         };
-        if self.layout.as_ref().is_some_and(|l| l.geometry) {
+        if self.layout.as_ref().is_some_and(|l| l.geometry().is_some()) {
             writer.append_key_value_metadata(KeyValue::new(
                 "geo".to_string(),
                 self.geo.metadata().to_string(),

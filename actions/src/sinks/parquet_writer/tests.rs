@@ -1,8 +1,9 @@
 //! Tests of `parquet_writer`.
 
 use super::*;
+use arrow_schema::{DataType, SchemaRef, TimeUnit};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-use sluice_runtime::{Emitter, Geometry, REJECTION_REASON};
+use sluice_runtime::{Emitter, Geometry, REJECTION_REASON, Schema, Value};
 use std::io::Read;
 
 fn sink(params: serde_json::Value) -> Box<dyn Sink> {

@@ -12,7 +12,8 @@
 //!   (several at once, up to `read_ahead`, emitted in file order).
 //! - Rows are decoded in record batches of `batch_rows` (arrow-rs
 //!   `ParquetRecordBatchReader`), row group by row group: a file is never decoded whole.
-//! - Columns become attributes in file order; see `arrow_values.rs` for the type mapping
+//! - Columns become attributes in file order; see `sluice_runtime::feature::arrow`
+//!   (`column_values`) for the type mapping
 //!   (integers int, floats and decimals float, strings, booleans, dates, timestamps as UTC
 //!   datetimes, binary as bytes, lists arrays, structs and maps maps, nulls null). A column of
 //!   a type with no mapping (a duration, an interval, a union) fails the run naming the file
@@ -37,7 +38,6 @@
 use std::io::Read;
 use std::sync::Arc;
 
-use arrow_array::cast::AsArray;
 use arrow_array::{Array, RecordBatch};
 use arrow_schema::DataType;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
@@ -46,14 +46,13 @@ use parquet::file::reader::ChunkReader;
 use schemars::JsonSchema;
 use serde::Deserialize;
 use sluice_runtime::action::schema_of;
-use sluice_runtime::feature::wkb;
+use sluice_runtime::feature::arrow::{WkbColumn, column_values};
 use sluice_runtime::store;
 use sluice_runtime::{
     ActionError, ActionKind, ActionSpec, BuildContext, BuiltAction, DEFAULT_PORT, Emitter, Feature,
     Geometry, NodeContext, NodeImpl, REJECTED_PORT, REJECTION_REASON, Schema, Source, Value,
 };
 
-use super::arrow_values::column_values;
 use super::multi_file::{FileOut, FileSource, SharedCache, extensions_param, read_files};
 
 /// Parameters of `parquet_reader`.
@@ -272,13 +271,25 @@ impl ParquetReader {
                 )
             })?);
         }
-        let geometries = geo_index.map(|i| batch.column(i).as_ref());
+        let geometries = match geo_index {
+            None => None,
+            Some(i) => Some(WkbColumn::new(batch.column(i)).ok_or_else(|| {
+                ActionError::data(
+                    Some(location.to_string()),
+                    format!(
+                        "geometry column: expected binary WKB, found {}",
+                        batch.column(i).data_type()
+                    ),
+                )
+            })?),
+        };
         for r in 0..batch.num_rows() {
             let values: Vec<Value> = columns
                 .iter_mut()
                 .map(|c| c.get_mut(r).map(std::mem::take).unwrap_or_default())
                 .collect();
-            let geometry = match geometries.map(|g| wkb_at(g, r)) {
+            let wkb = geometries.as_ref().map(|g| g.geometry(r));
+            let geometry = match wkb.map(|g| g.map_err(|e| format!("bad WKB: {e}"))) {
                 None | Some(Ok(None)) => None,
                 Some(Ok(Some(geom))) => Some(Geometry { geom, crs }),
                 Some(Err(message)) => {
@@ -296,23 +307,6 @@ impl ParquetReader {
         }
         Ok(())
     }
-}
-
-/// Decodes the WKB of row `r` (null: no geometry).
-fn wkb_at(array: &dyn Array, r: usize) -> Result<Option<geo_types::Geometry<f64>>, String> {
-    if array.is_null(r) {
-        return Ok(None);
-    }
-    let bytes = match array.data_type() {
-        DataType::Binary => array.as_binary_opt::<i32>().map(|a| a.value(r)),
-        DataType::LargeBinary => array.as_binary_opt::<i64>().map(|a| a.value(r)),
-        DataType::BinaryView => array.as_binary_view_opt().map(|a| a.value(r)),
-        _ => None,
-    }
-    .ok_or_else(|| format!("expected binary WKB, found {}", array.data_type()))?;
-    wkb::from_wkb(bytes)
-        .map(Some)
-        .map_err(|e| format!("bad WKB: {e}"))
 }
 
 /// Reads the GeoParquet `geo` metadata, if the file has it.
@@ -391,233 +385,4 @@ fn epsg_code(crs: &serde_json::Value) -> Option<u32> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use arrow_array::builder::BinaryBuilder;
-    use arrow_array::{Float64Array, Int64Array, StringArray};
-    use arrow_schema::{Field, Schema as ArrowSchema};
-    use parquet::arrow::ArrowWriter;
-    use std::io::Write;
-
-    fn read(params: serde_json::Value) -> Result<(Vec<Feature>, Vec<Feature>), ActionError> {
-        let built = (SPEC.build)(&BuildContext {
-            node_id: "t",
-            params: &params,
-        })?;
-        let NodeImpl::Source(mut src) = built.node else {
-            panic!("not a source")
-        };
-        let mut out = Emitter::buffer(2);
-        src.run(&NodeContext::standalone("t"), &mut out)?;
-        let mut b = out.into_buffers();
-        let rejected = b.pop().unwrap();
-        Ok((b.pop().unwrap(), rejected))
-    }
-
-    /// A Parquet file with columns n (int), x (float), s (string) and a WKB column `geom`,
-    /// with the given `geo` metadata.
-    fn parquet(rows: usize, geo: Option<&str>, bad_wkb_at: Option<usize>) -> Vec<u8> {
-        let schema = Arc::new(ArrowSchema::new(vec![
-            Field::new("n", DataType::Int64, true),
-            Field::new("geom", DataType::Binary, true),
-            Field::new("x", DataType::Float64, true),
-            Field::new("s", DataType::Utf8, true),
-        ]));
-        let mut geoms = BinaryBuilder::new();
-        for i in 0..rows {
-            if Some(i) == bad_wkb_at {
-                geoms.append_value([1u8, 1, 0]);
-            } else if i % 5 == 4 {
-                geoms.append_null();
-            } else {
-                let mut b = Vec::new();
-                wkb::to_wkb(&geo_types::Point::new(i as f64, -(i as f64)).into(), &mut b);
-                geoms.append_value(&b);
-            }
-        }
-        let batch = RecordBatch::try_new(
-            schema.clone(),
-            vec![
-                Arc::new(Int64Array::from_iter_values(0..rows as i64)),
-                Arc::new(geoms.finish()),
-                Arc::new(Float64Array::from_iter(
-                    (0..rows).map(|i| (i % 3 != 0).then_some(i as f64 / 4.0)),
-                )),
-                Arc::new(StringArray::from_iter_values(
-                    (0..rows).map(|i| format!("s{i}")),
-                )),
-            ],
-        )
-        .unwrap();
-        let mut buf = Vec::new();
-        let mut w = ArrowWriter::try_new(&mut buf, schema, None).unwrap();
-        w.write(&batch).unwrap();
-        if let Some(geo) = geo {
-            w.append_key_value_metadata(KeyValue::new("geo".into(), geo.to_string()));
-        }
-        w.close().unwrap();
-        buf
-    }
-
-    fn put(location: &str, bytes: &[u8]) {
-        let mut w = store::AtomicWriter::create(location).unwrap();
-        w.write_all(bytes).unwrap();
-        w.commit().unwrap();
-    }
-
-    const GEO: &str = r#"{"version": "1.1.0", "primary_column": "geom", "columns": {"geom": {"encoding": "WKB", "geometry_types": ["Point"], "crs": {"id": {"authority": "EPSG", "code": 3857}}}}}"#;
-
-    #[test]
-    fn example_parses_and_builds() {
-        let params = sluice_runtime::workflow::yaml::parse(SPEC.example)
-            .unwrap()
-            .to_json();
-        assert_eq!(params["batch_rows"], 8192);
-        assert!(
-            (SPEC.build)(&BuildContext {
-                node_id: "t",
-                params: &params
-            })
-            .is_ok()
-        );
-    }
-
-    #[test]
-    fn reads_geoparquet_in_batches_from_memory_and_disk() {
-        let bytes = parquet(20_000, Some(GEO), None);
-        put("memory://parquet_reader/geo.parquet", &bytes);
-        let dir = tempfile::tempdir().unwrap();
-        let local = dir.path().join("geo.parquet");
-        std::fs::write(&local, &bytes).unwrap();
-        for path in [
-            "memory://parquet_reader/geo.parquet".to_string(),
-            local.to_string_lossy().into_owned(),
-            format!("file://{}", local.to_string_lossy()),
-        ] {
-            let (ok, rejected) =
-                read(serde_json::json!({"path": path, "batch_rows": 1000})).unwrap();
-            assert!(rejected.is_empty());
-            assert_eq!(ok.len(), 20_000);
-            let names: Vec<&str> = ok[0].schema().names().iter().map(|n| &**n).collect();
-            assert_eq!(
-                names,
-                vec!["n", "x", "s"],
-                "the geometry is not an attribute"
-            );
-            assert!(Arc::ptr_eq(ok[0].schema(), ok[19_999].schema()));
-            let f = &ok[13_001];
-            assert_eq!(f.get("n"), Some(&Value::Int(13_001)));
-            assert_eq!(f.get("x"), Some(&Value::Float(13_001.0 / 4.0)));
-            assert_eq!(f.get("s"), Some(&Value::from("s13001")));
-            assert_eq!(ok[3].get("x"), Some(&Value::Null));
-            let g = f.geometry().unwrap();
-            assert_eq!(g.crs, Some(3857));
-            assert_eq!(g.geom, geo_types::Point::new(13_001.0, -13_001.0).into());
-            assert!(ok[4].geometry().is_none());
-            assert_eq!(f.id(), 13_001);
-        }
-    }
-
-    #[test]
-    fn plain_parquet_keeps_the_binary_column() {
-        put(
-            "memory://parquet_reader/plain.parquet",
-            &parquet(3, None, None),
-        );
-        let (ok, _) =
-            read(serde_json::json!({"path": "memory://parquet_reader/plain.parquet"})).unwrap();
-        assert!(matches!(ok[0].get("geom"), Some(Value::Bytes(_))));
-        assert!(ok[0].geometry().is_none());
-    }
-
-    #[test]
-    fn bad_wkb_is_rejected_and_bad_files_are_located() {
-        put(
-            "memory://parquet_reader/badwkb.parquet",
-            &parquet(10, Some(GEO), Some(7)),
-        );
-        let (ok, rejected) =
-            read(serde_json::json!({"path": "memory://parquet_reader/badwkb.parquet"})).unwrap();
-        assert_eq!(ok.len(), 9);
-        assert_eq!(rejected.len(), 1);
-        assert_eq!(rejected[0].get("n"), Some(&Value::Int(7)));
-        let reason = rejected[0].get(REJECTION_REASON).unwrap().to_string();
-        assert!(
-            reason.starts_with("memory://parquet_reader/badwkb.parquet: row 7: geometry: bad WKB"),
-            "{reason}"
-        );
-
-        put(
-            "memory://parquet_reader/garbage.parquet",
-            b"PAR1 not really",
-        );
-        match read(serde_json::json!({"path": "memory://parquet_reader/garbage.parquet"})) {
-            Err(ActionError::Data { location, message }) => {
-                assert_eq!(
-                    location.as_deref(),
-                    Some("memory://parquet_reader/garbage.parquet")
-                );
-                assert!(message.contains("Parquet"), "{message}");
-            }
-            other => panic!("unexpected {:?}", other.map(|_| ())),
-        }
-        for (geo, want) in [
-            ("{not json", "not valid JSON"),
-            (
-                r#"{"primary_column": "nope", "columns": {"nope": {}}}"#,
-                "\"nope\"",
-            ),
-            (
-                r#"{"primary_column": "geom", "columns": {"geom": {"encoding": "point"}}}"#,
-                "only WKB",
-            ),
-            (
-                r#"{"primary_column": "n", "columns": {"n": {}}}"#,
-                "expected binary WKB",
-            ),
-        ] {
-            put(
-                "memory://parquet_reader/badgeo.parquet",
-                &parquet(2, Some(geo), None),
-            );
-            let err = read(serde_json::json!({"path": "memory://parquet_reader/badgeo.parquet"}))
-                .unwrap_err();
-            assert!(err.to_string().contains(want), "{err} (wanted {want})");
-        }
-    }
-
-    #[test]
-    fn crs_codes_from_geo_metadata() {
-        let code = |json: serde_json::Value| epsg_code(&json);
-        assert_eq!(
-            code(serde_json::json!({"id": {"authority": "EPSG", "code": 2154}})),
-            Some(2154)
-        );
-        assert_eq!(
-            code(serde_json::json!({"ids": [{"authority": "OGC", "code": "CRS84"}]})),
-            Some(4326)
-        );
-        assert_eq!(code(serde_json::json!("EPSG:32631")), Some(32631));
-        assert_eq!(code(serde_json::json!({"name": "custom"})), None);
-        assert_eq!(code(serde_json::Value::Null), None);
-        let geo = geo_column(
-            Some(&vec![KeyValue::new(
-                "geo".into(),
-                r#"{"primary_column": "g", "columns": {"g": {"encoding": "WKB"}}}"#.to_string(),
-            )]),
-            "x",
-        )
-        .unwrap();
-        assert_eq!(
-            geo,
-            Some(GeoColumn {
-                name: "g".into(),
-                crs: Some(4326)
-            }),
-            "no crs means OGC:CRS84"
-        );
-        assert_eq!(local_path("memory://a/b"), None);
-        assert_eq!(local_path("data/x.parquet"), Some("data/x.parquet"));
-        assert_eq!(local_path("file:///tmp/x"), Some("/tmp/x"));
-    }
-}
+mod tests;
