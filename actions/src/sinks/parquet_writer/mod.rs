@@ -245,7 +245,8 @@ impl ParquetWriter {
         }
         if self.layout.is_none() {
             let layout = decide_layout(&self.buffer);
-            let props = writer_properties(layout.arrow_schema().fields().len(), self.row_group_rows);
+            let props =
+                writer_properties(layout.arrow_schema().fields().len(), self.row_group_rows);
             // No embedded arrow schema (`ARROW:schema`): it is written when the file is
             // opened, so its metadata cannot hold `geo`, and readers that find it (pyarrow,
             // hence geopandas) take their schema metadata from it alone and would not see
@@ -254,8 +255,9 @@ impl ParquetWriter {
                 .with_properties(props)
                 .with_skip_arrow_metadata(true);
             let out = AtomicWriter::create(&self.path)?;
-            let writer = ArrowWriter::try_new_with_options(out, layout.arrow_schema().clone(), options)
-                .map_err(|e| self.parquet_error(e))?;
+            let writer =
+                ArrowWriter::try_new_with_options(out, layout.arrow_schema().clone(), options)
+                    .map_err(|e| self.parquet_error(e))?;
             self.writer = Some(writer);
             self.layout = Some(layout);
         }

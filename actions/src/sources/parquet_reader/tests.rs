@@ -101,8 +101,7 @@ fn reads_geoparquet_in_batches_from_memory_and_disk() {
         local.to_string_lossy().into_owned(),
         format!("file://{}", local.to_string_lossy()),
     ] {
-        let (ok, rejected) =
-            read(serde_json::json!({"path": path, "batch_rows": 1000})).unwrap();
+        let (ok, rejected) = read(serde_json::json!({"path": path, "batch_rows": 1000})).unwrap();
         assert!(rejected.is_empty());
         assert_eq!(ok.len(), 20_000);
         let names: Vec<&str> = ok[0].schema().names().iter().map(|n| &**n).collect();

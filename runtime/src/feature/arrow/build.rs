@@ -119,9 +119,7 @@ impl ColumnBuilder {
             (Inner::Timestamp(b), Value::DateTime(x)) if kind == ColumnKind::DateTime => {
                 b.append_value(*x)
             }
-            (Inner::Timestamp(b), Value::LocalDateTime(x))
-                if kind == ColumnKind::LocalDateTime =>
-            {
+            (Inner::Timestamp(b), Value::LocalDateTime(x)) if kind == ColumnKind::LocalDateTime => {
                 b.append_value(*x)
             }
             (Inner::Bytes(b), Value::Bytes(x)) => b.append_value(x),

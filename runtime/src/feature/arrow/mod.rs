@@ -93,7 +93,10 @@ impl std::fmt::Display for BatchError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             BatchError::NotAColumn { feature, attribute } => {
-                write!(f, "feature {feature}: attribute \"{attribute}\" is not a column")
+                write!(
+                    f,
+                    "feature {feature}: attribute \"{attribute}\" is not a column"
+                )
             }
             BatchError::Mismatch {
                 feature,
@@ -111,7 +114,10 @@ impl std::fmt::Display for BatchError {
                 error,
             } => write!(f, "feature {feature}: attribute \"{column}\": {error}"),
             BatchError::UnexpectedGeometry { feature } => {
-                write!(f, "feature {feature} has a geometry, but there is no geometry column")
+                write!(
+                    f,
+                    "feature {feature} has a geometry, but there is no geometry column"
+                )
             }
             BatchError::Arrow(e) => write!(f, "{e}"),
         }
@@ -160,7 +166,11 @@ impl FeatureColumns {
             }
         }
         let kinds = kinds.into_iter().map(|k| policy.resolve(k)).collect();
-        FeatureColumns::new(Schema::new(names), kinds, geometry.then_some(geometry_column))
+        FeatureColumns::new(
+            Schema::new(names),
+            kinds,
+            geometry.then_some(geometry_column),
+        )
     }
 
     /// Columns given outright: `kinds` has one kind per name of `names`.

@@ -100,7 +100,10 @@ fn policies_type_columns() {
     assert_eq!(l.join(K::Int, K::Float), K::Encoded);
     assert_eq!(l.join(K::Bool, K::Null), K::Bool);
     assert_eq!(l.resolve(K::Null), K::Null);
-    assert_eq!(l.kind_of(&Value::Map(Arc::new(BTreeMap::new()))), K::Encoded);
+    assert_eq!(
+        l.kind_of(&Value::Map(Arc::new(BTreeMap::new()))),
+        K::Encoded
+    );
     assert_eq!(
         K::DateTime.data_type(),
         DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
@@ -150,7 +153,10 @@ fn every_kind_builds_and_reads_back() {
     f.append(&Value::Int(2)).unwrap();
     assert_eq!(f.append(&Value::from("x")), Err(AppendError::Mismatch));
     let mut t = ColumnBuilder::new(ColumnKind::DateTime);
-    assert_eq!(t.append(&Value::LocalDateTime(1)), Err(AppendError::Mismatch));
+    assert_eq!(
+        t.append(&Value::LocalDateTime(1)),
+        Err(AppendError::Mismatch)
+    );
     let local = ColumnBuilder::new(ColumnKind::LocalDateTime).finish();
     assert!(ColumnReader::new(ColumnKind::DateTime, local.as_ref()).is_none());
 }

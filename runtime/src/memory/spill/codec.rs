@@ -106,7 +106,6 @@ pub(super) fn arrow_schema(columns: &[Arc<str>], kinds: &[ColumnKind]) -> Schema
     Arc::new(ArrowSchema::new(fields))
 }
 
-
 /// The attribute columns of `features` (names in first-seen order) and their kinds.
 pub(super) fn scan(features: &[Feature]) -> (Vec<Arc<str>>, Vec<ColumnKind>) {
     let mut columns: Vec<Arc<str>> = Vec::new();
@@ -140,7 +139,6 @@ pub(super) fn scan(features: &[Feature]) -> (Vec<Arc<str>>, Vec<ColumnKind>) {
     }
     (columns, kinds)
 }
-
 
 /// Builds the record batch of one chunk; `rows` are the chunk's schema indices.
 ///
@@ -212,7 +210,10 @@ impl Builders {
             schema,
             geometry: WkbBuilder::default(),
             crs: UInt32Builder::new(),
-            columns: kinds.iter().map(|k| ColumnBuilder::new(stored(*k))).collect(),
+            columns: kinds
+                .iter()
+                .map(|k| ColumnBuilder::new(stored(*k)))
+                .collect(),
             filled: vec![0; kinds.len()],
         }
     }

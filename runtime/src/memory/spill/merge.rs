@@ -5,15 +5,14 @@ use std::cmp::Ordering;
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use super::SpillRun;
 use super::codec::POLICY;
 use super::reader::SpillReader;
 use super::writer::RunWriter;
-use super::SpillRun;
 use crate::error::ActionError;
 use crate::feature::arrow::ColumnKind;
 use crate::feature::{Feature, Schema};
 use crate::memory::{MemoryBudget, Reservation, SpillDir};
-
 
 /// K-way merge of sorted runs and one in-memory sorted tail, by `cmp`, in one pass.
 ///

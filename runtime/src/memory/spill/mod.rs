@@ -54,9 +54,9 @@
 mod codec;
 mod merge;
 mod reader;
-mod writer;
 #[cfg(test)]
 mod tests;
+mod writer;
 
 use std::path::{Path, PathBuf};
 
@@ -126,7 +126,6 @@ impl SpillRun {
         OPEN_FIXED_BYTES + OPEN_PER_COLUMN_BYTES * (codec::FIXED.len() + self.columns)
     }
 }
-
 
 fn io_error(context: &str, path: &Path, e: std::io::Error) -> ActionError {
     ActionError::io(format!("{context} spill file {}", path.display()), e)

@@ -12,7 +12,6 @@ use crate::error::ActionError;
 use crate::feature::arrow::ColumnKind;
 use crate::feature::{Feature, Schema};
 
-
 /// Features read back from a [`SpillRun`], in order; yields nothing more after an error.
 pub struct SpillReader {
     path: PathBuf,
@@ -41,7 +40,10 @@ impl std::fmt::Debug for SpillReader {
 
 impl SpillReader {
     /// Opens a run; schemas equal (by names) to one in `known` reuse it, new ones are added.
-    pub(super) fn open(path: &Path, known: &mut Vec<Arc<Schema>>) -> Result<SpillReader, ActionError> {
+    pub(super) fn open(
+        path: &Path,
+        known: &mut Vec<Arc<Schema>>,
+    ) -> Result<SpillReader, ActionError> {
         guarded(path, || SpillReader::open_unguarded(path, known))
     }
 
@@ -146,4 +148,3 @@ impl Iterator for SpillReader {
         }
     }
 }
-

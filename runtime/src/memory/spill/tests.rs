@@ -191,7 +191,10 @@ fn columns_are_typed_and_mixed_ones_encoded() {
     assert_eq!(find("s").data_type(), &DataType::Utf8);
     assert_eq!(find("b").data_type(), &DataType::Boolean);
     assert_eq!(find("d").data_type(), &DataType::Date32);
-    assert_eq!(find("t").data_type(), &crate::feature::arrow::ColumnKind::DateTime.data_type());
+    assert_eq!(
+        find("t").data_type(),
+        &crate::feature::arrow::ColumnKind::DateTime.data_type()
+    );
     assert_eq!(find("bytes").data_type(), &DataType::Binary);
     assert!(find("bytes").metadata().get(ENCODED_KEY).is_none());
     assert_eq!(find("mixed").metadata().get(ENCODED_KEY).unwrap(), "true");

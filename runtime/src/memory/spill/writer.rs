@@ -20,7 +20,6 @@ use crate::memory::SpillDir;
 /// Whether columns are dictionary-encoded (measured with the `spill` bench).
 const DICTIONARY: bool = false;
 
-
 /// Writes `features`, already in the order they should be read back, to a new Parquet file in
 /// `dir`, and records it with [`SpillDir::record`].
 ///
@@ -231,4 +230,3 @@ impl RunWriter {
         })
     }
 }
-
