@@ -12,7 +12,7 @@ use crate::error::ActionError;
 use crate::feature::arrow::ColumnKind;
 use crate::feature::{Feature, Schema};
 
-/// Features read back from a [`SpillRun`], in order; yields nothing more after an error.
+/// Features read back from a [`SpillRun`](super::SpillRun), in order; yields nothing more after an error.
 pub struct SpillReader {
     path: PathBuf,
     batches: ParquetRecordBatchReader,
