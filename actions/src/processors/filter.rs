@@ -33,8 +33,6 @@ use sluice_runtime::{
     REJECTED_PORT, Transform,
 };
 
-use super::reject;
-
 /// The port of features that met no condition.
 pub const UNFILTERED_PORT: &str = "unfiltered";
 /// The port of the `expression` shorthand.
@@ -190,7 +188,6 @@ struct Filter {
 impl Transform for Filter {
     fn apply(&self, features: Vec<Feature>, out: &mut Emitter) -> Result<(), ActionError> {
         let unfiltered = self.conditions.len();
-        let rejected = unfiltered + 1;
         let mut evaluators: Vec<_> = self.conditions.iter().map(|c| c.expr.evaluator()).collect();
         let mut matched: Vec<usize> = Vec::with_capacity(self.conditions.len());
         'features: for feature in features {
@@ -206,7 +203,7 @@ impl Transform for Filter {
                     Ok(false) => {}
                     Err(e) => {
                         let reason = format!("{}: {}", self.conditions[i].label, e.message);
-                        out.emit_to(rejected, reject(feature, reason))?;
+                        out.reject(feature, reason)?;
                         continue 'features;
                     }
                 }
@@ -266,7 +263,7 @@ mod tests {
 
     fn route(params: serde_json::Value, input: Vec<Feature>) -> Vec<Vec<u64>> {
         let (filter, ports) = build_filter(params).unwrap();
-        let mut out = Emitter::buffer(ports.len());
+        let mut out = Emitter::for_outputs(&ports);
         filter.apply(input, &mut out).unwrap();
         out.into_buffers()
             .iter()
@@ -311,7 +308,7 @@ mod tests {
     #[test]
     fn all_mode_routes_to_every_match_sharing_storage() {
         let (filter, ports) = build_filter(two_conditions("all")).unwrap();
-        let mut out = Emitter::buffer(ports.len());
+        let mut out = Emitter::for_outputs(&ports);
         filter.apply(cities(), &mut out).unwrap();
         let out = out.into_buffers();
         let ids: Vec<Vec<u64>> = out
@@ -383,7 +380,7 @@ mod tests {
             {"port": "big", "expression": "population * 2 > 10000"}
         ]});
         let (filter, ports) = build_filter(params).unwrap();
-        let mut out = Emitter::buffer(ports.len());
+        let mut out = Emitter::for_outputs(&ports);
         filter.apply(input, &mut out).unwrap();
         let out = out.into_buffers();
         assert_eq!(out[0].iter().map(Feature::id).collect::<Vec<_>>(), vec![0]);

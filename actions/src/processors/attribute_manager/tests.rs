@@ -24,7 +24,7 @@ fn param_path(params: serde_json::Value) -> String {
 /// Runs the operations over `input`; returns (default, rejected).
 fn run(ops: serde_json::Value, input: Vec<Feature>) -> (Vec<Feature>, Vec<Feature>) {
     let manager = build_manager(serde_json::json!({ "operations": ops })).unwrap();
-    let mut out = Emitter::buffer(SPEC.outputs.len());
+    let mut out = Emitter::for_outputs(SPEC.outputs);
     manager.apply(input, &mut out).unwrap();
     let mut buffers = out.into_buffers();
     let rejected = buffers.pop().unwrap();
