@@ -200,18 +200,6 @@ mod tests {
     }
 
     #[test]
-    fn example_params_build() {
-        let params = sluice_runtime::workflow::yaml::parse(SPEC.example)
-            .unwrap()
-            .to_json();
-        assert_eq!(params["attributes"][2]["expression"], "\"census\"");
-        assert_eq!(params["keep_geometry"], true);
-        assert!(build_mapper(params).is_ok());
-        let schema = serde_json::to_string(&(SPEC.schema)()).unwrap();
-        assert!(schema.contains("\"keep_geometry\""), "{schema}");
-    }
-
-    #[test]
     fn builds_only_the_listed_attributes_in_order_sharing_one_schema() {
         let params = serde_json::json!({"attributes": [
             {"name": "pop2", "expression": "population * 2"},

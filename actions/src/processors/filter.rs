@@ -282,21 +282,13 @@ mod tests {
     }
 
     #[test]
-    fn example_params_build_with_ports_in_order() {
-        let params = sluice_runtime::workflow::yaml::parse(SPEC.example)
-            .unwrap()
-            .to_json();
-        let expected = serde_json::json!({"conditions": [
+    fn conditions_become_ports_in_order_before_unfiltered_and_rejected() {
+        let params = serde_json::json!({"conditions": [
             {"port": "big", "expression": "population >= 1000000"},
             {"port": "french", "expression": "lower(country) == \"fr\""}
         ], "mode": "first"});
-        assert_eq!(params, expected);
         let (_, ports) = build_filter(params).unwrap();
         assert_eq!(ports, ["big", "french", "unfiltered", "rejected"]);
-        let schema = serde_json::to_string(&(SPEC.schema)()).unwrap();
-        for word in ["\"conditions\"", "\"expression\"", "\"all\""] {
-            assert!(schema.contains(word), "{word} missing from {schema}");
-        }
     }
 
     #[test]

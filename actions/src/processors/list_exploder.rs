@@ -175,24 +175,6 @@ mod tests {
     }
 
     #[test]
-    fn example_params_build() {
-        let params = sluice_runtime::workflow::yaml::parse(SPEC.example)
-            .unwrap()
-            .to_json();
-        assert_eq!(
-            params,
-            serde_json::json!({"attribute": "tags", "non_list": "reject"})
-        );
-        assert!(
-            (SPEC.build)(&BuildContext {
-                node_id: "t",
-                params: &params
-            })
-            .is_ok()
-        );
-    }
-
-    #[test]
     fn one_feature_per_element_keeping_id_and_geometry() {
         let (out, rejected) = run(serde_json::json!({"attribute": "tags"}), input());
         let got: Vec<(u64, Value)> = out

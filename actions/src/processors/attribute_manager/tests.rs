@@ -48,27 +48,6 @@ fn names(f: &Feature) -> Vec<&str> {
 }
 
 #[test]
-fn example_params_build() {
-    let params = sluice_runtime::workflow::yaml::parse(SPEC.example)
-        .unwrap()
-        .to_json();
-    let ops = serde_json::json!([
-        {"op": "convert", "attribute": "population", "to": "int"},
-        {"op": "set", "attribute": "density", "expression": "population / area"},
-        {"op": "rename", "from": "nom", "to": "name"},
-        {"op": "remove", "attributes": ["tmp", "debug"]},
-        {"op": "keep", "attributes": ["name", "population", "density"]}
-    ]);
-    assert_eq!(params, serde_json::json!({ "operations": ops }));
-    assert!(build_manager(params).is_ok());
-    assert_eq!(SPEC.outputs, [DEFAULT_PORT, REJECTED_PORT]);
-    let schema = serde_json::to_string(&(SPEC.schema)()).unwrap();
-    for word in ["\"operations\"", "\"set\"", "\"keep\"", "\"datetime\""] {
-        assert!(schema.contains(word), "{word} missing from {schema}");
-    }
-}
-
-#[test]
 fn set_rename_remove_convert_keep_in_order() {
     let ops = serde_json::json!([
         {"op": "convert", "attribute": "age", "to": "int"},
