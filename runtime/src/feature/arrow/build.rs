@@ -42,7 +42,8 @@ enum Inner {
     Float(Float64Builder),
     Str(StringBuilder),
     Date(Date32Builder),
-    Timestamp(TimestampMicrosecondBuilder),
+    DateTime(TimestampMicrosecondBuilder),
+    LocalDateTime(TimestampMicrosecondBuilder),
     Bytes(BinaryBuilder),
     Json(StringBuilder),
     /// The builder and scratch space for one encoding.
@@ -64,11 +65,11 @@ impl ColumnBuilder {
             ColumnKind::Float => Inner::Float(Float64Builder::with_capacity(rows)),
             ColumnKind::String => Inner::Str(StringBuilder::with_capacity(rows, rows * 8)),
             ColumnKind::Date => Inner::Date(Date32Builder::with_capacity(rows)),
-            ColumnKind::DateTime => Inner::Timestamp(
+            ColumnKind::DateTime => Inner::DateTime(
                 TimestampMicrosecondBuilder::with_capacity(rows).with_timezone("UTC"),
             ),
             ColumnKind::LocalDateTime => {
-                Inner::Timestamp(TimestampMicrosecondBuilder::with_capacity(rows))
+                Inner::LocalDateTime(TimestampMicrosecondBuilder::with_capacity(rows))
             }
             ColumnKind::Bytes => Inner::Bytes(BinaryBuilder::with_capacity(rows, rows * 8)),
             ColumnKind::Json => Inner::Json(StringBuilder::with_capacity(rows, rows * 16)),
@@ -85,6 +86,7 @@ impl ColumnBuilder {
     }
 
     /// Appends `n` nulls.
+    #[inline(always)]
     pub fn append_nulls(&mut self, n: usize) {
         if n == 0 {
             return;
@@ -96,19 +98,19 @@ impl ColumnBuilder {
             Inner::Float(b) => b.append_nulls(n),
             Inner::Str(b) | Inner::Json(b) => b.append_nulls(n),
             Inner::Date(b) => b.append_nulls(n),
-            Inner::Timestamp(b) => b.append_nulls(n),
+            Inner::DateTime(b) | Inner::LocalDateTime(b) => b.append_nulls(n),
             Inner::Bytes(b) | Inner::Encoded(b, _) => b.append_nulls(n),
         }
     }
 
     /// Appends one value; on error nothing is appended.
+    #[inline(always)]
     pub fn append(&mut self, v: &Value) -> Result<(), AppendError> {
         if v.is_null() {
             // Null is the column's null in every kind (an encoded column too).
             self.append_nulls(1);
             return Ok(());
         }
-        let kind = self.kind;
         match (&mut self.inner, v) {
             (Inner::Bool(b), Value::Bool(x)) => b.append_value(*x),
             (Inner::Int(b), Value::Int(x)) => b.append_value(*x),
@@ -116,21 +118,11 @@ impl ColumnBuilder {
             (Inner::Float(b), Value::Int(x)) => b.append_value(*x as f64),
             (Inner::Str(b), Value::String(x)) => b.append_value(x),
             (Inner::Date(b), Value::Date(x)) => b.append_value(*x),
-            (Inner::Timestamp(b), Value::DateTime(x)) if kind == ColumnKind::DateTime => {
-                b.append_value(*x)
-            }
-            (Inner::Timestamp(b), Value::LocalDateTime(x)) if kind == ColumnKind::LocalDateTime => {
-                b.append_value(*x)
-            }
+            (Inner::DateTime(b), Value::DateTime(x)) => b.append_value(*x),
+            (Inner::LocalDateTime(b), Value::LocalDateTime(x)) => b.append_value(*x),
             (Inner::Bytes(b), Value::Bytes(x)) => b.append_value(x),
-            (Inner::Json(b), v @ (Value::Array(_) | Value::Map(_))) => {
-                b.append_value(v.to_json().to_string())
-            }
-            (Inner::Encoded(b, scratch), v) => {
-                scratch.clear();
-                encoded::encode_value(v, scratch).map_err(AppendError::Encode)?;
-                b.append_value(&scratch[..]);
-            }
+            (Inner::Json(b), v @ (Value::Array(_) | Value::Map(_))) => append_json(b, v),
+            (Inner::Encoded(b, scratch), v) => return append_encoded(b, scratch, v),
             _ => return Err(AppendError::Mismatch),
         }
         Ok(())
@@ -145,10 +137,28 @@ impl ColumnBuilder {
             Inner::Float(b) => Arc::new(b.finish()),
             Inner::Str(b) | Inner::Json(b) => Arc::new(b.finish()),
             Inner::Date(b) => Arc::new(b.finish()),
-            Inner::Timestamp(b) => Arc::new(b.finish()),
+            Inner::DateTime(b) | Inner::LocalDateTime(b) => Arc::new(b.finish()),
             Inner::Bytes(b) | Inner::Encoded(b, _) => Arc::new(b.finish()),
         }
     }
+}
+
+// Out of line, so that `append` stays small enough to inline into a caller's row loop.
+#[inline(never)]
+fn append_json(b: &mut StringBuilder, v: &Value) {
+    b.append_value(v.to_json().to_string());
+}
+
+#[inline(never)]
+fn append_encoded(
+    b: &mut BinaryBuilder,
+    scratch: &mut Vec<u8>,
+    v: &Value,
+) -> Result<(), AppendError> {
+    scratch.clear();
+    encoded::encode_value(v, scratch).map_err(AppendError::Encode)?;
+    b.append_value(&scratch[..]);
+    Ok(())
 }
 
 /// Builds a geometry column: Binary, ISO WKB ([`crate::feature::wkb`]), null where a feature
@@ -175,6 +185,7 @@ impl WkbBuilder {
     }
 
     /// Appends a geometry, or a null for `None`.
+    #[inline]
     pub fn append(&mut self, g: Option<&Geometry>) {
         match g {
             None => self.builder.append_null(),

@@ -132,6 +132,7 @@ impl ColumnPolicy {
     };
 
     /// The kind of one value ([`ColumnKind::Null`] for null).
+    #[inline]
     pub fn kind_of(&self, v: &Value) -> ColumnKind {
         match v {
             Value::Null => ColumnKind::Null,
@@ -152,6 +153,7 @@ impl ColumnPolicy {
 
     /// The kind of a column of kind `column` that also holds a value (or column) of kind
     /// `other`.
+    #[inline]
     pub fn join(&self, column: ColumnKind, other: ColumnKind) -> ColumnKind {
         match (column, other) {
             (a, ColumnKind::Null) => a,

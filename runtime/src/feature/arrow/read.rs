@@ -112,6 +112,7 @@ impl ColumnReader {
 
     /// The value of row `r` (which must be in the array); an encoded value that does not
     /// decode is an error message.
+    #[inline]
     pub fn value(&self, r: usize) -> Result<Value, String> {
         macro_rules! get {
             ($a:expr, $v:expr) => {
@@ -158,6 +159,7 @@ impl WkbColumn {
     }
 
     /// The geometry of row `r` (`None` for a null).
+    #[inline]
     pub fn geometry(&self, r: usize) -> Result<Option<geo_types::Geometry<f64>>, WkbError> {
         let a = &self.0;
         if a.is_null(r) {
