@@ -25,6 +25,7 @@ pub mod expr;
 pub mod feature;
 pub mod memory;
 pub mod store;
+#[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod workflow;
 

@@ -1,37 +1,16 @@
 use super::*;
 use sluice_runtime::memory::{MemoryBudget, SpillDir};
-
-fn build_stats(params: serde_json::Value) -> Result<Box<dyn Processor>, ActionError> {
-    let built = (SPEC.build)(&BuildContext {
-        node_id: "t",
-        params: &params,
-    })?;
-    match built.node {
-        NodeImpl::Processor(p) => Ok(p),
-        _ => panic!("statistics must build a processor"),
-    }
-}
-
-fn param_path(params: serde_json::Value) -> String {
-    match build_stats(params) {
-        Err(ActionError::Param { path, .. }) => path,
-        Err(e) => panic!("expected a parameter error, got {e:?}"),
-        Ok(_) => panic!("expected a parameter error"),
-    }
-}
+use sluice_runtime::testing::param_error_path;
+use sluice_runtime::testing::{build_processor, drive};
 
 fn run(
     params: serde_json::Value,
     batches: Vec<Batch>,
     ctx: &NodeContext,
 ) -> Result<Vec<Feature>, ActionError> {
-    let mut stats = build_stats(params)?;
-    let mut out = Emitter::buffer(1);
-    for b in batches {
-        stats.process(0, b, ctx, &mut out)?;
-    }
-    stats.finish(ctx, &mut out)?;
-    Ok(out.into_buffers().remove(0))
+    let mut stats = build_processor(&SPEC, params)?;
+    let batches = batches.into_iter().map(|b| (0, b));
+    Ok(drive(&mut *stats, batches, ctx, SPEC.outputs)?.remove(0))
 }
 
 fn rows(fs: &[Feature]) -> Vec<Vec<Value>> {
@@ -154,29 +133,39 @@ fn a_non_numeric_sum_fails_naming_feature_attribute_and_value() {
 fn bad_parameters_are_located() {
     let agg = |a: serde_json::Value| serde_json::json!({"group_by": ["city"], "aggregates": [a]});
     assert_eq!(
-        param_path(serde_json::json!({"aggregates": []})),
+        param_error_path(&SPEC, serde_json::json!({"aggregates": []})),
         "aggregates"
     );
     assert_eq!(
-        param_path(agg(serde_json::json!({"op": "sum"}))),
+        param_error_path(&SPEC, agg(serde_json::json!({"op": "sum"}))),
         "aggregates[0].attribute"
     );
     assert_eq!(
-        param_path(agg(serde_json::json!({"op": "median", "attribute": "a"}))),
+        param_error_path(
+            &SPEC,
+            agg(serde_json::json!({"op": "median", "attribute": "a"}))
+        ),
         "aggregates[0].op"
     );
     assert_eq!(
-        param_path(agg(
-            serde_json::json!({"op": "max", "attribute": "a", "as": "city"})
-        )),
+        param_error_path(
+            &SPEC,
+            agg(serde_json::json!({"op": "max", "attribute": "a", "as": "city"}))
+        ),
         "aggregates[0].as"
     );
     assert_eq!(
-        param_path(serde_json::json!({"aggregates": [{"op": "count"}, {"op": "count"}]})),
+        param_error_path(
+            &SPEC,
+            serde_json::json!({"aggregates": [{"op": "count"}, {"op": "count"}]})
+        ),
         "aggregates[1]"
     );
     assert_eq!(
-        param_path(serde_json::json!({"group_by": ["a", "a"], "aggregates": [{"op": "count"}]})),
+        param_error_path(
+            &SPEC,
+            serde_json::json!({"group_by": ["a", "a"], "aggregates": [{"op": "count"}]})
+        ),
         "group_by[1]"
     );
 }
