@@ -43,9 +43,8 @@ use sluice_runtime::{
 use super::json_values::{
     Element, Extender, Row, RowSeed, SchemaCache, ValueSeed, geojson_geometry, json_error_message,
 };
-use super::multi_file::{
-    FileOut, FileSource, SharedCache, extensions_param, first_byte, open_buffered, read_files,
-};
+use super::file_input::{FileInput, first_byte, open_buffered};
+use sluice_runtime::input::{FileOut, FileSource, SharedCache};
 
 /// Parameters of `geojson_reader`.
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -86,40 +85,37 @@ pub const SPEC: ActionSpec = ActionSpec::new(
 
 fn build(ctx: &BuildContext) -> Result<BuiltAction, ActionError> {
     let p: GeojsonReaderParams = ctx.params()?;
-    if p.path.trim().is_empty() {
-        return Err(ActionError::param("path", "must not be empty"));
-    }
-    if p.read_ahead == Some(0) {
-        return Err(ActionError::param("read_ahead", "must be at least 1"));
-    }
+    let input = FileInput::new(
+        p.path,
+        p.read_ahead,
+        p.extensions,
+        &["geojson", "json"],
+        true,
+    )?;
     Ok(BuiltAction::new(NodeImpl::Source(Box::new(
         GeojsonReader {
-            path: p.path,
+            input,
             crs: p.crs,
-            read_ahead: p.read_ahead,
-            extensions: extensions_param(p.extensions, &["geojson", "json"], true),
             schemas: SharedCache::new(),
         },
     ))))
 }
 
 struct GeojsonReader {
-    extensions: Vec<String>,
-    path: String,
+    input: FileInput,
     crs: u32,
-    read_ahead: Option<usize>,
     schemas: SharedCache<Vec<Arc<str>>, Arc<Schema>>,
 }
 
 impl Source for GeojsonReader {
     fn run(&mut self, ctx: &NodeContext, out: &mut Emitter) -> Result<(), ActionError> {
-        read_files(&*self, &self.path, self.read_ahead, ctx, out)
+        self.input.read(&*self, ctx, out)
     }
 }
 
 impl FileSource for GeojsonReader {
     fn extensions(&self) -> &[String] {
-        &self.extensions
+        &self.input.extensions
     }
 
     fn read_file(

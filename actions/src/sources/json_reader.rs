@@ -43,9 +43,8 @@ use sluice_runtime::{
 use super::json_values::{
     Element, Extender, Row, RowSeed, SchemaCache, geojson_geometry, json_error_message,
 };
-use super::multi_file::{
-    FileOut, FileSource, SharedCache, extensions_param, first_byte, open_buffered, read_files,
-};
+use super::file_input::{FileInput, first_byte, open_buffered};
+use sluice_runtime::input::{FileOut, FileSource, SharedCache};
 
 /// Parameters of `json_reader`.
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -102,31 +101,28 @@ pub const SPEC: ActionSpec = ActionSpec::new(
 
 fn build(ctx: &BuildContext) -> Result<BuiltAction, ActionError> {
     let p: JsonReaderParams = ctx.params()?;
-    if p.path.trim().is_empty() {
-        return Err(ActionError::param("path", "must not be empty"));
-    }
-    if p.read_ahead == Some(0) {
-        return Err(ActionError::param("read_ahead", "must be at least 1"));
-    }
+    let input = FileInput::new(
+        p.path,
+        p.read_ahead,
+        p.extensions,
+        &["json", "jsonl", "ndjson", "geojson"],
+        true,
+    )?;
     Ok(BuiltAction::new(NodeImpl::Source(Box::new(JsonReader {
-        path: p.path,
+        input,
         format: p.format,
         geometry_field: p.geometry_field,
         crs: p.crs,
-        read_ahead: p.read_ahead,
-        extensions: extensions_param(p.extensions, &["json", "jsonl", "ndjson", "geojson"], true),
         schemas: SharedCache::new(),
         raw_schema: Schema::new(["_raw", REJECTION_REASON]),
     }))))
 }
 
 struct JsonReader {
-    extensions: Vec<String>,
-    path: String,
+    input: FileInput,
     format: JsonFormat,
     geometry_field: Option<String>,
     crs: Option<u32>,
-    read_ahead: Option<usize>,
     schemas: SharedCache<Vec<Arc<str>>, Arc<Schema>>,
     /// The schema of rejected lines: the raw text and the reason.
     raw_schema: Arc<Schema>,
@@ -134,13 +130,13 @@ struct JsonReader {
 
 impl Source for JsonReader {
     fn run(&mut self, ctx: &NodeContext, out: &mut Emitter) -> Result<(), ActionError> {
-        read_files(&*self, &self.path, self.read_ahead, ctx, out)
+        self.input.read(&*self, ctx, out)
     }
 }
 
 impl FileSource for JsonReader {
     fn extensions(&self) -> &[String] {
-        &self.extensions
+        &self.input.extensions
     }
 
     fn read_file(

@@ -54,7 +54,8 @@ use sluice_runtime::{
 };
 
 use super::arrow_values::column_values;
-use super::multi_file::{FileOut, FileSource, SharedCache, extensions_param, read_files};
+use super::file_input::FileInput;
+use sluice_runtime::input::{FileOut, FileSource, SharedCache};
 
 /// Parameters of `parquet_reader`.
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -95,44 +96,41 @@ pub const SPEC: ActionSpec = ActionSpec::new(
 
 fn build(ctx: &BuildContext) -> Result<BuiltAction, ActionError> {
     let p: ParquetReaderParams = ctx.params()?;
-    if p.path.trim().is_empty() {
-        return Err(ActionError::param("path", "must not be empty"));
-    }
+    let input = FileInput::new(
+        p.path,
+        p.read_ahead,
+        p.extensions,
+        &["parquet", "geoparquet", "pq"],
+        false,
+    )?;
     if p.batch_rows == 0 {
         return Err(ActionError::param("batch_rows", "must be at least 1"));
     }
-    if p.read_ahead == Some(0) {
-        return Err(ActionError::param("read_ahead", "must be at least 1"));
-    }
     Ok(BuiltAction::new(NodeImpl::Source(Box::new(
         ParquetReader {
-            path: p.path,
+            input,
             batch_rows: p.batch_rows,
-            read_ahead: p.read_ahead,
-            extensions: extensions_param(p.extensions, &["parquet", "geoparquet", "pq"], false),
             schemas: SharedCache::new(),
         },
     ))))
 }
 
 struct ParquetReader {
-    extensions: Vec<String>,
-    path: String,
+    input: FileInput,
     batch_rows: usize,
-    read_ahead: Option<usize>,
     /// Column names seen before (in any file) get the same schemas back.
     schemas: SharedCache<Vec<String>, (Arc<Schema>, Arc<Schema>)>,
 }
 
 impl Source for ParquetReader {
     fn run(&mut self, ctx: &NodeContext, out: &mut Emitter) -> Result<(), ActionError> {
-        read_files(&*self, &self.path, self.read_ahead, ctx, out)
+        self.input.read(&*self, ctx, out)
     }
 }
 
 impl FileSource for ParquetReader {
     fn extensions(&self) -> &[String] {
-        &self.extensions
+        &self.input.extensions
     }
 
     fn read_file(

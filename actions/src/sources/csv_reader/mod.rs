@@ -52,7 +52,8 @@ use std::collections::BTreeMap;
 use std::io::{BufReader, Read};
 use std::sync::Arc;
 
-use super::multi_file::{FileOut, FileSource, SharedCache, extensions_param, read_files};
+use super::file_input::FileInput;
+use sluice_runtime::input::{FileOut, FileSource, SharedCache};
 
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -232,9 +233,13 @@ pub const SPEC: ActionSpec = ActionSpec::new(
 
 fn build(ctx: &BuildContext) -> Result<BuiltAction, ActionError> {
     let p: CsvReaderParams = ctx.params()?;
-    if p.path.trim().is_empty() {
-        return Err(ActionError::param("path", "must not be empty"));
-    }
+    let input = FileInput::new(
+        p.path,
+        p.read_ahead,
+        p.extensions,
+        &["csv", "tsv", "txt"],
+        true,
+    )?;
     let delimiter = ascii_byte(p.delimiter, "delimiter")?;
     let quote = ascii_byte(p.quote, "quote")?;
     if delimiter == quote {
@@ -243,13 +248,9 @@ fn build(ctx: &BuildContext) -> Result<BuiltAction, ActionError> {
             "must differ from the delimiter",
         ));
     }
-    if p.read_ahead == Some(0) {
-        return Err(ActionError::param("read_ahead", "must be at least 1"));
-    }
     if p.max_field_bytes == 0 {
         return Err(ActionError::param("max_field_bytes", "must be at least 1"));
     }
-    let extensions = extensions_param(p.extensions, &["csv", "tsv", "txt"], true);
     let geometry = match p.geometry {
         None => None,
         Some(g) => Some(GeomSpec {
@@ -267,7 +268,7 @@ fn build(ctx: &BuildContext) -> Result<BuiltAction, ActionError> {
         }),
     };
     Ok(BuiltAction::new(NodeImpl::Source(Box::new(CsvReader {
-        path: p.path,
+        input,
         delimiter,
         quote,
         has_header: p.has_header,
@@ -275,10 +276,8 @@ fn build(ctx: &BuildContext) -> Result<BuiltAction, ActionError> {
         infer: p.infer_types,
         geometry,
         crs: p.crs,
-        read_ahead: p.read_ahead,
         encoding: p.encoding,
         max_field_bytes: p.max_field_bytes,
-        extensions,
         schemas: SharedCache::new(),
     }))))
 }
@@ -311,7 +310,7 @@ struct GeomSpec {
 }
 
 struct CsvReader {
-    path: String,
+    input: FileInput,
     delimiter: u8,
     quote: u8,
     has_header: bool,
@@ -319,23 +318,21 @@ struct CsvReader {
     infer: bool,
     geometry: Option<GeomSpec>,
     crs: Option<u32>,
-    read_ahead: Option<usize>,
     encoding: Encoding,
     max_field_bytes: usize,
-    extensions: Vec<String>,
     /// A header seen before (in any file) gets the same schemas back.
     schemas: SharedCache<Vec<String>, (Arc<Schema>, Arc<Schema>)>,
 }
 
 impl Source for CsvReader {
     fn run(&mut self, ctx: &NodeContext, out: &mut Emitter) -> Result<(), ActionError> {
-        read_files(&*self, &self.path, self.read_ahead, ctx, out)
+        self.input.read(&*self, ctx, out)
     }
 }
 
 impl FileSource for CsvReader {
     fn extensions(&self) -> &[String] {
-        &self.extensions
+        &self.input.extensions
     }
 
     fn read_file(
