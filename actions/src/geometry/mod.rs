@@ -12,6 +12,9 @@
 //!   (metres, square metres) on those and to planar (CRS units) on everything else.
 //! - Actions that write attributes compute the output schema once per distinct input schema
 //!   (`Reshaper`) and never extend schemas feature by feature.
+//! - The per-feature actions (measures, constructions, reprojection, WKT) share one transform
+//!   body, `per_feature.rs`: each file holds its parameters, its spec and a `GeometryStep`
+//!   (the computation for one feature, or the reason to reject it).
 
 pub mod area;
 pub mod bounds;
@@ -21,6 +24,7 @@ pub mod convex_hull;
 pub mod geometry_filter;
 pub mod geometry_to_wkt;
 pub mod length;
+mod per_feature;
 pub mod reproject;
 pub mod simplify;
 pub mod spatial_filter;

@@ -87,7 +87,12 @@ impl RecordEncoder for GeojsonEncoder {
         Ok(false)
     }
 
-    fn encode(&mut self, any: &mut bool, f: &Feature, buf: &mut Vec<u8>) -> Result<(), ActionError> {
+    fn encode(
+        &mut self,
+        any: &mut bool,
+        f: &Feature,
+        buf: &mut Vec<u8>,
+    ) -> Result<(), ActionError> {
         buf.extend_from_slice(if *any { b",\n" } else { b"\n" });
         *any = true;
         write_feature(buf, f).map_err(|e| ActionError::io("encoding a feature as GeoJSON", e))

@@ -78,8 +78,7 @@ impl RecordEncoder for JsonlEncoder {
     fn encode(&mut self, _: &mut (), f: &Feature, buf: &mut Vec<u8>) -> Result<(), ActionError> {
         // Writing to a Vec fails only on a serialisation error, which these values cannot
         // produce; the error is still reported rather than dropped.
-        write_feature(buf, f)
-            .map_err(|e| ActionError::io("encoding a feature as JSON", e))?;
+        write_feature(buf, f).map_err(|e| ActionError::io("encoding a feature as JSON", e))?;
         buf.push(b'\n');
         Ok(())
     }

@@ -17,9 +17,7 @@
 use std::io::{BufWriter, Write};
 
 use sluice_runtime::store::AtomicWriter;
-use sluice_runtime::{
-    ActionError, Batch, BuiltAction, Feature, NodeContext, NodeImpl, Sink,
-};
+use sluice_runtime::{ActionError, Batch, BuiltAction, Feature, NodeContext, NodeImpl, Sink};
 
 use super::Output;
 use super::partition::{FileFormat, Partitioned, PathTemplate};
@@ -169,7 +167,9 @@ impl<E: RecordEncoder> FileFormat for TextFormat<E> {
         self.buf.clear();
         self.encoder.footer(state, &mut self.buf);
         self.drain(&mut out, &path)?;
-        let output = out.into_inner().map_err(|e| io_error(&path, e.into_error()))?;
+        let output = out
+            .into_inner()
+            .map_err(|e| io_error(&path, e.into_error()))?;
         output.finish(&path)
     }
 
@@ -282,6 +282,10 @@ mod tests {
             }
         }
         assert!(TextOutput::new("x.csv.gz".into(), None, 1).unwrap().gzip);
-        assert!(!TextOutput::new("x.csv.gz".into(), Some(false), 1).unwrap().gzip);
+        assert!(
+            !TextOutput::new("x.csv.gz".into(), Some(false), 1)
+                .unwrap()
+                .gzip
+        );
     }
 }

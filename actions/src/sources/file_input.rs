@@ -170,7 +170,10 @@ mod tests {
             Err(ActionError::Param { path, .. }) => path,
             other => panic!("unexpected {other:?}"),
         };
-        assert_eq!(err(FileInput::new(" ".into(), None, None, &[], false)), "path");
+        assert_eq!(
+            err(FileInput::new(" ".into(), None, None, &[], false)),
+            "path"
+        );
         assert_eq!(
             err(FileInput::new("x".into(), Some(0), None, &[], false)),
             "read_ahead"

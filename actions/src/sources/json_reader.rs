@@ -40,10 +40,10 @@ use sluice_runtime::{
     Geometry, NodeContext, NodeImpl, REJECTED_PORT, REJECTION_REASON, Schema, Source, Value,
 };
 
+use super::file_input::{FileInput, first_byte, open_buffered};
 use super::json_values::{
     Element, Extender, Row, RowSeed, SchemaCache, geojson_geometry, json_error_message,
 };
-use super::file_input::{FileInput, first_byte, open_buffered};
 use sluice_runtime::input::{FileOut, FileSource, SharedCache};
 
 /// Parameters of `json_reader`.

@@ -11,11 +11,11 @@
 mod arrow_values;
 pub mod csv_reader;
 pub mod feature_creator;
+mod file_input;
 pub mod file_lister;
 pub mod geojson_reader;
 pub mod json_reader;
 mod json_values;
-mod file_input;
 pub mod parquet_reader;
 #[cfg(test)]
 mod round_trips;

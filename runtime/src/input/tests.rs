@@ -84,10 +84,7 @@ fn concurrent_reads_emit_in_file_order_with_sequential_ids() {
     // Sizes chosen so later files are much smaller than earlier ones (they finish first).
     let sizes = [5000, 3, 2500, 0, 1, 4000, 7, 2];
     for (i, n) in sizes.iter().enumerate() {
-        put(
-            &format!("memory://input/order/f{i}.txt"),
-            &n.to_string(),
-        );
+        put(&format!("memory://input/order/f{i}.txt"), &n.to_string());
     }
     let (seq_r, seq, seq_active) = run("memory://input/order/*.txt", Some(1));
     seq_r.unwrap();
@@ -134,13 +131,7 @@ fn cancel_stops_the_workers() {
     let ctx = NodeContext::standalone("t");
     ctx.cancel.cancel();
     let mut out = Emitter::buffer(1);
-    let r = read_files(
-        &src,
-        "memory://input/cancel/*.txt",
-        None,
-        &ctx,
-        &mut out,
-    );
+    let r = read_files(&src, "memory://input/cancel/*.txt", None, &ctx, &mut out);
     assert!(matches!(r, Err(ActionError::Cancelled)), "{r:?}");
 }
 
