@@ -194,11 +194,11 @@ impl GeometryStep for WktToGeometry {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::Arc;
     use crate::geometry::test_util::{build, example_params, reason, run, transform};
     use geo_types::{point, polygon};
     use serde_json::json;
     use sluice_runtime::Schema;
+    use std::sync::Arc;
 
     fn rows(texts: &[Value]) -> Vec<Feature> {
         let schema = Schema::new(["id", "wkt"]);

@@ -5,6 +5,7 @@ use super::*;
 use sluice_runtime::feature::{
     parse_date, parse_datetime, parse_local_datetime, parse_zoned_datetime,
 };
+use sluice_runtime::store;
 use sluice_runtime::store::AtomicWriter;
 use std::io::Write;
 
