@@ -3,56 +3,32 @@
 //! text file (gzip by name, byte order mark, leading white space).
 //!
 //! Listing the path and reading several files at once is the runtime's
-//! ([`sluice_runtime::input`]); a reader implements [`FileSource`] for one file and calls
-//! [`FileInput::read`].
+//! ([`sluice_runtime::input`]): a reader implements `FileSource` for one file, and its
+//! action is a `FileReader` over the [`Files`] made here.
 
 use std::io::{BufRead, BufReader, Read};
 
-use sluice_runtime::input::{FileSource, read_files};
+use sluice_runtime::ActionError;
+use sluice_runtime::input::Files;
 use sluice_runtime::store;
-use sluice_runtime::{ActionError, Emitter, NodeContext};
 
-/// The validated file-input parameters of a reader.
-#[derive(Debug, Clone)]
-pub(crate) struct FileInput {
-    /// A file, a folder or a glob pattern.
-    pub(crate) path: String,
-    /// Most files read at once (capped by the run's read-ahead).
-    pub(crate) read_ahead: Option<usize>,
-    /// File name endings taken from a folder or glob (lower case, no dot).
-    pub(crate) extensions: Vec<String>,
-}
-
-impl FileInput {
-    /// Checks `path` (not empty) and `read_ahead` (at least 1), and resolves `extensions`
-    /// against the reader's `defaults` (see [`extensions_param`]).
-    pub(crate) fn new(
-        path: String,
-        read_ahead: Option<usize>,
-        extensions: Option<Vec<String>>,
-        defaults: &[&str],
-        gzip: bool,
-    ) -> Result<FileInput, ActionError> {
-        check_path(&path)?;
-        if read_ahead == Some(0) {
-            return Err(ActionError::param("read_ahead", "must be at least 1"));
-        }
-        Ok(FileInput {
-            path,
-            read_ahead,
-            extensions: extensions_param(extensions, defaults, gzip),
-        })
+/// The files of a reader from its file-input parameters: checks `path` (not empty) and
+/// `read_ahead` (at least 1), and resolves `extensions` against the reader's `defaults`
+/// (see [`extensions_param`]).
+pub(crate) fn files_param(
+    path: String,
+    read_ahead: Option<usize>,
+    extensions: Option<Vec<String>>,
+    defaults: &[&str],
+    gzip: bool,
+) -> Result<Files, ActionError> {
+    check_path(&path)?;
+    if read_ahead == Some(0) {
+        return Err(ActionError::param("read_ahead", "must be at least 1"));
     }
-
-    /// Reads every file of the path with `source`, several at once, in file order.
-    pub(crate) fn read<S: FileSource>(
-        &self,
-        source: &S,
-        ctx: &NodeContext,
-        out: &mut Emitter,
-    ) -> Result<(), ActionError> {
-        read_files(source, &self.path, self.read_ahead, ctx, out)
-    }
+    Ok(Files::new(path)
+        .read_ahead(read_ahead)
+        .extensions(extensions_param(extensions, defaults, gzip)))
 }
 
 /// The `path` of an input: anything but empty (or white space).
@@ -166,22 +142,20 @@ mod tests {
 
     #[test]
     fn parameters_are_checked_and_extensions_resolved() {
-        let err = |r: Result<FileInput, ActionError>| match r {
+        let err = |r: Result<Files, ActionError>| match r {
             Err(ActionError::Param { path, .. }) => path,
             other => panic!("unexpected {other:?}"),
         };
+        assert_eq!(err(files_param(" ".into(), None, None, &[], false)), "path");
         assert_eq!(
-            err(FileInput::new(" ".into(), None, None, &[], false)),
-            "path"
-        );
-        assert_eq!(
-            err(FileInput::new("x".into(), Some(0), None, &[], false)),
+            err(files_param("x".into(), Some(0), None, &[], false)),
             "read_ahead"
         );
-        let input = FileInput::new("x".into(), Some(2), None, &["csv", "tsv"], true).unwrap();
-        assert_eq!(input.extensions, ["csv", "tsv", "csv.gz", "tsv.gz"]);
+        let files = files_param("x".into(), Some(2), None, &["csv", "tsv"], true).unwrap();
+        assert_eq!(files.read_ahead, Some(2));
+        assert_eq!(files.extensions, ["csv", "tsv", "csv.gz", "tsv.gz"]);
         let given = Some(vec![".TXT".to_string(), "dat".to_string()]);
-        let input = FileInput::new("x".into(), None, given, &["csv"], true).unwrap();
-        assert_eq!(input.extensions, ["txt", "dat"]);
+        let files = files_param("x".into(), None, given, &["csv"], true).unwrap();
+        assert_eq!(files.extensions, ["txt", "dat"]);
     }
 }

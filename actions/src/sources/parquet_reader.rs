@@ -49,13 +49,13 @@ use sluice_runtime::action::schema_of;
 use sluice_runtime::feature::wkb;
 use sluice_runtime::store;
 use sluice_runtime::{
-    ActionError, ActionKind, ActionSpec, BuildContext, BuiltAction, DEFAULT_PORT, Emitter, Feature,
-    Geometry, NodeContext, NodeImpl, REJECTED_PORT, REJECTION_REASON, Schema, Source, Value,
+    ActionError, ActionKind, ActionSpec, BuildContext, BuiltAction, DEFAULT_PORT, Feature,
+    Geometry, NodeContext, NodeImpl, REJECTED_PORT, REJECTION_REASON, Schema, Value,
 };
 
 use super::arrow_values::column_values;
-use super::file_input::FileInput;
-use sluice_runtime::input::{FileOut, FileSource, SharedCache};
+use super::file_input::files_param;
+use sluice_runtime::input::{FileOut, FileReader, FileSource, SharedCache};
 
 /// Parameters of `parquet_reader`.
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -96,7 +96,7 @@ pub const SPEC: ActionSpec = ActionSpec::new(
 
 fn build(ctx: &BuildContext) -> Result<BuiltAction, ActionError> {
     let p: ParquetReaderParams = ctx.params()?;
-    let input = FileInput::new(
+    let files = files_param(
         p.path,
         p.read_ahead,
         p.extensions,
@@ -107,32 +107,23 @@ fn build(ctx: &BuildContext) -> Result<BuiltAction, ActionError> {
         return Err(ActionError::param("batch_rows", "must be at least 1"));
     }
     Ok(BuiltAction::new(NodeImpl::Source(Box::new(
-        ParquetReader {
-            input,
-            batch_rows: p.batch_rows,
-            schemas: SharedCache::new(),
-        },
+        FileReader::new(
+            files,
+            ParquetReader {
+                batch_rows: p.batch_rows,
+                schemas: SharedCache::new(),
+            },
+        ),
     ))))
 }
 
 struct ParquetReader {
-    input: FileInput,
     batch_rows: usize,
     /// Column names seen before (in any file) get the same schemas back.
     schemas: SharedCache<Vec<String>, (Arc<Schema>, Arc<Schema>)>,
 }
 
-impl Source for ParquetReader {
-    fn run(&mut self, ctx: &NodeContext, out: &mut Emitter) -> Result<(), ActionError> {
-        self.input.read(&*self, ctx, out)
-    }
-}
-
 impl FileSource for ParquetReader {
-    fn extensions(&self) -> &[String] {
-        &self.input.extensions
-    }
-
     fn read_file(
         &self,
         location: &str,
@@ -395,6 +386,7 @@ mod tests {
     use arrow_array::{Float64Array, Int64Array, StringArray};
     use arrow_schema::{Field, Schema as ArrowSchema};
     use parquet::arrow::ArrowWriter;
+    use sluice_runtime::Emitter;
     use std::io::Write;
 
     fn read(params: serde_json::Value) -> Result<(Vec<Feature>, Vec<Feature>), ActionError> {

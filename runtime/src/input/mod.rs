@@ -1,8 +1,9 @@
 //! Reading many files at once: the way a source reads the files its `path` names.
 //!
-//! A file reader implements [`FileSource::read_file`] for one file and calls [`read_files`],
-//! which lists the location (a file, a folder or a glob, through [`crate::store::list`]),
-//! keeps the files the reader takes ([`FileSource::extensions`]) and drives the reads:
+//! A file reader implements [`FileSource::read_file`] for one file; [`Files::read`] lists
+//! the location (a file, a folder or a glob, through [`crate::store::list`]), keeps the
+//! files whose names end in one of [`Files::extensions`] and drives the reads. A
+//! [`FileReader`] is the [`Source`] made of the two:
 //!
 //! ```text
 //!              work queue (file order)          one bounded channel per file
@@ -32,7 +33,7 @@
 //! pool and a read-ahead of 4, two readers blocked on full channels leave no thread for a
 //! transform downstream, which waits for the pool while the node thread waits for the
 //! transform — a deadlock. So the reads run on `min(read_ahead, files)` threads that
-//! [`read_files`] starts for the duration of the call (scoped: none outlives it); they
+//! [`Files::read`] starts for the duration of the call (scoped: none outlives it); they
 //! parse as well as read, which is the CPU work the concurrency is for. Actions start no
 //! threads of their own.
 //!
@@ -44,8 +45,8 @@
 //!
 //! ```
 //! use std::io::Read;
-//! use sluice_runtime::input::{FileOut, FileSource, read_files};
-//! use sluice_runtime::{ActionError, Emitter, Feature, NodeContext, Value};
+//! use sluice_runtime::input::{FileOut, FileReader, FileSource, Files};
+//! use sluice_runtime::{ActionError, Emitter, Feature, NodeContext, Source, Value};
 //!
 //! struct Lines;
 //!
@@ -71,9 +72,15 @@
 //! # let mut w = sluice_runtime::store::AtomicWriter::create("memory://input-doc/a.txt").unwrap();
 //! # std::io::Write::write_all(&mut w, b"one\ntwo\n").unwrap();
 //! # w.commit().unwrap();
+//! // Every `.txt` file of the glob, up to 4 at once; this is the source a
+//! // `NodeImpl::Source` of a built action would box.
+//! let files = Files::new("memory://input-doc/*.txt")
+//!     .read_ahead(Some(4))
+//!     .extensions(["txt"]);
+//! let mut source = FileReader::new(files, Lines);
 //! let ctx = NodeContext::standalone("lines");
 //! let mut out = Emitter::buffer(1);
-//! read_files(&Lines, "memory://input-doc/*.txt", None, &ctx, &mut out)?;
+//! source.run(&ctx, &mut out)?;
 //! assert_eq!(out.into_buffers()[0].len(), 2);
 //! # Ok::<(), ActionError>(())
 //! ```
@@ -89,7 +96,7 @@ use crossbeam_channel::{Sender, select};
 
 use crate::executor::CancelToken;
 use crate::store;
-use crate::{ActionError, Emitter, Feature, NodeContext};
+use crate::{ActionError, Emitter, Feature, NodeContext, Source};
 
 /// Features per chunk sent from a reading thread to the node thread.
 pub const CHUNK: usize = 1024;
@@ -108,12 +115,86 @@ pub trait FileSource: Sync {
         ctx: &NodeContext,
         out: &mut FileOut<'_>,
     ) -> Result<(), ActionError>;
+}
 
-    /// The file name endings this reader takes from a folder or a glob pattern (lower case,
-    /// without the dot, e.g. `csv`, `csv.gz`); empty takes every file. A file named on its
-    /// own is always read.
-    fn extensions(&self) -> &[String] {
-        &[]
+/// The files a source reads: a path, how many are read at once, and which names a folder
+/// or a glob contributes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Files {
+    /// A file, a folder (every file in it) or a glob pattern, as [`crate::store::list`]
+    /// takes it.
+    pub path: String,
+    /// The most files read at once; `None`: the run's read-ahead. Either way capped by
+    /// [`NodeContext::read_ahead`], read again before each file starts.
+    pub read_ahead: Option<usize>,
+    /// The file name endings taken from a folder or a glob (lower case, without the dot,
+    /// e.g. `csv`, `csv.gz`); empty takes every file. A file named on its own is always read.
+    pub extensions: Vec<String>,
+}
+
+impl Files {
+    /// Every file `path` names, at the run's read-ahead.
+    pub fn new(path: impl Into<String>) -> Files {
+        Files {
+            path: path.into(),
+            read_ahead: None,
+            extensions: Vec::new(),
+        }
+    }
+
+    /// Sets the most files read at once (`None`: the run's read-ahead).
+    pub fn read_ahead(mut self, read_ahead: Option<usize>) -> Files {
+        self.read_ahead = read_ahead;
+        self
+    }
+
+    /// Sets the file name endings taken from a folder or a glob.
+    pub fn extensions<I>(mut self, extensions: I) -> Files
+    where
+        I: IntoIterator,
+        I::Item: Into<String>,
+    {
+        self.extensions = extensions.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Lists the files and reads every one with `source`, several at once, emitting in file
+    /// order. See the [module docs](self).
+    ///
+    /// A path that matches no file, or only files whose names are not among the
+    /// `extensions`, is an [`ActionError::Io`] (not found). Files skipped for their names
+    /// are logged.
+    pub fn read<S: FileSource>(
+        &self,
+        source: &S,
+        ctx: &NodeContext,
+        out: &mut Emitter,
+    ) -> Result<(), ActionError> {
+        read_files(source, self, ctx, out)
+    }
+}
+
+/// The [`Source`] that reads [`Files`] with a [`FileSource`].
+pub struct FileReader<S> {
+    files: Files,
+    source: S,
+}
+
+impl<S: FileSource> FileReader<S> {
+    /// Reads `files` with `source`.
+    pub fn new(files: Files, source: S) -> FileReader<S> {
+        FileReader { files, source }
+    }
+
+    /// The files read.
+    pub fn files(&self) -> &Files {
+        &self.files
+    }
+}
+
+impl<S: FileSource + Send> Source for FileReader<S> {
+    fn run(&mut self, ctx: &NodeContext, out: &mut Emitter) -> Result<(), ActionError> {
+        self.files.read(&self.source, ctx, out)
     }
 }
 
@@ -204,18 +285,18 @@ fn send(tx: &Sender<Msg>, cancel: &CancelToken, msg: Msg) -> Result<(), ActionEr
     }
 }
 
-/// Lists `path` and reads every file with `source`, up to `read_ahead` (capped by the run's
-/// [`NodeContext::read_ahead`]) at once, emitting in file order. See the [module docs](self).
-///
-/// A location that matches no file, or only files whose names `source` does not take, is an
-/// [`ActionError::Io`] (not found). Files skipped for their names are logged.
-pub fn read_files<S: FileSource>(
+/// The body of [`Files::read`].
+fn read_files<S: FileSource>(
     source: &S,
-    path: &str,
-    read_ahead: Option<usize>,
+    files: &Files,
     ctx: &NodeContext,
     out: &mut Emitter,
 ) -> Result<(), ActionError> {
+    let Files {
+        path,
+        read_ahead,
+        extensions,
+    } = files;
     let files = store::list(path)?;
     if files.is_empty() {
         return Err(ActionError::io(
@@ -223,8 +304,7 @@ pub fn read_files<S: FileSource>(
             std::io::Error::new(std::io::ErrorKind::NotFound, "no file matches"),
         ));
     }
-    let single = files.len() == 1 && files[0].location == path;
-    let extensions = source.extensions();
+    let single = files.len() == 1 && files[0].location == *path;
     let (locations, skipped): (Vec<String>, Vec<String>) = files
         .into_iter()
         .map(|f| f.location)

@@ -65,13 +65,10 @@ fn counting() -> Counting {
 fn run(dir: &str, read_ahead: Option<usize>) -> (Result<(), ActionError>, Vec<Feature>, usize) {
     let src = counting();
     let mut out = Emitter::buffer(1);
-    let r = read_files(
-        &src,
-        dir,
-        read_ahead,
-        &NodeContext::standalone("t"),
-        &mut out,
-    );
+    let r =
+        Files::new(dir)
+            .read_ahead(read_ahead)
+            .read(&src, &NodeContext::standalone("t"), &mut out);
     (
         r,
         out.into_buffers().remove(0),
@@ -131,7 +128,7 @@ fn cancel_stops_the_workers() {
     let ctx = NodeContext::standalone("t");
     ctx.cancel.cancel();
     let mut out = Emitter::buffer(1);
-    let r = read_files(&src, "memory://input/cancel/*.txt", None, &ctx, &mut out);
+    let r = Files::new("memory://input/cancel/*.txt").read(&src, &ctx, &mut out);
     assert!(matches!(r, Err(ActionError::Cancelled)), "{r:?}");
 }
 
@@ -139,6 +136,33 @@ fn cancel_stops_the_workers() {
 fn no_match_is_not_found() {
     let (r, _, _) = run("memory://input/none/*.txt", None);
     match r {
+        Err(ActionError::Io { source, .. }) => {
+            assert_eq!(source.kind(), std::io::ErrorKind::NotFound)
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+#[test]
+fn a_folder_or_glob_gives_only_the_extensions_taken() {
+    put("memory://input/ext/a.txt", "2");
+    put("memory://input/ext/b.TXT.gz", "fail");
+    put("memory://input/ext/c.dat", "fail");
+    put("memory://input/ext/d.txt", "1");
+    let ctx = NodeContext::standalone("t");
+    let read = |files: Files| {
+        let mut out = Emitter::buffer(1);
+        let mut source = FileReader::new(files, counting());
+        source
+            .run(&ctx, &mut out)
+            .map(|()| out.into_buffers().remove(0).len())
+    };
+    let txt = Files::new("memory://input/ext").extensions(["txt"]);
+    assert_eq!(read(txt).unwrap(), 3);
+    // A file named on its own is read whatever its name.
+    let named = Files::new("memory://input/ext/c.dat").extensions(["txt"]);
+    assert!(matches!(read(named), Err(ActionError::Data { .. })));
+    match read(Files::new("memory://input/ext/*").extensions(["csv"])) {
         Err(ActionError::Io { source, .. }) => {
             assert_eq!(source.kind(), std::io::ErrorKind::NotFound)
         }

@@ -51,15 +51,15 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use super::file_input::{FileInput, open_buffered};
-use sluice_runtime::input::{FileOut, FileSource, SharedCache};
+use super::file_input::{files_param, open_buffered};
+use sluice_runtime::input::{FileOut, FileReader, FileSource, SharedCache};
 
 use schemars::JsonSchema;
 use serde::Deserialize;
 use sluice_runtime::action::schema_of;
 use sluice_runtime::{
-    ActionError, ActionKind, ActionSpec, BuildContext, BuiltAction, DEFAULT_PORT, Emitter, Feature,
-    NodeContext, NodeImpl, REJECTED_PORT, REJECTION_REASON, Schema, Source, Value,
+    ActionError, ActionKind, ActionSpec, BuildContext, BuiltAction, DEFAULT_PORT, NodeContext,
+    NodeImpl, REJECTED_PORT, Schema,
 };
 
 use plan::{KeptAsText, encoding_name, header_names, inference_notes};
@@ -230,7 +230,7 @@ pub const SPEC: ActionSpec = ActionSpec::new(
 
 fn build(ctx: &BuildContext) -> Result<BuiltAction, ActionError> {
     let p: CsvReaderParams = ctx.params()?;
-    let input = FileInput::new(
+    let files = files_param(
         p.path,
         p.read_ahead,
         p.extensions,
@@ -264,19 +264,23 @@ fn build(ctx: &BuildContext) -> Result<BuiltAction, ActionError> {
             keep: g.keep_columns,
         }),
     };
-    Ok(BuiltAction::new(NodeImpl::Source(Box::new(CsvReader {
-        input,
-        delimiter,
-        quote,
-        has_header: p.has_header,
-        declared: p.columns,
-        infer: p.infer_types,
-        geometry,
-        crs: p.crs,
-        encoding: p.encoding,
-        max_field_bytes: p.max_field_bytes,
-        schemas: SharedCache::new(),
-    }))))
+    Ok(BuiltAction::new(NodeImpl::Source(Box::new(
+        FileReader::new(
+            files,
+            CsvReader {
+                delimiter,
+                quote,
+                has_header: p.has_header,
+                declared: p.columns,
+                infer: p.infer_types,
+                geometry,
+                crs: p.crs,
+                encoding: p.encoding,
+                max_field_bytes: p.max_field_bytes,
+                schemas: SharedCache::new(),
+            },
+        ),
+    ))))
 }
 
 fn ascii_byte(c: char, param: &str) -> Result<u8, ActionError> {
@@ -307,7 +311,6 @@ struct GeomSpec {
 }
 
 struct CsvReader {
-    input: FileInput,
     delimiter: u8,
     quote: u8,
     has_header: bool,
@@ -321,17 +324,7 @@ struct CsvReader {
     schemas: SharedCache<Vec<String>, (Arc<Schema>, Arc<Schema>)>,
 }
 
-impl Source for CsvReader {
-    fn run(&mut self, ctx: &NodeContext, out: &mut Emitter) -> Result<(), ActionError> {
-        self.input.read(&*self, ctx, out)
-    }
-}
-
 impl FileSource for CsvReader {
-    fn extensions(&self) -> &[String] {
-        &self.input.extensions
-    }
-
     fn read_file(
         &self,
         location: &str,

@@ -7,6 +7,7 @@ use sluice_runtime::feature::{
 };
 use sluice_runtime::store;
 use sluice_runtime::store::AtomicWriter;
+use sluice_runtime::{Emitter, Feature, REJECTION_REASON, Value};
 use std::io::Write;
 
 fn put(location: &str, text: &[u8]) {

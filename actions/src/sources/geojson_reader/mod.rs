@@ -36,15 +36,15 @@ use serde::de::{
 };
 use sluice_runtime::action::schema_of;
 use sluice_runtime::{
-    ActionError, ActionKind, ActionSpec, BuildContext, BuiltAction, DEFAULT_PORT, Emitter, Feature,
-    Geometry, NodeContext, NodeImpl, REJECTED_PORT, REJECTION_REASON, Schema, Source, Value,
+    ActionError, ActionKind, ActionSpec, BuildContext, BuiltAction, DEFAULT_PORT, Feature,
+    Geometry, NodeContext, NodeImpl, REJECTED_PORT, REJECTION_REASON, Schema, Value,
 };
 
-use super::file_input::{FileInput, first_byte, open_buffered};
+use super::file_input::{files_param, first_byte, open_buffered};
 use super::json_values::{
     Element, Extender, Row, RowSeed, SchemaCache, ValueSeed, geojson_geometry, json_error_message,
 };
-use sluice_runtime::input::{FileOut, FileSource, SharedCache};
+use sluice_runtime::input::{FileOut, FileReader, FileSource, SharedCache};
 
 /// Parameters of `geojson_reader`.
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -85,7 +85,7 @@ pub const SPEC: ActionSpec = ActionSpec::new(
 
 fn build(ctx: &BuildContext) -> Result<BuiltAction, ActionError> {
     let p: GeojsonReaderParams = ctx.params()?;
-    let input = FileInput::new(
+    let files = files_param(
         p.path,
         p.read_ahead,
         p.extensions,
@@ -93,31 +93,22 @@ fn build(ctx: &BuildContext) -> Result<BuiltAction, ActionError> {
         true,
     )?;
     Ok(BuiltAction::new(NodeImpl::Source(Box::new(
-        GeojsonReader {
-            input,
-            crs: p.crs,
-            schemas: SharedCache::new(),
-        },
+        FileReader::new(
+            files,
+            GeojsonReader {
+                crs: p.crs,
+                schemas: SharedCache::new(),
+            },
+        ),
     ))))
 }
 
 struct GeojsonReader {
-    input: FileInput,
     crs: u32,
     schemas: SharedCache<Vec<Arc<str>>, Arc<Schema>>,
 }
 
-impl Source for GeojsonReader {
-    fn run(&mut self, ctx: &NodeContext, out: &mut Emitter) -> Result<(), ActionError> {
-        self.input.read(&*self, ctx, out)
-    }
-}
-
 impl FileSource for GeojsonReader {
-    fn extensions(&self) -> &[String] {
-        &self.input.extensions
-    }
-
     fn read_file(
         &self,
         location: &str,

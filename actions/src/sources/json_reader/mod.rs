@@ -36,15 +36,15 @@ use serde::Deserialize;
 use serde::de::{DeserializeSeed, Error as _, SeqAccess, Visitor};
 use sluice_runtime::action::schema_of;
 use sluice_runtime::{
-    ActionError, ActionKind, ActionSpec, BuildContext, BuiltAction, DEFAULT_PORT, Emitter, Feature,
-    Geometry, NodeContext, NodeImpl, REJECTED_PORT, REJECTION_REASON, Schema, Source, Value,
+    ActionError, ActionKind, ActionSpec, BuildContext, BuiltAction, DEFAULT_PORT, Feature,
+    Geometry, NodeContext, NodeImpl, REJECTED_PORT, REJECTION_REASON, Schema, Value,
 };
 
-use super::file_input::{FileInput, first_byte, open_buffered};
+use super::file_input::{files_param, first_byte, open_buffered};
 use super::json_values::{
     Element, Extender, Row, RowSeed, SchemaCache, geojson_geometry, json_error_message,
 };
-use sluice_runtime::input::{FileOut, FileSource, SharedCache};
+use sluice_runtime::input::{FileOut, FileReader, FileSource, SharedCache};
 
 /// Parameters of `json_reader`.
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -101,25 +101,28 @@ pub const SPEC: ActionSpec = ActionSpec::new(
 
 fn build(ctx: &BuildContext) -> Result<BuiltAction, ActionError> {
     let p: JsonReaderParams = ctx.params()?;
-    let input = FileInput::new(
+    let files = files_param(
         p.path,
         p.read_ahead,
         p.extensions,
         &["json", "jsonl", "ndjson", "geojson"],
         true,
     )?;
-    Ok(BuiltAction::new(NodeImpl::Source(Box::new(JsonReader {
-        input,
-        format: p.format,
-        geometry_field: p.geometry_field,
-        crs: p.crs,
-        schemas: SharedCache::new(),
-        raw_schema: Schema::new(["_raw", REJECTION_REASON]),
-    }))))
+    Ok(BuiltAction::new(NodeImpl::Source(Box::new(
+        FileReader::new(
+            files,
+            JsonReader {
+                format: p.format,
+                geometry_field: p.geometry_field,
+                crs: p.crs,
+                schemas: SharedCache::new(),
+                raw_schema: Schema::new(["_raw", REJECTION_REASON]),
+            },
+        ),
+    ))))
 }
 
 struct JsonReader {
-    input: FileInput,
     format: JsonFormat,
     geometry_field: Option<String>,
     crs: Option<u32>,
@@ -128,17 +131,7 @@ struct JsonReader {
     raw_schema: Arc<Schema>,
 }
 
-impl Source for JsonReader {
-    fn run(&mut self, ctx: &NodeContext, out: &mut Emitter) -> Result<(), ActionError> {
-        self.input.read(&*self, ctx, out)
-    }
-}
-
 impl FileSource for JsonReader {
-    fn extensions(&self) -> &[String] {
-        &self.input.extensions
-    }
-
     fn read_file(
         &self,
         location: &str,

@@ -1,6 +1,7 @@
 //! Tests of `json_reader`.
 
 use super::*;
+use sluice_runtime::Emitter;
 use sluice_runtime::store::AtomicWriter;
 use std::io::Write;
 
