@@ -26,6 +26,7 @@ pub mod feature;
 pub mod input;
 pub mod memory;
 pub mod store;
+#[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod workflow;
 

@@ -281,7 +281,7 @@ fn prepare(plan: Plan, opts: RunOptions) -> Result<(Arc<Vec<NodeProgress>>, Laun
             features_out: port_counters.clone(),
             state: state.clone(),
         });
-        let out = Emitter::channels(ports, batch_knob.clone(), cancel);
+        let out = Emitter::channels(&n.outputs, ports, batch_knob.clone(), cancel);
         let drops = out.drops();
         let run = NodeRun {
             ctx,

@@ -1,20 +1,9 @@
 use super::*;
+use sluice_runtime::testing::build_transform;
 use sluice_runtime::{Geometry, REJECTION_REASON, Schema};
 
-fn build_manager(params: serde_json::Value) -> Result<Arc<dyn Transform>, ActionError> {
-    let built = (SPEC.build)(&BuildContext {
-        node_id: "t",
-        params: &params,
-    })?;
-    assert!(built.outputs.is_none());
-    match built.node {
-        NodeImpl::Transform(t) => Ok(t),
-        _ => panic!("attribute_manager must build a transform"),
-    }
-}
-
 fn param_path(params: serde_json::Value) -> String {
-    match build_manager(params) {
+    match build_transform(&SPEC, params) {
         Err(ActionError::Param { path, .. }) => path,
         Err(e) => panic!("expected a parameter error, got {e:?}"),
         Ok(_) => panic!("expected a parameter error"),
@@ -23,8 +12,8 @@ fn param_path(params: serde_json::Value) -> String {
 
 /// Runs the operations over `input`; returns (default, rejected).
 fn run(ops: serde_json::Value, input: Vec<Feature>) -> (Vec<Feature>, Vec<Feature>) {
-    let manager = build_manager(serde_json::json!({ "operations": ops })).unwrap();
-    let mut out = Emitter::buffer(SPEC.outputs.len());
+    let manager = build_transform(&SPEC, serde_json::json!({ "operations": ops })).unwrap();
+    let mut out = Emitter::for_outputs(SPEC.outputs);
     manager.apply(input, &mut out).unwrap();
     let mut buffers = out.into_buffers();
     let rejected = buffers.pop().unwrap();
@@ -45,27 +34,6 @@ fn people() -> Vec<Feature> {
 
 fn names(f: &Feature) -> Vec<&str> {
     f.schema().names().iter().map(|n| &**n).collect()
-}
-
-#[test]
-fn example_params_build() {
-    let params = sluice_runtime::workflow::yaml::parse(SPEC.example)
-        .unwrap()
-        .to_json();
-    let ops = serde_json::json!([
-        {"op": "convert", "attribute": "population", "to": "int"},
-        {"op": "set", "attribute": "density", "expression": "population / area"},
-        {"op": "rename", "from": "nom", "to": "name"},
-        {"op": "remove", "attributes": ["tmp", "debug"]},
-        {"op": "keep", "attributes": ["name", "population", "density"]}
-    ]);
-    assert_eq!(params, serde_json::json!({ "operations": ops }));
-    assert!(build_manager(params).is_ok());
-    assert_eq!(SPEC.outputs, [DEFAULT_PORT, REJECTED_PORT]);
-    let schema = serde_json::to_string(&(SPEC.schema)()).unwrap();
-    for word in ["\"operations\"", "\"set\"", "\"keep\"", "\"datetime\""] {
-        assert!(schema.contains(word), "{word} missing from {schema}");
-    }
 }
 
 #[test]

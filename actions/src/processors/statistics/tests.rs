@@ -1,19 +1,9 @@
 use super::*;
 use sluice_runtime::memory::{MemoryBudget, SpillDir};
-
-fn build_stats(params: serde_json::Value) -> Result<Box<dyn Processor>, ActionError> {
-    let built = (SPEC.build)(&BuildContext {
-        node_id: "t",
-        params: &params,
-    })?;
-    match built.node {
-        NodeImpl::Processor(p) => Ok(p),
-        _ => panic!("statistics must build a processor"),
-    }
-}
+use sluice_runtime::testing::{build_processor, drive};
 
 fn param_path(params: serde_json::Value) -> String {
-    match build_stats(params) {
+    match build_processor(&SPEC, params) {
         Err(ActionError::Param { path, .. }) => path,
         Err(e) => panic!("expected a parameter error, got {e:?}"),
         Ok(_) => panic!("expected a parameter error"),
@@ -25,13 +15,9 @@ fn run(
     batches: Vec<Batch>,
     ctx: &NodeContext,
 ) -> Result<Vec<Feature>, ActionError> {
-    let mut stats = build_stats(params)?;
-    let mut out = Emitter::buffer(1);
-    for b in batches {
-        stats.process(0, b, ctx, &mut out)?;
-    }
-    stats.finish(ctx, &mut out)?;
-    Ok(out.into_buffers().remove(0))
+    let mut stats = build_processor(&SPEC, params)?;
+    let batches = batches.into_iter().map(|b| (0, b));
+    Ok(drive(&mut *stats, batches, ctx, SPEC.outputs)?.remove(0))
 }
 
 fn rows(fs: &[Feature]) -> Vec<Vec<Value>> {
@@ -65,20 +51,6 @@ fn all_ops() -> serde_json::Value {
             {"op": "mean", "attribute": "amount"}
         ]
     })
-}
-
-#[test]
-fn example_params_build() {
-    let params = sluice_runtime::workflow::yaml::parse(SPEC.example)
-        .unwrap()
-        .to_json();
-    assert_eq!(params["aggregates"][1]["as"], "total");
-    assert!(build_stats(params).is_ok());
-    const { assert!(SPEC.accumulates && SPEC.heavy_finish) };
-    let schema = serde_json::to_string(&(SPEC.schema)()).unwrap();
-    for word in ["\"group_by\"", "\"mean\"", "\"as\""] {
-        assert!(schema.contains(word), "{word} missing from {schema}");
-    }
 }
 
 #[test]
