@@ -258,8 +258,8 @@ pub(crate) mod test_util {
 
     use geo_types::polygon;
     use sluice_runtime::{
-        ActionError, ActionSpec, BuildContext, Emitter, Feature, Geometry, NodeImpl, Processor,
-        Schema, Transform,
+        ActionError, ActionSpec, BuildContext, DEFAULT_PORT, Emitter, Feature, Geometry, NodeImpl,
+        Processor, REJECTED_PORT, Schema, Transform,
     };
 
     /// Builds `spec` with `params`.
@@ -300,8 +300,13 @@ pub(crate) mod test_util {
     }
 
     /// Runs a transform over `input`, returning the features of each of `ports` ports.
+    /// Applies `t` to `input`; with two ports, the second is `rejected`.
     pub(crate) fn run(t: &dyn Transform, ports: usize, input: Vec<Feature>) -> Vec<Vec<Feature>> {
-        let mut out = Emitter::buffer(ports);
+        let mut out = if ports == 2 {
+            Emitter::for_outputs(&[DEFAULT_PORT, REJECTED_PORT])
+        } else {
+            Emitter::buffer(ports)
+        };
         t.apply(input, &mut out).unwrap();
         out.into_buffers()
     }

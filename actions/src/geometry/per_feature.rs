@@ -5,8 +5,8 @@
 //! the result (attributes, the geometry, or both) or rejects the feature with a reason. An
 //! action says only what it computes, as a [`GeometryStep`]; [`PerFeature`] does the rest
 //! for every batch: it computes the output schema once per input schema ([`Reshaper`]),
-//! writes the attributes and the geometry, and sends a rejected feature to port 1 with its
-//! `_rejection_reason`.
+//! writes the attributes and the geometry, and sends a rejected feature to the `rejected`
+//! port with its `_rejection_reason` ([`Emitter::reject`]).
 
 use std::sync::Arc;
 
@@ -14,7 +14,7 @@ use sluice_runtime::{
     ActionError, BuiltAction, Emitter, Feature, Geometry, NodeImpl, Transform, Value,
 };
 
-use super::{Reshaper, reject};
+use super::Reshaper;
 
 /// What a step does to the geometry of a feature it accepts.
 pub(crate) enum GeometryChange {
@@ -84,7 +84,7 @@ impl<S: GeometryStep> Transform for PerFeature<S> {
                     }
                     out.emit(feature)?;
                 }
-                Err(reason) => out.emit_to(1, reject(feature, reason))?,
+                Err(reason) => out.reject(feature, reason)?,
             }
         }
         Ok(())
