@@ -23,6 +23,7 @@ pub mod events;
 pub mod executor;
 pub mod expr;
 pub mod feature;
+pub mod input;
 pub mod memory;
 pub mod store;
 #[cfg(any(test, feature = "testing"))]

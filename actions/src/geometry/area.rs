@@ -27,19 +27,18 @@
 //! - Rejected in every case: `method: geodesic` on a feature whose CRS is known and is not
 //!   geographic, and geodesic input with a latitude beyond ±90° or a non-finite coordinate.
 
-use std::sync::Arc;
-
 use geo::GeodesicArea;
 use geo_types::{Geometry as G, LineString, Polygon};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use sluice_runtime::action::schema_of;
 use sluice_runtime::{
-    ActionError, ActionKind, ActionSpec, BuildContext, BuiltAction, DEFAULT_PORT, Emitter, Feature,
-    NodeImpl, REJECTED_PORT, Transform, Value,
+    ActionError, ActionKind, ActionSpec, BuildContext, BuiltAction, DEFAULT_PORT, Feature,
+    REJECTED_PORT, Value,
 };
 
-use super::{Reshaper, bad_lonlat, check_attribute_name, is_geographic, reject, type_name};
+use super::per_feature::{GeometryChange, GeometryStep, PerFeature};
+use super::{bad_lonlat, check_attribute_name, is_geographic, type_name};
 
 /// Parameters of `area`.
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -85,13 +84,11 @@ pub const SPEC: ActionSpec = ActionSpec::new(
 fn build(ctx: &BuildContext) -> Result<BuiltAction, ActionError> {
     let params: AreaParams = ctx.params()?;
     check_attribute_name("attribute", &params.attribute)?;
-    Ok(BuiltAction::new(NodeImpl::Transform(Arc::new(
-        AreaTransform {
-            attribute: params.attribute,
-            method: params.method,
-            require_geometry: params.require_geometry,
-        },
-    ))))
+    Ok(PerFeature::build(AreaTransform {
+        attribute: params.attribute,
+        method: params.method,
+        require_geometry: params.require_geometry,
+    }))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -212,19 +209,21 @@ fn polygonal_area(geom: &G<f64>, area: &dyn Fn(&Polygon<f64>) -> f64) -> Option<
     }
 }
 
-impl Transform for AreaTransform {
-    fn apply(&self, features: Vec<Feature>, out: &mut Emitter) -> Result<(), ActionError> {
-        let mut reshaper = Reshaper::new([self.attribute.as_str()], Vec::<&str>::new());
-        for mut feature in features {
-            match self.measure(&feature) {
-                Ok(value) => {
-                    reshaper.write(&mut feature, &mut [value]);
-                    out.emit(feature)?;
-                }
-                Err(reason) => out.emit_to(1, reject(feature, reason))?,
-            }
-        }
-        Ok(())
+impl GeometryStep for AreaTransform {
+    type Scratch = ();
+
+    fn writes(&self) -> Vec<&str> {
+        vec![&self.attribute]
+    }
+
+    fn compute(
+        &self,
+        feature: &Feature,
+        _: &mut (),
+        values: &mut Vec<Value>,
+    ) -> Result<GeometryChange, String> {
+        values.push(self.measure(feature)?);
+        Ok(GeometryChange::Keep)
     }
 }
 
@@ -236,6 +235,7 @@ mod tests {
     };
     use geo_types::{MultiPolygon, Rect, coord, line_string, point, polygon};
     use serde_json::json;
+    use std::sync::Arc;
 
     fn area_of(out: &[Feature], attribute: &str) -> Vec<Option<f64>> {
         out.iter()

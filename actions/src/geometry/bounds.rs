@@ -14,19 +14,18 @@
 //!   degenerate one, with zero area, for a point or an axis-parallel line). The CRS is kept.
 //! - A feature without a geometry, or with an empty one, goes to `rejected` with the reason.
 
-use std::sync::Arc;
-
 use geo::BoundingRect;
 use geo_types::Rect;
 use schemars::JsonSchema;
 use serde::Deserialize;
 use sluice_runtime::action::schema_of;
 use sluice_runtime::{
-    ActionError, ActionKind, ActionSpec, BuildContext, BuiltAction, DEFAULT_PORT, Emitter, Feature,
-    Geometry, NodeImpl, REJECTED_PORT, Transform, Value,
+    ActionError, ActionKind, ActionSpec, BuildContext, BuiltAction, DEFAULT_PORT, Feature,
+    Geometry, REJECTED_PORT, Value,
 };
 
-use super::{Reshaper, reject, type_name};
+use super::per_feature::{GeometryChange, GeometryStep, PerFeature};
+use super::type_name;
 
 /// Parameters of `bounds`.
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -72,12 +71,10 @@ fn build(ctx: &BuildContext) -> Result<BuiltAction, ActionError> {
         ));
     }
     let names = ["xmin", "ymin", "xmax", "ymax"].map(|n| format!("{}{n}", params.prefix));
-    Ok(BuiltAction::new(NodeImpl::Transform(Arc::new(
-        BoundsTransform {
-            mode: params.mode,
-            names,
-        },
-    ))))
+    Ok(PerFeature::build(BoundsTransform {
+        mode: params.mode,
+        names,
+    }))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -101,31 +98,34 @@ fn bounding_rect(feature: &Feature) -> Result<(Rect<f64>, Option<u32>), String> 
     Ok((rect, g.crs))
 }
 
-impl Transform for BoundsTransform {
-    fn apply(&self, features: Vec<Feature>, out: &mut Emitter) -> Result<(), ActionError> {
-        let mut reshaper = Reshaper::new(self.names.iter().map(String::as_str), Vec::<&str>::new());
-        for mut feature in features {
-            let (rect, crs) = match bounding_rect(&feature) {
-                Ok(r) => r,
-                Err(reason) => {
-                    out.emit_to(1, reject(feature, reason))?;
-                    continue;
-                }
-            };
-            match self.mode {
-                BoundsMode::Attributes => {
-                    let (min, max) = (rect.min(), rect.max());
-                    let mut values = [min.x, min.y, max.x, max.y].map(Value::Float);
-                    reshaper.write(&mut feature, &mut values);
-                }
-                BoundsMode::Geometry => feature.set_geometry(Some(Geometry {
-                    geom: rect.to_polygon().into(),
-                    crs,
-                })),
-            }
-            out.emit(feature)?;
+impl GeometryStep for BoundsTransform {
+    type Scratch = ();
+
+    fn writes(&self) -> Vec<&str> {
+        match self.mode {
+            BoundsMode::Attributes => self.names.iter().map(String::as_str).collect(),
+            BoundsMode::Geometry => Vec::new(),
         }
-        Ok(())
+    }
+
+    fn compute(
+        &self,
+        feature: &Feature,
+        _: &mut (),
+        values: &mut Vec<Value>,
+    ) -> Result<GeometryChange, String> {
+        let (rect, crs) = bounding_rect(feature)?;
+        Ok(match self.mode {
+            BoundsMode::Attributes => {
+                let (min, max) = (rect.min(), rect.max());
+                values.extend([min.x, min.y, max.x, max.y].map(Value::Float));
+                GeometryChange::Keep
+            }
+            BoundsMode::Geometry => GeometryChange::Set(Geometry {
+                geom: rect.to_polygon().into(),
+                crs,
+            }),
+        })
     }
 }
 

@@ -21,8 +21,6 @@
 //! - A feature without a geometry, or with a non-finite coordinate, goes to `rejected` with
 //!   the reason.
 
-use std::sync::Arc;
-
 use geo::Buffer;
 use geo::MultiPolygon;
 use geo::algorithm::buffer::{BufferStyle, LineCap, LineJoin};
@@ -31,11 +29,12 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use sluice_runtime::action::schema_of;
 use sluice_runtime::{
-    ActionError, ActionKind, ActionSpec, BuildContext, BuiltAction, DEFAULT_PORT, Emitter, Feature,
-    Geometry, NodeImpl, REJECTED_PORT, Transform,
+    ActionError, ActionKind, ActionSpec, BuildContext, BuiltAction, DEFAULT_PORT, Feature,
+    Geometry, REJECTED_PORT, Value,
 };
 
-use super::{non_finite, reject};
+use super::non_finite;
+use super::per_feature::{GeometryChange, GeometryStep, PerFeature};
 
 /// Parameters of `buffer`.
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -104,13 +103,11 @@ fn build(ctx: &BuildContext) -> Result<BuiltAction, ActionError> {
             ),
         ));
     }
-    Ok(BuiltAction::new(NodeImpl::Transform(Arc::new(
-        BufferTransform {
-            distance: params.distance,
-            cap: params.cap,
-            join: params.join,
-        },
-    ))))
+    Ok(PerFeature::build(BufferTransform {
+        distance: params.distance,
+        cap: params.cap,
+        join: params.join,
+    }))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -203,18 +200,16 @@ fn without_empty_rings(geom: &G<f64>) -> G<f64> {
     }
 }
 
-impl Transform for BufferTransform {
-    fn apply(&self, features: Vec<Feature>, out: &mut Emitter) -> Result<(), ActionError> {
-        for mut feature in features {
-            match self.buffer(&feature) {
-                Ok(g) => {
-                    feature.set_geometry(Some(g));
-                    out.emit(feature)?;
-                }
-                Err(reason) => out.emit_to(1, reject(feature, reason))?,
-            }
-        }
-        Ok(())
+impl GeometryStep for BufferTransform {
+    type Scratch = ();
+
+    fn compute(
+        &self,
+        feature: &Feature,
+        _: &mut (),
+        _: &mut Vec<Value>,
+    ) -> Result<GeometryChange, String> {
+        self.buffer(feature).map(GeometryChange::Set)
     }
 }
 

@@ -12,18 +12,17 @@
 //! - A feature without a geometry, or with an empty one, goes to `rejected` with the reason.
 //! - The attributes are untouched.
 
-use std::sync::Arc;
-
 use geo::Centroid;
 use schemars::JsonSchema;
 use serde::Deserialize;
 use sluice_runtime::action::schema_of;
 use sluice_runtime::{
-    ActionError, ActionKind, ActionSpec, BuildContext, BuiltAction, DEFAULT_PORT, Emitter, Feature,
-    Geometry, NodeImpl, REJECTED_PORT, Transform,
+    ActionError, ActionKind, ActionSpec, BuildContext, BuiltAction, DEFAULT_PORT, Feature,
+    Geometry, REJECTED_PORT, Value,
 };
 
-use super::{reject, type_name};
+use super::per_feature::{GeometryChange, GeometryStep, PerFeature};
+use super::type_name;
 
 /// Parameters of `centroid` (none).
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -43,9 +42,7 @@ pub const SPEC: ActionSpec = ActionSpec::new(
 
 fn build(ctx: &BuildContext) -> Result<BuiltAction, ActionError> {
     let _params: CentroidParams = ctx.params()?;
-    Ok(BuiltAction::new(NodeImpl::Transform(Arc::new(
-        CentroidTransform,
-    ))))
+    Ok(PerFeature::build(CentroidTransform))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -54,31 +51,28 @@ fn build(ctx: &BuildContext) -> Result<BuiltAction, ActionError> {
 
 struct CentroidTransform;
 
-impl Transform for CentroidTransform {
-    fn apply(&self, features: Vec<Feature>, out: &mut Emitter) -> Result<(), ActionError> {
-        for mut feature in features {
-            let centroid = match feature.geometry() {
-                None => Err("centroid: the feature has no geometry".to_string()),
-                Some(g) => match g.geom.centroid() {
-                    Some(p) => Ok(Geometry {
-                        geom: p.into(),
-                        crs: g.crs,
-                    }),
-                    None => Err(format!(
-                        "centroid: the geometry ({}) is empty",
-                        type_name(&g.geom)
-                    )),
-                },
-            };
-            match centroid {
-                Ok(g) => {
-                    feature.set_geometry(Some(g));
-                    out.emit(feature)?;
-                }
-                Err(reason) => out.emit_to(1, reject(feature, reason))?,
-            }
+impl GeometryStep for CentroidTransform {
+    type Scratch = ();
+
+    fn compute(
+        &self,
+        feature: &Feature,
+        _: &mut (),
+        _: &mut Vec<Value>,
+    ) -> Result<GeometryChange, String> {
+        let Some(g) = feature.geometry() else {
+            return Err("centroid: the feature has no geometry".to_string());
+        };
+        match g.geom.centroid() {
+            Some(p) => Ok(GeometryChange::Set(Geometry {
+                geom: p.into(),
+                crs: g.crs,
+            })),
+            None => Err(format!(
+                "centroid: the geometry ({}) is empty",
+                type_name(&g.geom)
+            )),
         }
-        Ok(())
     }
 }
 

@@ -13,18 +13,16 @@
 //! - A feature without a geometry gets a null attribute (nothing is rejected).
 //! - `remove_geometry: true` drops the geometry once written (for writers without geometry).
 
-use std::sync::Arc;
-
 use schemars::JsonSchema;
 use serde::Deserialize;
 use sluice_runtime::action::schema_of;
 use sluice_runtime::{
-    ActionError, ActionKind, ActionSpec, BuildContext, BuiltAction, Emitter, Feature, NodeImpl,
-    Transform, Value,
+    ActionError, ActionKind, ActionSpec, BuildContext, BuiltAction, Feature, Value,
 };
 use wkt::ToWkt;
 
-use super::{Reshaper, check_attribute_name};
+use super::check_attribute_name;
+use super::per_feature::{GeometryChange, GeometryStep, PerFeature};
 
 /// Parameters of `geometry_to_wkt`.
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -55,12 +53,10 @@ pub const SPEC: ActionSpec = ActionSpec::new(
 fn build(ctx: &BuildContext) -> Result<BuiltAction, ActionError> {
     let params: GeometryToWktParams = ctx.params()?;
     check_attribute_name("attribute", &params.attribute)?;
-    Ok(BuiltAction::new(NodeImpl::Transform(Arc::new(
-        GeometryToWkt {
-            attribute: params.attribute,
-            remove_geometry: params.remove_geometry,
-        },
-    ))))
+    Ok(PerFeature::build(GeometryToWkt {
+        attribute: params.attribute,
+        remove_geometry: params.remove_geometry,
+    }))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -72,20 +68,29 @@ struct GeometryToWkt {
     remove_geometry: bool,
 }
 
-impl Transform for GeometryToWkt {
-    fn apply(&self, features: Vec<Feature>, out: &mut Emitter) -> Result<(), ActionError> {
-        let mut reshaper = Reshaper::new([self.attribute.as_str()], Vec::<&str>::new());
-        for mut feature in features {
-            let text = feature
+impl GeometryStep for GeometryToWkt {
+    type Scratch = ();
+
+    fn writes(&self) -> Vec<&str> {
+        vec![&self.attribute]
+    }
+
+    fn compute(
+        &self,
+        feature: &Feature,
+        _: &mut (),
+        values: &mut Vec<Value>,
+    ) -> Result<GeometryChange, String> {
+        values.push(
+            feature
                 .geometry()
-                .map_or(Value::Null, |g| Value::from(g.geom.wkt_string()));
-            reshaper.write(&mut feature, &mut [text]);
-            if self.remove_geometry {
-                feature.set_geometry(None);
-            }
-            out.emit(feature)?;
-        }
-        Ok(())
+                .map_or(Value::Null, |g| Value::from(g.geom.wkt_string())),
+        );
+        Ok(if self.remove_geometry {
+            GeometryChange::Remove
+        } else {
+            GeometryChange::Keep
+        })
     }
 }
 

@@ -21,19 +21,18 @@
 //! - Rejected in every case: a geodesic or haversine length of a feature whose CRS is known and
 //!   is not geographic, and such input with a latitude beyond ±90° or a non-finite coordinate.
 
-use std::sync::Arc;
-
 use geo::{Euclidean, Geodesic, Haversine, Length};
 use geo_types::{Geometry as G, LineString};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use sluice_runtime::action::schema_of;
 use sluice_runtime::{
-    ActionError, ActionKind, ActionSpec, BuildContext, BuiltAction, DEFAULT_PORT, Emitter, Feature,
-    NodeImpl, REJECTED_PORT, Transform, Value,
+    ActionError, ActionKind, ActionSpec, BuildContext, BuiltAction, DEFAULT_PORT, Feature,
+    REJECTED_PORT, Value,
 };
 
-use super::{Reshaper, bad_lonlat, check_attribute_name, is_geographic, reject, type_name};
+use super::per_feature::{GeometryChange, GeometryStep, PerFeature};
+use super::{bad_lonlat, check_attribute_name, is_geographic, type_name};
 
 /// Parameters of `length`.
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -81,13 +80,11 @@ pub const SPEC: ActionSpec = ActionSpec::new(
 fn build(ctx: &BuildContext) -> Result<BuiltAction, ActionError> {
     let params: LengthParams = ctx.params()?;
     check_attribute_name("attribute", &params.attribute)?;
-    Ok(BuiltAction::new(NodeImpl::Transform(Arc::new(
-        LengthTransform {
-            attribute: params.attribute,
-            method: params.method,
-            require_geometry: params.require_geometry,
-        },
-    ))))
+    Ok(PerFeature::build(LengthTransform {
+        attribute: params.attribute,
+        method: params.method,
+        require_geometry: params.require_geometry,
+    }))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -172,19 +169,21 @@ fn linear_length(geom: &G<f64>, length: &dyn Fn(&LineString<f64>) -> f64) -> Opt
     }
 }
 
-impl Transform for LengthTransform {
-    fn apply(&self, features: Vec<Feature>, out: &mut Emitter) -> Result<(), ActionError> {
-        let mut reshaper = Reshaper::new([self.attribute.as_str()], Vec::<&str>::new());
-        for mut feature in features {
-            match self.measure(&feature) {
-                Ok(value) => {
-                    reshaper.write(&mut feature, &mut [value]);
-                    out.emit(feature)?;
-                }
-                Err(reason) => out.emit_to(1, reject(feature, reason))?,
-            }
-        }
-        Ok(())
+impl GeometryStep for LengthTransform {
+    type Scratch = ();
+
+    fn writes(&self) -> Vec<&str> {
+        vec![&self.attribute]
+    }
+
+    fn compute(
+        &self,
+        feature: &Feature,
+        _: &mut (),
+        values: &mut Vec<Value>,
+    ) -> Result<GeometryChange, String> {
+        values.push(self.measure(feature)?);
+        Ok(GeometryChange::Keep)
     }
 }
 

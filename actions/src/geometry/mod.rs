@@ -12,6 +12,9 @@
 //!   (metres, square metres) on those and to planar (CRS units) on everything else.
 //! - Actions that write attributes compute the output schema once per distinct input schema
 //!   (`Reshaper`) and never extend schemas feature by feature.
+//! - The per-feature actions (measures, constructions, reprojection, WKT) share one transform
+//!   body, `per_feature.rs`: each file holds its parameters, its spec and a `GeometryStep`
+//!   (the computation for one feature, or the reason to reject it).
 
 pub mod area;
 pub mod bounds;
@@ -21,6 +24,7 @@ pub mod convex_hull;
 pub mod geometry_filter;
 pub mod geometry_to_wkt;
 pub mod length;
+mod per_feature;
 pub mod reproject;
 pub mod simplify;
 pub mod spatial_filter;
@@ -254,8 +258,8 @@ pub(crate) mod test_util {
 
     use geo_types::polygon;
     use sluice_runtime::{
-        ActionError, ActionSpec, BuildContext, Emitter, Feature, Geometry, NodeImpl, Processor,
-        Schema, Transform,
+        ActionError, ActionSpec, BuildContext, DEFAULT_PORT, Emitter, Feature, Geometry, NodeImpl,
+        Processor, REJECTED_PORT, Schema, Transform,
     };
 
     /// Builds `spec` with `params`.
@@ -296,8 +300,13 @@ pub(crate) mod test_util {
     }
 
     /// Runs a transform over `input`, returning the features of each of `ports` ports.
+    /// Applies `t` to `input`; with two ports, the second is `rejected`.
     pub(crate) fn run(t: &dyn Transform, ports: usize, input: Vec<Feature>) -> Vec<Vec<Feature>> {
-        let mut out = Emitter::buffer(ports);
+        let mut out = if ports == 2 {
+            Emitter::for_outputs(&[DEFAULT_PORT, REJECTED_PORT])
+        } else {
+            Emitter::buffer(ports)
+        };
         t.apply(input, &mut out).unwrap();
         out.into_buffers()
     }

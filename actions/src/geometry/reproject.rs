@@ -20,8 +20,6 @@
 //!   `from`; a feature whose own CRS is not supported; a coordinate that cannot be projected
 //!   (a latitude beyond ±90°, a pole in Web Mercator, a non-finite value).
 
-use std::sync::Arc;
-
 use geo::MapCoords;
 use geo_types::Coord;
 use proj4rs::Proj;
@@ -29,11 +27,11 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use sluice_runtime::action::schema_of;
 use sluice_runtime::{
-    ActionError, ActionKind, ActionSpec, BuildContext, BuiltAction, DEFAULT_PORT, Emitter, Feature,
-    Geometry, NodeImpl, REJECTED_PORT, Transform,
+    ActionError, ActionKind, ActionSpec, BuildContext, BuiltAction, DEFAULT_PORT, Feature,
+    Geometry, REJECTED_PORT, Value,
 };
 
-use super::reject;
+use super::per_feature::{GeometryChange, GeometryStep, PerFeature};
 
 /// Parameters of `reproject`.
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -68,10 +66,7 @@ fn build(ctx: &BuildContext) -> Result<BuiltAction, ActionError> {
         .map(Crs::new)
         .transpose()
         .map_err(|m| ActionError::param("from", m))?;
-    Ok(BuiltAction::new(NodeImpl::Transform(Arc::new(Reproject {
-        from,
-        to,
-    }))))
+    Ok(PerFeature::build(Reproject { from, to }))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -185,19 +180,17 @@ impl Reproject {
     }
 }
 
-impl Transform for Reproject {
-    fn apply(&self, features: Vec<Feature>, out: &mut Emitter) -> Result<(), ActionError> {
-        let mut sources = Vec::new();
-        for mut feature in features {
-            match self.reproject(&feature, &mut sources) {
-                Ok(g) => {
-                    feature.set_geometry(Some(g));
-                    out.emit(feature)?;
-                }
-                Err(reason) => out.emit_to(1, reject(feature, reason))?,
-            }
-        }
-        Ok(())
+impl GeometryStep for Reproject {
+    /// The projections of features' own CRS codes met in this batch.
+    type Scratch = Vec<Crs>;
+
+    fn compute(
+        &self,
+        feature: &Feature,
+        sources: &mut Vec<Crs>,
+        _: &mut Vec<Value>,
+    ) -> Result<GeometryChange, String> {
+        self.reproject(feature, sources).map(GeometryChange::Set)
     }
 }
 

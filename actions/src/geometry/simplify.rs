@@ -21,19 +21,18 @@
 //! - A feature without a geometry, or with a non-finite coordinate, goes to `rejected` with
 //!   the reason.
 
-use std::sync::Arc;
-
 use geo::{Simplify, SimplifyVwPreserve, Winding};
 use geo_types::{Geometry as G, GeometryCollection, LineString, MultiPolygon, Polygon};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use sluice_runtime::action::schema_of;
 use sluice_runtime::{
-    ActionError, ActionKind, ActionSpec, BuildContext, BuiltAction, DEFAULT_PORT, Emitter, Feature,
-    Geometry, NodeImpl, REJECTED_PORT, Transform,
+    ActionError, ActionKind, ActionSpec, BuildContext, BuiltAction, DEFAULT_PORT, Feature,
+    Geometry, REJECTED_PORT, Value,
 };
 
-use super::{non_finite, reject};
+use super::non_finite;
+use super::per_feature::{GeometryChange, GeometryStep, PerFeature};
 
 /// Parameters of `simplify`.
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -70,12 +69,10 @@ fn build(ctx: &BuildContext) -> Result<BuiltAction, ActionError> {
             ),
         ));
     }
-    Ok(BuiltAction::new(NodeImpl::Transform(Arc::new(
-        SimplifyTransform {
-            tolerance: params.tolerance,
-            preserve_topology: params.preserve_topology,
-        },
-    ))))
+    Ok(PerFeature::build(SimplifyTransform {
+        tolerance: params.tolerance,
+        preserve_topology: params.preserve_topology,
+    }))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -164,31 +161,28 @@ fn turned(ring: &LineString<f64>, flip: bool) -> LineString<f64> {
     LineString(coords)
 }
 
-impl Transform for SimplifyTransform {
-    fn apply(&self, features: Vec<Feature>, out: &mut Emitter) -> Result<(), ActionError> {
-        for mut feature in features {
-            let result = match feature.geometry() {
-                None => Err("simplify: the feature has no geometry".to_string()),
-                Some(g) => match non_finite(&g.geom) {
-                    Some(c) => Err(format!(
-                        "simplify: coordinate ({}, {}) is not finite",
-                        c.x, c.y
-                    )),
-                    None => Ok(Geometry {
-                        geom: self.simplify(&g.geom),
-                        crs: g.crs,
-                    }),
-                },
-            };
-            match result {
-                Ok(g) => {
-                    feature.set_geometry(Some(g));
-                    out.emit(feature)?;
-                }
-                Err(reason) => out.emit_to(1, reject(feature, reason))?,
-            }
+impl GeometryStep for SimplifyTransform {
+    type Scratch = ();
+
+    fn compute(
+        &self,
+        feature: &Feature,
+        _: &mut (),
+        _: &mut Vec<Value>,
+    ) -> Result<GeometryChange, String> {
+        let Some(g) = feature.geometry() else {
+            return Err("simplify: the feature has no geometry".to_string());
+        };
+        if let Some(c) = non_finite(&g.geom) {
+            return Err(format!(
+                "simplify: coordinate ({}, {}) is not finite",
+                c.x, c.y
+            ));
         }
-        Ok(())
+        Ok(GeometryChange::Set(Geometry {
+            geom: self.simplify(&g.geom),
+            crs: g.crs,
+        }))
     }
 }
 

@@ -19,19 +19,18 @@
 //! - A feature whose attribute is missing, null, not a string or not valid WKT goes to
 //!   `rejected`, unchanged, with `_rejection_reason` naming the attribute and the parse error.
 
-use std::sync::Arc;
-
 use geo_types::Geometry as G;
 use schemars::JsonSchema;
 use serde::Deserialize;
 use sluice_runtime::action::schema_of;
 use sluice_runtime::{
-    ActionError, ActionKind, ActionSpec, BuildContext, BuiltAction, DEFAULT_PORT, Emitter, Feature,
-    Geometry, NodeImpl, REJECTED_PORT, Transform, Value,
+    ActionError, ActionKind, ActionSpec, BuildContext, BuiltAction, DEFAULT_PORT, Feature,
+    Geometry, REJECTED_PORT, Value,
 };
 use wkt::TryFromWkt;
 
-use super::{Reshaper, check_attribute_name, reject};
+use super::check_attribute_name;
+use super::per_feature::{GeometryChange, GeometryStep, PerFeature};
 
 /// Parameters of `wkt_to_geometry`.
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -70,13 +69,11 @@ pub const SPEC: ActionSpec = ActionSpec::new(
 fn build(ctx: &BuildContext) -> Result<BuiltAction, ActionError> {
     let params: WktToGeometryParams = ctx.params()?;
     check_attribute_name("attribute", &params.attribute)?;
-    Ok(BuiltAction::new(NodeImpl::Transform(Arc::new(
-        WktToGeometry {
-            attribute: params.attribute,
-            remove_attribute: params.remove_attribute,
-            crs: params.crs,
-        },
-    ))))
+    Ok(PerFeature::build(WktToGeometry {
+        attribute: params.attribute,
+        remove_attribute: params.remove_attribute,
+        crs: params.crs,
+    }))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -173,22 +170,24 @@ fn lower_first(s: &str) -> String {
     }
 }
 
-impl Transform for WktToGeometry {
-    fn apply(&self, features: Vec<Feature>, out: &mut Emitter) -> Result<(), ActionError> {
-        let mut reshaper = Reshaper::new(Vec::<&str>::new(), [self.attribute.as_str()]);
-        for mut feature in features {
-            match self.parse(&feature) {
-                Ok(g) => {
-                    feature.set_geometry(Some(g));
-                    if self.remove_attribute {
-                        reshaper.write(&mut feature, &mut []);
-                    }
-                    out.emit(feature)?;
-                }
-                Err(reason) => out.emit_to(1, reject(feature, reason))?,
-            }
+impl GeometryStep for WktToGeometry {
+    type Scratch = ();
+
+    fn removes(&self) -> Vec<&str> {
+        if self.remove_attribute {
+            vec![&self.attribute]
+        } else {
+            Vec::new()
         }
-        Ok(())
+    }
+
+    fn compute(
+        &self,
+        feature: &Feature,
+        _: &mut (),
+        _: &mut Vec<Value>,
+    ) -> Result<GeometryChange, String> {
+        self.parse(feature).map(GeometryChange::Set)
     }
 }
 
@@ -199,6 +198,7 @@ mod tests {
     use geo_types::{point, polygon};
     use serde_json::json;
     use sluice_runtime::Schema;
+    use std::sync::Arc;
 
     fn rows(texts: &[Value]) -> Vec<Feature> {
         let schema = Schema::new(["id", "wkt"]);

@@ -30,15 +30,10 @@ use std::io::Write;
 use schemars::JsonSchema;
 use serde::Deserialize;
 use sluice_runtime::action::schema_of;
-use sluice_runtime::store::AtomicWriter;
-use sluice_runtime::{
-    ActionError, ActionKind, ActionSpec, Batch, BuildContext, BuiltAction, Feature, NodeContext,
-    NodeImpl, Sink,
-};
+use sluice_runtime::{ActionError, ActionKind, ActionSpec, BuildContext, BuiltAction, Feature};
 
-use super::Output;
 use super::jsonl_writer::write_value;
-use super::partition::{FileFormat, Partitioned, PathTemplate};
+use super::text_writer::{RecordEncoder, TextOutput};
 
 /// Parameters of `geojson_writer`.
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -74,42 +69,42 @@ pub const SPEC: ActionSpec = ActionSpec::new(
 
 fn build(ctx: &BuildContext) -> Result<BuiltAction, ActionError> {
     let p: GeojsonWriterParams = ctx.params()?;
-    if p.path.trim().is_empty() || p.path.ends_with('/') {
-        return Err(ActionError::param("path", "must name a file"));
-    }
-    let template = PathTemplate::parse(&p.path).map_err(|m| ActionError::param("path", m))?;
-    if p.max_open_files == 0 {
-        return Err(ActionError::param("max_open_files", "must be at least 1"));
-    }
-    let gzip = p.gzip.unwrap_or_else(|| p.path.ends_with(".gz"));
-    Ok(BuiltAction::new(NodeImpl::Sink(Box::new(GeojsonWriter {
-        files: Partitioned::new(template, GeojsonFormat { gzip }, p.max_open_files),
-        path: p.path,
-    }))))
+    Ok(TextOutput::new(p.path, p.gzip, p.max_open_files)?.build(GeojsonEncoder))
 }
 
 const HEADER: &[u8] = b"{\"type\":\"FeatureCollection\",\"features\":[";
 const FOOTER: &[u8] = b"\n]}\n";
 
-struct GeojsonWriter {
-    files: Partitioned<GeojsonFormat>,
-    path: String,
-}
+/// One FeatureCollection per file, a feature per line.
+struct GeojsonEncoder;
 
-struct GeojsonFormat {
-    gzip: bool,
-}
+impl RecordEncoder for GeojsonEncoder {
+    /// Whether a feature was written (the next one is preceded by a comma).
+    type State = bool;
 
-/// One open collection: its path, its stream, and whether a feature was written.
-struct GeojsonFile {
-    path: String,
-    out: Output,
-    any: bool,
-}
+    fn header(&mut self, _first: &Feature, buf: &mut Vec<u8>) -> Result<bool, ActionError> {
+        buf.extend_from_slice(HEADER);
+        Ok(false)
+    }
 
-impl GeojsonFile {
-    fn io(&self, e: std::io::Error) -> ActionError {
-        ActionError::io(format!("writing {}", self.path), e)
+    fn encode(
+        &mut self,
+        any: &mut bool,
+        f: &Feature,
+        buf: &mut Vec<u8>,
+    ) -> Result<(), ActionError> {
+        buf.extend_from_slice(if *any { b",\n" } else { b"\n" });
+        *any = true;
+        write_feature(buf, f).map_err(|e| ActionError::io("encoding a feature as GeoJSON", e))
+    }
+
+    fn footer(&mut self, _any: bool, buf: &mut Vec<u8>) {
+        buf.extend_from_slice(FOOTER);
+    }
+
+    fn empty(&mut self, buf: &mut Vec<u8>) {
+        buf.extend_from_slice(HEADER);
+        buf.extend_from_slice(FOOTER);
     }
 }
 
@@ -135,80 +130,10 @@ fn write_feature(w: &mut impl Write, f: &Feature) -> std::io::Result<()> {
     w.write_all(b"}")
 }
 
-impl FileFormat for GeojsonFormat {
-    type File = GeojsonFile;
-
-    fn open(&mut self, path: &str, _first: &Feature) -> Result<GeojsonFile, ActionError> {
-        let mut file = GeojsonFile {
-            path: path.to_string(),
-            out: Output::create(path, self.gzip)?,
-            any: false,
-        };
-        file.out.write_all(HEADER).map_err(|e| file.io(e))?;
-        Ok(file)
-    }
-
-    fn write(&mut self, file: &mut GeojsonFile, f: &Feature) -> Result<(), ActionError> {
-        let sep: &[u8] = if file.any { b",\n" } else { b"\n" };
-        file.any = true;
-        file.out
-            .write_all(sep)
-            .and_then(|()| write_feature(&mut file.out, f))
-            .map_err(|e| file.io(e))
-    }
-
-    fn finish(&mut self, mut file: GeojsonFile) -> Result<AtomicWriter, ActionError> {
-        file.out.write_all(FOOTER).map_err(|e| file.io(e))?;
-        file.out.finish(&file.path)
-    }
-
-    fn empty(&mut self, path: &str) -> Result<AtomicWriter, ActionError> {
-        let mut out = Output::create(path, self.gzip)?;
-        out.write_all(HEADER)
-            .and_then(|()| out.write_all(FOOTER))
-            .map_err(|e| ActionError::io(format!("writing {path}"), e))?;
-        out.finish(path)
-    }
-}
-
-impl Sink for GeojsonWriter {
-    fn write(
-        &mut self,
-        _input: usize,
-        batch: Batch,
-        _ctx: &NodeContext,
-    ) -> Result<(), ActionError> {
-        for f in &batch {
-            self.files.write(f)?;
-        }
-        Ok(())
-    }
-
-    fn finish(&mut self, ctx: &NodeContext) -> Result<(), ActionError> {
-        self.files.finish()?;
-        ctx.log(format!(
-            "wrote {} features to {} ({} files)",
-            self.files.written,
-            self.path,
-            self.files.files()
-        ));
-        Ok(())
-    }
-
-    fn commit(&mut self) -> Result<(), ActionError> {
-        self.files.commit()
-    }
-
-    fn abort(&mut self) {
-        // Dropping the writers removes their temporary files.
-        self.files.abort();
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sluice_runtime::{Emitter, Geometry, REJECTION_REASON, Value};
+    use sluice_runtime::{Emitter, Geometry, NodeContext, NodeImpl, REJECTION_REASON, Sink, Value};
 
     fn sink(params: serde_json::Value) -> Box<dyn Sink> {
         sluice_runtime::testing::build_sink(&SPEC, params).unwrap()

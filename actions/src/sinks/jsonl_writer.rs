@@ -24,13 +24,10 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use sluice_runtime::action::schema_of;
 use sluice_runtime::{
-    ActionError, ActionKind, ActionSpec, Batch, BuildContext, BuiltAction, Feature, NodeContext,
-    NodeImpl, Sink, Value,
+    ActionError, ActionKind, ActionSpec, BuildContext, BuiltAction, Feature, Value,
 };
 
-use super::Output;
-use super::partition::{FileFormat, Partitioned, PathTemplate};
-use sluice_runtime::store::AtomicWriter;
+use super::text_writer::{RecordEncoder, TextOutput};
 
 /// Parameters of `jsonl_writer`.
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -65,50 +62,25 @@ pub const SPEC: ActionSpec = ActionSpec::new(
 
 fn build(ctx: &BuildContext) -> Result<BuiltAction, ActionError> {
     let p: JsonlWriterParams = ctx.params()?;
-    if p.path.trim().is_empty() || p.path.ends_with('/') {
-        return Err(ActionError::param("path", "must name a file"));
-    }
-    let template = PathTemplate::parse(&p.path).map_err(|m| ActionError::param("path", m))?;
-    if p.max_open_files == 0 {
-        return Err(ActionError::param("max_open_files", "must be at least 1"));
-    }
-    let gzip = p.gzip.unwrap_or_else(|| p.path.ends_with(".gz"));
-    Ok(BuiltAction::new(NodeImpl::Sink(Box::new(JsonlWriter {
-        files: Partitioned::new(template, JsonlFormat { gzip }, p.max_open_files),
-        path: p.path,
-    }))))
-}
-
-struct JsonlWriter {
-    files: Partitioned<JsonlFormat>,
-    path: String,
+    Ok(TextOutput::new(p.path, p.gzip, p.max_open_files)?.build(JsonlEncoder))
 }
 
 /// One JSON object per line.
-struct JsonlFormat {
-    gzip: bool,
-}
+struct JsonlEncoder;
 
-impl FileFormat for JsonlFormat {
-    type File = (String, Output);
+impl RecordEncoder for JsonlEncoder {
+    type State = ();
 
-    fn open(&mut self, path: &str, _first: &Feature) -> Result<(String, Output), ActionError> {
-        Ok((path.to_string(), Output::create(path, self.gzip)?))
+    fn header(&mut self, _first: &Feature, _buf: &mut Vec<u8>) -> Result<(), ActionError> {
+        Ok(())
     }
 
-    fn write(&mut self, file: &mut (String, Output), f: &Feature) -> Result<(), ActionError> {
-        let (path, out) = file;
-        write_feature(out, f)
-            .and_then(|()| out.write_all(b"\n"))
-            .map_err(|e| ActionError::io(format!("writing {path}"), e))
-    }
-
-    fn finish(&mut self, file: (String, Output)) -> Result<AtomicWriter, ActionError> {
-        file.1.finish(&file.0)
-    }
-
-    fn empty(&mut self, path: &str) -> Result<AtomicWriter, ActionError> {
-        Output::create(path, self.gzip)?.finish(path)
+    fn encode(&mut self, _: &mut (), f: &Feature, buf: &mut Vec<u8>) -> Result<(), ActionError> {
+        // Writing to a Vec fails only on a serialisation error, which these values cannot
+        // produce; the error is still reported rather than dropped.
+        write_feature(buf, f).map_err(|e| ActionError::io("encoding a feature as JSON", e))?;
+        buf.push(b'\n');
+        Ok(())
     }
 }
 
@@ -153,44 +125,10 @@ pub(crate) fn write_value(w: &mut impl Write, v: &Value) -> std::io::Result<()> 
     }
 }
 
-impl Sink for JsonlWriter {
-    fn write(
-        &mut self,
-        _input: usize,
-        batch: Batch,
-        _ctx: &NodeContext,
-    ) -> Result<(), ActionError> {
-        for f in &batch {
-            self.files.write(f)?;
-        }
-        Ok(())
-    }
-
-    fn finish(&mut self, ctx: &NodeContext) -> Result<(), ActionError> {
-        self.files.finish()?;
-        ctx.log(format!(
-            "wrote {} features to {} ({} files)",
-            self.files.written,
-            self.path,
-            self.files.files()
-        ));
-        Ok(())
-    }
-
-    fn commit(&mut self) -> Result<(), ActionError> {
-        self.files.commit()
-    }
-
-    fn abort(&mut self) {
-        // Dropping the writers removes their temporary files.
-        self.files.abort();
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sluice_runtime::Geometry;
+    use sluice_runtime::{Geometry, NodeContext, Sink};
 
     fn sink(params: serde_json::Value) -> Box<dyn Sink> {
         sluice_runtime::testing::build_sink(&SPEC, params).unwrap()

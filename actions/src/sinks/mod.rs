@@ -4,8 +4,9 @@
 //! flushes everything to the temporary file, nothing is visible at the target until the
 //! executor calls the sink's `commit` (after every node of the run succeeded), and `abort`
 //! (or a drop) removes the temporary file. The text writers (`csv_writer`, `jsonl_writer`,
-//! `geojson_writer`) go through `partition.rs`, which also lets their `path` hold
-//! `{attribute}` placeholders (one file per value, a bounded number open at once);
+//! `geojson_writer`) are one sink, `text_writer.rs`, over each format's record encoder
+//! (header, one feature, footer); it writes through `partition.rs`, which lets their `path`
+//! hold `{attribute}` placeholders (one file per value, a bounded number open at once);
 //! `parquet_writer` writes through arrow-rs's `ArrowWriter` over an [`AtomicWriter`].
 
 pub mod csv_writer;
@@ -15,6 +16,7 @@ pub mod jsonl_writer;
 pub mod noop_sink;
 pub mod parquet_writer;
 mod partition;
+mod text_writer;
 
 use std::io::Write;
 

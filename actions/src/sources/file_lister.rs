@@ -44,9 +44,7 @@ pub const SPEC: ActionSpec = ActionSpec::new(
 
 fn build(ctx: &BuildContext) -> Result<BuiltAction, ActionError> {
     let p: FileListerParams = ctx.params()?;
-    if p.path.trim().is_empty() {
-        return Err(ActionError::param("path", "must not be empty"));
-    }
+    super::file_input::check_path(&p.path)?;
     Ok(BuiltAction::new(NodeImpl::Source(Box::new(FileLister {
         path: p.path,
     }))))

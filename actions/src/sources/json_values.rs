@@ -18,7 +18,7 @@ use std::sync::Arc;
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use sluice_runtime::{Schema, Value};
 
-use super::multi_file::SharedCache;
+use sluice_runtime::input::SharedCache;
 
 /// Distinct key lists one file remembers before it stops adding to its own map.
 const LOCAL_SCHEMAS: usize = 1024;

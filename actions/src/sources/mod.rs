@@ -1,19 +1,20 @@
 //! The sources of the action library.
 //!
 //! File readers (`csv_reader`, `json_reader`, `geojson_reader`, `parquet_reader`) take a
-//! file, a folder or a glob as `path` and share the machinery of `multi_file.rs`: several
-//! files are read at once on reader threads, up to the run's read-ahead, each through its
-//! own bounded channel, and emitted in file order with the same ids as a one-by-one read.
+//! file, a folder or a glob as `path`, validated by `file_input.rs`, and read through the
+//! runtime's [`sluice_runtime::input`]: several files are read at once on reading threads
+//! the runtime starts, up to the run's read-ahead, each through its own bounded channel,
+//! and emitted in file order with the same ids as a one-by-one read.
 //! `json_values.rs` turns JSON into values without an intermediate `serde_json::Value`;
-//! arrow arrays become values through `sluice_runtime::feature::arrow`.
+//! Arrow arrays become values through `sluice_runtime::feature::arrow`.
 
 pub mod csv_reader;
 pub mod feature_creator;
+mod file_input;
 pub mod file_lister;
 pub mod geojson_reader;
 pub mod json_reader;
 mod json_values;
-mod multi_file;
 pub mod parquet_reader;
 #[cfg(test)]
 mod round_trips;

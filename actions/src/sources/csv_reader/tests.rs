@@ -5,7 +5,9 @@ use super::*;
 use sluice_runtime::feature::{
     parse_date, parse_datetime, parse_local_datetime, parse_zoned_datetime,
 };
+use sluice_runtime::store;
 use sluice_runtime::store::AtomicWriter;
+use sluice_runtime::{Emitter, Feature, REJECTION_REASON, Value};
 use std::io::Write;
 
 fn put(location: &str, text: &[u8]) {

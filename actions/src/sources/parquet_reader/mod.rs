@@ -49,11 +49,12 @@ use sluice_runtime::action::schema_of;
 use sluice_runtime::feature::arrow::{WkbColumn, column_values};
 use sluice_runtime::store;
 use sluice_runtime::{
-    ActionError, ActionKind, ActionSpec, BuildContext, BuiltAction, DEFAULT_PORT, Emitter, Feature,
-    Geometry, NodeContext, NodeImpl, REJECTED_PORT, REJECTION_REASON, Schema, Source, Value,
+    ActionError, ActionKind, ActionSpec, BuildContext, BuiltAction, DEFAULT_PORT, Feature,
+    Geometry, NodeContext, NodeImpl, REJECTED_PORT, REJECTION_REASON, Schema, Value,
 };
 
-use super::multi_file::{FileOut, FileSource, SharedCache, extensions_param, read_files};
+use super::file_input::files_param;
+use sluice_runtime::input::{FileOut, FileReader, FileSource, SharedCache};
 
 /// Parameters of `parquet_reader`.
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -94,46 +95,34 @@ pub const SPEC: ActionSpec = ActionSpec::new(
 
 fn build(ctx: &BuildContext) -> Result<BuiltAction, ActionError> {
     let p: ParquetReaderParams = ctx.params()?;
-    if p.path.trim().is_empty() {
-        return Err(ActionError::param("path", "must not be empty"));
-    }
+    let files = files_param(
+        p.path,
+        p.read_ahead,
+        p.extensions,
+        &["parquet", "geoparquet", "pq"],
+        false,
+    )?;
     if p.batch_rows == 0 {
         return Err(ActionError::param("batch_rows", "must be at least 1"));
     }
-    if p.read_ahead == Some(0) {
-        return Err(ActionError::param("read_ahead", "must be at least 1"));
-    }
     Ok(BuiltAction::new(NodeImpl::Source(Box::new(
-        ParquetReader {
-            path: p.path,
-            batch_rows: p.batch_rows,
-            read_ahead: p.read_ahead,
-            extensions: extensions_param(p.extensions, &["parquet", "geoparquet", "pq"], false),
-            schemas: SharedCache::new(),
-        },
+        FileReader::new(
+            files,
+            ParquetReader {
+                batch_rows: p.batch_rows,
+                schemas: SharedCache::new(),
+            },
+        ),
     ))))
 }
 
 struct ParquetReader {
-    extensions: Vec<String>,
-    path: String,
     batch_rows: usize,
-    read_ahead: Option<usize>,
     /// Column names seen before (in any file) get the same schemas back.
     schemas: SharedCache<Vec<String>, (Arc<Schema>, Arc<Schema>)>,
 }
 
-impl Source for ParquetReader {
-    fn run(&mut self, ctx: &NodeContext, out: &mut Emitter) -> Result<(), ActionError> {
-        read_files(&*self, &self.path, self.read_ahead, ctx, out)
-    }
-}
-
 impl FileSource for ParquetReader {
-    fn extensions(&self) -> &[String] {
-        &self.extensions
-    }
-
     fn read_file(
         &self,
         location: &str,

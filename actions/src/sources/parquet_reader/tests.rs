@@ -3,6 +3,7 @@ use arrow_array::builder::BinaryBuilder;
 use arrow_array::{Float64Array, Int64Array, StringArray};
 use arrow_schema::{Field, Schema as ArrowSchema};
 use parquet::arrow::ArrowWriter;
+use sluice_runtime::Emitter;
 use sluice_runtime::feature::wkb;
 use std::io::Write;
 

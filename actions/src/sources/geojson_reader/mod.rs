@@ -36,16 +36,15 @@ use serde::de::{
 };
 use sluice_runtime::action::schema_of;
 use sluice_runtime::{
-    ActionError, ActionKind, ActionSpec, BuildContext, BuiltAction, DEFAULT_PORT, Emitter, Feature,
-    Geometry, NodeContext, NodeImpl, REJECTED_PORT, REJECTION_REASON, Schema, Source, Value,
+    ActionError, ActionKind, ActionSpec, BuildContext, BuiltAction, DEFAULT_PORT, Feature,
+    Geometry, NodeContext, NodeImpl, REJECTED_PORT, REJECTION_REASON, Schema, Value,
 };
 
+use super::file_input::{files_param, first_byte, open_buffered};
 use super::json_values::{
     Element, Extender, Row, RowSeed, SchemaCache, ValueSeed, geojson_geometry, json_error_message,
 };
-use super::multi_file::{
-    FileOut, FileSource, SharedCache, extensions_param, first_byte, open_buffered, read_files,
-};
+use sluice_runtime::input::{FileOut, FileReader, FileSource, SharedCache};
 
 /// Parameters of `geojson_reader`.
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -86,42 +85,30 @@ pub const SPEC: ActionSpec = ActionSpec::new(
 
 fn build(ctx: &BuildContext) -> Result<BuiltAction, ActionError> {
     let p: GeojsonReaderParams = ctx.params()?;
-    if p.path.trim().is_empty() {
-        return Err(ActionError::param("path", "must not be empty"));
-    }
-    if p.read_ahead == Some(0) {
-        return Err(ActionError::param("read_ahead", "must be at least 1"));
-    }
+    let files = files_param(
+        p.path,
+        p.read_ahead,
+        p.extensions,
+        &["geojson", "json"],
+        true,
+    )?;
     Ok(BuiltAction::new(NodeImpl::Source(Box::new(
-        GeojsonReader {
-            path: p.path,
-            crs: p.crs,
-            read_ahead: p.read_ahead,
-            extensions: extensions_param(p.extensions, &["geojson", "json"], true),
-            schemas: SharedCache::new(),
-        },
+        FileReader::new(
+            files,
+            GeojsonReader {
+                crs: p.crs,
+                schemas: SharedCache::new(),
+            },
+        ),
     ))))
 }
 
 struct GeojsonReader {
-    extensions: Vec<String>,
-    path: String,
     crs: u32,
-    read_ahead: Option<usize>,
     schemas: SharedCache<Vec<Arc<str>>, Arc<Schema>>,
 }
 
-impl Source for GeojsonReader {
-    fn run(&mut self, ctx: &NodeContext, out: &mut Emitter) -> Result<(), ActionError> {
-        read_files(&*self, &self.path, self.read_ahead, ctx, out)
-    }
-}
-
 impl FileSource for GeojsonReader {
-    fn extensions(&self) -> &[String] {
-        &self.extensions
-    }
-
     fn read_file(
         &self,
         location: &str,
@@ -496,237 +483,4 @@ impl<'de> Visitor<'de> for ElementSeed<'_, '_, '_, '_> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use sluice_runtime::store::AtomicWriter;
-    use std::io::Write;
-
-    fn put(location: &str, text: &[u8]) {
-        let mut w = AtomicWriter::create(location).unwrap();
-        w.write_all(text).unwrap();
-        w.commit().unwrap();
-    }
-
-    fn read(params: serde_json::Value) -> Result<(Vec<Feature>, Vec<Feature>), ActionError> {
-        let built = (SPEC.build)(&BuildContext {
-            node_id: "t",
-            params: &params,
-        })?;
-        let NodeImpl::Source(mut src) = built.node else {
-            panic!("not a source")
-        };
-        let mut out = Emitter::buffer(2);
-        src.run(&NodeContext::standalone("t"), &mut out)?;
-        let mut b = out.into_buffers();
-        let rejected = b.pop().unwrap();
-        Ok((b.pop().unwrap(), rejected))
-    }
-
-    fn reasons(rejected: &[Feature]) -> Vec<String> {
-        rejected
-            .iter()
-            .map(|f| f.get(REJECTION_REASON).unwrap().to_string())
-            .collect()
-    }
-
-    const COLLECTION: &str = r#"{
-      "features": [
-        {"type": "Feature", "id": "a1", "bbox": [0, 0, 1, 1],
-         "properties": {"name": "one", "n": 1, "tags": {"k": [1, 2]}},
-         "geometry": {"type": "Polygon", "coordinates": [[[0, 0], [1, 0], [1, 1], [0, 0]]]}},
-        {"type": "Feature", "id": 7, "properties": {"name": "two", "n": 2.5, "tags": null},
-         "geometry": null},
-        {"type": "Feature", "id": 8, "properties": {"id": "own", "name": "three"},
-         "geometry": {"type": "MultiPoint", "coordinates": [[1.5, 2.25], [3, 4]]}}
-      ],
-      "type": "FeatureCollection",
-      "crs": {"ignored": true}
-    }"#;
-
-    #[test]
-    fn example_parses_and_builds() {
-        let params = sluice_runtime::workflow::yaml::parse(SPEC.example)
-            .unwrap()
-            .to_json();
-        assert_eq!(params["crs"], 4326);
-        assert!(
-            (SPEC.build)(&BuildContext {
-                node_id: "t",
-                params: &params
-            })
-            .is_ok()
-        );
-    }
-
-    #[test]
-    fn reads_a_feature_collection() {
-        put("memory://geojson_reader/fc.geojson", COLLECTION.as_bytes());
-        let (ok, rejected) =
-            read(serde_json::json!({"path": "memory://geojson_reader/fc.geojson", "crs": 3857}))
-                .unwrap();
-        assert!(rejected.is_empty(), "{:?}", reasons(&rejected));
-        assert_eq!(ok.len(), 3);
-        assert_eq!(ok[0].get("id"), Some(&Value::from("a1")));
-        assert_eq!(ok[0].get("name"), Some(&Value::from("one")));
-        assert_eq!(ok[0].get("tags").unwrap().to_string(), "{\"k\":[1,2]}");
-        assert!(Arc::ptr_eq(ok[0].schema(), ok[1].schema()));
-        assert_eq!(ok[1].get("id"), Some(&Value::Int(7)));
-        assert_eq!(ok[1].get("n"), Some(&Value::Float(2.5)));
-        assert!(ok[1].geometry().is_none());
-        assert_eq!(
-            ok[2].get("id"),
-            Some(&Value::from("own")),
-            "a property id wins over the feature id"
-        );
-        let g = ok[0].geometry().unwrap();
-        assert_eq!(g.crs, Some(3857));
-        assert!(matches!(g.geom, geo_types::Geometry::Polygon(_)));
-        assert_eq!(
-            ok[2].geometry().unwrap().geom,
-            geo_types::MultiPoint::from(vec![(1.5, 2.25), (3.0, 4.0)]).into()
-        );
-        assert_eq!(
-            ok.iter().map(Feature::id).collect::<Vec<_>>(),
-            vec![0, 1, 2]
-        );
-    }
-
-    #[test]
-    fn reads_a_single_feature_and_sequences() {
-        put(
-            "memory://geojson_reader/one.json",
-            br#"{"type": "Feature", "properties": {"a": 1}, "geometry": {"type": "Point", "coordinates": [1, 2]}}"#,
-        );
-        let (ok, _) =
-            read(serde_json::json!({"path": "memory://geojson_reader/one.json"})).unwrap();
-        assert_eq!(ok.len(), 1);
-        assert_eq!(ok[0].geometry().unwrap().crs, Some(4326));
-
-        let seq = "\x1e{\"type\":\"Feature\",\"properties\":{\"a\":1},\"geometry\":null}\n\
-                   \x1e{\"type\":\"Feature\",\"properties\":{\"a\":2},\"geometry\":{\"type\":\"Point\",\"coordinates\":[5,6]}}\n\
-                   {\"type\":\"Feature\",\"properties\":null,\"geometry\":null}\n";
-        put("memory://geojson_reader/seq.geojsons", seq.as_bytes());
-        let (ok, rejected) =
-            read(serde_json::json!({"path": "memory://geojson_reader/seq.geojsons"})).unwrap();
-        assert!(rejected.is_empty(), "{:?}", reasons(&rejected));
-        assert_eq!(ok.len(), 3);
-        assert_eq!(ok[1].get("a"), Some(&Value::Int(2)));
-        assert_eq!(ok[2].schema().len(), 0);
-    }
-
-    #[test]
-    fn bad_features_are_rejected_and_bad_json_is_located() {
-        let text = r#"{"type": "FeatureCollection", "features": [
-            {"type": "Feature", "properties": {"a": 1}, "geometry": {"type": "Point", "coordinates": "x"}},
-            {"type": "Feature", "properties": {"a": 2}, "geometry": {"type": "Circle", "coordinates": [0, 0]}},
-            5,
-            {"type": "Thing", "properties": {"a": 3}},
-            {"type": "Feature", "properties": [1], "geometry": null},
-            {"type": "Feature", "properties": {"a": 4}, "geometry": {"type": "LineString", "coordinates": [[0, 0], [1, 1]]}}
-        ]}"#;
-        put("memory://geojson_reader/bad.geojson", text.as_bytes());
-        let (ok, rejected) =
-            read(serde_json::json!({"path": "memory://geojson_reader/bad.geojson"})).unwrap();
-        assert_eq!(ok.len(), 1);
-        assert_eq!(ok[0].get("a"), Some(&Value::Int(4)));
-        assert_eq!(ok[0].id(), 5, "ids count rejected features too");
-        let r = reasons(&rejected);
-        assert_eq!(r.len(), 5, "{r:?}");
-        assert!(
-            r[0].starts_with("memory://geojson_reader/bad.geojson: feature 0: geometry: "),
-            "{}",
-            r[0]
-        );
-        assert_eq!(rejected[0].get("a"), Some(&Value::Int(1)));
-        assert!(r[1].contains("feature 1: geometry: "), "{}", r[1]);
-        assert!(
-            r[2].ends_with("feature 2: expected a Feature, found a number"),
-            "{}",
-            r[2]
-        );
-        assert!(
-            r[3].ends_with("feature 3: expected a Feature, found type \"Thing\""),
-            "{}",
-            r[3]
-        );
-        assert_eq!(rejected[3].get("a"), Some(&Value::Int(3)));
-        assert!(
-            r[4].ends_with("feature 4: properties: expected an object, found an array"),
-            "{}",
-            r[4]
-        );
-
-        put(
-            "memory://geojson_reader/broken.geojson",
-            b"{\"type\": \"FeatureCollection\", \"features\": [\n{\"type\": \"Feature\", \"properties\": {}, \"geometry\": null},\n{\"type\": }]}",
-        );
-        let err = read(serde_json::json!({"path": "memory://geojson_reader/broken.geojson"}))
-            .unwrap_err();
-        match err {
-            ActionError::Data { location, .. } => {
-                assert_eq!(
-                    location.as_deref(),
-                    Some("memory://geojson_reader/broken.geojson:3:10")
-                )
-            }
-            other => panic!("unexpected {other:?}"),
-        }
-    }
-
-    #[test]
-    fn many_files_in_order() {
-        for i in 0..9 {
-            let features: Vec<String> = (0..(i * 200))
-                .map(|r| {
-                    format!(
-                        "{{\"type\":\"Feature\",\"properties\":{{\"f\":{i},\"r\":{r}}},\"geometry\":{{\"type\":\"Point\",\"coordinates\":[{r},{i}]}}}}"
-                    )
-                })
-                .collect();
-            let text = format!(
-                "{{\"type\":\"FeatureCollection\",\"features\":[{}]}}",
-                features.join(",")
-            );
-            put(
-                &format!("memory://geojson_reader/many/{i}.geojson"),
-                text.as_bytes(),
-            );
-        }
-        let (seq, _) =
-            read(serde_json::json!({"path": "memory://geojson_reader/many", "read_ahead": 1}))
-                .unwrap();
-        let (par, _) = read(serde_json::json!({"path": "memory://geojson_reader/many"})).unwrap();
-        assert_eq!(seq.len(), (0..9).map(|i| i * 200).sum::<usize>());
-        let key = |f: &Feature| (f.id(), f.values().to_vec(), f.geometry().cloned());
-        assert_eq!(
-            seq.iter().map(key).collect::<Vec<_>>(),
-            par.iter().map(key).collect::<Vec<_>>()
-        );
-    }
-
-    #[test]
-    fn a_feature_collection_without_features_is_an_error() {
-        put(
-            "memory://geojson_reader/nofeatures.geojson",
-            br#"{"type": "FeatureCollection", "feature": []}"#,
-        );
-        match read(serde_json::json!({"path": "memory://geojson_reader/nofeatures.geojson"})) {
-            Err(ActionError::Data { location, message }) => {
-                assert_eq!(
-                    location.as_deref(),
-                    Some("memory://geojson_reader/nofeatures.geojson")
-                );
-                assert!(message.contains("without a `features` array"), "{message}");
-            }
-            other => panic!("unexpected {:?}", other.map(|(a, b)| (a.len(), b.len()))),
-        }
-        // An empty `features` array is a real, empty collection.
-        put(
-            "memory://geojson_reader/empty.geojson",
-            br#"{"type": "FeatureCollection", "features": []}"#,
-        );
-        let (ok, rejected) =
-            read(serde_json::json!({"path": "memory://geojson_reader/empty.geojson"})).unwrap();
-        assert!(ok.is_empty() && rejected.is_empty());
-    }
-}
+mod tests;

@@ -1,0 +1,350 @@
+//! Reading many files at once: the way a source reads the files its `path` names.
+//!
+//! A file reader implements [`FileSource::read_file`] for one file; [`Files::read`] lists
+//! the location (a file, a folder or a glob, through [`crate::store::list`]), keeps the
+//! files whose names end in one of [`Files::extensions`] and drives the reads. A
+//! [`FileReader`] is the [`Source`] made of the two:
+//!
+//! ```text
+//!              work queue (file order)          one bounded channel per file
+//!  node thread ──(i, tx_i)──► worker 1 ── chunks ──► rx_0 ┐
+//!   (emits in  ──(i, tx_i)──► worker 2 ── chunks ──► rx_1 ├─ node thread drains rx_0 to its
+//!  file order)                 ...                   rx_2 ┘  end, then rx_1, then rx_2...
+//! ```
+//!
+//! - At most `read_ahead` files are in flight (queued, being read, or holding chunks not yet
+//!   emitted); the limit is read again before each file is started, so it shrinks when the
+//!   runtime lowers [`NodeContext::read_ahead`] under memory pressure.
+//! - Each file's channel holds at most [`CHUNKS_PER_FILE`] chunks of [`CHUNK`] features: a
+//!   huge or slow file holds only its own channel, never the data of the others.
+//! - The node thread emits the front file's chunks until that file is done, then moves to
+//!   the next one, so the output (and the feature ids, numbered by the node thread) is the
+//!   same as reading the files one after another. A file that fails fails the run when its
+//!   turn comes, after every earlier file was emitted. A panic while reading a file is
+//!   caught and reported as that file's error.
+//! - Every wait (a worker's send, a worker's wait for work, the node thread's receive)
+//!   selects on the run's cancel token too.
+//!
+//! # Why dedicated threads, not the shared pool
+//!
+//! A reader blocks while its file's channel is full, and it may stay blocked for a long time
+//! (the node thread is emitting an earlier file, or downstream is slow). Blocking on the
+//! shared rayon pool would take its threads from the parallel transforms: with a 2-thread
+//! pool and a read-ahead of 4, two readers blocked on full channels leave no thread for a
+//! transform downstream, which waits for the pool while the node thread waits for the
+//! transform — a deadlock. So the reads run on `min(read_ahead, files)` threads that
+//! [`Files::read`] starts for the duration of the call (scoped: none outlives it); they
+//! parse as well as read, which is the CPU work the concurrency is for. Actions start no
+//! threads of their own.
+//!
+//! One file, or a read-ahead of 1, is read on the node thread itself with no channel at all.
+//!
+//! # Example
+//!
+//! A source of an embedder's own that emits one feature per line of every file of a glob:
+//!
+//! ```
+//! use std::io::Read;
+//! use sluice_runtime::input::{FileOut, FileReader, FileSource, Files};
+//! use sluice_runtime::{ActionError, Emitter, Feature, NodeContext, Source, Value};
+//!
+//! struct Lines;
+//!
+//! impl FileSource for Lines {
+//!     fn read_file(
+//!         &self,
+//!         location: &str,
+//!         _ctx: &NodeContext,
+//!         out: &mut FileOut<'_>,
+//!     ) -> Result<(), ActionError> {
+//!         let mut text = String::new();
+//!         sluice_runtime::store::open_read(location)?
+//!             .read_to_string(&mut text)
+//!             .map_err(|e| ActionError::io(format!("reading {location}"), e))?;
+//!         for line in text.lines() {
+//!             // The id is replaced: features are numbered in file order.
+//!             out.emit(Feature::from_pairs(0, [("line", Value::from(line))]))?;
+//!         }
+//!         Ok(())
+//!     }
+//! }
+//!
+//! # let mut w = sluice_runtime::store::AtomicWriter::create("memory://input-doc/a.txt").unwrap();
+//! # std::io::Write::write_all(&mut w, b"one\ntwo\n").unwrap();
+//! # w.commit().unwrap();
+//! // Every `.txt` file of the glob, up to 4 at once; this is the source a
+//! // `NodeImpl::Source` of a built action would box.
+//! let files = Files::new("memory://input-doc/*.txt")
+//!     .read_ahead(Some(4))
+//!     .extensions(["txt"]);
+//! let mut source = FileReader::new(files, Lines);
+//! let ctx = NodeContext::standalone("lines");
+//! let mut out = Emitter::buffer(1);
+//! source.run(&ctx, &mut out)?;
+//! assert_eq!(out.into_buffers()[0].len(), 2);
+//! # Ok::<(), ActionError>(())
+//! ```
+
+mod cache;
+mod concurrent;
+#[cfg(test)]
+mod tests;
+
+pub use cache::SharedCache;
+
+use crossbeam_channel::{Sender, select};
+
+use crate::executor::CancelToken;
+use crate::store;
+use crate::{ActionError, Emitter, Feature, NodeContext, Source};
+
+/// Features per chunk sent from a reading thread to the node thread.
+pub const CHUNK: usize = 1024;
+/// Chunks one file's channel holds before its reading thread waits.
+pub const CHUNKS_PER_FILE: usize = 4;
+
+/// A reader of one file at a time; shared by reference between the reading threads.
+pub trait FileSource: Sync {
+    /// Reads `location`, emitting its features through `out` (whose ids are replaced).
+    ///
+    /// An error fails the run once every earlier file was emitted; features this file
+    /// emitted before the error may or may not have been sent on.
+    fn read_file(
+        &self,
+        location: &str,
+        ctx: &NodeContext,
+        out: &mut FileOut<'_>,
+    ) -> Result<(), ActionError>;
+}
+
+/// The files a source reads: a path, how many are read at once, and which names a folder
+/// or a glob contributes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Files {
+    /// A file, a folder (every file in it) or a glob pattern, as [`crate::store::list`]
+    /// takes it.
+    pub path: String,
+    /// The most files read at once; `None`: the run's read-ahead. Either way capped by
+    /// [`NodeContext::read_ahead`], read again before each file starts.
+    pub read_ahead: Option<usize>,
+    /// The file name endings taken from a folder or a glob (lower case, without the dot,
+    /// e.g. `csv`, `csv.gz`); empty takes every file. A file named on its own is always read.
+    pub extensions: Vec<String>,
+}
+
+impl Files {
+    /// Every file `path` names, at the run's read-ahead.
+    pub fn new(path: impl Into<String>) -> Files {
+        Files {
+            path: path.into(),
+            read_ahead: None,
+            extensions: Vec::new(),
+        }
+    }
+
+    /// Sets the most files read at once (`None`: the run's read-ahead).
+    pub fn read_ahead(mut self, read_ahead: Option<usize>) -> Files {
+        self.read_ahead = read_ahead;
+        self
+    }
+
+    /// Sets the file name endings taken from a folder or a glob.
+    pub fn extensions<I>(mut self, extensions: I) -> Files
+    where
+        I: IntoIterator,
+        I::Item: Into<String>,
+    {
+        self.extensions = extensions.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Lists the files and reads every one with `source`, several at once, emitting in file
+    /// order. See the [module docs](self).
+    ///
+    /// A path that matches no file, or only files whose names are not among the
+    /// `extensions`, is an [`ActionError::Io`] (not found). Files skipped for their names
+    /// are logged.
+    pub fn read<S: FileSource>(
+        &self,
+        source: &S,
+        ctx: &NodeContext,
+        out: &mut Emitter,
+    ) -> Result<(), ActionError> {
+        read_files(source, self, ctx, out)
+    }
+}
+
+/// The [`Source`] that reads [`Files`] with a [`FileSource`].
+pub struct FileReader<S> {
+    files: Files,
+    source: S,
+}
+
+impl<S: FileSource> FileReader<S> {
+    /// Reads `files` with `source`.
+    pub fn new(files: Files, source: S) -> FileReader<S> {
+        FileReader { files, source }
+    }
+
+    /// The files read.
+    pub fn files(&self) -> &Files {
+        &self.files
+    }
+}
+
+impl<S: FileSource + Send> Source for FileReader<S> {
+    fn run(&mut self, ctx: &NodeContext, out: &mut Emitter) -> Result<(), ActionError> {
+        self.files.read(&self.source, ctx, out)
+    }
+}
+
+/// Whether `location`'s file name ends in one of `extensions` (case-insensitive).
+fn has_extension(location: &str, extensions: &[String]) -> bool {
+    let name = location
+        .rsplit('/')
+        .next()
+        .unwrap_or(location)
+        .to_ascii_lowercase();
+    extensions.iter().any(|e| {
+        name.len() > e.len() + 1
+            && name.ends_with(e.as_str())
+            && name.as_bytes()[name.len() - e.len() - 1] == b'.'
+    })
+}
+
+/// Where a [`FileSource`] emits: straight to the node's emitter, or to its file's channel.
+///
+/// Feature ids are assigned by [`read_files`] (in file order), so readers need not number
+/// features.
+pub struct FileOut<'a> {
+    target: Target<'a>,
+}
+
+enum Target<'a> {
+    Direct {
+        out: &'a mut Emitter,
+        next_id: &'a mut u64,
+    },
+    Channel {
+        tx: &'a Sender<Msg>,
+        cancel: &'a CancelToken,
+        buf: Vec<(usize, Feature)>,
+    },
+}
+
+/// What travels on a file's channel.
+enum Msg {
+    Chunk(Vec<(usize, Feature)>),
+    Done,
+    Failed(ActionError),
+}
+
+impl FileOut<'_> {
+    /// Emits to the default port.
+    pub fn emit(&mut self, feature: Feature) -> Result<(), ActionError> {
+        self.emit_to(0, feature)
+    }
+
+    /// Emits to output port `port`.
+    pub fn emit_to(&mut self, port: usize, mut feature: Feature) -> Result<(), ActionError> {
+        match &mut self.target {
+            Target::Direct { out, next_id } => {
+                feature.set_id(**next_id);
+                **next_id += 1;
+                out.emit_to(port, feature)
+            }
+            Target::Channel { buf, .. } => {
+                buf.push((port, feature));
+                if buf.len() >= CHUNK {
+                    self.flush()
+                } else {
+                    Ok(())
+                }
+            }
+        }
+    }
+
+    fn flush(&mut self) -> Result<(), ActionError> {
+        let Target::Channel { tx, cancel, buf } = &mut self.target else {
+            return Ok(());
+        };
+        if buf.is_empty() {
+            return Ok(());
+        }
+        let chunk = std::mem::replace(buf, Vec::with_capacity(CHUNK));
+        send(tx, cancel, Msg::Chunk(chunk))
+    }
+}
+
+/// Sends on a file's channel, waiting while it is full. A closed channel means the node
+/// thread stopped (it failed or was cancelled): the file is abandoned.
+fn send(tx: &Sender<Msg>, cancel: &CancelToken, msg: Msg) -> Result<(), ActionError> {
+    select! {
+        send(tx, msg) -> res => res.map_err(|_| ActionError::Cancelled),
+        recv(cancel.receiver()) -> _ => Err(ActionError::Cancelled),
+    }
+}
+
+/// The body of [`Files::read`].
+fn read_files<S: FileSource>(
+    source: &S,
+    files: &Files,
+    ctx: &NodeContext,
+    out: &mut Emitter,
+) -> Result<(), ActionError> {
+    let Files {
+        path,
+        read_ahead,
+        extensions,
+    } = files;
+    let files = store::list(path)?;
+    if files.is_empty() {
+        return Err(ActionError::io(
+            format!("listing {path}"),
+            std::io::Error::new(std::io::ErrorKind::NotFound, "no file matches"),
+        ));
+    }
+    let single = files.len() == 1 && files[0].location == *path;
+    let (locations, skipped): (Vec<String>, Vec<String>) = files
+        .into_iter()
+        .map(|f| f.location)
+        .partition(|l| single || extensions.is_empty() || has_extension(l, extensions));
+    if !skipped.is_empty() {
+        let shown: Vec<&str> = skipped.iter().take(5).map(String::as_str).collect();
+        let more = if skipped.len() > 5 { ", ..." } else { "" };
+        let message = format!(
+            "skipped {} file(s) in {path} whose names do not end in .{} ({}{more}); set `extensions` to read them",
+            skipped.len(),
+            extensions.join(", ."),
+            shown.join(", ")
+        );
+        if locations.is_empty() {
+            return Err(ActionError::io(
+                format!("listing {path}"),
+                std::io::Error::new(std::io::ErrorKind::NotFound, message),
+            ));
+        }
+        ctx.log(message);
+    }
+    let limit = || {
+        read_ahead
+            .unwrap_or(usize::MAX)
+            .min(ctx.read_ahead())
+            .max(1)
+    };
+    if locations.len() == 1 || limit() == 1 {
+        let mut next_id = 0u64;
+        for location in &locations {
+            ctx.check_cancelled()?;
+            let mut fo = FileOut {
+                target: Target::Direct {
+                    out: &mut *out,
+                    next_id: &mut next_id,
+                },
+            };
+            source.read_file(location, ctx, &mut fo)?;
+        }
+        return Ok(());
+    }
+    concurrent::read_concurrently(source, &locations, &limit, ctx, out)
+}
