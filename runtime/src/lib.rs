@@ -17,6 +17,7 @@
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
 pub mod action;
+mod cancel;
 pub mod dag;
 pub mod error;
 pub mod events;
@@ -24,6 +25,7 @@ pub mod executor;
 pub mod expr;
 pub mod feature;
 pub mod memory;
+mod pool;
 pub mod store;
 pub mod testing;
 pub mod workflow;
@@ -34,5 +36,5 @@ pub use action::{
 };
 pub use error::{ActionError, Diagnostic, RunError, Severity, ValidationError};
 pub use events::Event;
-pub use executor::CancelToken;
+pub use cancel::CancelToken;
 pub use feature::{Batch, Feature, Geometry, Schema, Value};

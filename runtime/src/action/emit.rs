@@ -6,7 +6,7 @@ use std::sync::{Arc, OnceLock};
 use crossbeam_channel::Sender;
 
 use crate::error::ActionError;
-use crate::executor::CancelToken;
+use crate::cancel::CancelToken;
 use crate::feature::{Batch, Feature};
 
 use super::REJECTION_REASON;

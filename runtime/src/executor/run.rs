@@ -26,7 +26,8 @@ use parking_lot::Mutex;
 
 use super::node::{Finished, NodeRun};
 use super::report::{DroppedReport, EdgeReport, NodeReport, RunReport};
-use super::{CancelToken, new_pool};
+use crate::cancel::CancelToken;
+use crate::pool::new_pool;
 use crate::action::{EdgeOut, Emitter, NodeContext};
 use crate::dag::Plan;
 use crate::error::{ActionError, RunError};

@@ -27,7 +27,7 @@ use parking_lot::Mutex;
 
 use crate::error::ActionError;
 use crate::events::{Event, EventSender};
-use crate::executor::CancelToken;
+use crate::cancel::CancelToken;
 use crate::memory::{MemoryBudget, current_rss};
 
 /// How heavy finishes are admitted.
