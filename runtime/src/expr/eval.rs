@@ -11,8 +11,8 @@
 use std::cmp::Ordering;
 use std::sync::Arc;
 
-use super::EvalError;
-use super::functions::{self, Func};
+use super::error::EvalError;
+use super::catalog::Func;
 use super::parser::{ArithOp, CmpOp};
 use crate::feature::{Feature, Value, format_float};
 
@@ -78,7 +78,26 @@ pub(crate) enum Node {
     InList(Box<Node>, Box<[Node]>),
     /// `x in <expression giving an array>`.
     InExpr(Box<Node>, Box<Node>),
-    Call(Func, Box<[Node]>),
+    /// A built-in function on its (unevaluated) arguments.
+    Call(Builtin, Box<[Node]>),
+}
+
+/// Evaluates a built-in function on its argument nodes, evaluating them as it needs them.
+pub(crate) type CallFn = for<'a> fn(Func, &'a [Node], &Ctx<'a>) -> R<Val<'a>>;
+
+/// A built-in function and the code that evaluates it. The compiler binds the code
+/// (`functions.rs`, which evaluates arguments through [`eval`]), so this module does not depend
+/// on the function bodies.
+#[derive(Clone, Copy)]
+pub(crate) struct Builtin {
+    pub func: Func,
+    pub call: CallFn,
+}
+
+impl std::fmt::Debug for Builtin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.func.fmt(f)
+    }
 }
 
 /// What evaluation sees: the feature, its values, and where each slot lives in them.
@@ -579,7 +598,7 @@ pub(crate) fn eval<'a>(node: &'a Node, cx: &Ctx<'a>) -> R<Val<'a>> {
             }
             Ok(Val::Owned(Value::Array(out.into())))
         }
-        Node::Call(f, args) => functions::call(*f, args, cx),
+        Node::Call(b, args) => (b.call)(b.func, args, cx),
         Node::Not(_)
         | Node::And(_)
         | Node::Or(_)
