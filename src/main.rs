@@ -361,4 +361,3 @@ fn check_writable(p: &Path) -> Result<(), String> {
     }
     Ok(())
 }
-

@@ -34,7 +34,7 @@ pub use action::{
     ActionKind, ActionSpec, BuildContext, BuiltAction, DEFAULT_PORT, Emitter, NodeContext,
     NodeImpl, Processor, REJECTED_PORT, REJECTION_REASON, Registry, Sink, Source, Transform,
 };
+pub use cancel::CancelToken;
 pub use error::{ActionError, Diagnostic, RunError, Severity, ValidationError};
 pub use events::Event;
-pub use cancel::CancelToken;
 pub use feature::{Batch, Feature, Geometry, Schema, Value};

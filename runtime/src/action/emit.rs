@@ -5,8 +5,8 @@ use std::sync::{Arc, OnceLock};
 
 use crossbeam_channel::Sender;
 
-use crate::error::ActionError;
 use crate::cancel::CancelToken;
+use crate::error::ActionError;
 use crate::feature::{Batch, Feature};
 
 use super::REJECTION_REASON;

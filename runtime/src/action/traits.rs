@@ -34,9 +34,9 @@
 use std::sync::Arc;
 
 use super::emit::Emitter;
+use crate::cancel::CancelToken;
 use crate::error::ActionError;
 use crate::events::{Event, EventSender};
-use crate::cancel::CancelToken;
 use crate::feature::{Batch, Feature};
 use crate::memory::{MemoryBudget, SpillDir};
 

@@ -90,8 +90,12 @@ fn spawn_node(
     events: &EventSender,
     state: &Arc<AtomicUsize>,
 ) -> std::io::Result<std::thread::JoinHandle<(Finished, Duration)>> {
-    let (failure, cancel, events, state) =
-        (failure.clone(), cancel.clone(), events.clone(), state.clone());
+    let (failure, cancel, events, state) = (
+        failure.clone(),
+        cancel.clone(),
+        events.clone(),
+        state.clone(),
+    );
     std::thread::Builder::new()
         .name(format!("node:{id}"))
         .spawn(move || {

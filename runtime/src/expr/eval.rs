@@ -11,8 +11,8 @@
 use std::cmp::Ordering;
 use std::sync::Arc;
 
-use super::error::EvalError;
 use super::catalog::Func;
+use super::error::EvalError;
 use super::parser::{ArithOp, CmpOp};
 use crate::feature::{Feature, Value, format_float};
 

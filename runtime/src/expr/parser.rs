@@ -3,8 +3,8 @@
 //! Function names and arities are checked here, so their errors point at the call.
 
 use super::catalog::{self, Func};
-use super::lexer::{Tok, Token, lex};
 use super::error::ExprError;
+use super::lexer::{Tok, Token, lex};
 use crate::feature::Value;
 
 /// Deepest accepted nesting (operators, parentheses, calls, lists).

@@ -55,7 +55,10 @@ impl Pressure {
                 (base_batch / WARNING_BATCH_DIVISOR).max(PRESSURE_MIN_BATCH),
                 (base_ahead / WARNING_READ_AHEAD_DIVISOR).max(1),
             ),
-            Pressure::Critical => ((base_batch / CRITICAL_BATCH_DIVISOR).max(PRESSURE_MIN_BATCH), 1),
+            Pressure::Critical => (
+                (base_batch / CRITICAL_BATCH_DIVISOR).max(PRESSURE_MIN_BATCH),
+                1,
+            ),
         }
     }
 

@@ -43,12 +43,12 @@ pub mod stale;
 mod target;
 mod write;
 
+pub use claim::set_writer_name;
+pub use commit::{Commit, CommitError};
 pub use error::{StorageError, to_action_error};
 pub use list::{FileEntry, list};
 pub use location::{STDIO, output_key};
 pub use read::{READ_CHUNK, open_read};
-pub use claim::set_writer_name;
-pub use commit::{Commit, CommitError};
 pub use write::AtomicWriter;
 
 #[cfg(test)]

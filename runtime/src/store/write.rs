@@ -285,4 +285,3 @@ impl Write for AtomicWriter {
         self.flush_buffer().map_err(StorageError::into_io)
     }
 }
-
