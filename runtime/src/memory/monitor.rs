@@ -177,6 +177,16 @@ mod tests {
     }
 
     #[test]
+    fn knobs_follow_the_policy() {
+        assert_eq!(Pressure::Normal.knobs(1024, 8), (1024, 8));
+        assert_eq!(Pressure::Warning.knobs(1024, 8), (256, 4));
+        assert_eq!(Pressure::Critical.knobs(1024, 8), (64, 1));
+        // Never below the smallest batch, never without read-ahead.
+        assert_eq!(Pressure::Warning.knobs(32, 1), (PRESSURE_MIN_BATCH, 1));
+        assert_eq!(Pressure::Critical.knobs(32, 1), (PRESSURE_MIN_BATCH, 1));
+    }
+
+    #[test]
     fn pressure_shrinks_knobs_and_stop_is_prompt() {
         let knobs = Knobs {
             batch_size: Arc::new(AtomicUsize::new(1024)),

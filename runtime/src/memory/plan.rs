@@ -21,6 +21,10 @@
 //! [`WARNING_PERCENT`] of it batches shrink to a quarter and read-ahead to a half, from
 //! [`CRITICAL_PERCENT`] batches shrink to a sixteenth and read-ahead to one (batches never
 //! below [`PRESSURE_MIN_BATCH`] features); below the warning level both are restored.
+//!
+//! The 40 % outside the budget is where buffers sized elsewhere live: a reader's chunk
+//! ([`crate::store::READ_CHUNK`]), a writer's buffer (256 KiB, `store/write.rs`) and the
+//! pages of a spill run being read or written (`spill.rs`).
 
 use crate::memory::{MemoryBudget, Reservation, total_memory};
 
@@ -273,6 +277,13 @@ mod tests {
             text.contains("201 nodes, 200 edges, 3 accumulating"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn read_ahead_counts_at_least_two_threads() {
+        let p = MemoryPlan::from_limit(64 << 20, &shape(3, 2, 0)).unwrap();
+        assert_eq!(p.read_ahead(1), 2 * READ_AHEAD_PER_THREAD);
+        assert_eq!(p.read_ahead(8), 8 * READ_AHEAD_PER_THREAD);
     }
 
     #[test]
