@@ -257,18 +257,6 @@ mod tests {
     }
 
     #[test]
-    fn example_params_build() {
-        let params = sluice_runtime::workflow::yaml::parse(SPEC.example)
-            .unwrap()
-            .to_json();
-        assert_eq!(
-            params,
-            serde_json::json!({"attribute": "rank_in_city", "group_by": ["city"], "start": 1})
-        );
-        assert!(build_counter(params).is_ok());
-    }
-
-    #[test]
     fn counts_overall_from_start_across_batches() {
         let ctx = NodeContext::standalone("t");
         let mut input = cities();

@@ -1,7 +1,7 @@
 //! The processors of the action library.
 //!
 //! Features an action cannot handle go to its `rejected` port with the reason attached
-//! ([`REJECTION_REASON`]); the crate-internal `reject` does that in one place.
+//! (`_rejection_reason`), through [`sluice_runtime::Emitter::reject`].
 
 pub mod attribute_manager;
 pub mod attribute_mapper;
@@ -15,7 +15,7 @@ pub mod sample;
 pub mod sort;
 pub mod statistics;
 
-use sluice_runtime::{ActionSpec, Feature, REJECTION_REASON, Value};
+use sluice_runtime::ActionSpec;
 
 /// The specs of every action in this module.
 pub fn specs() -> Vec<ActionSpec> {
@@ -31,10 +31,4 @@ pub fn specs() -> Vec<ActionSpec> {
         sample::SPEC,
         statistics::SPEC,
     ]
-}
-
-/// Attaches `reason` to a feature bound for a `rejected` port.
-pub(crate) fn reject(mut feature: Feature, reason: String) -> Feature {
-    feature.set(REJECTION_REASON, Value::from(reason));
-    feature
 }

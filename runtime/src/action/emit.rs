@@ -7,9 +7,14 @@ use crossbeam_channel::Sender;
 
 use crate::cancel::CancelToken;
 use crate::error::ActionError;
-use crate::feature::{Batch, Feature};
+use crate::feature::{Batch, Feature, Value};
 
-use super::REJECTION_REASON;
+use super::{REJECTED_PORT, REJECTION_REASON};
+
+/// The position of the `rejected` port in an output list.
+fn rejected_index<S: AsRef<str>>(outputs: &[S]) -> Option<usize> {
+    outputs.iter().position(|p| p.as_ref() == REJECTED_PORT)
+}
 
 /// One edge leaving a port: its sender and the counter of features that crossed it.
 pub(crate) type EdgeOut = (Sender<Batch>, Arc<AtomicU64>);
@@ -63,10 +68,21 @@ pub struct Emitter {
     ports: Vec<PortOut>,
     batch_size: Arc<AtomicUsize>,
     cancel: Option<CancelToken>,
+    /// The index of the `rejected` output port, when the action declares one.
+    rejected: Option<usize>,
 }
 
 impl Emitter {
-    /// A buffering emitter with `ports` output ports.
+    /// A buffering emitter for an action whose output ports are `outputs` (the spec's or the
+    /// built action's list): [`Emitter::reject`] sends to the port named `rejected`.
+    pub fn for_outputs<S: AsRef<str>>(outputs: &[S]) -> Emitter {
+        let mut e = Emitter::buffer(outputs.len());
+        e.rejected = rejected_index(outputs);
+        e
+    }
+
+    /// A buffering emitter with `ports` output ports and no `rejected` port (see
+    /// [`Emitter::for_outputs`]).
     pub fn buffer(ports: usize) -> Emitter {
         Emitter {
             ports: (0..ports)
@@ -79,13 +95,23 @@ impl Emitter {
                 .collect(),
             batch_size: Arc::new(AtomicUsize::new(usize::MAX)),
             cancel: None,
+            rejected: None,
         }
+    }
+
+    /// A buffering emitter with this one's ports (the executor times and parallelises
+    /// transforms into these, then forwards their buffers).
+    pub(crate) fn buffer_like(&self) -> Emitter {
+        let mut e = Emitter::buffer(self.ports.len());
+        e.rejected = self.rejected;
+        e
     }
 
     /// A sending emitter: for each port, its edges (sender and edge counter) and a port
     /// counter (features sent on the port's edges; features to a port with no edge are
-    /// counted apart, see [`Emitter::drops`]).
-    pub(crate) fn channels(
+    /// counted apart, see [`Emitter::drops`]). `outputs` names the ports, in order.
+    pub(crate) fn channels<S: AsRef<str>>(
+        outputs: &[S],
         ports: Vec<(Vec<EdgeOut>, Arc<AtomicU64>)>,
         batch_size: Arc<AtomicUsize>,
         cancel: CancelToken,
@@ -102,6 +128,7 @@ impl Emitter {
                 .collect(),
             batch_size,
             cancel: Some(cancel),
+            rejected: rejected_index(outputs),
         }
     }
 
@@ -145,6 +172,37 @@ impl Emitter {
             self.flush_port(port)?;
         }
         Ok(())
+    }
+
+    /// Sends `feature` to the `rejected` port with `reason` in its `_rejection_reason`
+    /// attribute (replacing any reason it had). An action that rejects must declare a
+    /// `rejected` output; otherwise this fails, naming the missing port.
+    pub fn reject(
+        &mut self,
+        mut feature: Feature,
+        reason: impl Into<String>,
+    ) -> Result<(), ActionError> {
+        feature.set(REJECTION_REASON, Value::from(reason.into()));
+        self.emit_rejected(feature)
+    }
+
+    /// Sends a feature that already carries its `_rejection_reason` (readers build the
+    /// rejected row with the reason in place) to the `rejected` port.
+    pub fn emit_rejected(&mut self, feature: Feature) -> Result<(), ActionError> {
+        match self.rejected {
+            Some(port) => self.emit_to(port, feature),
+            None => Err(ActionError::Other(
+                format!(
+                    "rejected a feature, but the action declares no `{REJECTED_PORT}` output port"
+                )
+                .into(),
+            )),
+        }
+    }
+
+    /// The index of the `rejected` output port, if the action has one.
+    pub fn rejected_port(&self) -> Option<usize> {
+        self.rejected
     }
 
     /// Emits a whole batch to a port.
@@ -229,12 +287,37 @@ mod tests {
     }
 
     #[test]
+    fn reject_attaches_the_reason_and_finds_the_rejected_port_by_name() {
+        let mut e = Emitter::for_outputs(&["passed", "failed", "rejected"]);
+        assert_eq!(e.rejected_port(), Some(2));
+        let f = Feature::from_pairs(7, [("a", 1.into())]);
+        e.reject(f, "no geometry").unwrap();
+        let b = e.into_buffers();
+        assert!(b[0].is_empty() && b[1].is_empty());
+        assert_eq!(b[2][0].id(), 7);
+        assert_eq!(
+            b[2][0].get(REJECTION_REASON).and_then(|v| v.as_str()),
+            Some("no geometry")
+        );
+        assert_eq!(b[2][0].get("a"), Some(&1.into()));
+    }
+
+    #[test]
+    fn rejecting_without_a_rejected_port_is_an_error_that_names_the_port() {
+        let mut e = Emitter::for_outputs(&["default"]);
+        let err = e.reject(Feature::empty(1), "bad").unwrap_err();
+        assert!(err.to_string().contains("`rejected`"), "{err}");
+        assert!(e.into_buffers()[0].is_empty());
+    }
+
+    #[test]
     fn channel_emitter_batches_and_fans_out() {
         let (t1, r1) = crossbeam_channel::bounded(10);
         let (t2, r2) = crossbeam_channel::bounded(10);
         let c1 = Arc::new(AtomicU64::new(0));
         let emitted = Arc::new(AtomicU64::new(0));
         let mut e = Emitter::channels(
+            &["default"],
             vec![(
                 vec![(t1, c1.clone()), (t2, Arc::new(AtomicU64::new(0)))],
                 emitted.clone(),
@@ -258,6 +341,7 @@ mod tests {
     fn a_port_without_edges_counts_drops_and_keeps_the_first_reason() {
         let (t1, r1) = crossbeam_channel::bounded(10);
         let mut e = Emitter::channels(
+            &["default", "rejected"],
             vec![
                 (vec![(t1, Arc::new(AtomicU64::new(0)))], Arc::default()),
                 (Vec::new(), Arc::default()),

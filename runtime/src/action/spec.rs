@@ -31,6 +31,27 @@ pub enum NodeImpl {
     Sink(Box<dyn Sink>),
 }
 
+impl NodeImpl {
+    /// The role this flavour plays in a graph (a transform is a processor).
+    pub fn kind(&self) -> ActionKind {
+        match self {
+            NodeImpl::Source(_) => ActionKind::Source,
+            NodeImpl::Transform(_) | NodeImpl::Processor(_) => ActionKind::Processor,
+            NodeImpl::Sink(_) => ActionKind::Sink,
+        }
+    }
+
+    /// The flavour's name, for messages.
+    pub fn flavour(&self) -> &'static str {
+        match self {
+            NodeImpl::Source(_) => "source",
+            NodeImpl::Transform(_) => "transform",
+            NodeImpl::Processor(_) => "processor",
+            NodeImpl::Sink(_) => "sink",
+        }
+    }
+}
+
 /// What a factory returns: the runtime object and, for actions whose output ports depend on
 /// their parameters (filter), the actual port list.
 pub struct BuiltAction {
@@ -193,6 +214,33 @@ impl ActionSpec {
         self
     }
 
+    /// Checks that a factory's result agrees with this spec: its flavour plays the declared
+    /// [`ActionKind`], and it overrides the output ports only when the spec says they depend
+    /// on the parameters (keeping the spec's fixed ports). Validation runs this on every
+    /// built node, so the plan, the executor and the run report never disagree on a role.
+    pub fn check_built(&self, built: &BuiltAction) -> Result<(), String> {
+        if built.node.kind() != self.kind {
+            return Err(format!(
+                "is declared a {:?} but its factory built a {}",
+                self.kind,
+                built.node.flavour()
+            )
+            .to_lowercase());
+        }
+        match &built.outputs {
+            Some(_) if !self.dynamic_outputs => {
+                Err("returned its own output ports, but its spec does not mark them dynamic".into())
+            }
+            Some(ports) => match self.outputs.iter().find(|p| !ports.iter().any(|q| q == *p)) {
+                Some(missing) => Err(format!(
+                    "returned output ports without its fixed port \"{missing}\""
+                )),
+                None => Ok(()),
+            },
+            None => Ok(()),
+        }
+    }
+
     /// The spec as JSON, for `sluice actions --json` and UI palettes.
     pub fn to_json(&self) -> serde_json::Value {
         serde_json::json!({
@@ -217,5 +265,58 @@ impl std::fmt::Debug for ActionSpec {
             .field("name", &self.name)
             .field("kind", &self.kind)
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{GEN, NoParams, test_registry};
+    use crate::workflow::{self, VarSources};
+
+    /// Claims to be a sink but builds the `gen` source.
+    const LIAR: ActionSpec = ActionSpec::new(
+        "liar",
+        ActionKind::Sink,
+        "declares one kind, builds another",
+        schema_of::<NoParams>,
+        |c| {
+            (GEN.build)(&BuildContext {
+                node_id: c.node_id,
+                params: &serde_json::json!({"count": 1}),
+            })
+        },
+    );
+
+    #[test]
+    fn a_factory_that_builds_another_kind_fails_validation_with_the_node_named() {
+        let mut registry = test_registry();
+        registry.register(LIAR);
+        let yaml = "name: t\nnodes:\n  - id: g\n    action: gen\n    with: {count: 1}\n  - id: l\n    action: liar\nedges:\n  - g -> l\n";
+        let Err(err) = workflow::load("wf.yaml", yaml, &registry, &VarSources::default()) else {
+            panic!("a lying factory passed validation");
+        };
+        let text = err.to_string();
+        assert!(
+            text.contains("node \"l\"")
+                && text.contains("declared a sink but its factory built a source"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn dynamic_outputs_must_be_declared_and_keep_the_fixed_ports() {
+        let built = (GEN.build)(&BuildContext {
+            node_id: "g",
+            params: &serde_json::json!({"count": 1}),
+        })
+        .unwrap()
+        .with_outputs(vec!["default".into(), "extra".into()]);
+        let err = GEN.check_built(&built).unwrap_err();
+        assert!(err.contains("does not mark them dynamic"), "{err}");
+        let dynamic = GEN.outputs(&["default", "rejected"]).dynamic_outputs();
+        let err = dynamic.check_built(&built).unwrap_err();
+        assert!(err.contains("\"rejected\""), "{err}");
+        assert_eq!(GEN.dynamic_outputs().check_built(&built), Ok(()));
     }
 }

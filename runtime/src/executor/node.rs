@@ -191,7 +191,7 @@ fn apply_transform(
     }
     if measure {
         // Time the transform alone (into a buffer), not the waits for a full downstream edge.
-        let mut buffer = Emitter::buffer(out.port_count());
+        let mut buffer = out.buffer_like();
         let started = std::time::Instant::now();
         t.apply(batch, &mut buffer)?;
         let ns = started.elapsed().as_nanos() as f64 / n as f64;
@@ -211,7 +211,7 @@ fn apply_transform(
         return t.apply(batch, out);
     }
     cost.since_measured += 1;
-    let ports = out.port_count();
+    let chunk_emitter = out.buffer_like();
     let chunk = batch.len().div_ceil(threads * 2).max(PARALLEL_MIN / 4);
     let mut chunks: Vec<Batch> = Vec::new();
     let mut rest = batch;
@@ -225,7 +225,7 @@ fn apply_transform(
         chunks
             .into_par_iter()
             .map(|c| {
-                let mut e = Emitter::buffer(ports);
+                let mut e = chunk_emitter.buffer_like();
                 t.apply(c, &mut e).map(|_| e.into_buffers())
             })
             .collect()

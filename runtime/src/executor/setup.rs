@@ -135,7 +135,12 @@ fn set_up_node(
         features_out: port_counters,
         state: Arc::new(AtomicUsize::new(0)),
     };
-    let out = Emitter::channels(ports, shared.knobs.batch_size.clone(), opts.cancel.clone());
+    let out = Emitter::channels(
+        &n.outputs,
+        ports,
+        shared.knobs.batch_size.clone(),
+        opts.cancel.clone(),
+    );
     let drops = out.drops();
     let run = NodeRun {
         ctx,

@@ -57,6 +57,14 @@ pub(crate) fn build_plan(
             params: &json,
         };
         match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (spec.build)(&ctx))) {
+            Ok(Ok(built)) if let Err(message) = spec.check_built(&built) => {
+                d.error(
+                    n.pos,
+                    format!("action \"{}\" {message} (a bug in the action)", n.action),
+                )
+                .node(&n.id);
+                index.insert(n.id.clone(), None);
+            }
             Ok(Ok(built)) => {
                 let outputs = built
                     .outputs

@@ -54,8 +54,6 @@ use sluice_runtime::{
 pub use convert::TargetType;
 use plan::{EvalOn, Plan, Src, Step};
 
-use super::reject;
-
 /// Parameters of `attribute_manager`.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -240,7 +238,7 @@ impl Transform for AttributeManager {
             }
             match self.transform(plan, &mut evaluators, &mut computed, feature) {
                 Ok(feature) => out.emit(feature)?,
-                Err((feature, reason)) => out.emit_to(1, reject(feature, reason))?,
+                Err((feature, reason)) => out.reject(feature, reason)?,
             }
         }
         Ok(())

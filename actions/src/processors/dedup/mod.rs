@@ -54,6 +54,8 @@ mod spill;
 
 /// The port of later features of a key.
 pub const DUPLICATES_PORT: &str = "duplicates";
+/// The index of [`DUPLICATES_PORT`] in the output list.
+const DUPLICATES: usize = 1;
 
 /// Hidden column: the arrival number.
 const SEQ: &str = "__sluice_dedup_seq";
@@ -255,7 +257,7 @@ impl Processor for Dedup {
                 .find(hash, |s| plan.matches(&s.key, values))
                 .is_some()
             {
-                out.emit_to(1, feature)?;
+                out.emit_to(DUPLICATES, feature)?;
                 continue;
             }
             let key = plan.to_key(values);

@@ -53,19 +53,6 @@ fn people() -> Vec<Feature> {
 }
 
 #[test]
-fn example_params_build() {
-    let params = sluice_runtime::workflow::yaml::parse(SPEC.example)
-        .unwrap()
-        .to_json();
-    assert_eq!(
-        params,
-        serde_json::json!({"by": ["email", "country"], "keep": "first"})
-    );
-    assert!(build_dedup(params).is_ok());
-    assert_eq!(SPEC.outputs, [DEFAULT_PORT, DUPLICATES_PORT]);
-}
-
-#[test]
 fn by_attributes_passes_the_first_of_each_key() {
     let ctx = NodeContext::standalone("t");
     let (first, dups) = run(serde_json::json!({"by": ["name"]}), vec![people()], &ctx).unwrap();

@@ -90,21 +90,6 @@ fn col(fs: &[Feature], name: &str) -> Vec<Value> {
 }
 
 #[test]
-fn example_params_build() {
-    let params = sluice_runtime::workflow::yaml::parse(SPEC.example)
-        .unwrap()
-        .to_json();
-    assert_eq!(params["mode"], "left");
-    assert!(build_join(params).is_ok());
-    assert_eq!(SPEC.inputs, [REQUESTOR_PORT, SUPPLIER_PORT]);
-    assert_eq!(
-        SPEC.outputs,
-        [JOINED_PORT, UNJOINED_REQUESTOR_PORT, UNJOINED_SUPPLIER_PORT]
-    );
-    const { assert!(SPEC.accumulates && SPEC.heavy_finish) };
-}
-
-#[test]
 fn inner_join_is_one_to_many_in_requestor_then_supplier_order() {
     let ctx = NodeContext::standalone("t");
     let mut a = orders();
