@@ -2,9 +2,10 @@
 //! are folded, and the common comparison shapes get their own nodes.
 
 use super::catalog::Func;
-use super::eval::{self, Builtin, Ctx, Node, Val};
+use super::eval::{self, Builtin, Ctx, Node};
 use super::functions;
 use super::parser::{ArithOp, Ast, AstKind, CmpOp};
+use super::val::Val;
 use crate::feature::{Feature, Value};
 
 /// Compiles `ast`, appending the attribute names it references (deduplicated, in order of

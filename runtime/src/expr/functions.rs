@@ -6,7 +6,8 @@ use std::cmp::Ordering;
 use chrono::Datelike;
 
 use super::catalog::Func;
-use super::eval::{Ctx, DAY_US, Node, R, Val, bool_of, eval, fail, order};
+use super::eval::{Ctx, DAY_US, Node, R, bool_of, eval, fail, order};
+use super::val::Val;
 use crate::feature::{Value, parse_date, parse_datetime};
 
 fn type_error<T>(name: &str, expected: &str, got: &Val) -> R<T> {

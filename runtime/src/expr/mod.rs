@@ -130,13 +130,14 @@
 //! 2. `lexer`: source text to tokens;
 //! 3. `catalog`: the built-in functions' names and arities;
 //! 4. `parser`: tokens to a syntax tree (with byte offsets), calls checked against the catalog;
-//! 5. `eval`: the compiled tree (`Node`s) and its evaluation; a call node
-//!    carries the code of its function, so evaluation does not depend on the bodies;
-//! 6. `functions`: the built-in functions' bodies, which evaluate their arguments through
+//! 5. `val`: a value during evaluation, borrowing where it can;
+//! 6. `eval`: the compiled tree (`Node`s) and its evaluation; a call node carries the code
+//!    of its function, so evaluation does not depend on the bodies;
+//! 7. `functions`: the built-in functions' bodies, which evaluate their arguments through
 //!    `eval`;
-//! 7. `compile`: syntax tree to compiled tree (slots, constant folding, specialised nodes),
+//! 8. `compile`: syntax tree to compiled tree (slots, constant folding, specialised nodes),
 //!    binding each call to its body in `functions`;
-//! 8. this module: [`Expr`] and [`Evaluator`], the public face.
+//! 9. this module: [`Expr`] and [`Evaluator`], the public face.
 //!
 //! # Errors
 //!
@@ -151,6 +152,7 @@ mod eval;
 mod functions;
 mod lexer;
 mod parser;
+mod val;
 
 #[cfg(test)]
 mod tests;

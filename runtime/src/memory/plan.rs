@@ -38,7 +38,7 @@ pub const NODE_BYTES: usize = 128 << 10;
 pub const ACCUMULATOR_MIN_BYTES: usize = 2 << 20;
 /// The shallowest edge: one batch of this many features.
 pub const MIN_EDGE_FEATURES: usize = 16;
-/// Edges get at most this fraction of the budget.
+/// Edges get at most a quarter of the budget (one part in this many).
 const EDGE_SHARE: usize = 4;
 /// Resident memory at or above this percentage of the limit is a warning.
 pub const WARNING_PERCENT: u64 = 80;
