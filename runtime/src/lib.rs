@@ -27,6 +27,7 @@ pub mod feature;
 pub mod memory;
 mod pool;
 pub mod store;
+#[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod workflow;
 

@@ -1,51 +1,15 @@
-//! Test and bench helpers: small built-in actions for engine tests, and running a
-//! workflow under a timeout that cancels the run and names each node's state on expiry.
-
-use std::time::Duration;
+//! Small built-in actions for engine tests and benches: `gen`, `pass`, `hold`, `fail`,
+//! `count`.
 
 use schemars::JsonSchema;
 use serde::Deserialize;
 
 use crate::action::{
-    ActionKind, ActionSpec, BuildContext, BuiltAction, Emitter, NodeContext, NodeImpl, Processor,
-    Registry, Sink, Source, Transform, schema_of,
+    ActionKind, ActionSpec, BuiltAction, Emitter, NodeContext, NodeImpl, Processor, Registry, Sink,
+    Source, Transform, schema_of,
 };
-use crate::dag::Plan;
-use crate::error::{ActionError, RunError};
-use crate::executor::{RunOptions, RunReport, start};
+use crate::error::ActionError;
 use crate::feature::{Batch, Feature, Schema, Value};
-use crate::workflow::{self, VarSources};
-
-/// Runs a plan, failing the test (with every node's state) if it takes longer than `timeout`.
-pub fn run_with_timeout(
-    plan: Plan,
-    options: RunOptions,
-    timeout: Duration,
-) -> Result<RunReport, RunError> {
-    let handle = start(plan, options)?;
-    let (tx, rx) = crossbeam_channel::bounded(1);
-    let waiter = std::thread::spawn(move || {
-        let _ = tx.send(handle.wait());
-    });
-    match rx.recv_timeout(timeout) {
-        Ok(r) => {
-            let _ = waiter.join();
-            r
-        }
-        Err(_) => panic!("workflow did not finish within {timeout:?} (possible deadlock)"),
-    }
-}
-
-/// Loads a workflow string against `registry` and runs it under a timeout.
-pub fn run_yaml(
-    yaml: &str,
-    registry: &Registry,
-    options: RunOptions,
-    timeout: Duration,
-) -> Result<RunReport, RunError> {
-    let plan = workflow::load("test.yaml", yaml, registry, &VarSources::default())?;
-    run_with_timeout(plan, options, timeout)
-}
 
 /// A registry of engine-test actions: `gen`, `pass`, `hold`, `merge_count`, `fail`, `count`.
 pub fn test_registry() -> Registry {
@@ -134,31 +98,46 @@ pub const HOLD: ActionSpec = ActionSpec::new(
     schema_of::<NoParams>,
     |c| {
         let _: NoParams = c.params()?;
-        Ok(BuiltAction::new(NodeImpl::Processor(Box::new(Hold(
-            Vec::new(),
-        )))))
+        Ok(BuiltAction::new(NodeImpl::Processor(Box::new(Hold {
+            held: Vec::new(),
+            reservation: None,
+        }))))
     },
 )
 .inputs(&["default", "other"])
 .accumulates()
 .heavy_finish();
 
-struct Hold(Vec<Feature>);
+/// Holds every feature, reserving [`HOLD_BYTES_PER_FEATURE`] bytes for each, and returns the
+/// reservation once `finish` has drained them.
+struct Hold {
+    held: Vec<Feature>,
+    reservation: Option<crate::memory::Reservation>,
+}
+
+/// The bytes `hold` reserves per held feature.
+pub const HOLD_BYTES_PER_FEATURE: usize = 64;
 
 impl Processor for Hold {
     fn process(
         &mut self,
         _: usize,
         batch: Batch,
-        _: &NodeContext,
+        ctx: &NodeContext,
         _: &mut Emitter,
     ) -> Result<(), ActionError> {
-        self.0.extend(batch);
+        self.reservation
+            .get_or_insert_with(|| ctx.budget.register(&ctx.node_id))
+            .grow(batch.len() * HOLD_BYTES_PER_FEATURE)?;
+        self.held.extend(batch);
         Ok(())
     }
     fn finish(&mut self, _: &NodeContext, out: &mut Emitter) -> Result<(), ActionError> {
-        for f in self.0.drain(..) {
+        for f in self.held.drain(..) {
             out.emit(f)?;
+        }
+        if let Some(r) = &mut self.reservation {
+            r.free();
         }
         Ok(())
     }
@@ -232,33 +211,4 @@ impl Sink for Count {
     fn finish(&mut self, _: &NodeContext) -> Result<(), ActionError> {
         Ok(())
     }
-}
-
-/// Builds a context for one node outside a run (used by action unit tests).
-pub fn build(spec: &ActionSpec, params: serde_json::Value) -> Result<BuiltAction, ActionError> {
-    (spec.build)(&BuildContext {
-        node_id: "test",
-        params: &params,
-    })
-}
-
-/// Builds a sink from its spec (action unit tests).
-pub fn build_sink(
-    spec: &ActionSpec,
-    params: serde_json::Value,
-) -> Result<Box<dyn Sink>, ActionError> {
-    match build(spec, params)?.node {
-        NodeImpl::Sink(s) => Ok(s),
-        _ => Err(ActionError::Other(
-            format!("action \"{}\" does not build a sink", spec.name).into(),
-        )),
-    }
-}
-
-/// Reads a whole stored file (any location `store::open_read` takes) into memory.
-pub fn read_bytes(location: &str) -> Result<Vec<u8>, ActionError> {
-    let mut v = Vec::new();
-    std::io::Read::read_to_end(&mut crate::store::open_read(location)?, &mut v)
-        .map_err(|e| ActionError::io(format!("reading {location}"), e))?;
-    Ok(v)
 }
