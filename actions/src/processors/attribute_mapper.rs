@@ -151,21 +151,11 @@ impl Transform for AttributeMapper {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sluice_runtime::testing::build_transform;
     use sluice_runtime::{Geometry, REJECTION_REASON};
 
-    fn build_mapper(params: serde_json::Value) -> Result<Arc<dyn Transform>, ActionError> {
-        let built = (SPEC.build)(&BuildContext {
-            node_id: "t",
-            params: &params,
-        })?;
-        match built.node {
-            NodeImpl::Transform(t) => Ok(t),
-            _ => panic!("attribute_mapper must build a transform"),
-        }
-    }
-
     fn param_path(params: serde_json::Value) -> String {
-        match build_mapper(params) {
+        match build_transform(&SPEC, params) {
             Err(ActionError::Param { path, .. }) => path,
             Err(e) => panic!("expected a parameter error, got {e:?}"),
             Ok(_) => panic!("expected a parameter error"),
@@ -173,7 +163,7 @@ mod tests {
     }
 
     fn run(params: serde_json::Value, input: Vec<Feature>) -> (Vec<Feature>, Vec<Feature>) {
-        let mapper = build_mapper(params).unwrap();
+        let mapper = build_transform(&SPEC, params).unwrap();
         let mut out = Emitter::for_outputs(SPEC.outputs);
         mapper.apply(input, &mut out).unwrap();
         let mut b = out.into_buffers();

@@ -203,31 +203,17 @@ impl Processor for Counter {
 mod tests {
     use super::*;
     use sluice_runtime::memory::MemoryBudget;
+    use sluice_runtime::testing::{build_processor, drive};
     use sluice_runtime::{Feature, Schema};
-
-    fn build_counter(params: serde_json::Value) -> Result<Box<dyn Processor>, ActionError> {
-        let built = (SPEC.build)(&BuildContext {
-            node_id: "t",
-            params: &params,
-        })?;
-        match built.node {
-            NodeImpl::Processor(p) => Ok(p),
-            _ => panic!("counter must build a processor"),
-        }
-    }
 
     fn run(
         params: serde_json::Value,
         batches: Vec<Batch>,
         ctx: &NodeContext,
     ) -> Result<Vec<Feature>, ActionError> {
-        let mut counter = build_counter(params)?;
-        let mut out = Emitter::buffer(1);
-        for b in batches {
-            counter.process(0, b, ctx, &mut out)?;
-        }
-        counter.finish(ctx, &mut out)?;
-        Ok(out.into_buffers().remove(0))
+        let mut counter = build_processor(&SPEC, params)?;
+        let batches = batches.into_iter().map(|b| (0, b));
+        Ok(drive(&mut *counter, batches, ctx, SPEC.outputs)?.remove(0))
     }
 
     fn cities() -> Vec<Feature> {
@@ -318,7 +304,7 @@ mod tests {
 
     #[test]
     fn bad_parameters_are_located() {
-        let path = |p: serde_json::Value| match build_counter(p) {
+        let path = |p: serde_json::Value| match build_processor(&SPEC, p) {
             Err(ActionError::Param { path, .. }) => path,
             Err(e) => panic!("{e:?}"),
             Ok(_) => panic!("expected an error"),

@@ -17,8 +17,14 @@ pub use harness::{
     run_workflow_yaml, run_yaml,
 };
 
-use crate::action::{ActionSpec, BuildContext, BuiltAction, NodeImpl, Sink};
+use std::sync::Arc;
+
+use crate::action::{
+    ActionSpec, BuildContext, BuiltAction, Emitter, NodeContext, NodeImpl, Processor, Sink,
+    Transform,
+};
 use crate::error::ActionError;
+use crate::feature::{Batch, Feature};
 
 /// Builds a context for one node outside a run (used by action unit tests).
 pub fn build(spec: &ActionSpec, params: serde_json::Value) -> Result<BuiltAction, ActionError> {
@@ -28,17 +34,73 @@ pub fn build(spec: &ActionSpec, params: serde_json::Value) -> Result<BuiltAction
     })
 }
 
+/// Builds an action and takes the runtime object of one flavour (`what` names it).
+fn build_as<T>(
+    spec: &ActionSpec,
+    params: serde_json::Value,
+    what: &str,
+    take: impl FnOnce(NodeImpl) -> Option<T>,
+) -> Result<T, ActionError> {
+    take(build(spec, params)?.node).ok_or_else(|| {
+        ActionError::Other(format!("action \"{}\" does not build a {what}", spec.name).into())
+    })
+}
+
 /// Builds a sink from its spec (action unit tests).
 pub fn build_sink(
     spec: &ActionSpec,
     params: serde_json::Value,
 ) -> Result<Box<dyn Sink>, ActionError> {
-    match build(spec, params)?.node {
-        NodeImpl::Sink(s) => Ok(s),
-        _ => Err(ActionError::Other(
-            format!("action \"{}\" does not build a sink", spec.name).into(),
-        )),
+    build_as(spec, params, "sink", |n| match n {
+        NodeImpl::Sink(s) => Some(s),
+        _ => None,
+    })
+}
+
+/// Builds a (stateful) processor from its spec (action unit tests).
+pub fn build_processor(
+    spec: &ActionSpec,
+    params: serde_json::Value,
+) -> Result<Box<dyn Processor>, ActionError> {
+    build_as(spec, params, "processor", |n| match n {
+        NodeImpl::Processor(p) => Some(p),
+        _ => None,
+    })
+}
+
+/// Builds a (stateless) transform from its spec (action unit tests).
+pub fn build_transform(
+    spec: &ActionSpec,
+    params: serde_json::Value,
+) -> Result<Arc<dyn Transform>, ActionError> {
+    build_as(spec, params, "transform", |n| match n {
+        NodeImpl::Transform(t) => Some(t),
+        _ => None,
+    })
+}
+
+/// Drives a processor by hand, outside the executor: each `(input port, batch)` goes to
+/// `process` as given (so a test controls batch boundaries and the context's budget), then
+/// `finish` runs once. Returns the features of each port of `outputs`, in order, and checks
+/// that the node's reservations are back to zero when `finish` returns. Prefer
+/// [`run_processor`], which goes through the executor, unless the test needs this control.
+pub fn drive(
+    processor: &mut dyn Processor,
+    inputs: impl IntoIterator<Item = (usize, Batch)>,
+    ctx: &NodeContext,
+    outputs: &[&str],
+) -> Result<Vec<Vec<Feature>>, ActionError> {
+    let mut out = Emitter::for_outputs(outputs);
+    for (port, batch) in inputs {
+        processor.process(port, batch, ctx, &mut out)?;
     }
+    processor.finish(ctx, &mut out)?;
+    let held = ctx.budget.reserved_by(&ctx.node_id);
+    assert_eq!(
+        held, 0,
+        "{held} bytes still reserved after `finish` returned"
+    );
+    Ok(out.into_buffers())
 }
 
 /// Reads a whole stored file (any location `store::open_read` takes) into memory.

@@ -32,7 +32,6 @@ fn panic_message(f: impl FnOnce()) -> String {
 fn a_source_runs_through_the_executor_and_its_features_come_back_in_order() {
     let out = run_source(&GEN, serde_json::json!({"count": 3000})).unwrap();
     assert_eq!(ids(out.default_port()), (0..3000).collect::<Vec<_>>());
-    assert!(out.report.ok);
     assert_eq!(out.report.node("it").unwrap().features_out, 3000);
 }
 

@@ -1,20 +1,9 @@
 use super::*;
+use sluice_runtime::testing::build_transform;
 use sluice_runtime::{Geometry, REJECTION_REASON, Schema};
 
-fn build_manager(params: serde_json::Value) -> Result<Arc<dyn Transform>, ActionError> {
-    let built = (SPEC.build)(&BuildContext {
-        node_id: "t",
-        params: &params,
-    })?;
-    assert!(built.outputs.is_none());
-    match built.node {
-        NodeImpl::Transform(t) => Ok(t),
-        _ => panic!("attribute_manager must build a transform"),
-    }
-}
-
 fn param_path(params: serde_json::Value) -> String {
-    match build_manager(params) {
+    match build_transform(&SPEC, params) {
         Err(ActionError::Param { path, .. }) => path,
         Err(e) => panic!("expected a parameter error, got {e:?}"),
         Ok(_) => panic!("expected a parameter error"),
@@ -23,7 +12,7 @@ fn param_path(params: serde_json::Value) -> String {
 
 /// Runs the operations over `input`; returns (default, rejected).
 fn run(ops: serde_json::Value, input: Vec<Feature>) -> (Vec<Feature>, Vec<Feature>) {
-    let manager = build_manager(serde_json::json!({ "operations": ops })).unwrap();
+    let manager = build_transform(&SPEC, serde_json::json!({ "operations": ops })).unwrap();
     let mut out = Emitter::for_outputs(SPEC.outputs);
     manager.apply(input, &mut out).unwrap();
     let mut buffers = out.into_buffers();

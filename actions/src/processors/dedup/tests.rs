@@ -1,17 +1,7 @@
 use super::*;
 use sluice_runtime::memory::{MemoryBudget, SpillDir};
+use sluice_runtime::testing::{build_processor, drive};
 use sluice_runtime::{Feature, Geometry};
-
-fn build_dedup(params: serde_json::Value) -> Result<Box<dyn Processor>, ActionError> {
-    let built = (SPEC.build)(&BuildContext {
-        node_id: "t",
-        params: &params,
-    })?;
-    match built.node {
-        NodeImpl::Processor(p) => Ok(p),
-        _ => panic!("dedup must build a processor"),
-    }
-}
 
 /// Runs dedup; returns (default, duplicates).
 fn run(
@@ -19,13 +9,9 @@ fn run(
     batches: Vec<Batch>,
     ctx: &NodeContext,
 ) -> Result<(Vec<Feature>, Vec<Feature>), ActionError> {
-    let mut dedup = build_dedup(params)?;
-    let mut out = Emitter::buffer(2);
-    for b in batches {
-        dedup.process(0, b, ctx, &mut out)?;
-    }
-    dedup.finish(ctx, &mut out)?;
-    let mut b = out.into_buffers();
+    let mut dedup = build_processor(&SPEC, params)?;
+    let batches = batches.into_iter().map(|b| (0, b));
+    let mut b = drive(&mut *dedup, batches, ctx, SPEC.outputs)?;
     let dups = b.pop().unwrap();
     Ok((b.pop().unwrap(), dups))
 }
@@ -87,7 +73,7 @@ fn reserved_attribute_names_fail_the_run_with_the_feature_id() {
 
 #[test]
 fn bad_parameters_are_located() {
-    let path = |p: serde_json::Value| match build_dedup(p) {
+    let path = |p: serde_json::Value| match build_processor(&SPEC, p) {
         Err(ActionError::Param { path, .. }) => path,
         Err(e) => panic!("{e:?}"),
         Ok(_) => panic!("expected an error"),

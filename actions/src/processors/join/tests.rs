@@ -1,21 +1,11 @@
 use super::*;
 use sluice_runtime::memory::{MemoryBudget, SpillDir};
+use sluice_runtime::testing::{build_processor, drive};
 use sluice_runtime::{Geometry, Schema};
 use std::sync::Arc;
 
-fn build_join(params: serde_json::Value) -> Result<Box<dyn Processor>, ActionError> {
-    let built = (SPEC.build)(&BuildContext {
-        node_id: "t",
-        params: &params,
-    })?;
-    match built.node {
-        NodeImpl::Processor(p) => Ok(p),
-        _ => panic!("join must build a processor"),
-    }
-}
-
 fn param_path(params: serde_json::Value) -> String {
-    match build_join(params) {
+    match build_processor(&SPEC, params) {
         Err(ActionError::Param { path, .. }) => path,
         Err(e) => panic!("expected a parameter error, got {e:?}"),
         Ok(_) => panic!("expected a parameter error"),
@@ -28,13 +18,8 @@ fn run(
     batches: Vec<(usize, Batch)>,
     ctx: &NodeContext,
 ) -> Result<Vec<Vec<Feature>>, ActionError> {
-    let mut join = build_join(params)?;
-    let mut out = Emitter::buffer(3);
-    for (input, b) in batches {
-        join.process(input, b, ctx, &mut out)?;
-    }
-    join.finish(ctx, &mut out)?;
-    Ok(out.into_buffers())
+    let mut join = build_processor(&SPEC, params)?;
+    drive(&mut *join, batches, ctx, SPEC.outputs)
 }
 
 fn point(x: f64) -> Option<Geometry> {

@@ -19,12 +19,15 @@
 //!
 //! # Memory
 //!
-//! Sort holds its whole input until every input has closed. It reserves each feature's
-//! [`Feature::mem_size`](sluice_runtime::Feature::mem_size) (plus its sort bookkeeping) from the run's budget before holding it;
-//! when the budget is full it fails with [`ActionError::MemoryExhausted`]. In `finish` it moves
-//! the features out in order and gives their bytes back as it goes, so the reservation is zero
-//! when `finish` returns. Everything about holding and ordering lives in `SortBuffer`
-//! (`sort/buffer.rs`), so that spilling sorted runs to disk changes that file only.
+//! Sort holds its input until every input has closed. It reserves each feature's
+//! [`Feature::mem_size`](sluice_runtime::Feature::mem_size) (plus its sort bookkeeping) from
+//! the run's budget before holding it. When the budget is full it sorts what it holds and
+//! spills it to the run's spill folder as a Parquet run, then starts again; in `finish` the
+//! runs (the last one is what was still held) are merged with bounded memory
+//! (`runtime::memory::spill`), ties going to the older run, so the sort stays stable. Without
+//! a spill, `finish` moves the features out in order and gives their bytes back as it goes.
+//! Either way the reservation is zero when `finish` returns. Everything about holding,
+//! spilling and ordering lives in `SortBuffer` (`sort/buffer.rs`).
 //!
 //! # Speed
 //!

@@ -1,32 +1,18 @@
 use super::buffer::compare_values;
 use super::*;
 use sluice_runtime::memory::MemoryBudget;
+use sluice_runtime::testing::{build_processor, drive};
 use sluice_runtime::{Feature, Schema, Value};
 use std::cmp::Ordering;
-
-fn build_sort(params: serde_json::Value) -> Result<Box<dyn Processor>, ActionError> {
-    let built = (SPEC.build)(&BuildContext {
-        node_id: "t",
-        params: &params,
-    })?;
-    match built.node {
-        NodeImpl::Processor(p) => Ok(p),
-        _ => panic!("sort must build a processor"),
-    }
-}
 
 fn run(
     params: serde_json::Value,
     batches: Vec<Batch>,
     ctx: &NodeContext,
 ) -> Result<Vec<Feature>, ActionError> {
-    let mut sort = build_sort(params)?;
-    let mut out = Emitter::buffer(1);
-    for b in batches {
-        sort.process(0, b, ctx, &mut out)?;
-    }
-    sort.finish(ctx, &mut out)?;
-    Ok(out.into_buffers().remove(0))
+    let mut sort = build_processor(&SPEC, params)?;
+    let batches = batches.into_iter().map(|b| (0, b));
+    Ok(drive(&mut *sort, batches, ctx, SPEC.outputs)?.remove(0))
 }
 
 fn ids(fs: &[Feature]) -> Vec<u64> {
@@ -43,19 +29,24 @@ fn rows(rows: &[(Value, Value)]) -> Batch {
 
 #[test]
 fn bad_params_are_located() {
-    let err = build_sort(serde_json::json!({"by": []})).err().unwrap();
+    let err = build_processor(&SPEC, serde_json::json!({"by": []}))
+        .err()
+        .unwrap();
     assert!(
         matches!(err, ActionError::Param { ref path, .. } if path == "by"),
         "{err:?}"
     );
-    let err = build_sort(serde_json::json!({"by": [{"attribute": "a", "nulls": "middle"}]}))
-        .err()
-        .unwrap();
+    let err = build_processor(
+        &SPEC,
+        serde_json::json!({"by": [{"attribute": "a", "nulls": "middle"}]}),
+    )
+    .err()
+    .unwrap();
     assert!(
         matches!(err, ActionError::Param { ref path, .. } if path == "by[0].nulls"),
         "{err:?}"
     );
-    let err = build_sort(serde_json::json!({"by": [{"attr": "a"}]}))
+    let err = build_processor(&SPEC, serde_json::json!({"by": [{"attr": "a"}]}))
         .err()
         .unwrap();
     assert!(matches!(err, ActionError::Param { .. }), "{err:?}");
@@ -325,7 +316,7 @@ fn huge_ints_next_to_floats_sort_exactly_without_panicking() {
 #[test]
 fn reservation_is_held_while_accumulating_and_zero_after_finish() {
     let ctx = NodeContext::standalone("t");
-    let mut sort = build_sort(serde_json::json!({"by": [{"attribute": "a"}]})).unwrap();
+    let mut sort = build_processor(&SPEC, serde_json::json!({"by": [{"attribute": "a"}]})).unwrap();
     let mut out = Emitter::buffer(1);
     let input = rows(
         &(0..20_000)
@@ -469,14 +460,8 @@ nodes:
   - { id: out, action: noop_sink }
 edges: [seed -> order, order -> out]
 "#;
-    let report = sluice_runtime::testing::run_yaml(
-        yaml,
-        &crate::registry(),
-        Default::default(),
-        std::time::Duration::from_secs(60),
-    )
-    .unwrap();
-    assert!(report.ok);
+    // The harness also checks that the reservation is back to zero once `finish` returns.
+    let report = sluice_runtime::testing::run_workflow_yaml(yaml, &crate::registry()).unwrap();
     let node = report.node("order").unwrap();
     assert_eq!((node.features_in, node.features_out), (10_000, 10_000));
     assert!(node.peak_reservation > 0);

@@ -1,19 +1,9 @@
 use super::*;
 use sluice_runtime::memory::{MemoryBudget, SpillDir};
-
-fn build_stats(params: serde_json::Value) -> Result<Box<dyn Processor>, ActionError> {
-    let built = (SPEC.build)(&BuildContext {
-        node_id: "t",
-        params: &params,
-    })?;
-    match built.node {
-        NodeImpl::Processor(p) => Ok(p),
-        _ => panic!("statistics must build a processor"),
-    }
-}
+use sluice_runtime::testing::{build_processor, drive};
 
 fn param_path(params: serde_json::Value) -> String {
-    match build_stats(params) {
+    match build_processor(&SPEC, params) {
         Err(ActionError::Param { path, .. }) => path,
         Err(e) => panic!("expected a parameter error, got {e:?}"),
         Ok(_) => panic!("expected a parameter error"),
@@ -25,13 +15,9 @@ fn run(
     batches: Vec<Batch>,
     ctx: &NodeContext,
 ) -> Result<Vec<Feature>, ActionError> {
-    let mut stats = build_stats(params)?;
-    let mut out = Emitter::buffer(1);
-    for b in batches {
-        stats.process(0, b, ctx, &mut out)?;
-    }
-    stats.finish(ctx, &mut out)?;
-    Ok(out.into_buffers().remove(0))
+    let mut stats = build_processor(&SPEC, params)?;
+    let batches = batches.into_iter().map(|b| (0, b));
+    Ok(drive(&mut *stats, batches, ctx, SPEC.outputs)?.remove(0))
 }
 
 fn rows(fs: &[Feature]) -> Vec<Vec<Value>> {
