@@ -15,10 +15,11 @@ use std::time::Duration;
 use proptest::prelude::*;
 use sluice_runtime::action::schema_of;
 use sluice_runtime::expr::Expr;
+use sluice_runtime::testing::fuzz;
 use sluice_runtime::workflow::{self, VarSources};
 use sluice_runtime::{
-    ActionError, ActionKind, ActionSpec, BuildContext, BuiltAction, Emitter, Feature, Geometry,
-    NodeContext, NodeImpl, Registry, Schema, Severity, Sink, Source, Transform, Value,
+    ActionError, ActionKind, ActionSpec, BuildContext, BuiltAction, Emitter, Feature, NodeContext,
+    NodeImpl, Registry, Sink, Source, Transform,
 };
 
 /// One input taking longer than this is a hang.
@@ -410,110 +411,20 @@ fn registry() -> Registry {
 
 static REGISTRY: LazyLock<Registry> = LazyLock::new(registry);
 
-/// Loads `source`; every diagnostic must point inside it.
+/// Loads `source` (see [`fuzz::check_workflow`]) under the hang timeout.
 fn check_workflow(source: String) -> Result<(), TestCaseError> {
     let shown = format!("{source:?}");
-    let diagnostics = within(shown.clone(), move || {
-        match workflow::load("fuzz.yaml", &source, &REGISTRY, &VarSources::default()) {
-            Ok(plan) => (source, plan.warnings),
-            Err(e) => (source, e.diagnostics),
-        }
-    })?;
-    let (source, diagnostics) = diagnostics;
-    // YAML breaks lines at LF, CR and CR LF.
-    let lines = source.replace("\r\n", "\n").split(['\n', '\r']).count();
-    for d in &diagnostics {
-        prop_assert!(!d.message.is_empty(), "empty message on {}", shown);
-        if d.severity == Severity::Error {
-            prop_assert!(
-                d.line >= 1 && d.column >= 1 && d.line <= lines + 1,
-                "diagnostic without a location in the file ({} lines): {}\non {}",
-                lines,
-                d,
-                shown
-            );
-        }
-    }
-    Ok(())
+    let outcome = within(shown, move || fuzz::check_workflow(&source, &REGISTRY))?;
+    outcome.map_err(TestCaseError::fail)
 }
 
 // ─── expressions ────────────────────────────────────────────────────────────────────────────
 
-/// Features with awkward values under the names the seeds use.
-static FEATURES: LazyLock<Vec<Feature>> = LazyLock::new(|| {
-    let names = [
-        "value", "a", "b", "name", "category", "x", "n", "d", "t", "list",
-    ];
-    let schema = Schema::new(names);
-    let rows: Vec<Vec<Value>> = vec![
-        vec![Value::Null; names.len()],
-        vec![
-            Value::Float(612.5),
-            Value::Int(i64::MAX),
-            Value::Int(i64::MIN),
-            "Oslo".into(),
-            "park".into(),
-            Value::Float(f64::NAN),
-            Value::Int(-1),
-            Value::Date(i32::MAX),
-            Value::DateTime(i64::MIN),
-            Value::Array(Arc::from(vec![Value::Int(1), "x".into(), Value::Null])),
-        ],
-        vec![
-            Value::Float(f64::INFINITY),
-            Value::Float(-0.0),
-            Value::Bool(true),
-            "".into(),
-            "ÅØ\u{0}ß\u{10ffff}".into(),
-            Value::Int(0),
-            Value::String("12abc".into()),
-            Value::Date(i32::MIN),
-            Value::DateTime(i64::MAX),
-            Value::Bytes(Box::from(&b"\xff\x00"[..])),
-        ],
-    ];
-    rows.into_iter()
-        .enumerate()
-        .map(|(i, v)| {
-            let f = Feature::new(i as u64, schema.clone(), v);
-            if i == 1 {
-                f.with_geometry(Some(Geometry::new(geo_types::Geometry::Point(
-                    geo_types::Point::new(1.0, 2.0),
-                ))))
-            } else {
-                f
-            }
-        })
-        .collect()
-});
-
-/// Compiles `source`; an error must point inside it; a compiled expression is evaluated on
-/// every test feature.
+/// Compiles `source` (see [`fuzz::check_expression`]) under the hang timeout.
 fn check_expr(source: String) -> Result<(), TestCaseError> {
     let shown = format!("{source:?}");
-    let outcome = within(shown.clone(), move || {
-        let len = source.len();
-        match Expr::compile(&source) {
-            Ok(e) => {
-                for f in FEATURES.iter() {
-                    let _ = e.evaluator().eval(f);
-                    let _ = e.evaluator().eval_bool(f);
-                }
-                Ok(())
-            }
-            Err(e) => Err((e, len)),
-        }
-    })?;
-    if let Err((e, len)) = outcome {
-        prop_assert!(
-            e.offset <= len && !e.message.is_empty(),
-            "error outside the source ({} bytes): {}\non {}",
-            len,
-            e,
-            shown
-        );
-    }
-    Ok(())
+    let outcome = within(shown, move || fuzz::check_expression(&source))?;
+    outcome.map_err(TestCaseError::fail)
 }
 
 /// Expressions from the grammar (well-formed, of any depth the strategy reaches).

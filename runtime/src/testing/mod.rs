@@ -9,6 +9,7 @@
 //!   `count`).
 
 mod actions;
+pub mod fuzz;
 mod harness;
 
 pub use actions::*;
