@@ -152,15 +152,8 @@ impl Transform for AttributeMapper {
 mod tests {
     use super::*;
     use sluice_runtime::testing::build_transform;
+    use sluice_runtime::testing::param_error_path;
     use sluice_runtime::{Geometry, REJECTION_REASON};
-
-    fn param_path(params: serde_json::Value) -> String {
-        match build_transform(&SPEC, params) {
-            Err(ActionError::Param { path, .. }) => path,
-            Err(e) => panic!("expected a parameter error, got {e:?}"),
-            Ok(_) => panic!("expected a parameter error"),
-        }
-    }
 
     fn run(params: serde_json::Value, input: Vec<Feature>) -> (Vec<Feature>, Vec<Feature>) {
         let mapper = build_transform(&SPEC, params).unwrap();
@@ -250,23 +243,29 @@ mod tests {
     fn bad_parameters_are_located() {
         let attr = |n: &str, e: &str| serde_json::json!({"name": n, "expression": e});
         assert_eq!(
-            param_path(serde_json::json!({"attributes": []})),
+            param_error_path(&SPEC, serde_json::json!({"attributes": []})),
             "attributes"
         );
         assert_eq!(
-            param_path(serde_json::json!({"attributes": [attr("a", "1"), attr("a", "2")]})),
+            param_error_path(
+                &SPEC,
+                serde_json::json!({"attributes": [attr("a", "1"), attr("a", "2")]})
+            ),
             "attributes[1].name"
         );
         assert_eq!(
-            param_path(serde_json::json!({"attributes": [attr("", "1")]})),
+            param_error_path(&SPEC, serde_json::json!({"attributes": [attr("", "1")]})),
             "attributes[0].name"
         );
         assert_eq!(
-            param_path(serde_json::json!({"attributes": [attr("a", "1 +")]})),
+            param_error_path(&SPEC, serde_json::json!({"attributes": [attr("a", "1 +")]})),
             "attributes[0].expression"
         );
         assert_eq!(
-            param_path(serde_json::json!({"attributes": [attr("a", "1")], "keep": true})),
+            param_error_path(
+                &SPEC,
+                serde_json::json!({"attributes": [attr("a", "1")], "keep": true})
+            ),
             "keep"
         );
     }

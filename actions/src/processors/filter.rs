@@ -225,6 +225,7 @@ impl Transform for Filter {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sluice_runtime::testing::param_error_path;
     use sluice_runtime::{REJECTION_REASON, Schema, Value};
     use std::sync::Arc;
 
@@ -239,14 +240,6 @@ mod tests {
         match built.node {
             NodeImpl::Transform(t) => Ok((t, ports)),
             _ => panic!("filter must build a transform"),
-        }
-    }
-
-    fn param_path(params: serde_json::Value) -> String {
-        match build_filter(params) {
-            Err(ActionError::Param { path, .. }) => path,
-            Err(e) => panic!("expected a parameter error, got {e:?}"),
-            Ok(_) => panic!("expected a parameter error"),
         }
     }
 
@@ -327,29 +320,35 @@ mod tests {
         let cond = |port: &str, expression: &str| serde_json::json!({"port": port, "expression": expression});
         let with = |c: Vec<serde_json::Value>| serde_json::json!({ "conditions": c });
         assert_eq!(
-            param_path(with(vec![cond("ok", "a > 1"), cond("ok", "a > 2")])),
+            param_error_path(&SPEC, with(vec![cond("ok", "a > 1"), cond("ok", "a > 2")])),
             "conditions[1].port"
         );
         assert_eq!(
-            param_path(with(vec![cond("Big", "a > 1")])),
+            param_error_path(&SPEC, with(vec![cond("Big", "a > 1")])),
             "conditions[0].port"
         );
         assert_eq!(
-            param_path(with(vec![cond("rejected", "a > 1")])),
+            param_error_path(&SPEC, with(vec![cond("rejected", "a > 1")])),
             "conditions[0].port"
         );
         assert_eq!(
-            param_path(with(vec![cond("x", "a > 1"), cond("y", "a >")])),
+            param_error_path(&SPEC, with(vec![cond("x", "a > 1"), cond("y", "a >")])),
             "conditions[1].expression"
         );
-        assert_eq!(param_path(with(vec![])), "conditions");
-        assert_eq!(param_path(serde_json::json!({"mode": "first"})), "");
+        assert_eq!(param_error_path(&SPEC, with(vec![])), "conditions");
         assert_eq!(
-            param_path(serde_json::json!({"expression": "a", "conditions": [cond("x", "a")]})),
+            param_error_path(&SPEC, serde_json::json!({"mode": "first"})),
+            ""
+        );
+        assert_eq!(
+            param_error_path(
+                &SPEC,
+                serde_json::json!({"expression": "a", "conditions": [cond("x", "a")]})
+            ),
             "expression"
         );
         assert_eq!(
-            param_path(serde_json::json!({"expression": "a", "mode": "any"})),
+            param_error_path(&SPEC, serde_json::json!({"expression": "a", "mode": "any"})),
             "mode"
         );
         // The compile error's text (with its column) is the message.
@@ -408,13 +407,7 @@ edges:
   - route.unfiltered -> b
   - route.rejected -> c
 "#;
-        let report = sluice_runtime::testing::run_yaml(
-            yaml,
-            &crate::registry(),
-            Default::default(),
-            std::time::Duration::from_secs(60),
-        )
-        .unwrap();
+        let report = sluice_runtime::testing::run_workflow_yaml(yaml, &crate::registry()).unwrap();
         let ports = &report.node("route").unwrap().ports;
         let expected = [("big", 100), ("unfiltered", 100), ("rejected", 100)];
         assert_eq!(ports, &expected.map(|(p, n)| (p.to_string(), n)));

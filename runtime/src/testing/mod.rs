@@ -47,6 +47,16 @@ fn build_as<T>(
     })
 }
 
+/// The parameter path a build error names. Panics unless building fails with a parameter
+/// error (action unit tests of parameter checks).
+pub fn param_error_path(spec: &ActionSpec, params: serde_json::Value) -> String {
+    match build(spec, params) {
+        Err(ActionError::Param { path, .. }) => path,
+        Err(e) => panic!("expected a parameter error, got {e:?}"),
+        Ok(_) => panic!("expected a parameter error"),
+    }
+}
+
 /// Builds a sink from its spec (action unit tests).
 pub fn build_sink(
     spec: &ActionSpec,

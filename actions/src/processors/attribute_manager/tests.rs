@@ -1,14 +1,7 @@
 use super::*;
 use sluice_runtime::testing::build_transform;
+use sluice_runtime::testing::param_error_path;
 use sluice_runtime::{Geometry, REJECTION_REASON, Schema};
-
-fn param_path(params: serde_json::Value) -> String {
-    match build_transform(&SPEC, params) {
-        Err(ActionError::Param { path, .. }) => path,
-        Err(e) => panic!("expected a parameter error, got {e:?}"),
-        Ok(_) => panic!("expected a parameter error"),
-    }
-}
 
 /// Runs the operations over `input`; returns (default, rejected).
 fn run(ops: serde_json::Value, input: Vec<Feature>) -> (Vec<Feature>, Vec<Feature>) {
@@ -159,28 +152,39 @@ fn evaluation_error_rejects_with_the_operation_named() {
 fn bad_parameters_are_located() {
     let ops = |v: serde_json::Value| serde_json::json!({ "operations": v });
     assert_eq!(
-        param_path(ops(serde_json::json!([
-            {"op": "set", "attribute": "a", "expression": "1"},
-            {"op": "set", "attribute": "b", "expression": "(1 +"}
-        ]))),
+        param_error_path(
+            &SPEC,
+            ops(serde_json::json!([
+                {"op": "set", "attribute": "a", "expression": "1"},
+                {"op": "set", "attribute": "b", "expression": "(1 +"}
+            ]))
+        ),
         "operations[1].expression"
     );
     assert_eq!(
-        param_path(ops(serde_json::json!([{"op": "remove"}]))),
+        param_error_path(&SPEC, ops(serde_json::json!([{"op": "remove"}]))),
         "operations[0]"
     );
     assert_eq!(
-        param_path(ops(
-            serde_json::json!([{"op": "rename", "from": "", "to": "b"}])
-        )),
+        param_error_path(
+            &SPEC,
+            ops(serde_json::json!([{"op": "rename", "from": "", "to": "b"}]))
+        ),
         "operations[0].from"
     );
-    assert_eq!(param_path(ops(serde_json::json!([]))), "operations");
-    assert!(param_path(ops(serde_json::json!([{"op": "explode"}]))).starts_with("operations"));
+    assert_eq!(
+        param_error_path(&SPEC, ops(serde_json::json!([]))),
+        "operations"
+    );
     assert!(
-        param_path(ops(
-            serde_json::json!([{"op": "convert", "attribute": "a", "to": "uuid"}])
-        ))
+        param_error_path(&SPEC, ops(serde_json::json!([{"op": "explode"}])))
+            .starts_with("operations")
+    );
+    assert!(
+        param_error_path(
+            &SPEC,
+            ops(serde_json::json!([{"op": "convert", "attribute": "a", "to": "uuid"}]))
+        )
         .starts_with("operations")
     );
 }
@@ -201,13 +205,7 @@ nodes:
   - { id: bad, action: noop_sink }
 edges: [seed -> tidy, tidy -> ok, tidy.rejected -> bad]
 "#;
-    let report = sluice_runtime::testing::run_yaml(
-        yaml,
-        &crate::registry(),
-        Default::default(),
-        std::time::Duration::from_secs(60),
-    )
-    .unwrap();
+    let report = sluice_runtime::testing::run_workflow_yaml(yaml, &crate::registry()).unwrap();
     let ports = &report.node("tidy").unwrap().ports;
     assert_eq!(
         ports,

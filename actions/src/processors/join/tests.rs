@@ -1,16 +1,9 @@
 use super::*;
 use sluice_runtime::memory::{MemoryBudget, SpillDir};
+use sluice_runtime::testing::param_error_path;
 use sluice_runtime::testing::{build_processor, drive};
 use sluice_runtime::{Geometry, Schema};
 use std::sync::Arc;
-
-fn param_path(params: serde_json::Value) -> String {
-    match build_processor(&SPEC, params) {
-        Err(ActionError::Param { path, .. }) => path,
-        Err(e) => panic!("expected a parameter error, got {e:?}"),
-        Ok(_) => panic!("expected a parameter error"),
-    }
-}
 
 /// Runs a join over (input, batch) pairs; returns the three output ports.
 fn run(
@@ -179,23 +172,26 @@ fn reserved_attribute_names_fail_the_run_with_the_feature_id() {
 fn bad_parameters_are_located() {
     let p = |r: serde_json::Value, s: serde_json::Value| serde_json::json!({"requestor_key": r, "supplier_key": s});
     assert_eq!(
-        param_path(p(serde_json::json!(["a", "b"]), serde_json::json!(["a"]))),
+        param_error_path(
+            &SPEC,
+            p(serde_json::json!(["a", "b"]), serde_json::json!(["a"]))
+        ),
         "supplier_key"
     );
     assert_eq!(
-        param_path(p(serde_json::json!([]), serde_json::json!([]))),
+        param_error_path(&SPEC, p(serde_json::json!([]), serde_json::json!([]))),
         "requestor_key"
     );
     assert_eq!(
-        param_path(p(serde_json::json!(["a"]), serde_json::json!([""]))),
+        param_error_path(&SPEC, p(serde_json::json!(["a"]), serde_json::json!([""]))),
         "supplier_key[0]"
     );
     let mut bad_mode = p(serde_json::json!(["a"]), serde_json::json!(["a"]));
     bad_mode["mode"] = "outer".into();
-    assert_eq!(param_path(bad_mode), "mode");
+    assert_eq!(param_error_path(&SPEC, bad_mode), "mode");
     let mut no_prefix = p(serde_json::json!(["a"]), serde_json::json!(["a"]));
     no_prefix["prefix"] = "".into();
-    assert_eq!(param_path(no_prefix), "prefix");
+    assert_eq!(param_error_path(&SPEC, no_prefix), "prefix");
 }
 
 /// Interleaved batches: requestors with repeated, missing and null keys; suppliers with
@@ -328,13 +324,7 @@ edges:
   - j.unjoined_requestor -> b
   - j.unjoined_supplier -> c
 "#;
-    let report = sluice_runtime::testing::run_yaml(
-        yaml,
-        &crate::registry(),
-        Default::default(),
-        std::time::Duration::from_secs(60),
-    )
-    .unwrap();
+    let report = sluice_runtime::testing::run_workflow_yaml(yaml, &crate::registry()).unwrap();
     let ports = &report.node("j").unwrap().ports;
     let expected = [
         ("joined", 150),

@@ -1,14 +1,7 @@
 use super::*;
 use sluice_runtime::memory::{MemoryBudget, SpillDir};
+use sluice_runtime::testing::param_error_path;
 use sluice_runtime::testing::{build_processor, drive};
-
-fn param_path(params: serde_json::Value) -> String {
-    match build_processor(&SPEC, params) {
-        Err(ActionError::Param { path, .. }) => path,
-        Err(e) => panic!("expected a parameter error, got {e:?}"),
-        Ok(_) => panic!("expected a parameter error"),
-    }
-}
 
 fn run(
     params: serde_json::Value,
@@ -140,29 +133,39 @@ fn a_non_numeric_sum_fails_naming_feature_attribute_and_value() {
 fn bad_parameters_are_located() {
     let agg = |a: serde_json::Value| serde_json::json!({"group_by": ["city"], "aggregates": [a]});
     assert_eq!(
-        param_path(serde_json::json!({"aggregates": []})),
+        param_error_path(&SPEC, serde_json::json!({"aggregates": []})),
         "aggregates"
     );
     assert_eq!(
-        param_path(agg(serde_json::json!({"op": "sum"}))),
+        param_error_path(&SPEC, agg(serde_json::json!({"op": "sum"}))),
         "aggregates[0].attribute"
     );
     assert_eq!(
-        param_path(agg(serde_json::json!({"op": "median", "attribute": "a"}))),
+        param_error_path(
+            &SPEC,
+            agg(serde_json::json!({"op": "median", "attribute": "a"}))
+        ),
         "aggregates[0].op"
     );
     assert_eq!(
-        param_path(agg(
-            serde_json::json!({"op": "max", "attribute": "a", "as": "city"})
-        )),
+        param_error_path(
+            &SPEC,
+            agg(serde_json::json!({"op": "max", "attribute": "a", "as": "city"}))
+        ),
         "aggregates[0].as"
     );
     assert_eq!(
-        param_path(serde_json::json!({"aggregates": [{"op": "count"}, {"op": "count"}]})),
+        param_error_path(
+            &SPEC,
+            serde_json::json!({"aggregates": [{"op": "count"}, {"op": "count"}]})
+        ),
         "aggregates[1]"
     );
     assert_eq!(
-        param_path(serde_json::json!({"group_by": ["a", "a"], "aggregates": [{"op": "count"}]})),
+        param_error_path(
+            &SPEC,
+            serde_json::json!({"group_by": ["a", "a"], "aggregates": [{"op": "count"}]})
+        ),
         "group_by[1]"
     );
 }
