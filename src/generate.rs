@@ -2,7 +2,9 @@
 //!
 //! W1 has seven columns `id,name,category,x,y,value,ts`; 2,000,000 rows are about 160 MB.
 
-use std::io::Write;
+use std::fs::File;
+use std::io::{self, BufWriter, Write};
+use std::path::Path;
 
 /// A small deterministic generator (SplitMix64), so data is the same on every machine.
 struct Rng(u64);
@@ -24,7 +26,7 @@ impl Rng {
 const CATEGORIES: [&str; 6] = ["park", "lake", "road", "building", "forest", "river"];
 
 /// Writes `rows` W1 rows (with header) to `out`, seeded by `seed`.
-pub fn w1(rows: u64, seed: u64, out: &mut impl Write) -> std::io::Result<()> {
+pub fn w1(rows: u64, seed: u64, out: &mut impl Write) -> io::Result<()> {
     let mut rng = Rng(seed);
     writeln!(out, "id,name,category,x,y,value,ts")?;
     let base = 1_704_067_200i64; // 2024-01-01T00:00:00Z
@@ -38,6 +40,26 @@ pub fn w1(rows: u64, seed: u64, out: &mut impl Write) -> std::io::Result<()> {
         writeln!(out, "{id},name_{id},{cat},{x:.6},{y:.6},{value},{ts}")?;
     }
     Ok(())
+}
+
+/// Writes `rows` W1 rows, seeded by `seed`, to the CSV file `out`, making its folder if
+/// needed: to a `.csv.partial` sibling first, renamed into place once complete. Errors name
+/// the file and what was being done to it.
+pub fn w1_file(out: &Path, rows: u64, seed: u64) -> io::Result<()> {
+    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| naming(e, "creating", dir))?;
+    }
+    let tmp = out.with_extension("csv.partial");
+    let file = File::create(&tmp).map_err(|e| naming(e, "creating", &tmp))?;
+    let mut w = BufWriter::with_capacity(1 << 20, file);
+    w1(rows, seed, &mut w).map_err(|e| naming(e, "writing", &tmp))?;
+    w.flush()?;
+    std::fs::rename(&tmp, out).map_err(|e| naming(e, "renaming into", out))
+}
+
+/// `e`, its message prefixed with what was being done to which file.
+fn naming(e: io::Error, doing: &str, path: &Path) -> io::Error {
+    io::Error::new(e.kind(), format!("{doing} {}: {e}", path.display()))
 }
 
 /// `YYYY-MM-DDTHH:MM:SSZ` for a Unix time in 2024 (days-from-civil, no time zone table).

@@ -3,161 +3,26 @@
 //! (SIGINT), 143 terminated (SIGTERM), 129 hung up (SIGHUP). Output to a closed pipe
 //! (`sluice actions | head`) ends quietly with 0.
 
+mod allocator;
+mod cli;
+mod progress;
+mod signals;
+
 use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
-use std::time::Duration;
 
-use anyhow::Context;
-use clap::{Parser, Subcommand};
+use clap::Parser;
 use sluice::runtime::executor::{self, CancelToken, RunOptions, RunReport};
-use sluice::runtime::memory::{GatePolicy, parse_size};
 use sluice::runtime::store::CommitError;
 use sluice::runtime::workflow::{self, VarSources};
-use sluice::runtime::{ActionError, Event, RunError, ValidationError, events::EventSender};
+use sluice::runtime::{ActionError, RunError, ValidationError, events::EventSender};
 
-/// mimalloc: features are allocated on reader threads and freed on sink threads; mimalloc is
-/// fast at such cross-thread frees and, tuned by [`tune_allocator`], gives freed memory back
-/// to the OS at once, so resident memory follows what the run really holds (measured on W1 at
-/// 64 MB: about 64 MB peak RSS instead of about 100 MB with the system allocator).
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-/// mimalloc's option numbers (`mi_option_e`, the same in its v2 and v3 headers).
-const MI_OPTION_ARENA_EAGER_COMMIT: libmimalloc_sys::mi_option_t = 4;
-const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
-/// `mi_option_allow_thp` (v3, the version built). Transparent huge pages make each node
-/// thread's small pages 2 MiB of resident memory (a 200-node chain at 64 MB: about 160 MB
-/// peak RSS with them, about 40 MB without). The option only stops later `madvise` calls; the
-/// arena mimalloc made before `main` is covered by `PR_SET_THP_DISABLE`.
-const MI_OPTION_ALLOW_THP: libmimalloc_sys::mi_option_t = 43;
-#[cfg(target_os = "linux")]
-const PR_SET_THP_DISABLE: std::ffi::c_int = 41;
-
-#[cfg(target_os = "linux")]
-#[allow(unsafe_code)]
-unsafe extern "C" {
-    fn prctl(option: std::ffi::c_int, ...) -> std::ffi::c_int;
-}
-
-/// Purge freed memory immediately and commit arena memory only when used.
-#[allow(unsafe_code)]
-fn tune_allocator() {
-    // SAFETY: `mi_option_set` stores a plain option value; it has no pointer arguments and is
-    // called first thing in `main`, before any other thread exists.
-    unsafe {
-        libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 0);
-        libmimalloc_sys::mi_option_set(MI_OPTION_ARENA_EAGER_COMMIT, 0);
-        libmimalloc_sys::mi_option_set(MI_OPTION_ALLOW_THP, 0);
-        // Plain integer arguments (all five: the kernel refuses non-zero unused ones);
-        // failure (an old kernel) leaves THP as it was.
-        #[cfg(target_os = "linux")]
-        {
-            let zero: std::ffi::c_ulong = 0;
-            prctl(PR_SET_THP_DISABLE, 1 as std::ffi::c_ulong, zero, zero, zero);
-        }
-    }
-}
-
-#[derive(Parser)]
-#[command(
-    name = "sluice",
-    version,
-    about = "Run dataflow workflows over features (YAML in, files out)."
-)]
-struct Cli {
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Subcommand)]
-enum Command {
-    /// Validate and run a workflow.
-    Run {
-        /// The workflow file (YAML or JSON).
-        file: PathBuf,
-        /// Set a variable: --var name=value (repeatable).
-        #[arg(long = "var", value_name = "NAME=VALUE")]
-        vars: Vec<String>,
-        /// Write the run report (counts, timings, memory) as JSON.
-        #[arg(long, value_name = "FILE")]
-        report: Option<PathBuf>,
-        /// Memory limit for the run, e.g. 64MB or 2GiB (default: half the machine's memory).
-        #[arg(long, value_name = "SIZE")]
-        memory_limit: Option<String>,
-        /// Threads in the shared pool (default: one per core).
-        #[arg(long, default_value_t = 0)]
-        threads: usize,
-        /// Features per batch on edges.
-        #[arg(long, default_value_t = 1024)]
-        batch_size: usize,
-        /// Heavy-finish admission: adaptive, semaphore:N or ungated.
-        #[arg(long, default_value = "adaptive")]
-        gate: String,
-        /// Folder for spill files (default: the system temporary folder).
-        #[arg(long, value_name = "DIR")]
-        spill_dir: Option<PathBuf>,
-        /// No progress display.
-        #[arg(long, short)]
-        quiet: bool,
-        /// Fail (exit code 3) when a node rejected features and its `rejected` port has no
-        /// edge (by default that is a warning).
-        #[arg(long)]
-        strict: bool,
-    },
-    /// Check a workflow and print every problem found.
-    Validate {
-        /// The workflow file.
-        file: PathBuf,
-        /// Set a variable: --var name=value (repeatable).
-        #[arg(long = "var", value_name = "NAME=VALUE")]
-        vars: Vec<String>,
-    },
-    /// Print a workflow as a Graphviz DOT graph.
-    Graph {
-        /// The workflow file.
-        file: PathBuf,
-        /// Set a variable: --var name=value (repeatable).
-        #[arg(long = "var", value_name = "NAME=VALUE")]
-        vars: Vec<String>,
-    },
-    /// List the actions (name, kind, ports, parameters).
-    Actions {
-        /// Print JSON with each action's parameter schema (for editors and UIs).
-        #[arg(long)]
-        json: bool,
-    },
-    /// Print the JSON Schema of the workflow format.
-    Schema,
-    /// Remove what killed runs left behind: spill folders and temporary outputs of
-    /// processes that no longer run.
-    Clean {
-        /// The spill base folder (default: the system temporary folder).
-        #[arg(long, value_name = "DIR")]
-        spill_dir: Option<PathBuf>,
-        /// Output files or folders whose folders to clean of temporary outputs.
-        paths: Vec<PathBuf>,
-    },
-    /// Generate sample data.
-    Generate {
-        /// What to generate (w1: id,name,category,x,y,value,ts).
-        #[arg(value_parser = ["w1"])]
-        dataset: String,
-        /// Rows to write.
-        #[arg(long, default_value_t = 2_000_000)]
-        rows: u64,
-        /// Seed of the generator.
-        #[arg(long, default_value_t = 1)]
-        seed: u64,
-        /// Output CSV file.
-        #[arg(long)]
-        out: PathBuf,
-    },
-}
+use cli::{Cli, Command};
 
 fn main() -> ExitCode {
-    tune_allocator();
+    allocator::tune_allocator();
     // Usage errors exit 1 (clap's default is 2, which means "the run failed" here).
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
@@ -240,25 +105,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             for w in &plan.warnings {
                 eprintln!("{w}");
             }
-            let memory_limit = match memory_limit.as_deref().map(parse_size).transpose() {
-                Ok(Some(0)) => {
-                    eprintln!("error: --memory-limit 0: the limit must be above 0 (e.g. 64MB)");
-                    return Ok(ExitCode::from(1));
-                }
-                Ok(m) => m,
-                Err(e) => {
-                    eprintln!("error: --memory-limit: {e}");
-                    return Ok(ExitCode::from(1));
-                }
-            };
-            let gate: GatePolicy = match gate.parse() {
-                Ok(g) => g,
-                Err(e) => {
-                    eprintln!("error: --gate: {e}");
-                    return Ok(ExitCode::from(1));
-                }
-            };
-            let (tx, rx) = crossbeam_channel_unbounded();
+            let (tx, rx) = crossbeam_channel::unbounded();
             let options = RunOptions {
                 batch_size,
                 threads,
@@ -280,7 +127,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 Err(e) => return Err(e.into()),
             };
             let interactive = !quiet && std::io::stderr().is_terminal();
-            let wrote = watch(&handle, &rx, interactive, quiet);
+            let wrote = progress::watch(&handle, &rx, interactive, quiet);
             let result = handle.wait();
             let result = match result {
                 Err(RunError::Cancelled) => {
@@ -390,30 +237,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             seed,
             out,
         } => {
-            if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
-                std::fs::create_dir_all(dir)
-                    .with_context(|| format!("creating {}", dir.display()))?;
-            }
-            let tmp = out.with_extension("csv.partial");
-            let file = std::fs::File::create(&tmp)
-                .with_context(|| format!("creating {}", tmp.display()))?;
-            let mut w = std::io::BufWriter::with_capacity(1 << 20, file);
-            sluice::generate::w1(rows, seed, &mut w)
-                .with_context(|| format!("writing {}", tmp.display()))?;
-            w.flush()?;
-            std::fs::rename(&tmp, &out)
-                .with_context(|| format!("renaming into {}", out.display()))?;
+            sluice::generate::w1_file(&out, rows, seed)?;
             eprintln!("wrote {rows} rows to {}", out.display());
             Ok(ExitCode::SUCCESS)
         }
     }
-}
-
-fn crossbeam_channel_unbounded() -> (
-    crossbeam_channel::Sender<Event>,
-    crossbeam_channel::Receiver<Event>,
-) {
-    crossbeam_channel::unbounded()
 }
 
 fn parse_vars(vars: &[String]) -> Option<VarSources> {
@@ -445,69 +273,6 @@ fn invalid(e: &ValidationError) -> ExitCode {
     ExitCode::from(1)
 }
 
-/// Shows progress until the run ends: a redrawn table on a terminal, log lines otherwise.
-/// Gives back the sinks' "wrote ..." lines, to be shown once the outputs are committed.
-/// A failing node is not reported here: the run's error names it, once.
-fn watch(
-    handle: &executor::RunHandle,
-    rx: &crossbeam_channel::Receiver<Event>,
-    interactive: bool,
-    quiet: bool,
-) -> Vec<String> {
-    let mut drawn = 0usize;
-    let mut wrote = Vec::new();
-    loop {
-        match rx.recv_timeout(Duration::from_millis(200)) {
-            Ok(Event::RunFinished { .. }) => break,
-            Ok(Event::Log { node, message }) if !quiet && message.starts_with("wrote ") => {
-                wrote.push(format!("[{node}] {message}"));
-            }
-            Ok(Event::Log { node, message }) if !quiet => {
-                clear(&mut drawn);
-                eprintln!("[{node}] {message}");
-            }
-            Ok(Event::MemoryPressureChanged { level, rss, limit }) if !quiet => {
-                clear(&mut drawn);
-                eprintln!("memory {level}: {} MiB of {} MiB", rss >> 20, limit >> 20);
-            }
-            Ok(_) => {}
-            Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
-            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
-        }
-        if interactive {
-            clear(&mut drawn);
-            let mut s = format!("elapsed {:.1}s\n", handle.elapsed().as_secs_f64());
-            for p in handle.progress() {
-                let state = match p.state.load(std::sync::atomic::Ordering::Relaxed) {
-                    0 => "running",
-                    1 => "done",
-                    _ => "failed",
-                };
-                s.push_str(&format!(
-                    "  {:<24} {:>12} in {:>12} out  {state}\n",
-                    p.id,
-                    p.features_in.load(std::sync::atomic::Ordering::Relaxed),
-                    p.out()
-                ));
-            }
-            drawn = s.lines().count();
-            eprint!("{s}");
-        }
-        if handle.is_finished() && rx.is_empty() {
-            break;
-        }
-    }
-    clear(&mut drawn);
-    wrote
-}
-
-fn clear(drawn: &mut usize) {
-    if *drawn > 0 {
-        eprint!("\x1b[{}A\x1b[J", *drawn);
-        *drawn = 0;
-    }
-}
-
 fn finish(
     result: Result<RunReport, RunError>,
     report_path: Option<&Path>,
@@ -527,28 +292,7 @@ fn finish(
                 return Ok(ExitCode::from(2));
             }
             if !quiet {
-                for n in &report.nodes {
-                    let dropped = match n.features_dropped {
-                        0 => String::new(),
-                        d => {
-                            let ports: Vec<String> = n
-                                .dropped
-                                .iter()
-                                .map(|p| format!("{} {}", p.port, p.features))
-                                .collect();
-                            format!(" {d:>12} dropped ({})", ports.join(", "))
-                        }
-                    };
-                    eprintln!(
-                        "  {:<24} {:<16} {:>12} in {:>12} out {:>9.1} ms{dropped}",
-                        n.id, n.action, n.features_in, n.features_out, n.elapsed_ms
-                    );
-                }
-                eprintln!(
-                    "done in {:.2}s, peak memory {} MiB",
-                    report.elapsed_ms / 1e3,
-                    report.peak_rss_bytes >> 20
-                );
+                progress::summary(&report);
             }
             // Rejected features with nowhere to go: a warning, or a failure with --strict.
             let unhandled = report.unhandled_rejections();
@@ -616,61 +360,4 @@ fn check_writable(p: &Path) -> Result<(), String> {
         std::fs::remove_file(p).map_err(plain)?;
     }
     Ok(())
-}
-
-/// The signals that cancel a run, and the exit code of the one that did.
-mod signals {
-    use std::sync::Arc;
-    use std::sync::atomic::{AtomicU8, Ordering};
-
-    use sluice::runtime::executor::CancelToken;
-
-    /// What was caught: 0 nothing (yet), else the exit code (128 + the signal number).
-    #[derive(Clone)]
-    pub struct Caught(Arc<AtomicU8>);
-
-    impl Caught {
-        /// The exit code of a cancelled run: 130 (SIGINT), 143 (SIGTERM), 129 (SIGHUP).
-        pub fn exit_code(&self) -> u8 {
-            match self.0.load(Ordering::SeqCst) {
-                0 => 130,
-                c => c,
-            }
-        }
-    }
-
-    /// Blocks SIGINT, SIGTERM and SIGHUP in this thread (so in every thread started after
-    /// it) and takes them on a thread of their own: the first cancels the run, a second one
-    /// ends the process at once (what it leaves is cleaned by the next run or `sluice clean`).
-    #[cfg(unix)]
-    pub fn catch(cancel: CancelToken) -> anyhow::Result<Caught> {
-        use nix::sys::signal::{SigSet, Signal};
-        let mut set = SigSet::empty();
-        for s in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
-            set.add(s);
-        }
-        set.thread_block()?;
-        let caught = Caught(Arc::new(AtomicU8::new(0)));
-        let c = caught.clone();
-        std::thread::Builder::new()
-            .name("sluice-signals".into())
-            .spawn(move || {
-                while let Ok(sig) = set.wait() {
-                    let code = 128 + sig as u8;
-                    if c.0.swap(code, Ordering::SeqCst) != 0 {
-                        std::process::exit(i32::from(code));
-                    }
-                    cancel.cancel();
-                }
-            })?;
-        Ok(caught)
-    }
-
-    /// Ctrl-C (and, with the crate's `termination` feature, termination) cancels the run.
-    #[cfg(not(unix))]
-    pub fn catch(cancel: CancelToken) -> anyhow::Result<Caught> {
-        let caught = Caught(Arc::new(AtomicU8::new(0)));
-        ctrlc::set_handler(move || cancel.cancel())?;
-        Ok(caught)
-    }
 }

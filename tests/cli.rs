@@ -419,7 +419,22 @@ fn usage_errors_exit_1_and_bad_limits_are_refused_before_the_run() {
         T,
     );
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
-    assert!(stderr(&o).contains("--memory-limit 0"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("'0' for '--memory-limit <SIZE>': the limit must be above 0"),
+        "{}",
+        stderr(&o)
+    );
+    // Typed options are parsed by clap, with its own error and exit code 1.
+    for (flag, value, says) in [
+        ("--memory-limit", "12 parsecs", "unknown size unit"),
+        ("--gate", "sometimes", "unknown gate policy"),
+        ("--gate", "semaphore:0", "bad semaphore size"),
+    ] {
+        let o = sluice(dir.path(), &["run", &quick, flag, value], T);
+        assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+        assert!(stderr(&o).contains("invalid value"), "{}", stderr(&o));
+        assert!(stderr(&o).contains(says), "{}", stderr(&o));
+    }
     // A report that cannot be written is found before anything runs or is written.
     let o = sluice(
         dir.path(),

@@ -17,6 +17,7 @@
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
 pub mod action;
+mod cancel;
 pub mod dag;
 pub mod error;
 pub mod events;
@@ -25,6 +26,7 @@ pub mod expr;
 pub mod feature;
 pub mod input;
 pub mod memory;
+mod pool;
 pub mod store;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
@@ -34,7 +36,7 @@ pub use action::{
     ActionKind, ActionSpec, BuildContext, BuiltAction, DEFAULT_PORT, Emitter, NodeContext,
     NodeImpl, Processor, REJECTED_PORT, REJECTION_REASON, Registry, Sink, Source, Transform,
 };
+pub use cancel::CancelToken;
 pub use error::{ActionError, Diagnostic, RunError, Severity, ValidationError};
 pub use events::Event;
-pub use executor::CancelToken;
 pub use feature::{Batch, Feature, Geometry, Schema, Value};

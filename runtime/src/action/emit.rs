@@ -5,8 +5,8 @@ use std::sync::{Arc, OnceLock};
 
 use crossbeam_channel::Sender;
 
+use crate::cancel::CancelToken;
 use crate::error::ActionError;
-use crate::executor::CancelToken;
 use crate::feature::{Batch, Feature, Value};
 
 use super::{REJECTED_PORT, REJECTION_REASON};

@@ -34,9 +34,9 @@
 use std::sync::Arc;
 
 use super::emit::Emitter;
+use crate::cancel::CancelToken;
 use crate::error::ActionError;
 use crate::events::{Event, EventSender};
-use crate::executor::CancelToken;
 use crate::feature::{Batch, Feature};
 use crate::memory::{MemoryBudget, SpillDir};
 
@@ -117,7 +117,7 @@ impl NodeContext {
             node_id: node_id.into(),
             cancel: CancelToken::new(),
             budget: MemoryBudget::unlimited(),
-            pool: crate::executor::default_pool(),
+            pool: crate::pool::default_pool(),
             spill: SpillDir::system(),
             events: EventSender::none(),
             read_ahead: Arc::new(std::sync::atomic::AtomicUsize::new(4)),

@@ -1,39 +1,33 @@
 //! The executor: one thread per node, bounded channels, one shared pool, exact termination.
 //!
 //! See [`run`] for termination, errors and cancellation, and `node.rs` for the receive loop.
+//!
+//! A run goes through its modules in this order, and each uses only those before it:
+//!
+//! 1. `options.rs`, `progress.rs`: what a run is asked for, and its live counters;
+//! 2. `wiring.rs`: one bounded channel per edge;
+//! 3. `node.rs`: the body of one node thread;
+//! 4. `setup.rs`: the memory plan, what every node shares, each node with its channels;
+//! 5. `join.rs`: one thread per node, joined; sinks committed together or aborted;
+//! 6. `report.rs`: the run report from what the run measured;
+//! 7. `run.rs`: [`run`], [`start`] and [`RunHandle`], which put the steps together.
 
-mod cancel;
+mod join;
 mod node;
+mod options;
+mod progress;
 mod report;
 mod run;
+mod setup;
+mod wiring;
 
-pub use cancel::CancelToken;
+pub use crate::cancel::CancelToken;
+pub use crate::memory::default_memory_limit;
+pub use crate::pool::{default_pool, new_pool};
+pub use options::RunOptions;
+pub use progress::NodeProgress;
 pub use report::{DroppedReport, EdgeReport, NodeReport, RunReport, UnhandledRejections};
-pub use run::{NodeProgress, RunHandle, RunOptions, default_memory_limit, run, start};
-
-use std::sync::{Arc, OnceLock};
-
-/// A process-wide pool sized to the cores, for code that runs actions outside a workflow run.
-pub fn default_pool() -> Arc<rayon::ThreadPool> {
-    static POOL: OnceLock<Arc<rayon::ThreadPool>> = OnceLock::new();
-    POOL.get_or_init(|| Arc::new(new_pool(0))).clone()
-}
-
-/// A new pool with `threads` threads (0: one per core).
-pub fn new_pool(threads: usize) -> rayon::ThreadPool {
-    let mut b = rayon::ThreadPoolBuilder::new().thread_name(|i| format!("sluice-pool-{i}"));
-    if threads > 0 {
-        b = b.num_threads(threads);
-    }
-    match b.build() {
-        Ok(p) => p,
-        // Building a pool only fails if threads cannot be spawned; try a single thread.
-        Err(_) => rayon::ThreadPoolBuilder::new()
-            .num_threads(1)
-            .build()
-            .unwrap_or_else(|e| panic!("cannot start even one pool thread: {e}")),
-    }
-}
+pub use run::{RunHandle, run, start};
 
 #[cfg(test)]
 mod tests;

@@ -4,10 +4,17 @@
 //! ([`NodeReport::features_out`], [`NodeReport::dropped`]): a feature that went nowhere is
 //! reported, never hidden in an "out" count.
 
+use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use serde::Serialize;
 
+use super::join::NodeEnd;
+use super::progress::NodeProgress;
+use super::setup::Shared;
+use super::wiring::EdgeTally;
 use crate::action::{PortDrops, REJECTED_PORT};
 
 /// Figures of one node.
@@ -150,6 +157,81 @@ impl RunReport {
                     })
             })
             .collect()
+    }
+}
+
+/// What a run measured, gathered once its threads have ended.
+pub(super) struct Measured<'a> {
+    pub workflow: Option<String>,
+    pub ok: bool,
+    pub elapsed: Duration,
+    pub peak_rss_bytes: u64,
+    pub shared: &'a Shared,
+    pub nodes: Vec<NodeEnd>,
+    pub progress: &'a [NodeProgress],
+    pub edges: Vec<EdgeTally>,
+}
+
+impl RunReport {
+    /// The report of a run from what it measured.
+    pub(super) fn assemble(m: Measured<'_>) -> RunReport {
+        let (spill_files, spill_bytes) = m.shared.spill.totals();
+        // A node may register several consumers; its peak is their sum.
+        let peaks: HashMap<String, usize> = m.shared.budget.consumer_peaks().into_iter().fold(
+            HashMap::new(),
+            |mut peaks, (name, peak)| {
+                *peaks.entry(name).or_default() += peak;
+                peaks
+            },
+        );
+        RunReport {
+            workflow: m.workflow,
+            ok: m.ok,
+            elapsed_ms: m.elapsed.as_secs_f64() * 1e3,
+            peak_rss_bytes: m.peak_rss_bytes,
+            memory_limit_bytes: m.shared.limit,
+            peak_reserved_bytes: m.shared.budget.peak() as u64,
+            spill_files,
+            spill_bytes,
+            gate_wait_ms: m.shared.gate.total_wait().as_secs_f64() * 1e3,
+            nodes: m
+                .nodes
+                .into_iter()
+                .zip(m.progress)
+                .map(|(end, p)| NodeReport::of(end, p, &peaks))
+                .collect(),
+            edges: m
+                .edges
+                .into_iter()
+                .map(|e| EdgeReport {
+                    from: e.from,
+                    to: e.to,
+                    features: e.features.load(Ordering::Relaxed),
+                })
+                .collect(),
+        }
+    }
+}
+
+impl NodeReport {
+    fn of(end: NodeEnd, p: &NodeProgress, peaks: &HashMap<String, usize>) -> NodeReport {
+        let dropped = DroppedReport::collect(&end.outputs, &end.drops);
+        NodeReport {
+            peak_reservation: peaks.get(&end.id).copied().unwrap_or(0) as u64,
+            action: end.action,
+            features_in: p.features_in.load(Ordering::Relaxed),
+            features_out: p.out(),
+            ports: end
+                .outputs
+                .into_iter()
+                .zip(p.features_out.iter().map(|c| c.load(Ordering::Relaxed)))
+                .collect(),
+            features_dropped: dropped.iter().map(|d| d.features).sum(),
+            dropped,
+            elapsed_ms: end.took.as_secs_f64() * 1e3,
+            gate_wait_ms: end.gate_wait_ns.load(Ordering::Relaxed) as f64 / 1e6,
+            id: end.id,
+        }
     }
 }
 

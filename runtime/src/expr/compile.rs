@@ -1,9 +1,11 @@
 //! Syntax tree to compiled [`Node`]s: attribute names become slots, constant subexpressions
 //! are folded, and the common comparison shapes get their own nodes.
 
-use super::eval::{self, Ctx, Node, Val};
-use super::functions::Func;
+use super::catalog::Func;
+use super::eval::{self, Builtin, Ctx, Node};
+use super::functions;
 use super::parser::{ArithOp, Ast, AstKind, CmpOp};
+use super::val::Val;
 use crate::feature::{Feature, Value};
 
 /// Compiles `ast`, appending the attribute names it references (deduplicated, in order of
@@ -98,7 +100,8 @@ impl Compiler<'_> {
                         _ => {}
                     }
                 }
-                Node::Call(func, args.into())
+                let call = functions::call;
+                Node::Call(Builtin { func, call }, args.into())
             }
         };
         self.fold(node)
@@ -113,7 +116,7 @@ impl Compiler<'_> {
             Node::Cmp(_, a, b) | Node::Arith(_, a, b) | Node::InExpr(a, b) => {
                 is_const(a) && is_const(b)
             }
-            Node::Call(f, args) => f.is_pure() && args.iter().all(is_const),
+            Node::Call(b, args) => b.func.is_pure() && args.iter().all(is_const),
             _ => false,
         };
         if !foldable {

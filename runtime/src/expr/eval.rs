@@ -11,10 +11,11 @@
 use std::cmp::Ordering;
 use std::sync::Arc;
 
-use super::EvalError;
-use super::functions::{self, Func};
+use super::catalog::Func;
+use super::error::EvalError;
 use super::parser::{ArithOp, CmpOp};
-use crate::feature::{Feature, Value, format_float};
+use super::val::Val;
+use crate::feature::{Feature, Value};
 
 /// Internal result: the error is boxed so that results stay two words wide.
 pub(crate) type R<T> = Result<T, Box<EvalError>>;
@@ -78,7 +79,26 @@ pub(crate) enum Node {
     InList(Box<Node>, Box<[Node]>),
     /// `x in <expression giving an array>`.
     InExpr(Box<Node>, Box<Node>),
-    Call(Func, Box<[Node]>),
+    /// A built-in function on its (unevaluated) arguments.
+    Call(Builtin, Box<[Node]>),
+}
+
+/// Evaluates a built-in function on its argument nodes, evaluating them as it needs them.
+pub(crate) type CallFn = for<'a> fn(Func, &'a [Node], &Ctx<'a>) -> R<Val<'a>>;
+
+/// A built-in function and the code that evaluates it. The compiler binds the code
+/// (`functions.rs`, which evaluates arguments through [`eval`]), so this module does not depend
+/// on the function bodies.
+#[derive(Clone, Copy)]
+pub(crate) struct Builtin {
+    pub func: Func,
+    pub call: CallFn,
+}
+
+impl std::fmt::Debug for Builtin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.func.fmt(f)
+    }
 }
 
 /// What evaluation sees: the feature, its values, and where each slot lives in them.
@@ -96,120 +116,6 @@ impl<'a> Ctx<'a> {
         match self.slots.get(slot as usize) {
             Some(&i) => self.values.get(i as usize).unwrap_or(&NULL),
             None => &NULL,
-        }
-    }
-}
-
-/// A value during evaluation: scalars inline, strings and heap values borrowed when possible.
-#[derive(Debug, Clone)]
-pub(crate) enum Val<'a> {
-    Null,
-    Bool(bool),
-    Int(i64),
-    Float(f64),
-    Str(&'a str),
-    String(String),
-    Date(i32),
-    DateTime(i64),
-    LocalDateTime(i64),
-    /// A borrowed bytes, array or map value.
-    Ref(&'a Value),
-    /// A computed bytes, array or map value.
-    Owned(Value),
-}
-
-impl<'a> Val<'a> {
-    /// Borrows a value.
-    #[inline(always)]
-    pub(crate) fn of(v: &'a Value) -> Val<'a> {
-        match v {
-            Value::Null => Val::Null,
-            Value::Bool(b) => Val::Bool(*b),
-            Value::Int(i) => Val::Int(*i),
-            Value::Float(f) => Val::Float(*f),
-            Value::String(s) => Val::Str(s),
-            Value::Date(d) => Val::Date(*d),
-            Value::DateTime(t) => Val::DateTime(*t),
-            Value::LocalDateTime(t) => Val::LocalDateTime(*t),
-            other => Val::Ref(other),
-        }
-    }
-
-    pub(crate) fn type_name(&self) -> &'static str {
-        match self {
-            Val::Null => "null",
-            Val::Bool(_) => "bool",
-            Val::Int(_) => "int",
-            Val::Float(_) => "float",
-            Val::Str(_) | Val::String(_) => "string",
-            Val::Date(_) => "date",
-            Val::DateTime(_) => "datetime",
-            Val::LocalDateTime(_) => "local_datetime",
-            Val::Ref(v) => v.type_name(),
-            Val::Owned(v) => v.type_name(),
-        }
-    }
-
-    pub(crate) fn as_str(&self) -> Option<&str> {
-        match self {
-            Val::Str(s) => Some(s),
-            Val::String(s) => Some(s),
-            _ => None,
-        }
-    }
-
-    /// The bytes, array or map value, if this is one.
-    pub(crate) fn heap(&self) -> Option<&Value> {
-        match self {
-            Val::Ref(v) => Some(v),
-            Val::Owned(v) => Some(v),
-            _ => None,
-        }
-    }
-
-    pub(crate) fn into_value(self) -> Value {
-        match self {
-            Val::Null => Value::Null,
-            Val::Bool(b) => Value::Bool(b),
-            Val::Int(i) => Value::Int(i),
-            Val::Float(f) => Value::Float(f),
-            Val::Str(s) => Value::String(s.into()),
-            Val::String(s) => Value::String(s.into_boxed_str()),
-            Val::Date(d) => Value::Date(d),
-            Val::DateTime(t) => Value::DateTime(t),
-            Val::LocalDateTime(t) => Value::LocalDateTime(t),
-            Val::Ref(v) => v.clone(),
-            Val::Owned(v) => v,
-        }
-    }
-
-    /// Appends the text form (as [`Value`]'s `Display`; null appends nothing).
-    pub(crate) fn write_to(&self, out: &mut String) {
-        use std::fmt::Write;
-        match self {
-            Val::Null => {}
-            Val::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
-            Val::Int(i) => {
-                let _ = write!(out, "{i}");
-            }
-            Val::Float(f) => format_float(*f, out),
-            Val::Str(s) => out.push_str(s),
-            Val::String(s) => out.push_str(s),
-            Val::Date(d) => {
-                let _ = write!(out, "{}", Value::Date(*d));
-            }
-            Val::DateTime(t) => {
-                let _ = write!(out, "{}", Value::DateTime(*t));
-            }
-            Val::LocalDateTime(t) => {
-                let _ = write!(out, "{}", Value::LocalDateTime(*t));
-            }
-            Val::Ref(v) => {
-                let _ = write!(out, "{v}");
-            }
-            Val::Owned(v) => {
-                let _ = write!(out, "{v}");
-            }
         }
     }
 }
@@ -579,7 +485,7 @@ pub(crate) fn eval<'a>(node: &'a Node, cx: &Ctx<'a>) -> R<Val<'a>> {
             }
             Ok(Val::Owned(Value::Array(out.into())))
         }
-        Node::Call(f, args) => functions::call(*f, args, cx),
+        Node::Call(b, args) => (b.call)(b.func, args, cx),
         Node::Not(_)
         | Node::And(_)
         | Node::Or(_)

@@ -1,6 +1,6 @@
 //! Source text to tokens, each with the byte offset where it starts.
 
-use super::ExprError;
+use super::error::ExprError;
 
 /// A token of the expression language.
 #[derive(Debug, Clone, PartialEq)]

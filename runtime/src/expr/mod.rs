@@ -122,17 +122,37 @@
 //! | `has_geometry()` | whether the feature has a geometry |
 //! | `geometry_type()` | `"Point"`, `"LineString"`, `"Polygon"`, `"MultiPoint"`, `"MultiLineString"`, `"MultiPolygon"`, `"GeometryCollection"`, `"Line"`, `"Rect"` or `"Triangle"`; null without a geometry |
 //!
+//! # Modules
+//!
+//! The modules depend in one direction; each uses only those before it:
+//!
+//! 1. `error`: [`ExprError`] and [`EvalError`];
+//! 2. `lexer`: source text to tokens;
+//! 3. `catalog`: the built-in functions' names and arities;
+//! 4. `parser`: tokens to a syntax tree (with byte offsets), calls checked against the catalog;
+//! 5. `val`: a value during evaluation, borrowing where it can;
+//! 6. `eval`: the compiled tree (`Node`s) and its evaluation; a call node carries the code
+//!    of its function, so evaluation does not depend on the bodies;
+//! 7. `functions`: the built-in functions' bodies, which evaluate their arguments through
+//!    `eval`;
+//! 8. `compile`: syntax tree to compiled tree (slots, constant folding, specialised nodes),
+//!    binding each call to its body in `functions`;
+//! 9. this module: [`Expr`] and [`Evaluator`], the public face.
+//!
 //! # Errors
 //!
 //! [`ExprError`] (compile time) carries the byte offset of the problem and renders as
 //! `{message} at column {offset + 1}`. [`EvalError`] (per feature) carries a message only;
 //! the caller adds the node and feature.
 
+mod catalog;
 mod compile;
+mod error;
 mod eval;
 mod functions;
 mod lexer;
 mod parser;
+mod val;
 
 #[cfg(test)]
 mod tests;
@@ -141,40 +161,11 @@ use std::fmt;
 use std::sync::Arc;
 
 use crate::feature::{Feature, Schema, Value};
+pub use error::{EvalError, ExprError};
 use eval::{Ctx, Node};
 
 /// Longest accepted source, in bytes.
 pub(crate) const MAX_SOURCE_LEN: usize = 8 * 1024;
-/// Deepest accepted nesting (operators, parentheses, calls, lists).
-pub(crate) const MAX_DEPTH: usize = 64;
-
-/// A problem in an expression's source, found when compiling.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[error("{message} at column {}", .offset + 1)]
-pub struct ExprError {
-    /// What is wrong (lowercase, no trailing period).
-    pub message: String,
-    /// Byte offset of the problem in the source (the source length for "unexpected end").
-    pub offset: usize,
-}
-
-impl ExprError {
-    pub(crate) fn new(message: impl Into<String>, offset: usize) -> ExprError {
-        ExprError {
-            message: message.into(),
-            offset,
-        }
-    }
-}
-
-/// A failure while evaluating an expression on a feature (a type error, an overflow, a
-/// division by zero).
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[error("{message}")]
-pub struct EvalError {
-    /// What went wrong (lowercase, no trailing period).
-    pub message: String,
-}
 
 /// A compiled expression. Cheap to clone (shared); see the [module docs](self) for the
 /// language.

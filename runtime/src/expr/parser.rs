@@ -2,10 +2,13 @@
 //!
 //! Function names and arities are checked here, so their errors point at the call.
 
-use super::functions::{self, Func};
+use super::catalog::{self, Func};
+use super::error::ExprError;
 use super::lexer::{Tok, Token, lex};
-use super::{ExprError, MAX_DEPTH};
 use crate::feature::Value;
+
+/// Deepest accepted nesting (operators, parentheses, calls, lists).
+pub(crate) const MAX_DEPTH: usize = 64;
 
 /// A comparison operator.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -345,8 +348,8 @@ impl Parser {
     }
 
     fn call(&mut self, name: &str, offset: usize) -> Result<Ast, ExprError> {
-        let Some(info) = functions::lookup(name) else {
-            let message = match functions::suggest(name) {
+        let Some(info) = catalog::lookup(name) else {
+            let message = match catalog::suggest(name) {
                 Some(near) => format!("unknown function `{name}`; did you mean `{near}`?"),
                 None => format!("unknown function `{name}`"),
             };

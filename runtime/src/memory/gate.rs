@@ -25,9 +25,9 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::Sender;
 use parking_lot::Mutex;
 
+use crate::cancel::CancelToken;
 use crate::error::ActionError;
 use crate::events::{Event, EventSender};
-use crate::executor::CancelToken;
 use crate::memory::{MemoryBudget, current_rss};
 
 /// How heavy finishes are admitted.

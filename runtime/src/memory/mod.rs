@@ -5,16 +5,20 @@ mod budget;
 mod gate;
 pub mod monitor;
 mod plan;
+mod probe;
 mod spill;
 mod spill_dir;
 
 pub use budget::{ConsumerStats, MemoryBudget, Reservation};
 pub use gate::{Gate, GatePermit, GatePolicy};
-pub use monitor::{Monitor, Pressure, current_rss, total_memory};
+pub use monitor::{Monitor, Pressure};
 pub use plan::{
-    ACCUMULATOR_MIN_BYTES, BUDGET_SHARE, FEATURE_BYTES, LimitTooSmall, MIN_EDGE_FEATURES,
-    MemoryPlan, NODE_BYTES, PlanInput,
+    ACCUMULATOR_MIN_BYTES, BUDGET_SHARE, CRITICAL_BATCH_DIVISOR, CRITICAL_PERCENT, FEATURE_BYTES,
+    LimitTooSmall, MIN_EDGE_FEATURES, MemoryPlan, NODE_BYTES, PRESSURE_MIN_BATCH, PlanInput,
+    READ_AHEAD_PER_THREAD, WARNING_BATCH_DIVISOR, WARNING_PERCENT, WARNING_READ_AHEAD_DIVISOR,
+    default_memory_limit,
 };
+pub use probe::{current_rss, total_memory};
 pub use spill::{
     MergeIter, MergeSpace, READ_ROWS, ROW_GROUP_ROWS, SpillReader, SpillRun, merge, merge_bounded,
     write_run,

@@ -1,7 +1,7 @@
 //! The resident-memory monitor: samples the process RSS at a fixed interval on its own thread,
-//! keeps the peak, and reports pressure levels (warning at 80 %, critical at 90 % of the
-//! limit). Under pressure it shrinks the run's batch size and read-ahead; when pressure ends
-//! it restores them.
+//! keeps the peak, and reports pressure levels (warning from [`WARNING_PERCENT`], critical
+//! from [`CRITICAL_PERCENT`] of the limit). Under pressure it shrinks the run's batch size and
+//! read-ahead as the memory policy says (`plan.rs`); when pressure ends it restores them.
 //!
 //! The wait between samples is a `recv_timeout` on a stop channel, so stopping is immediate.
 //! One sample reads `/proc/self/statm` on Linux (a few microseconds); elsewhere sysinfo.
@@ -14,16 +14,20 @@ use std::time::Duration;
 use crossbeam_channel::Sender;
 
 use crate::events::{Event, EventSender};
-use crate::memory::MemoryBudget;
+use crate::memory::plan::{
+    CRITICAL_BATCH_DIVISOR, CRITICAL_PERCENT, PRESSURE_MIN_BATCH, WARNING_BATCH_DIVISOR,
+    WARNING_PERCENT, WARNING_READ_AHEAD_DIVISOR,
+};
+use crate::memory::{MemoryBudget, current_rss};
 
 /// Pressure levels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Pressure {
-    /// Below 80 % of the limit.
+    /// Below [`WARNING_PERCENT`] of the limit.
     Normal,
-    /// At or above 80 %.
+    /// At or above [`WARNING_PERCENT`].
     Warning,
-    /// At or above 90 %.
+    /// At or above [`CRITICAL_PERCENT`].
     Critical,
 }
 
@@ -34,12 +38,27 @@ impl Pressure {
             return Pressure::Normal;
         }
         let pct = rss.saturating_mul(100) / limit;
-        if pct >= 90 {
+        if pct >= CRITICAL_PERCENT {
             Pressure::Critical
-        } else if pct >= 80 {
+        } else if pct >= WARNING_PERCENT {
             Pressure::Warning
         } else {
             Pressure::Normal
+        }
+    }
+
+    /// The batch size and read-ahead at this level, from those of the run without pressure.
+    fn knobs(self, base_batch: usize, base_ahead: usize) -> (usize, usize) {
+        match self {
+            Pressure::Normal => (base_batch, base_ahead),
+            Pressure::Warning => (
+                (base_batch / WARNING_BATCH_DIVISOR).max(PRESSURE_MIN_BATCH),
+                (base_ahead / WARNING_READ_AHEAD_DIVISOR).max(1),
+            ),
+            Pressure::Critical => (
+                (base_batch / CRITICAL_BATCH_DIVISOR).max(PRESSURE_MIN_BATCH),
+                1,
+            ),
         }
     }
 
@@ -50,39 +69,6 @@ impl Pressure {
             Pressure::Critical => "critical",
         }
     }
-}
-
-/// Resident set size of this process in bytes (0 if it cannot be read).
-pub fn current_rss() -> u64 {
-    #[cfg(target_os = "linux")]
-    {
-        if let Ok(s) = std::fs::read_to_string("/proc/self/statm")
-            && let Some(pages) = s
-                .split_whitespace()
-                .nth(1)
-                .and_then(|p| p.parse::<u64>().ok())
-        {
-            return pages * 4096;
-        }
-    }
-    let pid = match sysinfo::get_current_pid() {
-        Ok(p) => p,
-        Err(_) => return 0,
-    };
-    let Ok(mut sys) = sysinfo::System::new() else {
-        return 0;
-    };
-    sys.refresh_processes(sysinfo::ProcessesToUpdate::Some(&[pid]), true);
-    sys.process(pid).map_or(0, |p| p.memory())
-}
-
-/// Total memory of the machine in bytes.
-pub fn total_memory() -> u64 {
-    let Ok(mut sys) = sysinfo::System::new() else {
-        return 0;
-    };
-    sys.refresh_memory();
-    sys.total_memory()
 }
 
 /// Knobs the monitor turns under pressure.
@@ -129,13 +115,7 @@ impl Monitor {
                     let now = Pressure::of(rss, limit);
                     if now != level {
                         level = now;
-                        let (batch, ahead) = match now {
-                            Pressure::Normal => (base_batch, base_ahead),
-                            Pressure::Warning => {
-                                ((base_batch / 4).max(16), (base_ahead / 2).max(1))
-                            }
-                            Pressure::Critical => ((base_batch / 16).max(16), 1),
-                        };
+                        let (batch, ahead) = now.knobs(base_batch, base_ahead);
                         knobs.batch_size.store(batch, Ordering::Relaxed);
                         knobs.read_ahead.store(ahead, Ordering::Relaxed);
                         events.send(Event::MemoryPressureChanged {
@@ -197,8 +177,13 @@ mod tests {
     }
 
     #[test]
-    fn rss_is_read() {
-        assert!(current_rss() > 0);
+    fn knobs_follow_the_policy() {
+        assert_eq!(Pressure::Normal.knobs(1024, 8), (1024, 8));
+        assert_eq!(Pressure::Warning.knobs(1024, 8), (256, 4));
+        assert_eq!(Pressure::Critical.knobs(1024, 8), (64, 1));
+        // Never below the smallest batch, never without read-ahead.
+        assert_eq!(Pressure::Warning.knobs(32, 1), (PRESSURE_MIN_BATCH, 1));
+        assert_eq!(Pressure::Critical.knobs(32, 1), (PRESSURE_MIN_BATCH, 1));
     }
 
     #[test]

@@ -1,4 +1,6 @@
-//! The run's memory plan: how the limit is shared out before anything runs.
+//! The run's memory policy: every number that shares out a memory limit, and the plan made
+//! from them before anything runs. This is the one place to read (and change) the policy;
+//! the budget, the monitor and the executor take their numbers from here.
 //!
 //! ```text
 //!   limit ─┬─ 60 % budget ─┬─ nodes: NODE_BYTES each (thread, stack, allocator caches)
@@ -14,8 +16,17 @@
 //! flight) until they fit in their quarter. When even the smallest setup does not fit (every
 //! node, the shallowest edges, and [`ACCUMULATOR_MIN_BYTES`] per accumulator), the run
 //! refuses to start with [`LimitTooSmall`], which names the minimum for this workflow.
+//!
+//! While the run goes on, the monitor compares resident memory with the limit: from
+//! [`WARNING_PERCENT`] of it batches shrink to a quarter and read-ahead to a half, from
+//! [`CRITICAL_PERCENT`] batches shrink to a sixteenth and read-ahead to one (batches never
+//! below [`PRESSURE_MIN_BATCH`] features); below the warning level both are restored.
+//!
+//! The 40 % outside the budget is where buffers sized elsewhere live: a reader's chunk
+//! ([`crate::store::READ_CHUNK`]), a writer's buffer (256 KiB, `store/write.rs`) and the
+//! pages of a spill run being read or written (`spill.rs`).
 
-use crate::memory::{MemoryBudget, Reservation};
+use crate::memory::{MemoryBudget, Reservation, total_memory};
 
 /// The share of the limit that is the budget.
 pub const BUDGET_SHARE: f64 = 0.6;
@@ -27,8 +38,33 @@ pub const NODE_BYTES: usize = 128 << 10;
 pub const ACCUMULATOR_MIN_BYTES: usize = 2 << 20;
 /// The shallowest edge: one batch of this many features.
 pub const MIN_EDGE_FEATURES: usize = 16;
-/// Edges get at most this fraction of the budget.
+/// Edges get at most a quarter of the budget (one part in this many).
 const EDGE_SHARE: usize = 4;
+/// Resident memory at or above this percentage of the limit is a warning.
+pub const WARNING_PERCENT: u64 = 80;
+/// Resident memory at or above this percentage of the limit is critical.
+pub const CRITICAL_PERCENT: u64 = 90;
+/// Under warning pressure batches shrink by this factor.
+pub const WARNING_BATCH_DIVISOR: usize = 4;
+/// Under warning pressure read-ahead shrinks by this factor (to at least 1).
+pub const WARNING_READ_AHEAD_DIVISOR: usize = 2;
+/// Under critical pressure batches shrink by this factor (read-ahead drops to 1).
+pub const CRITICAL_BATCH_DIVISOR: usize = 16;
+/// Pressure never shrinks a batch below this many features.
+pub const PRESSURE_MIN_BATCH: usize = 16;
+/// Files or pages a reader may hold read ahead, per pool thread (at least two threads
+/// counted).
+pub const READ_AHEAD_PER_THREAD: usize = 2;
+/// The limit when the machine's memory cannot be read.
+const FALLBACK_LIMIT: u64 = 4 << 30;
+
+/// The default memory limit: half the machine's memory (4 GiB if it cannot be read).
+pub fn default_memory_limit() -> u64 {
+    match total_memory() {
+        0 => FALLBACK_LIMIT,
+        total => total / 2,
+    }
+}
 
 /// What the plan is made from: the shape of the workflow and the options asked for.
 #[derive(Clone, Debug)]
@@ -93,8 +129,13 @@ pub struct MemoryPlan {
 }
 
 impl MemoryPlan {
-    /// Shares `limit` out for a workflow of `input`'s shape.
-    pub fn new(limit: u64, input: &PlanInput) -> Result<MemoryPlan, LimitTooSmall> {
+    /// Shares `limit` out for a workflow of `input`'s shape, by the policy in the
+    /// [module docs](self): [`BUDGET_SHARE`] of the limit is the budget; each node reserves
+    /// [`NODE_BYTES`]; edges carry as many features as asked (counted at [`FEATURE_BYTES`]
+    /// each) within a quarter of the budget, but never fewer than [`MIN_EDGE_FEATURES`]; each
+    /// accumulator needs at least [`ACCUMULATOR_MIN_BYTES`] of what is left. Fails with
+    /// [`LimitTooSmall`] (naming the minimum) when the limit cannot hold that.
+    pub fn from_limit(limit: u64, input: &PlanInput) -> Result<MemoryPlan, LimitTooSmall> {
         let budget = (limit as f64 * BUDGET_SHARE) as usize;
         let node_bytes = input.nodes * NODE_BYTES;
         let fixed: usize = input.fixed.iter().map(|(_, b)| b).sum();
@@ -136,6 +177,12 @@ impl MemoryPlan {
         })
     }
 
+    /// Files or pages a reader may hold read ahead with `pool_threads` threads in the pool,
+    /// before any pressure.
+    pub fn read_ahead(&self, pool_threads: usize) -> usize {
+        pool_threads.max(2) * READ_AHEAD_PER_THREAD
+    }
+
     /// Reserves the nodes, edges and fixed items from `budget` (which must have
     /// [`MemoryPlan::budget`] bytes); they go back when the returned reservations are dropped
     /// at the end of the run.
@@ -172,7 +219,7 @@ mod tests {
 
     #[test]
     fn small_workflows_keep_deep_edges_in_a_large_limit() {
-        let p = MemoryPlan::new(4 << 30, &shape(5, 4, 1)).unwrap();
+        let p = MemoryPlan::from_limit(4 << 30, &shape(5, 4, 1)).unwrap();
         assert_eq!((p.batch_size, p.capacity), (1024, 8));
         assert_eq!(p.edge_bytes, 4 * 8192 * FEATURE_BYTES);
     }
@@ -180,7 +227,7 @@ mod tests {
     #[test]
     fn edges_shrink_to_a_quarter_of_the_budget() {
         let limit = 64u64 << 20;
-        let p = MemoryPlan::new(limit, &shape(201, 200, 0)).unwrap();
+        let p = MemoryPlan::from_limit(limit, &shape(201, 200, 0)).unwrap();
         assert!(p.edge_bytes <= p.budget / 4, "{p:?}");
         assert!(p.batch_size * p.capacity >= MIN_EDGE_FEATURES, "{p:?}");
         assert!(p.edge_bytes + p.node_bytes <= p.budget);
@@ -190,7 +237,7 @@ mod tests {
     fn edge_and_node_reservations_come_from_the_budget_and_go_back() {
         let mut input = shape(10, 9, 1);
         input.fixed.push(("capture".into(), 1 << 20));
-        let p = MemoryPlan::new(64 << 20, &input).unwrap();
+        let p = MemoryPlan::from_limit(64 << 20, &input).unwrap();
         let budget = MemoryBudget::new(p.budget);
         let held = p.reserve(&budget);
         assert_eq!(
@@ -212,14 +259,14 @@ mod tests {
     #[test]
     fn below_the_minimum_the_plan_refuses_and_names_the_minimum() {
         let input = shape(201, 200, 3);
-        let err = MemoryPlan::new(4 << 20, &input).unwrap_err();
+        let err = MemoryPlan::from_limit(4 << 20, &input).unwrap_err();
         let need =
             201 * NODE_BYTES + 200 * MIN_EDGE_FEATURES * FEATURE_BYTES + 3 * ACCUMULATOR_MIN_BYTES;
         assert!(err.minimum as f64 * BUDGET_SHARE >= need as f64, "{err:?}");
         assert_eq!(err.minimum % (1 << 20), 0);
         // The minimum itself is accepted, one MiB less is not.
-        assert!(MemoryPlan::new(err.minimum, &input).is_ok());
-        assert!(MemoryPlan::new(err.minimum - (1 << 20), &input).is_err());
+        assert!(MemoryPlan::from_limit(err.minimum, &input).is_ok());
+        assert!(MemoryPlan::from_limit(err.minimum - (1 << 20), &input).is_err());
         let text = err.to_string();
         assert!(text.contains("4MB"), "{text}");
         assert!(
@@ -233,10 +280,17 @@ mod tests {
     }
 
     #[test]
+    fn read_ahead_counts_at_least_two_threads() {
+        let p = MemoryPlan::from_limit(64 << 20, &shape(3, 2, 0)).unwrap();
+        assert_eq!(p.read_ahead(1), 2 * READ_AHEAD_PER_THREAD);
+        assert_eq!(p.read_ahead(8), 8 * READ_AHEAD_PER_THREAD);
+    }
+
+    #[test]
     fn a_channel_bound_of_one_stays_one() {
         let mut input = shape(3, 2, 0);
         input.channel_bound = 1;
-        let p = MemoryPlan::new(64 << 20, &input).unwrap();
+        let p = MemoryPlan::from_limit(64 << 20, &input).unwrap();
         assert_eq!((p.batch_size, p.capacity), (1, 1));
     }
 }

@@ -33,18 +33,23 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod claim;
+mod commit;
 mod error;
 mod list;
 mod location;
 mod read;
 pub mod stale;
+mod target;
 mod write;
 
+pub use claim::set_writer_name;
+pub use commit::{Commit, CommitError};
 pub use error::{StorageError, to_action_error};
 pub use list::{FileEntry, list};
 pub use location::{STDIO, output_key};
 pub use read::{READ_CHUNK, open_read};
-pub use write::{AtomicWriter, Commit, CommitError, set_writer_name};
+pub use write::AtomicWriter;
 
 #[cfg(test)]
 mod tests {

@@ -1,0 +1,44 @@
+//! The process's allocator and how it is tuned.
+
+/// mimalloc: features are allocated on reader threads and freed on sink threads; mimalloc is
+/// fast at such cross-thread frees and, tuned by [`tune_allocator`], gives freed memory back
+/// to the OS at once, so resident memory follows what the run really holds (measured on W1 at
+/// 64 MB: about 83 MiB peak RSS, against about 98 MiB with glibc's allocator).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// mimalloc's option numbers (`mi_option_e`, the same in its v2 and v3 headers).
+const MI_OPTION_ARENA_EAGER_COMMIT: libmimalloc_sys::mi_option_t = 4;
+const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+/// `mi_option_allow_thp` (v3, the version built). Transparent huge pages make each node
+/// thread's small pages 2 MiB of resident memory (a 200-node chain at 64 MB: about 160 MB
+/// peak RSS with them, about 43 MB without). The option only stops later `madvise` calls; the
+/// arena mimalloc made before `main` is covered by `PR_SET_THP_DISABLE`.
+const MI_OPTION_ALLOW_THP: libmimalloc_sys::mi_option_t = 43;
+#[cfg(target_os = "linux")]
+const PR_SET_THP_DISABLE: std::ffi::c_int = 41;
+
+#[cfg(target_os = "linux")]
+#[allow(unsafe_code)]
+unsafe extern "C" {
+    fn prctl(option: std::ffi::c_int, ...) -> std::ffi::c_int;
+}
+
+/// Purge freed memory immediately and commit arena memory only when used.
+#[allow(unsafe_code)]
+pub fn tune_allocator() {
+    // SAFETY: `mi_option_set` stores a plain option value; it has no pointer arguments and is
+    // called first thing in `main`, before any other thread exists.
+    unsafe {
+        libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 0);
+        libmimalloc_sys::mi_option_set(MI_OPTION_ARENA_EAGER_COMMIT, 0);
+        libmimalloc_sys::mi_option_set(MI_OPTION_ALLOW_THP, 0);
+        // Plain integer arguments (all five: the kernel refuses non-zero unused ones);
+        // failure (an old kernel) leaves THP as it was.
+        #[cfg(target_os = "linux")]
+        {
+            let zero: std::ffi::c_ulong = 0;
+            prctl(PR_SET_THP_DISABLE, 1 as std::ffi::c_ulong, zero, zero, zero);
+        }
+    }
+}

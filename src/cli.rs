@@ -1,0 +1,115 @@
+//! The command line: subcommands and options, with typed values parsed by clap.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+use sluice::runtime::memory::{GatePolicy, parse_size};
+
+#[derive(Parser)]
+#[command(
+    name = "sluice",
+    version,
+    about = "Run dataflow workflows over features (YAML in, files out)."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Validate and run a workflow.
+    Run {
+        /// The workflow file (YAML or JSON).
+        file: PathBuf,
+        /// Set a variable: --var name=value (repeatable).
+        #[arg(long = "var", value_name = "NAME=VALUE")]
+        vars: Vec<String>,
+        /// Write the run report (counts, timings, memory) as JSON.
+        #[arg(long, value_name = "FILE")]
+        report: Option<PathBuf>,
+        /// Memory limit for the run, e.g. 64MB or 2GiB (default: half the machine's memory).
+        #[arg(long, value_name = "SIZE", value_parser = memory_limit)]
+        memory_limit: Option<u64>,
+        /// Threads in the shared pool (default: one per core).
+        #[arg(long, default_value_t = 0)]
+        threads: usize,
+        /// Features per batch on edges.
+        #[arg(long, default_value_t = 1024)]
+        batch_size: usize,
+        /// Heavy-finish admission: adaptive, semaphore:N or ungated.
+        #[arg(long, default_value = "adaptive", value_parser = gate_policy)]
+        gate: GatePolicy,
+        /// Folder for spill files (default: the system temporary folder).
+        #[arg(long, value_name = "DIR")]
+        spill_dir: Option<PathBuf>,
+        /// No progress display.
+        #[arg(long, short)]
+        quiet: bool,
+        /// Fail (exit code 3) when a node rejected features and its `rejected` port has no
+        /// edge (by default that is a warning).
+        #[arg(long)]
+        strict: bool,
+    },
+    /// Check a workflow and print every problem found.
+    Validate {
+        /// The workflow file.
+        file: PathBuf,
+        /// Set a variable: --var name=value (repeatable).
+        #[arg(long = "var", value_name = "NAME=VALUE")]
+        vars: Vec<String>,
+    },
+    /// Print a workflow as a Graphviz DOT graph.
+    Graph {
+        /// The workflow file.
+        file: PathBuf,
+        /// Set a variable: --var name=value (repeatable).
+        #[arg(long = "var", value_name = "NAME=VALUE")]
+        vars: Vec<String>,
+    },
+    /// List the actions (name, kind, ports, parameters).
+    Actions {
+        /// Print JSON with each action's parameter schema (for editors and UIs).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the JSON Schema of the workflow format.
+    Schema,
+    /// Remove what killed runs left behind: spill folders and temporary outputs of
+    /// processes that no longer run.
+    Clean {
+        /// The spill base folder (default: the system temporary folder).
+        #[arg(long, value_name = "DIR")]
+        spill_dir: Option<PathBuf>,
+        /// Output files or folders whose folders to clean of temporary outputs.
+        paths: Vec<PathBuf>,
+    },
+    /// Generate sample data.
+    Generate {
+        /// What to generate (w1: id,name,category,x,y,value,ts).
+        #[arg(value_parser = ["w1"])]
+        dataset: String,
+        /// Rows to write.
+        #[arg(long, default_value_t = 2_000_000)]
+        rows: u64,
+        /// Seed of the generator.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Output CSV file.
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+/// A memory limit: a size above 0 (`64MB`, `2GiB`, `1000000`).
+fn memory_limit(s: &str) -> Result<u64, String> {
+    match parse_size(s)? {
+        0 => Err("the limit must be above 0 (e.g. 64MB)".to_string()),
+        bytes => Ok(bytes),
+    }
+}
+
+/// A heavy-finish gate policy: `adaptive`, `semaphore:N` or `ungated`.
+fn gate_policy(s: &str) -> Result<GatePolicy, String> {
+    s.parse()
+}
