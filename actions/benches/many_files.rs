@@ -49,7 +49,7 @@ fn read_all(path: &str, read_ahead: Option<usize>) -> usize {
     let NodeImpl::Source(mut source) = built.node else {
         panic!("csv_reader is a source")
     };
-    let mut out = Emitter::buffer(2);
+    let mut out = Emitter::for_outputs(sluice_actions::sources::csv_reader::SPEC.outputs);
     source
         .run(&NodeContext::standalone("bench"), &mut out)
         .unwrap();

@@ -40,7 +40,7 @@ use sluice_runtime::{
     Feature, Geometry, NodeContext, NodeImpl, Processor, REJECTED_PORT, Schema, Value,
 };
 
-use super::{non_finite, reject, type_name};
+use super::{non_finite, type_name};
 
 /// Parameters of `convex_hull`.
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -277,10 +277,10 @@ impl Processor for Hulls {
                         feature.set_geometry(Some(g));
                         out.emit(feature)?;
                     }
-                    Err(reason) => out.emit_to(1, reject(feature, reason))?,
+                    Err(reason) => out.reject(feature, reason)?,
                 }
             } else if let Err(reason) = self.add(&feature, ctx)? {
-                out.emit_to(1, reject(feature, reason))?;
+                out.reject(feature, reason)?;
             }
         }
         Ok(())
@@ -336,7 +336,7 @@ mod tests {
     fn one_hull_per_group_in_first_seen_order_and_memory_returned() {
         let mut p = processor(&SPEC, json!({"group_by": ["species"]}));
         let ctx = NodeContext::standalone("t");
-        let mut out = Emitter::buffer(2);
+        let mut out = Emitter::for_outputs(SPEC.outputs);
         let batch = vec![
             animal(1, "owl", 0.0, 0.0),
             animal(2, "fox", 10.0, 10.0),
@@ -383,7 +383,7 @@ mod tests {
     fn large_groups_are_compacted_without_changing_the_hull() {
         let mut p = processor(&SPEC, json!({"group_by": ["species"]}));
         let ctx = NodeContext::standalone("t");
-        let mut out = Emitter::buffer(2);
+        let mut out = Emitter::for_outputs(SPEC.outputs);
         // 5000 points on a 50 x 100 grid: the hull is the rectangle (0,0)-(49,99).
         let batch: Vec<Feature> = (0..5000u64)
             .map(|i| animal(i, "ant", (i % 50) as f64, (i / 50) as f64))
@@ -404,7 +404,7 @@ mod tests {
     fn per_feature_hulls_and_bad_data() {
         let mut p = processor(&SPEC, json!({}));
         let ctx = NodeContext::standalone("t");
-        let mut out = Emitter::buffer(2);
+        let mut out = Emitter::for_outputs(SPEC.outputs);
         let l: G<f64> = polygon![
             (x: 0.0, y: 0.0), (x: 2.0, y: 0.0), (x: 2.0, y: 1.0), (x: 1.0, y: 1.0),
             (x: 1.0, y: 2.0), (x: 0.0, y: 2.0)
@@ -433,7 +433,7 @@ mod tests {
     fn crs_mismatch_in_a_group_is_rejected_and_bad_params_located() {
         let mut p = processor(&SPEC, json!({"group_by": ["species"]}));
         let ctx = NodeContext::standalone("t");
-        let mut out = Emitter::buffer(2);
+        let mut out = Emitter::for_outputs(SPEC.outputs);
         let mut other = animal(2, "owl", 1.0, 1.0);
         other.set_geometry(Some(Geometry {
             geom: point!(x: 1.0, y: 1.0).into(),
@@ -465,7 +465,7 @@ mod tests {
         for polygon in windings(&l_shape) {
             let mut p = processor(&SPEC, json!({}));
             let ctx = NodeContext::standalone("t");
-            let mut out = Emitter::buffer(2);
+            let mut out = Emitter::for_outputs(SPEC.outputs);
             let f = Feature::from_pairs(1, [("n", Value::Int(1))])
                 .with_geometry(Some(Geometry::new(polygon.into())));
             p.process(0, vec![f], &ctx, &mut out).unwrap();

@@ -33,7 +33,7 @@ pub mod wkt_to_geometry;
 use std::sync::Arc;
 
 use geo_types::{Coord, Geometry as G};
-use sluice_runtime::{ActionSpec, Feature, REJECTION_REASON, Schema, Value};
+use sluice_runtime::{ActionSpec, Feature, Schema, Value};
 
 /// The specs of every action in this module.
 pub fn specs() -> Vec<ActionSpec> {
@@ -92,12 +92,6 @@ pub(crate) fn non_finite(geom: &G<f64>) -> Option<Coord<f64>> {
     use geo::CoordsIter;
     geom.coords_iter()
         .find(|c| !(c.x.is_finite() && c.y.is_finite()))
-}
-
-/// Attaches `reason` to a feature bound for a `rejected` port.
-pub(crate) fn reject(mut feature: Feature, reason: String) -> Feature {
-    feature.set(REJECTION_REASON, Value::from(reason));
-    feature
 }
 
 /// Checks an attribute-name parameter.

@@ -56,7 +56,7 @@ use sluice_runtime::{
     NodeContext, NodeImpl, Processor, REJECTED_PORT, Schema,
 };
 
-use super::{Reshaper, non_finite, reject};
+use super::{Reshaper, non_finite};
 
 /// Parameters of `spatial_filter`.
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -95,6 +95,8 @@ pub const FILTER_PORT: &str = "filter";
 pub const PASSED_PORT: &str = "passed";
 /// Candidates that meet it with none.
 pub const FAILED_PORT: &str = "failed";
+/// The index of [`FAILED_PORT`] in the output list.
+const FAILED: usize = 1;
 
 /// The `spatial_filter` action.
 pub const SPEC: ActionSpec = ActionSpec::new(
@@ -213,7 +215,7 @@ impl Processor for SpatialFilter {
         let role = if input == 0 { "candidate" } else { "filter" };
         for feature in batch {
             if let Some(reason) = unusable(&feature, role) {
-                out.emit_to(2, reject(feature, reason))?;
+                out.reject(feature, reason)?;
                 continue;
             }
             let mut bytes = feature.mem_size();
@@ -279,8 +281,8 @@ impl Processor for SpatialFilter {
             }
             self.release(candidate.mem_size());
             match matched {
-                Err(reason) => out.emit_to(2, reject(candidate, reason))?,
-                Ok(None) => out.emit_to(1, candidate)?,
+                Err(reason) => out.reject(candidate, reason)?,
+                Ok(None) => out.emit_to(FAILED, candidate)?,
                 Ok(Some(i)) => {
                     if self.merge {
                         let filter = &self.filters[i];
@@ -342,7 +344,7 @@ mod tests {
     fn run_join(params: serde_json::Value) -> (Vec<Vec<Feature>>, NodeContext) {
         let mut p = processor(&SPEC, params);
         let ctx = NodeContext::standalone("t");
-        let mut out = Emitter::buffer(3);
+        let mut out = Emitter::for_outputs(SPEC.outputs);
         let shops: Vec<Feature> = [
             (0.5, 0.5),   // 0: A
             (1.5, 0.5),   // 1: A and B (overlap): first is A
@@ -421,7 +423,7 @@ mod tests {
     fn contains_tests_the_candidate_around_the_filter() {
         let mut p = processor(&SPEC, json!({"predicate": "contains"}));
         let ctx = NodeContext::standalone("t");
-        let mut out = Emitter::buffer(3);
+        let mut out = Emitter::for_outputs(SPEC.outputs);
         let big = district(1, "big", 0.0, 0.0, 10.0);
         let small = district(2, "small", 20.0, 20.0, 1.0);
         p.process(0, vec![big, small], &ctx, &mut out).unwrap();
@@ -437,7 +439,7 @@ mod tests {
     fn bad_data_is_rejected_and_bad_params_located() {
         let mut p = processor(&SPEC, json!({}));
         let ctx = NodeContext::standalone("t");
-        let mut out = Emitter::buffer(3);
+        let mut out = Emitter::for_outputs(SPEC.outputs);
         let mut tagged = shop(3, 0.5, 0.5);
         tagged.set_geometry(Some(Geometry {
             geom: point!(x: 0.5, y: 0.5).into(),
@@ -497,7 +499,7 @@ mod tests {
             for polygon in windings(&frame) {
                 let mut p = processor(&SPEC, json!({ "predicate": predicate }));
                 let ctx = NodeContext::standalone("t");
-                let mut out = Emitter::buffer(3);
+                let mut out = Emitter::for_outputs(SPEC.outputs);
                 let candidates = points
                     .iter()
                     .enumerate()
@@ -521,7 +523,7 @@ mod tests {
         for polygon in windings(&frame) {
             let mut p = processor(&SPEC, json!({"predicate": "contains"}));
             let ctx = NodeContext::standalone("t");
-            let mut out = Emitter::buffer(3);
+            let mut out = Emitter::for_outputs(SPEC.outputs);
             let candidate = Feature::new(1, Schema::new(["name"]), vec!["c".into()])
                 .with_geometry(Some(Geometry::new(polygon.into())));
             p.process(0, vec![candidate], &ctx, &mut out).unwrap();

@@ -133,7 +133,7 @@ fn write_feature(w: &mut impl Write, f: &Feature) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sluice_runtime::{Emitter, Geometry, NodeContext, NodeImpl, REJECTION_REASON, Sink, Value};
+    use sluice_runtime::{Geometry, NodeContext, REJECTION_REASON, Sink, Value};
 
     fn sink(params: serde_json::Value) -> Box<dyn Sink> {
         sluice_runtime::testing::build_sink(&SPEC, params).unwrap()
@@ -152,20 +152,7 @@ mod tests {
     }
 
     fn read_geojson(path: &str) -> (Vec<Feature>, Vec<Feature>) {
-        let params = serde_json::json!({ "path": path });
-        let built = (crate::sources::geojson_reader::SPEC.build)(&BuildContext {
-            node_id: "r",
-            params: &params,
-        })
-        .unwrap();
-        let NodeImpl::Source(mut src) = built.node else {
-            panic!()
-        };
-        let mut out = Emitter::buffer(2);
-        src.run(&NodeContext::standalone("r"), &mut out).unwrap();
-        let mut b = out.into_buffers();
-        let rejected = b.pop().unwrap();
-        (b.pop().unwrap(), rejected)
+        crate::sources::read_back(&crate::sources::geojson_reader::SPEC, path)
     }
 
     #[test]

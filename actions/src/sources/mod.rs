@@ -32,3 +32,15 @@ pub fn specs() -> Vec<ActionSpec> {
         file_lister::SPEC,
     ]
 }
+
+/// Reads `path` back with a reader (tests of the writers): its `default` and `rejected`
+/// features, through the executor with the node contract checked.
+#[cfg(test)]
+pub(crate) fn read_back(
+    reader: &sluice_runtime::ActionSpec,
+    path: &str,
+) -> (Vec<sluice_runtime::Feature>, Vec<sluice_runtime::Feature>) {
+    let out = sluice_runtime::testing::run_source(reader, serde_json::json!({ "path": path }))
+        .unwrap_or_else(|e| panic!("reading {path} back with {}: {e}", reader.name));
+    (out.port("default").to_vec(), out.port("rejected").to_vec())
+}

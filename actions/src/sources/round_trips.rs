@@ -30,7 +30,7 @@ fn read(spec: ActionSpec, params: serde_json::Value) -> (Vec<Feature>, Vec<Featu
     let NodeImpl::Source(mut src) = built.node else {
         panic!("not a source")
     };
-    let mut out = Emitter::buffer(spec.outputs.len());
+    let mut out = Emitter::for_outputs(spec.outputs);
     src.run(&NodeContext::standalone("r"), &mut out).unwrap();
     let mut b = out.into_buffers();
     let rejected = if b.len() > 1 {

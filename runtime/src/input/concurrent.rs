@@ -6,7 +6,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use crossbeam_channel::{Receiver, Sender, bounded, select};
 
-use super::{CHUNK, CHUNKS_PER_FILE, FileOut, FileSource, Msg, Target, send};
+use super::{CHUNK, CHUNKS_PER_FILE, FileOut, FileSource, Msg, Target, emit_at, send};
 use crate::{ActionError, Emitter, NodeContext};
 
 /// Starts `min(limit, files)` scoped reading threads and emits their files in order.
@@ -74,7 +74,7 @@ fn drive(
                 for (port, mut f) in chunk {
                     f.set_id(next_id);
                     next_id += 1;
-                    out.emit_to(port, f)?;
+                    emit_at(out, port, f)?;
                 }
             }
             Ok(Msg::Done) => {

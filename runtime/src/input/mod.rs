@@ -232,6 +232,19 @@ enum Target<'a> {
     },
 }
 
+/// The port index that stands for "the `rejected` port" between a reading thread and the
+/// node thread, which resolves it by name ([`Emitter::emit_rejected`]).
+const REJECTED: usize = usize::MAX;
+
+/// Emits to a port index, or to the `rejected` port for [`REJECTED`].
+fn emit_at(out: &mut Emitter, port: usize, feature: Feature) -> Result<(), ActionError> {
+    if port == REJECTED {
+        out.emit_rejected(feature)
+    } else {
+        out.emit_to(port, feature)
+    }
+}
+
 /// What travels on a file's channel.
 enum Msg {
     Chunk(Vec<(usize, Feature)>),
@@ -245,13 +258,19 @@ impl FileOut<'_> {
         self.emit_to(0, feature)
     }
 
+    /// Sends a would-be feature that already carries its `_rejection_reason` to the
+    /// reader's `rejected` port (see [`Emitter::emit_rejected`]).
+    pub fn emit_rejected(&mut self, feature: Feature) -> Result<(), ActionError> {
+        self.emit_to(REJECTED, feature)
+    }
+
     /// Emits to output port `port`.
     pub fn emit_to(&mut self, port: usize, mut feature: Feature) -> Result<(), ActionError> {
         match &mut self.target {
             Target::Direct { out, next_id } => {
                 feature.set_id(**next_id);
                 **next_id += 1;
-                out.emit_to(port, feature)
+                emit_at(out, port, feature)
             }
             Target::Channel { buf, .. } => {
                 buf.push((port, feature));

@@ -3,7 +3,7 @@
 use super::*;
 use crate::sinks::text_writer::TextOutput;
 use sluice_runtime::store::AtomicWriter;
-use sluice_runtime::{Emitter, Geometry, NodeContext, NodeImpl, Sink, Value};
+use sluice_runtime::{Geometry, NodeContext, NodeImpl, Sink, Value};
 use std::io::{Read, Write};
 
 fn sink(params: serde_json::Value) -> Box<dyn Sink> {
@@ -21,20 +21,7 @@ fn put(location: &str, bytes: &[u8]) {
 }
 
 fn read_csv(path: &str) -> (Vec<Feature>, Vec<Feature>) {
-    let params = serde_json::json!({ "path": path });
-    let built = (crate::sources::csv_reader::SPEC.build)(&BuildContext {
-        node_id: "r",
-        params: &params,
-    })
-    .unwrap();
-    let NodeImpl::Source(mut src) = built.node else {
-        panic!()
-    };
-    let mut out = Emitter::buffer(2);
-    src.run(&NodeContext::standalone("r"), &mut out).unwrap();
-    let mut b = out.into_buffers();
-    let rejected = b.pop().unwrap();
-    (b.pop().unwrap(), rejected)
+    crate::sources::read_back(&crate::sources::csv_reader::SPEC, path)
 }
 
 #[test]

@@ -3,7 +3,7 @@
 use super::*;
 use arrow_schema::{DataType, SchemaRef, TimeUnit};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-use sluice_runtime::{Emitter, Geometry, REJECTION_REASON, Schema, Value};
+use sluice_runtime::{Geometry, REJECTION_REASON, Schema, Value};
 use std::io::Read;
 
 fn sink(params: serde_json::Value) -> Box<dyn Sink> {
@@ -43,20 +43,7 @@ fn inspect(location: &str) -> (Option<serde_json::Value>, Vec<i64>, SchemaRef) {
 }
 
 fn read_back(location: &str) -> (Vec<Feature>, Vec<Feature>) {
-    let params = serde_json::json!({ "path": location });
-    let built = (crate::sources::parquet_reader::SPEC.build)(&BuildContext {
-        node_id: "r",
-        params: &params,
-    })
-    .unwrap();
-    let NodeImpl::Source(mut src) = built.node else {
-        panic!()
-    };
-    let mut out = Emitter::buffer(2);
-    src.run(&NodeContext::standalone("r"), &mut out).unwrap();
-    let mut b = out.into_buffers();
-    let rejected = b.pop().unwrap();
-    (b.pop().unwrap(), rejected)
+    crate::sources::read_back(&crate::sources::parquet_reader::SPEC, location)
 }
 
 fn point(x: f64, y: f64, crs: Option<u32>) -> Option<Geometry> {

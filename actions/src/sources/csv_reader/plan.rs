@@ -210,7 +210,7 @@ impl CsvReader {
                 } else {
                     plan.rejected_schema.clone()
                 };
-                out.emit_to(1, Feature::new(id, schema, raw))
+                out.emit_rejected(Feature::new(id, schema, raw))
             }
         }
     }

@@ -24,7 +24,7 @@ fn read(params: serde_json::Value) -> Result<(Vec<Feature>, Vec<Feature>), Actio
     let NodeImpl::Source(mut src) = built.node else {
         panic!("not a source")
     };
-    let mut out = Emitter::buffer(2);
+    let mut out = Emitter::for_outputs(SPEC.outputs);
     src.run(&NodeContext::standalone("t"), &mut out)?;
     let mut b = out.into_buffers();
     let rejected = b.pop().unwrap();

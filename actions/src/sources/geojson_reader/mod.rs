@@ -313,7 +313,7 @@ impl Walk<'_, '_, '_> {
         self.index += 1;
         values.push(Value::String(reason.into()));
         let schema = self.rejected.extend(&schema);
-        self.out.emit_to(1, Feature::new(0, schema, values))
+        self.out.emit_rejected(Feature::new(0, schema, values))
     }
 }
 

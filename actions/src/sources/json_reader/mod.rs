@@ -299,7 +299,7 @@ impl JsonReader {
                     format!("{}: field \"{field}\": {message}", at()).into(),
                 ));
                 let rejected = file.rejected.extend(&schema);
-                return out.emit_to(1, Feature::new(0, rejected, values));
+                return out.emit_rejected(Feature::new(0, rejected, values));
             }
         };
         out.emit(Feature::new(0, schema, values).with_geometry(geometry))

@@ -287,7 +287,7 @@ impl ParquetReader {
                         format!("{location}: row {row}: geometry: {message}").into(),
                     ));
                     *row += 1;
-                    out.emit_to(1, Feature::new(0, rejected_schema.clone(), values))?;
+                    out.emit_rejected(Feature::new(0, rejected_schema.clone(), values))?;
                     continue;
                 }
             };
