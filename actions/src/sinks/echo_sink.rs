@@ -119,21 +119,6 @@ mod tests {
     }
 
     #[test]
-    fn example_parses_and_builds() {
-        let params = sluice_runtime::workflow::yaml::parse(SPEC.example)
-            .unwrap()
-            .to_json();
-        assert_eq!(params["limit"], 5);
-        assert!(
-            (SPEC.build)(&BuildContext {
-                node_id: "t",
-                params: &params
-            })
-            .is_ok()
-        );
-    }
-
-    #[test]
     fn logs_the_first_features_and_the_count() {
         let got = logs(
             "name: t\nnodes:\n  - id: gen\n    action: feature_creator\n    with:\n      features:\n        - { n: 1, s: \"a\" }\n        - { n: 2, geometry: { type: Point, coordinates: [1, 2] } }\n      repeat: 3\n  - id: echo\n    action: echo_sink\n    with: { limit: 2 }\nedges:\n  - gen -> echo\n",

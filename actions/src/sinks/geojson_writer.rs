@@ -156,20 +156,6 @@ mod tests {
     }
 
     #[test]
-    fn example_parses_and_builds() {
-        let params = sluice_runtime::workflow::yaml::parse(SPEC.example)
-            .unwrap()
-            .to_json();
-        assert!(
-            (SPEC.build)(&BuildContext {
-                node_id: "t",
-                params: &params
-            })
-            .is_ok()
-        );
-    }
-
-    #[test]
     fn writes_a_collection_that_reads_back_exactly() {
         let poly = geo_types::Polygon::new(
             geo_types::LineString::from(vec![

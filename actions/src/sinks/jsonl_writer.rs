@@ -139,20 +139,6 @@ mod tests {
     }
 
     #[test]
-    fn example_parses_and_builds() {
-        let params = sluice_runtime::workflow::yaml::parse(SPEC.example)
-            .unwrap()
-            .to_json();
-        assert!(
-            (SPEC.build)(&BuildContext {
-                node_id: "t",
-                params: &params
-            })
-            .is_ok()
-        );
-    }
-
-    #[test]
     fn writes_attributes_in_order_and_geojson_geometry() {
         let ctx = NodeContext::standalone("t");
         let day = sluice_runtime::feature::parse_date("2024-02-29").unwrap();

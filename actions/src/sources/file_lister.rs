@@ -103,20 +103,6 @@ mod tests {
     }
 
     #[test]
-    fn example_parses_and_builds() {
-        let params = sluice_runtime::workflow::yaml::parse(SPEC.example)
-            .unwrap()
-            .to_json();
-        assert!(
-            (SPEC.build)(&BuildContext {
-                node_id: "t",
-                params: &params
-            })
-            .is_ok()
-        );
-    }
-
-    #[test]
     fn lists_files_with_their_attributes() {
         let dir = tempfile::tempdir().unwrap();
         for (name, body) in [

@@ -25,21 +25,6 @@ fn read_csv(path: &str) -> (Vec<Feature>, Vec<Feature>) {
 }
 
 #[test]
-fn example_parses_and_builds() {
-    let params = sluice_runtime::workflow::yaml::parse(SPEC.example)
-        .unwrap()
-        .to_json();
-    assert_eq!(params["geometry"], "wkt");
-    assert!(
-        (SPEC.build)(&BuildContext {
-            node_id: "t",
-            params: &params
-        })
-        .is_ok()
-    );
-}
-
-#[test]
 fn round_trip_through_csv_reader_is_byte_exact() {
     let input = "id,name,score,when,flag,note\n\
 1,\"Smith, Jane\",1.5,2024-02-29,true,\"she said \"\"hi\"\"\"\n\

@@ -54,21 +54,6 @@ fn point(x: f64, y: f64, crs: Option<u32>) -> Option<Geometry> {
 }
 
 #[test]
-fn example_parses_and_builds() {
-    let params = sluice_runtime::workflow::yaml::parse(SPEC.example)
-        .unwrap()
-        .to_json();
-    assert_eq!(params["row_group_rows"], 65536);
-    assert!(
-        (SPEC.build)(&BuildContext {
-            node_id: "t",
-            params: &params
-        })
-        .is_ok()
-    );
-}
-
-#[test]
 fn writes_geoparquet_with_metadata_and_row_groups() {
     let schema = Schema::new(["name", "n", "when", "tags", "geometry"]);
     let day = sluice_runtime::feature::parse_datetime("2024-02-29T10:11:12Z").unwrap();

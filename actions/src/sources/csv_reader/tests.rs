@@ -32,21 +32,6 @@ fn read(params: serde_json::Value) -> Result<(Vec<Feature>, Vec<Feature>), Actio
 }
 
 #[test]
-fn example_parses_and_builds() {
-    let params = sluice_runtime::workflow::yaml::parse(SPEC.example)
-        .unwrap()
-        .to_json();
-    assert_eq!(params["geometry"]["x"], "lon");
-    assert!(
-        (SPEC.build)(&BuildContext {
-            node_id: "t",
-            params: &params
-        })
-        .is_ok()
-    );
-}
-
-#[test]
 fn infers_types_shares_one_schema_and_builds_points() {
     put(
         "memory://csv_reader/typed.csv",

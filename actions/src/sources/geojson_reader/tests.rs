@@ -48,21 +48,6 @@ const COLLECTION: &str = r#"{
     }"#;
 
 #[test]
-fn example_parses_and_builds() {
-    let params = sluice_runtime::workflow::yaml::parse(SPEC.example)
-        .unwrap()
-        .to_json();
-    assert_eq!(params["crs"], 4326);
-    assert!(
-        (SPEC.build)(&BuildContext {
-            node_id: "t",
-            params: &params
-        })
-        .is_ok()
-    );
-}
-
-#[test]
 fn reads_a_feature_collection() {
     put("memory://geojson_reader/fc.geojson", COLLECTION.as_bytes());
     let (ok, rejected) =

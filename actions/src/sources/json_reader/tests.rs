@@ -34,21 +34,6 @@ fn reasons(rejected: &[Feature]) -> Vec<String> {
 }
 
 #[test]
-fn example_parses_and_builds() {
-    let params = sluice_runtime::workflow::yaml::parse(SPEC.example)
-        .unwrap()
-        .to_json();
-    assert_eq!(params["geometry_field"], "location");
-    assert!(
-        (SPEC.build)(&BuildContext {
-            node_id: "t",
-            params: &params
-        })
-        .is_ok()
-    );
-}
-
-#[test]
 fn lines_and_arrays_give_the_same_features() {
     let objects = [
         r#"{"id": 1, "name": "a", "tags": ["x", 2], "meta": {"k": 1.5}, "g": {"type": "Point", "coordinates": [1, 2]}}"#,

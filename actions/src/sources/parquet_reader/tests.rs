@@ -76,21 +76,6 @@ fn put(location: &str, bytes: &[u8]) {
 const GEO: &str = r#"{"version": "1.1.0", "primary_column": "geom", "columns": {"geom": {"encoding": "WKB", "geometry_types": ["Point"], "crs": {"id": {"authority": "EPSG", "code": 3857}}}}}"#;
 
 #[test]
-fn example_parses_and_builds() {
-    let params = sluice_runtime::workflow::yaml::parse(SPEC.example)
-        .unwrap()
-        .to_json();
-    assert_eq!(params["batch_rows"], 8192);
-    assert!(
-        (SPEC.build)(&BuildContext {
-            node_id: "t",
-            params: &params
-        })
-        .is_ok()
-    );
-}
-
-#[test]
 fn reads_geoparquet_in_batches_from_memory_and_disk() {
     let bytes = parquet(20_000, Some(GEO), None);
     put("memory://parquet_reader/geo.parquet", &bytes);
