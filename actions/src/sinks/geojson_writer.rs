@@ -152,7 +152,7 @@ mod tests {
     }
 
     fn read_geojson(path: &str) -> (Vec<Feature>, Vec<Feature>) {
-        crate::sources::read_back(&crate::sources::geojson_reader::SPEC, path)
+        crate::sources::test_support::read_back(&crate::sources::geojson_reader::SPEC, path)
     }
 
     #[test]

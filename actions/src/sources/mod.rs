@@ -33,14 +33,40 @@ pub fn specs() -> Vec<ActionSpec> {
     ]
 }
 
-/// Reads `path` back with a reader (tests of the writers): its `default` and `rejected`
-/// features, through the executor with the node contract checked.
+/// Helpers the reader and writer tests share.
 #[cfg(test)]
-pub(crate) fn read_back(
-    reader: &sluice_runtime::ActionSpec,
-    path: &str,
-) -> (Vec<sluice_runtime::Feature>, Vec<sluice_runtime::Feature>) {
-    let out = sluice_runtime::testing::run_source(reader, serde_json::json!({ "path": path }))
-        .unwrap_or_else(|e| panic!("reading {path} back with {}: {e}", reader.name));
-    (out.port("default").to_vec(), out.port("rejected").to_vec())
+pub(crate) mod test_support {
+    use std::io::Write;
+
+    use sluice_runtime::store::AtomicWriter;
+    use sluice_runtime::{ActionError, ActionSpec, Emitter, Feature, NodeContext};
+
+    /// Writes `text` to a location (a file, or `memory://...`).
+    pub(crate) fn put(location: &str, text: &[u8]) {
+        let mut w = AtomicWriter::create(location).unwrap();
+        w.write_all(text).unwrap();
+        w.commit().unwrap();
+    }
+
+    /// Runs a reader outside the executor and returns its `default` and `rejected`
+    /// features, or the error it failed with.
+    pub(crate) fn read_pair(
+        reader: &ActionSpec,
+        params: serde_json::Value,
+    ) -> Result<(Vec<Feature>, Vec<Feature>), ActionError> {
+        let mut source = sluice_runtime::testing::build_source(reader, params)?;
+        let mut out = Emitter::for_outputs(reader.outputs);
+        source.run(&NodeContext::standalone("t"), &mut out)?;
+        let mut ports = out.into_buffers();
+        let rejected = ports.pop().unwrap();
+        Ok((ports.pop().unwrap(), rejected))
+    }
+
+    /// Reads `path` back with a reader (tests of the writers): its `default` and
+    /// `rejected` features, through the executor with the node contract checked.
+    pub(crate) fn read_back(reader: &ActionSpec, path: &str) -> (Vec<Feature>, Vec<Feature>) {
+        let out = sluice_runtime::testing::run_source(reader, serde_json::json!({ "path": path }))
+            .unwrap_or_else(|e| panic!("reading {path} back with {}: {e}", reader.name));
+        (out.port("default").to_vec(), out.port("rejected").to_vec())
+    }
 }

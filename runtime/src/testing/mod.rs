@@ -21,7 +21,7 @@ pub use harness::{
 use std::sync::Arc;
 
 use crate::action::{
-    ActionSpec, BuildContext, BuiltAction, Emitter, NodeContext, NodeImpl, Processor, Sink,
+    ActionSpec, BuildContext, BuiltAction, Emitter, NodeContext, NodeImpl, Processor, Sink, Source,
     Transform,
 };
 use crate::error::ActionError;
@@ -64,6 +64,17 @@ pub fn build_sink(
 ) -> Result<Box<dyn Sink>, ActionError> {
     build_as(spec, params, "sink", |n| match n {
         NodeImpl::Sink(s) => Some(s),
+        _ => None,
+    })
+}
+
+/// Builds a source from its spec (action unit tests).
+pub fn build_source(
+    spec: &ActionSpec,
+    params: serde_json::Value,
+) -> Result<Box<dyn Source>, ActionError> {
+    build_as(spec, params, "source", |n| match n {
+        NodeImpl::Source(s) => Some(s),
         _ => None,
     })
 }

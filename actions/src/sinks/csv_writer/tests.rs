@@ -21,7 +21,7 @@ fn put(location: &str, bytes: &[u8]) {
 }
 
 fn read_csv(path: &str) -> (Vec<Feature>, Vec<Feature>) {
-    crate::sources::read_back(&crate::sources::csv_reader::SPEC, path)
+    crate::sources::test_support::read_back(&crate::sources::csv_reader::SPEC, path)
 }
 
 #[test]

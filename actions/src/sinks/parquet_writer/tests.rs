@@ -43,7 +43,7 @@ fn inspect(location: &str) -> (Option<serde_json::Value>, Vec<i64>, SchemaRef) {
 }
 
 fn read_back(location: &str) -> (Vec<Feature>, Vec<Feature>) {
-    crate::sources::read_back(&crate::sources::parquet_reader::SPEC, location)
+    crate::sources::test_support::read_back(&crate::sources::parquet_reader::SPEC, location)
 }
 
 fn point(x: f64, y: f64, crs: Option<u32>) -> Option<Geometry> {

@@ -2,34 +2,13 @@
 
 use super::cells::{fast_date, fast_datetime, parse_i64};
 use super::*;
+use crate::sources::test_support::{put, read_pair};
 use sluice_runtime::feature::{
     parse_date, parse_datetime, parse_local_datetime, parse_zoned_datetime,
 };
 use sluice_runtime::store;
-use sluice_runtime::store::AtomicWriter;
-use sluice_runtime::{Emitter, Feature, REJECTION_REASON, Value};
+use sluice_runtime::{Feature, REJECTION_REASON, Value};
 use std::io::Write;
-
-fn put(location: &str, text: &[u8]) {
-    let mut w = AtomicWriter::create(location).unwrap();
-    w.write_all(text).unwrap();
-    w.commit().unwrap();
-}
-
-fn read(params: serde_json::Value) -> Result<(Vec<Feature>, Vec<Feature>), ActionError> {
-    let built = (SPEC.build)(&BuildContext {
-        node_id: "t",
-        params: &params,
-    })?;
-    let NodeImpl::Source(mut src) = built.node else {
-        panic!("not a source")
-    };
-    let mut out = Emitter::for_outputs(SPEC.outputs);
-    src.run(&NodeContext::standalone("t"), &mut out)?;
-    let mut b = out.into_buffers();
-    let rejected = b.pop().unwrap();
-    Ok((b.pop().unwrap(), rejected))
-}
 
 #[test]
 fn infers_types_shares_one_schema_and_builds_points() {
@@ -37,11 +16,14 @@ fn infers_types_shares_one_schema_and_builds_points() {
         "memory://csv_reader/typed.csv",
         b"id,name,x,y,ok,day,at,wall\n1,a,1.5,2,true,2024-02-29,2024-02-29T10:11:12Z,2024-01-13T08:35:00\n2,,3,4.25,false,,2024-03-01T00:00:00.500000Z,\n",
     );
-    let (ok, rejected) = read(serde_json::json!({
-        "path": "memory://csv_reader/typed.csv",
-        "geometry": {"x": "x", "y": "y"},
-        "crs": 4326
-    }))
+    let (ok, rejected) = read_pair(
+        &SPEC,
+        serde_json::json!({
+            "path": "memory://csv_reader/typed.csv",
+            "geometry": {"x": "x", "y": "y"},
+            "crs": 4326
+        }),
+    )
     .unwrap();
     assert!(rejected.is_empty());
     assert_eq!(ok.len(), 2);
@@ -93,11 +75,14 @@ fn malformed_rows_go_to_rejected_with_file_and_line() {
         "memory://csv_reader/bad.csv",
         b"a,b,g\n1,x,POINT(1 2)\n2,y\nzz,w,POINT(3 4)\n4,v,POINT(oops)\n5,u,\n",
     );
-    let (ok, rejected) = read(serde_json::json!({
-        "path": "memory://csv_reader/bad.csv",
-        "columns": {"a": "int"},
-        "geometry": {"wkt": "g", "keep_columns": false}
-    }))
+    let (ok, rejected) = read_pair(
+        &SPEC,
+        serde_json::json!({
+            "path": "memory://csv_reader/bad.csv",
+            "columns": {"a": "int"},
+            "geometry": {"wkt": "g", "keep_columns": false}
+        }),
+    )
     .unwrap();
     assert_eq!(ok.len(), 2);
     assert_eq!(ok[0].schema().names().len(), 2, "the wkt column is dropped");
@@ -126,7 +111,11 @@ fn inferred_int_takes_floats_and_keeps_other_cells_as_text() {
     }
     text.push_str("2.5\nabc\n007\n");
     put("memory://csv_reader/late.csv", text.as_bytes());
-    let (ok, rejected) = read(serde_json::json!({"path": "memory://csv_reader/late.csv"})).unwrap();
+    let (ok, rejected) = read_pair(
+        &SPEC,
+        serde_json::json!({"path": "memory://csv_reader/late.csv"}),
+    )
+    .unwrap();
     assert!(rejected.is_empty());
     assert_eq!(ok.len(), 1003);
     assert_eq!(ok[1000].get("n"), Some(&Value::Float(2.5)));
@@ -144,8 +133,11 @@ fn only_exact_spellings_are_inferred() {
         "memory://csv_reader/exact.csv",
         b"code,price,flag,stamp,plain,n\n007,12.50,TRUE,2024-01-13 08:35:00,1.5,1\n010,3.25,false,2024-01-13T08:35:00+02:00,2.0,2\n1e3,1.5,true,2024-01-13T08:35:00Z,-0.5,-3\n",
     );
-    let (ok, rejected) =
-        read(serde_json::json!({"path": "memory://csv_reader/exact.csv"})).unwrap();
+    let (ok, rejected) = read_pair(
+        &SPEC,
+        serde_json::json!({"path": "memory://csv_reader/exact.csv"}),
+    )
+    .unwrap();
     assert!(rejected.is_empty());
     assert_eq!(ok[0].get("code"), Some(&Value::from("007")));
     assert_eq!(ok[2].get("code"), Some(&Value::from("1e3")));
@@ -159,10 +151,13 @@ fn only_exact_spellings_are_inferred() {
     assert_eq!(ok[1].get("plain"), Some(&Value::Float(2.0)));
     assert_eq!(ok[2].get("n"), Some(&Value::Int(-3)));
     // Declared, the usual spellings convert.
-    let (ok, rejected) = read(serde_json::json!({
-        "path": "memory://csv_reader/exact.csv",
-        "columns": {"price": "float", "flag": "bool", "code": "float"}
-    }))
+    let (ok, rejected) = read_pair(
+        &SPEC,
+        serde_json::json!({
+            "path": "memory://csv_reader/exact.csv",
+            "columns": {"price": "float", "flag": "bool", "code": "float"}
+        }),
+    )
     .unwrap();
     assert!(rejected.is_empty());
     assert_eq!(ok[0].get("price"), Some(&Value::Float(12.5)));
@@ -173,7 +168,11 @@ fn only_exact_spellings_are_inferred() {
 #[test]
 fn quoted_empty_is_an_empty_string_and_unquoted_empty_is_null() {
     put("memory://csv_reader/empty.csv", b"a,b\n\"\",\n,\"\"\n");
-    let (ok, _) = read(serde_json::json!({"path": "memory://csv_reader/empty.csv"})).unwrap();
+    let (ok, _) = read_pair(
+        &SPEC,
+        serde_json::json!({"path": "memory://csv_reader/empty.csv"}),
+    )
+    .unwrap();
     assert_eq!(ok[0].get("a"), Some(&Value::from("")));
     assert_eq!(ok[0].get("b"), Some(&Value::Null));
     assert_eq!(ok[1].get("a"), Some(&Value::Null));
@@ -186,7 +185,10 @@ fn an_unclosed_quote_is_a_located_error_not_a_swallowed_file() {
         "memory://csv_reader/unclosed.csv",
         b"a,b\n1,\"unclosed\n2,ok\n3,fine\n",
     );
-    match read(serde_json::json!({"path": "memory://csv_reader/unclosed.csv"})) {
+    match read_pair(
+        &SPEC,
+        serde_json::json!({"path": "memory://csv_reader/unclosed.csv"}),
+    ) {
         Err(ActionError::Data { location, message }) => {
             assert_eq!(
                 location.as_deref(),
@@ -204,8 +206,10 @@ fn an_unclosed_quote_is_a_located_error_not_a_swallowed_file() {
     text.extend(std::iter::repeat_n(b'x', 300));
     text.extend_from_slice(b"\"\n2,y\n");
     put("memory://csv_reader/long.csv", &text);
-    match read(serde_json::json!({"path": "memory://csv_reader/long.csv", "max_field_bytes": 100}))
-    {
+    match read_pair(
+        &SPEC,
+        serde_json::json!({"path": "memory://csv_reader/long.csv", "max_field_bytes": 100}),
+    ) {
         Err(ActionError::Data { message, .. }) => {
             assert!(
                 message.contains("line 2") && message.contains("100 bytes"),
@@ -215,10 +219,13 @@ fn an_unclosed_quote_is_a_located_error_not_a_swallowed_file() {
         other => panic!("unexpected {:?}", other.map(|(a, b)| (a.len(), b.len()))),
     }
     assert_eq!(
-        read(serde_json::json!({"path": "memory://csv_reader/long.csv", "max_field_bytes": 1000}))
-            .unwrap()
-            .0
-            .len(),
+        read_pair(
+            &SPEC,
+            serde_json::json!({"path": "memory://csv_reader/long.csv", "max_field_bytes": 1000})
+        )
+        .unwrap()
+        .0
+        .len(),
         2
     );
 }
@@ -229,8 +236,11 @@ fn invalid_utf8_rejects_the_row_with_its_location_and_bytes() {
         "memory://csv_reader/latin.csv",
         b"id,name\n1,ok\n2,caf\xe9\n3,fine\n",
     );
-    let (ok, rejected) =
-        read(serde_json::json!({"path": "memory://csv_reader/latin.csv"})).unwrap();
+    let (ok, rejected) = read_pair(
+        &SPEC,
+        serde_json::json!({"path": "memory://csv_reader/latin.csv"}),
+    )
+    .unwrap();
     assert_eq!(ok.len(), 2);
     assert_eq!(rejected.len(), 1);
     let reason = rejected[0].get(REJECTION_REASON).unwrap().to_string();
@@ -243,22 +253,31 @@ fn invalid_utf8_rejects_the_row_with_its_location_and_bytes() {
         Some(&Value::Bytes(b"caf\xe9".to_vec().into())),
         "the bytes are kept as read"
     );
-    let (ok, rejected) = read(serde_json::json!({
-        "path": "memory://csv_reader/latin.csv", "encoding": "latin-1"
-    }))
+    let (ok, rejected) = read_pair(
+        &SPEC,
+        serde_json::json!({
+            "path": "memory://csv_reader/latin.csv", "encoding": "latin-1"
+        }),
+    )
     .unwrap();
     assert!(rejected.is_empty());
     assert_eq!(ok[1].get("name"), Some(&Value::from("café")));
-    let (ok, _) = read(serde_json::json!({
-        "path": "memory://csv_reader/latin.csv", "encoding": "utf-8-lossy"
-    }))
+    let (ok, _) = read_pair(
+        &SPEC,
+        serde_json::json!({
+            "path": "memory://csv_reader/latin.csv", "encoding": "utf-8-lossy"
+        }),
+    )
     .unwrap();
     assert_eq!(ok[1].get("name"), Some(&Value::from("caf\u{fffd}")));
     // Shift_JIS: "東京" is 93 8c 8b 9e.
     put("memory://csv_reader/sjis.csv", b"city\n\x93\x8c\x8b\x9e\n");
-    let (ok, _) = read(serde_json::json!({
-        "path": "memory://csv_reader/sjis.csv", "encoding": "shift_jis"
-    }))
+    let (ok, _) = read_pair(
+        &SPEC,
+        serde_json::json!({
+            "path": "memory://csv_reader/sjis.csv", "encoding": "shift_jis"
+        }),
+    )
     .unwrap();
     assert_eq!(ok[0].get("city"), Some(&Value::from("東京")));
 }
@@ -268,16 +287,26 @@ fn a_folder_takes_only_csv_files_unless_told_otherwise() {
     put("memory://csv_reader/mixed/a.csv", b"v\n1\n");
     put("memory://csv_reader/mixed/b.parquet", b"PAR1garbage");
     put("memory://csv_reader/mixed/c.geojson", b"v\n2\n");
-    let (ok, _) = read(serde_json::json!({"path": "memory://csv_reader/mixed/"})).unwrap();
+    let (ok, _) = read_pair(
+        &SPEC,
+        serde_json::json!({"path": "memory://csv_reader/mixed/"}),
+    )
+    .unwrap();
     assert_eq!(ok.len(), 1);
-    let (ok, _) = read(serde_json::json!({
-        "path": "memory://csv_reader/mixed/", "extensions": ["csv", "geojson"]
-    }))
+    let (ok, _) = read_pair(
+        &SPEC,
+        serde_json::json!({
+            "path": "memory://csv_reader/mixed/", "extensions": ["csv", "geojson"]
+        }),
+    )
     .unwrap();
     assert_eq!(ok.len(), 2);
     put("memory://csv_reader/nocsv/b.parquet", b"PAR1");
     assert!(matches!(
-        read(serde_json::json!({"path": "memory://csv_reader/nocsv/"})),
+        read_pair(
+            &SPEC,
+            serde_json::json!({"path": "memory://csv_reader/nocsv/"})
+        ),
         Err(ActionError::Io { .. })
     ));
 }
@@ -341,13 +370,16 @@ fn gzip_glob_no_header_and_options() {
     put("memory://csv_reader/multi/p1.csv.gz", &gz.finish().unwrap());
     put("memory://csv_reader/multi/p2.csv", b"3;d\n");
     put("memory://csv_reader/multi/notes.txt", b"ignored");
-    let (ok, rejected) = read(serde_json::json!({
-        "path": "memory://csv_reader/multi/*.csv*",
-        "delimiter": ";",
-        "quote": "'",
-        "has_header": false,
-        "infer_types": false
-    }))
+    let (ok, rejected) = read_pair(
+        &SPEC,
+        serde_json::json!({
+            "path": "memory://csv_reader/multi/*.csv*",
+            "delimiter": ";",
+            "quote": "'",
+            "has_header": false,
+            "infer_types": false
+        }),
+    )
     .unwrap();
     assert!(rejected.is_empty());
     let got: Vec<(String, String)> = ok
@@ -381,7 +413,7 @@ fn gzip_glob_no_header_and_options() {
 fn missing_file_and_bad_params_are_located_errors() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("absent.csv").to_string_lossy().into_owned();
-    match read(serde_json::json!({ "path": missing })) {
+    match read_pair(&SPEC, serde_json::json!({ "path": missing })) {
         Err(ActionError::Io { context, source }) => {
             assert!(context.contains("absent.csv"), "{context}");
             assert_eq!(source.kind(), std::io::ErrorKind::NotFound);
@@ -390,20 +422,28 @@ fn missing_file_and_bad_params_are_located_errors() {
     }
     let glob = format!("{}/*.csv", dir.path().to_string_lossy());
     assert!(matches!(
-        read(serde_json::json!({ "path": glob })),
+        read_pair(&SPEC, serde_json::json!({ "path": glob })),
         Err(ActionError::Io { .. })
     ));
-    match read(serde_json::json!({"path": "x.csv", "delimiter": "ab"})) {
+    match read_pair(
+        &SPEC,
+        serde_json::json!({"path": "x.csv", "delimiter": "ab"}),
+    ) {
         Err(ActionError::Param { path, .. }) => assert_eq!(path, "delimiter"),
         other => panic!("unexpected {:?}", other.map(|_| ())),
     }
-    match read(serde_json::json!({"path": "x.csv", "geometry": {"x": "a"}})) {
+    match read_pair(
+        &SPEC,
+        serde_json::json!({"path": "x.csv", "geometry": {"x": "a"}}),
+    ) {
         Err(ActionError::Param { path, .. }) => assert_eq!(path, "geometry"),
         other => panic!("unexpected {:?}", other.map(|_| ())),
     }
     put("memory://csv_reader/cols.csv", b"a,b\n1,2\n");
-    match read(serde_json::json!({"path": "memory://csv_reader/cols.csv", "columns": {"c": "int"}}))
-    {
+    match read_pair(
+        &SPEC,
+        serde_json::json!({"path": "memory://csv_reader/cols.csv", "columns": {"c": "int"}}),
+    ) {
         Err(ActionError::Param { path, message }) => {
             assert_eq!(path, "columns.c");
             assert!(message.contains("a, b"), "{message}");

@@ -1,30 +1,7 @@
 //! Tests of `geojson_reader`.
 
 use super::*;
-use sluice_runtime::Emitter;
-use sluice_runtime::store::AtomicWriter;
-use std::io::Write;
-
-fn put(location: &str, text: &[u8]) {
-    let mut w = AtomicWriter::create(location).unwrap();
-    w.write_all(text).unwrap();
-    w.commit().unwrap();
-}
-
-fn read(params: serde_json::Value) -> Result<(Vec<Feature>, Vec<Feature>), ActionError> {
-    let built = (SPEC.build)(&BuildContext {
-        node_id: "t",
-        params: &params,
-    })?;
-    let NodeImpl::Source(mut src) = built.node else {
-        panic!("not a source")
-    };
-    let mut out = Emitter::for_outputs(SPEC.outputs);
-    src.run(&NodeContext::standalone("t"), &mut out)?;
-    let mut b = out.into_buffers();
-    let rejected = b.pop().unwrap();
-    Ok((b.pop().unwrap(), rejected))
-}
+use crate::sources::test_support::{put, read_pair};
 
 fn reasons(rejected: &[Feature]) -> Vec<String> {
     rejected
@@ -50,9 +27,11 @@ const COLLECTION: &str = r#"{
 #[test]
 fn reads_a_feature_collection() {
     put("memory://geojson_reader/fc.geojson", COLLECTION.as_bytes());
-    let (ok, rejected) =
-        read(serde_json::json!({"path": "memory://geojson_reader/fc.geojson", "crs": 3857}))
-            .unwrap();
+    let (ok, rejected) = read_pair(
+        &SPEC,
+        serde_json::json!({"path": "memory://geojson_reader/fc.geojson", "crs": 3857}),
+    )
+    .unwrap();
     assert!(rejected.is_empty(), "{:?}", reasons(&rejected));
     assert_eq!(ok.len(), 3);
     assert_eq!(ok[0].get("id"), Some(&Value::from("a1")));
@@ -86,7 +65,11 @@ fn reads_a_single_feature_and_sequences() {
         "memory://geojson_reader/one.json",
         br#"{"type": "Feature", "properties": {"a": 1}, "geometry": {"type": "Point", "coordinates": [1, 2]}}"#,
     );
-    let (ok, _) = read(serde_json::json!({"path": "memory://geojson_reader/one.json"})).unwrap();
+    let (ok, _) = read_pair(
+        &SPEC,
+        serde_json::json!({"path": "memory://geojson_reader/one.json"}),
+    )
+    .unwrap();
     assert_eq!(ok.len(), 1);
     assert_eq!(ok[0].geometry().unwrap().crs, Some(4326));
 
@@ -94,8 +77,11 @@ fn reads_a_single_feature_and_sequences() {
                \x1e{\"type\":\"Feature\",\"properties\":{\"a\":2},\"geometry\":{\"type\":\"Point\",\"coordinates\":[5,6]}}\n\
                {\"type\":\"Feature\",\"properties\":null,\"geometry\":null}\n";
     put("memory://geojson_reader/seq.geojsons", seq.as_bytes());
-    let (ok, rejected) =
-        read(serde_json::json!({"path": "memory://geojson_reader/seq.geojsons"})).unwrap();
+    let (ok, rejected) = read_pair(
+        &SPEC,
+        serde_json::json!({"path": "memory://geojson_reader/seq.geojsons"}),
+    )
+    .unwrap();
     assert!(rejected.is_empty(), "{:?}", reasons(&rejected));
     assert_eq!(ok.len(), 3);
     assert_eq!(ok[1].get("a"), Some(&Value::Int(2)));
@@ -113,8 +99,11 @@ fn bad_features_are_rejected_and_bad_json_is_located() {
             {"type": "Feature", "properties": {"a": 4}, "geometry": {"type": "LineString", "coordinates": [[0, 0], [1, 1]]}}
         ]}"#;
     put("memory://geojson_reader/bad.geojson", text.as_bytes());
-    let (ok, rejected) =
-        read(serde_json::json!({"path": "memory://geojson_reader/bad.geojson"})).unwrap();
+    let (ok, rejected) = read_pair(
+        &SPEC,
+        serde_json::json!({"path": "memory://geojson_reader/bad.geojson"}),
+    )
+    .unwrap();
     assert_eq!(ok.len(), 1);
     assert_eq!(ok[0].get("a"), Some(&Value::Int(4)));
     assert_eq!(ok[0].id(), 5, "ids count rejected features too");
@@ -148,8 +137,11 @@ fn bad_features_are_rejected_and_bad_json_is_located() {
         "memory://geojson_reader/broken.geojson",
         b"{\"type\": \"FeatureCollection\", \"features\": [\n{\"type\": \"Feature\", \"properties\": {}, \"geometry\": null},\n{\"type\": }]}",
     );
-    let err =
-        read(serde_json::json!({"path": "memory://geojson_reader/broken.geojson"})).unwrap_err();
+    let err = read_pair(
+        &SPEC,
+        serde_json::json!({"path": "memory://geojson_reader/broken.geojson"}),
+    )
+    .unwrap_err();
     match err {
         ActionError::Data { location, .. } => {
             assert_eq!(
@@ -180,9 +172,16 @@ fn many_files_in_order() {
             text.as_bytes(),
         );
     }
-    let (seq, _) =
-        read(serde_json::json!({"path": "memory://geojson_reader/many", "read_ahead": 1})).unwrap();
-    let (par, _) = read(serde_json::json!({"path": "memory://geojson_reader/many"})).unwrap();
+    let (seq, _) = read_pair(
+        &SPEC,
+        serde_json::json!({"path": "memory://geojson_reader/many", "read_ahead": 1}),
+    )
+    .unwrap();
+    let (par, _) = read_pair(
+        &SPEC,
+        serde_json::json!({"path": "memory://geojson_reader/many"}),
+    )
+    .unwrap();
     assert_eq!(seq.len(), (0..9).map(|i| i * 200).sum::<usize>());
     let key = |f: &Feature| (f.id(), f.values().to_vec(), f.geometry().cloned());
     assert_eq!(
@@ -197,7 +196,10 @@ fn a_feature_collection_without_features_is_an_error() {
         "memory://geojson_reader/nofeatures.geojson",
         br#"{"type": "FeatureCollection", "feature": []}"#,
     );
-    match read(serde_json::json!({"path": "memory://geojson_reader/nofeatures.geojson"})) {
+    match read_pair(
+        &SPEC,
+        serde_json::json!({"path": "memory://geojson_reader/nofeatures.geojson"}),
+    ) {
         Err(ActionError::Data { location, message }) => {
             assert_eq!(
                 location.as_deref(),
@@ -212,7 +214,10 @@ fn a_feature_collection_without_features_is_an_error() {
         "memory://geojson_reader/empty.geojson",
         br#"{"type": "FeatureCollection", "features": []}"#,
     );
-    let (ok, rejected) =
-        read(serde_json::json!({"path": "memory://geojson_reader/empty.geojson"})).unwrap();
+    let (ok, rejected) = read_pair(
+        &SPEC,
+        serde_json::json!({"path": "memory://geojson_reader/empty.geojson"}),
+    )
+    .unwrap();
     assert!(ok.is_empty() && rejected.is_empty());
 }

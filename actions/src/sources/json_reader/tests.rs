@@ -1,30 +1,7 @@
 //! Tests of `json_reader`.
 
 use super::*;
-use sluice_runtime::Emitter;
-use sluice_runtime::store::AtomicWriter;
-use std::io::Write;
-
-fn put(location: &str, text: &[u8]) {
-    let mut w = AtomicWriter::create(location).unwrap();
-    w.write_all(text).unwrap();
-    w.commit().unwrap();
-}
-
-fn read(params: serde_json::Value) -> Result<(Vec<Feature>, Vec<Feature>), ActionError> {
-    let built = (SPEC.build)(&BuildContext {
-        node_id: "t",
-        params: &params,
-    })?;
-    let NodeImpl::Source(mut src) = built.node else {
-        panic!("not a source")
-    };
-    let mut out = Emitter::for_outputs(SPEC.outputs);
-    src.run(&NodeContext::standalone("t"), &mut out)?;
-    let mut b = out.into_buffers();
-    let rejected = b.pop().unwrap();
-    Ok((b.pop().unwrap(), rejected))
-}
+use crate::sources::test_support::{put, read_pair};
 
 fn reasons(rejected: &[Feature]) -> Vec<String> {
     rejected
@@ -53,8 +30,11 @@ fn lines_and_arrays_give_the_same_features() {
         "memory://json_reader/same.jsonl",
         "memory://json_reader/same.json",
     ] {
-        let (ok, rejected) =
-            read(serde_json::json!({"path": path, "geometry_field": "g", "crs": 4326})).unwrap();
+        let (ok, rejected) = read_pair(
+            &SPEC,
+            serde_json::json!({"path": path, "geometry_field": "g", "crs": 4326}),
+        )
+        .unwrap();
         assert!(rejected.is_empty(), "{:?}", reasons(&rejected));
         assert_eq!(ok.len(), 3);
         assert!(Arc::ptr_eq(ok[0].schema(), ok[2].schema()));
@@ -80,10 +60,13 @@ fn bad_lines_elements_and_geometries_are_rejected() {
         "memory://json_reader/bad.jsonl",
         b"{\"a\": 1}\n{\"a\": 2,,}\n[1, 2]\n{\"a\": 3, \"g\": {\"type\": \"Point\"}}\n\xff\xfe\n{\"a\": 4}\n",
     );
-    let (ok, rejected) = read(serde_json::json!({
-        "path": "memory://json_reader/bad.jsonl",
-        "geometry_field": "g"
-    }))
+    let (ok, rejected) = read_pair(
+        &SPEC,
+        serde_json::json!({
+            "path": "memory://json_reader/bad.jsonl",
+            "geometry_field": "g"
+        }),
+    )
     .unwrap();
     assert_eq!(
         ok.iter()
@@ -120,7 +103,11 @@ fn bad_lines_elements_and_geometries_are_rejected() {
         "memory://json_reader/bad.json",
         b"[{\"a\": 1}, 7, {\"a\": 2}, {\"a\": oops}]",
     );
-    let err = read(serde_json::json!({"path": "memory://json_reader/bad.json"})).unwrap_err();
+    let err = read_pair(
+        &SPEC,
+        serde_json::json!({"path": "memory://json_reader/bad.json"}),
+    )
+    .unwrap_err();
     match err {
         ActionError::Data { location, message } => {
             assert_eq!(
@@ -132,10 +119,13 @@ fn bad_lines_elements_and_geometries_are_rejected() {
         other => panic!("unexpected {other:?}"),
     }
     put("memory://json_reader/obj.json", b"{\"a\": 1}");
-    let err = read(serde_json::json!({
-        "path": "memory://json_reader/obj.json",
-        "format": "array"
-    }))
+    let err = read_pair(
+        &SPEC,
+        serde_json::json!({
+            "path": "memory://json_reader/obj.json",
+            "format": "array"
+        }),
+    )
     .unwrap_err();
     assert!(
         matches!(err, ActionError::Data { ref message, .. } if message.contains("array")),
@@ -143,18 +133,28 @@ fn bad_lines_elements_and_geometries_are_rejected() {
     );
     // Leading blank lines count in line numbers, in both layouts.
     put("memory://json_reader/blank.jsonl", b"\n\n  \n{\"a\": }\n");
-    let (_, rejected) =
-        read(serde_json::json!({"path": "memory://json_reader/blank.jsonl"})).unwrap();
+    let (_, rejected) = read_pair(
+        &SPEC,
+        serde_json::json!({"path": "memory://json_reader/blank.jsonl"}),
+    )
+    .unwrap();
     assert!(reasons(&rejected)[0].starts_with("memory://json_reader/blank.jsonl:4: "));
     put("memory://json_reader/blank.json", b"\n\n[{\"a\": }]");
-    let err = read(serde_json::json!({"path": "memory://json_reader/blank.json"})).unwrap_err();
+    let err = read_pair(
+        &SPEC,
+        serde_json::json!({"path": "memory://json_reader/blank.json"}),
+    )
+    .unwrap_err();
     assert!(
         matches!(err, ActionError::Data { ref location, .. } if location.as_deref() == Some("memory://json_reader/blank.json:3:8")),
         "{err:?}"
     );
     put("memory://json_reader/elem.json", b"[{\"a\": 1}, 7]");
-    let (ok, rejected) =
-        read(serde_json::json!({"path": "memory://json_reader/elem.json"})).unwrap();
+    let (ok, rejected) = read_pair(
+        &SPEC,
+        serde_json::json!({"path": "memory://json_reader/elem.json"}),
+    )
+    .unwrap();
     assert_eq!(ok.len(), 1);
     assert_eq!(
         reasons(&rejected),
@@ -174,10 +174,16 @@ fn many_files_keep_file_order_and_share_schemas() {
             text.as_bytes(),
         );
     }
-    let (seq, _) =
-        read(serde_json::json!({"path": "memory://json_reader/many/*.jsonl", "read_ahead": 1}))
-            .unwrap();
-    let (par, _) = read(serde_json::json!({"path": "memory://json_reader/many/*.jsonl"})).unwrap();
+    let (seq, _) = read_pair(
+        &SPEC,
+        serde_json::json!({"path": "memory://json_reader/many/*.jsonl", "read_ahead": 1}),
+    )
+    .unwrap();
+    let (par, _) = read_pair(
+        &SPEC,
+        serde_json::json!({"path": "memory://json_reader/many/*.jsonl"}),
+    )
+    .unwrap();
     assert_eq!(seq.len(), (0..12).map(|i| i * 300).sum::<usize>());
     let key = |f: &Feature| (f.id(), f.values().to_vec());
     assert_eq!(
@@ -200,7 +206,7 @@ fn bad_params_are_located() {
             "read_ahead",
         ),
     ] {
-        let err = read(params).unwrap_err();
+        let err = read_pair(&SPEC, params).unwrap_err();
         assert!(
             matches!(err, ActionError::Param { path: ref p, .. } if p == path),
             "{err:?}"
@@ -214,8 +220,11 @@ fn a_rejected_line_keeps_all_its_text_or_bytes() {
     let mut text = format!("{{\"a\": 1}}\n{long}\n").into_bytes();
     text.extend_from_slice(b"{\"a\": \"caf\xe9\"}\n");
     put("memory://json_reader/keep.jsonl", &text);
-    let (ok, rejected) =
-        read(serde_json::json!({"path": "memory://json_reader/keep.jsonl"})).unwrap();
+    let (ok, rejected) = read_pair(
+        &SPEC,
+        serde_json::json!({"path": "memory://json_reader/keep.jsonl"}),
+    )
+    .unwrap();
     assert_eq!(ok.len(), 1);
     assert_eq!(rejected.len(), 2);
     assert_eq!(rejected[0].get("_raw"), Some(&Value::from(long.as_str())));

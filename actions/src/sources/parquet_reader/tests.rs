@@ -1,26 +1,10 @@
 use super::*;
+use crate::sources::test_support::{put, read_pair};
 use arrow_array::builder::BinaryBuilder;
 use arrow_array::{Float64Array, Int64Array, StringArray};
 use arrow_schema::{Field, Schema as ArrowSchema};
 use parquet::arrow::ArrowWriter;
-use sluice_runtime::Emitter;
 use sluice_runtime::feature::wkb;
-use std::io::Write;
-
-fn read(params: serde_json::Value) -> Result<(Vec<Feature>, Vec<Feature>), ActionError> {
-    let built = (SPEC.build)(&BuildContext {
-        node_id: "t",
-        params: &params,
-    })?;
-    let NodeImpl::Source(mut src) = built.node else {
-        panic!("not a source")
-    };
-    let mut out = Emitter::for_outputs(SPEC.outputs);
-    src.run(&NodeContext::standalone("t"), &mut out)?;
-    let mut b = out.into_buffers();
-    let rejected = b.pop().unwrap();
-    Ok((b.pop().unwrap(), rejected))
-}
 
 /// A Parquet file with columns n (int), x (float), s (string) and a WKB column `geom`,
 /// with the given `geo` metadata.
@@ -67,12 +51,6 @@ fn parquet(rows: usize, geo: Option<&str>, bad_wkb_at: Option<usize>) -> Vec<u8>
     buf
 }
 
-fn put(location: &str, bytes: &[u8]) {
-    let mut w = store::AtomicWriter::create(location).unwrap();
-    w.write_all(bytes).unwrap();
-    w.commit().unwrap();
-}
-
 const GEO: &str = r#"{"version": "1.1.0", "primary_column": "geom", "columns": {"geom": {"encoding": "WKB", "geometry_types": ["Point"], "crs": {"id": {"authority": "EPSG", "code": 3857}}}}}"#;
 
 #[test]
@@ -87,7 +65,8 @@ fn reads_geoparquet_in_batches_from_memory_and_disk() {
         local.to_string_lossy().into_owned(),
         format!("file://{}", local.to_string_lossy()),
     ] {
-        let (ok, rejected) = read(serde_json::json!({"path": path, "batch_rows": 1000})).unwrap();
+        let (ok, rejected) =
+            read_pair(&SPEC, serde_json::json!({"path": path, "batch_rows": 1000})).unwrap();
         assert!(rejected.is_empty());
         assert_eq!(ok.len(), 20_000);
         let names: Vec<&str> = ok[0].schema().names().iter().map(|n| &**n).collect();
@@ -116,8 +95,11 @@ fn plain_parquet_keeps_the_binary_column() {
         "memory://parquet_reader/plain.parquet",
         &parquet(3, None, None),
     );
-    let (ok, _) =
-        read(serde_json::json!({"path": "memory://parquet_reader/plain.parquet"})).unwrap();
+    let (ok, _) = read_pair(
+        &SPEC,
+        serde_json::json!({"path": "memory://parquet_reader/plain.parquet"}),
+    )
+    .unwrap();
     assert!(matches!(ok[0].get("geom"), Some(Value::Bytes(_))));
     assert!(ok[0].geometry().is_none());
 }
@@ -128,8 +110,11 @@ fn bad_wkb_is_rejected_and_bad_files_are_located() {
         "memory://parquet_reader/badwkb.parquet",
         &parquet(10, Some(GEO), Some(7)),
     );
-    let (ok, rejected) =
-        read(serde_json::json!({"path": "memory://parquet_reader/badwkb.parquet"})).unwrap();
+    let (ok, rejected) = read_pair(
+        &SPEC,
+        serde_json::json!({"path": "memory://parquet_reader/badwkb.parquet"}),
+    )
+    .unwrap();
     assert_eq!(ok.len(), 9);
     assert_eq!(rejected.len(), 1);
     assert_eq!(rejected[0].get("n"), Some(&Value::Int(7)));
@@ -143,7 +128,10 @@ fn bad_wkb_is_rejected_and_bad_files_are_located() {
         "memory://parquet_reader/garbage.parquet",
         b"PAR1 not really",
     );
-    match read(serde_json::json!({"path": "memory://parquet_reader/garbage.parquet"})) {
+    match read_pair(
+        &SPEC,
+        serde_json::json!({"path": "memory://parquet_reader/garbage.parquet"}),
+    ) {
         Err(ActionError::Data { location, message }) => {
             assert_eq!(
                 location.as_deref(),
@@ -172,8 +160,11 @@ fn bad_wkb_is_rejected_and_bad_files_are_located() {
             "memory://parquet_reader/badgeo.parquet",
             &parquet(2, Some(geo), None),
         );
-        let err = read(serde_json::json!({"path": "memory://parquet_reader/badgeo.parquet"}))
-            .unwrap_err();
+        let err = read_pair(
+            &SPEC,
+            serde_json::json!({"path": "memory://parquet_reader/badgeo.parquet"}),
+        )
+        .unwrap_err();
         assert!(err.to_string().contains(want), "{err} (wanted {want})");
     }
 }
