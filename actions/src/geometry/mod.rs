@@ -447,14 +447,7 @@ edges:
             out.display().to_string().replace('\\', "/")
         );
         let registry = crate::registry();
-        let report = sluice_runtime::testing::run_yaml(
-            &yaml,
-            &registry,
-            Default::default(),
-            std::time::Duration::from_secs(60),
-        )
-        .unwrap();
-        assert!(report.ok);
+        sluice_runtime::testing::run_workflow_yaml(&yaml, &registry).unwrap();
         let text = std::fs::read_to_string(&out).unwrap();
         let rows: Vec<serde_json::Value> = text
             .lines()

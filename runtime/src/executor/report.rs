@@ -240,8 +240,7 @@ mod tests {
     use std::time::Duration;
 
     use crate::action::{
-        ActionKind, ActionSpec, BuiltAction, Emitter, NodeImpl, REJECTION_REASON, Registry,
-        Transform, schema_of,
+        ActionKind, ActionSpec, BuiltAction, Emitter, NodeImpl, Registry, Transform, schema_of,
     };
     use crate::error::ActionError;
     use crate::events::{Event, EventSender};
@@ -254,12 +253,12 @@ mod tests {
 
     impl Transform for Odd {
         fn apply(&self, features: Vec<Feature>, out: &mut Emitter) -> Result<(), ActionError> {
-            for mut f in features {
+            for f in features {
                 if f.id() % 2 == 0 {
                     out.emit(f)?;
                 } else {
-                    f.set(REJECTION_REASON, format!("odd id {}", f.id()).into());
-                    out.emit_to(1, f)?;
+                    let reason = format!("odd id {}", f.id());
+                    out.reject(f, reason)?;
                 }
             }
             Ok(())

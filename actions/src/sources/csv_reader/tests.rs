@@ -517,20 +517,13 @@ fn many_files_through_a_parallel_transform_on_a_two_thread_pool() {
         );
     }
     let yaml = "name: t\nnodes:\n  - id: read\n    action: csv_reader\n    with: { path: \"memory://csv_reader/pool/in/*.csv\" }\n  - id: even\n    action: filter\n    with:\n      conditions:\n        - { port: even, expression: \"r % 2 == 0\" }\n  - id: write\n    action: csv_writer\n    with: { path: \"memory://csv_reader/pool/out.csv\" }\nedges:\n  - read -> even\n  - even.even -> write\n";
-    let options = sluice_runtime::executor::RunOptions {
+    let harness = sluice_runtime::testing::Harness {
         threads: 2,
         batch_size: 16,
         channel_bound: 32,
         ..Default::default()
     };
-    let report = sluice_runtime::testing::run_yaml(
-        yaml,
-        &crate::registry(),
-        options,
-        std::time::Duration::from_secs(120),
-    )
-    .unwrap();
-    assert!(report.ok);
+    harness.run_workflow_yaml(yaml, &crate::registry()).unwrap();
     let mut got = String::new();
     store::open_read("memory://csv_reader/pool/out.csv")
         .unwrap()
