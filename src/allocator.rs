@@ -2,8 +2,10 @@
 
 /// mimalloc: features are allocated on reader threads and freed on sink threads; mimalloc is
 /// fast at such cross-thread frees and, tuned by [`tune_allocator`], gives freed memory back
-/// to the OS at once, so resident memory follows what the run really holds (measured on W1 at
-/// 64 MB: about 83 MiB peak RSS, against about 98 MiB with glibc's allocator).
+/// to the OS at once, so resident memory follows what the run really holds (when it was
+/// chosen, W1 at 64 MB peaked at about 83 MiB RSS against about 98 MiB with glibc's
+/// allocator; with transparent huge pages off and the memory plan, W1 at 64 MB now peaks at
+/// about 60 MiB).
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
