@@ -16,39 +16,10 @@
 use std::hint::black_box;
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use sluice_runtime::Feature;
 use sluice_runtime::memory::{SpillDir, write_run};
-use sluice_runtime::{Feature, Schema, Value};
 
 const ROWS: usize = 1_000_000;
-
-/// W1-like features sharing one schema.
-fn features() -> Vec<Feature> {
-    let schema = Schema::new(["id", "name", "category", "x", "y", "value", "ts"]);
-    let categories = ["park", "road", "water", "building"];
-    let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
-    let mut next = move || {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        state
-    };
-    let unit = |r: u64| (r >> 11) as f64 / (1u64 << 53) as f64;
-    (0..ROWS)
-        .map(|i| {
-            let category = categories[(next() % 4) as usize];
-            let values = vec![
-                Value::Int(i as i64),
-                Value::from(format!("feature {i}")),
-                Value::from(category),
-                Value::Float(unit(next()) * 360.0 - 180.0),
-                Value::Float(unit(next()) * 180.0 - 90.0),
-                Value::Float(unit(next()) * 1000.0),
-                Value::DateTime(1_714_557_600_000_000 + i as i64 * 1_000_000),
-            ];
-            Feature::new(i as u64, schema.clone(), values)
-        })
-        .collect()
-}
 
 fn write_read(dir: &SpillDir, features: Vec<Feature>) -> (usize, u64) {
     let run = write_run(dir, "bench", features).expect("spill write");
@@ -61,7 +32,7 @@ fn write_read(dir: &SpillDir, features: Vec<Feature>) -> (usize, u64) {
 }
 
 fn spill(c: &mut Criterion) {
-    let features = features();
+    let features = sluice_runtime::testing::w1_like_features(ROWS);
     let dir = SpillDir::system();
     let (rows, bytes) = write_read(&dir, features.clone());
     assert_eq!(rows, ROWS);

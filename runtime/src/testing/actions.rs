@@ -212,3 +212,33 @@ impl Sink for Count {
         Ok(())
     }
 }
+
+/// `n` W1-like features sharing one schema (`id`, `name`, `category`, `x`, `y`, `value`,
+/// `ts`), from a fixed-seed xorshift generator, so every bench and test sees the same data.
+pub fn w1_like_features(n: usize) -> Vec<Feature> {
+    let schema = Schema::new(["id", "name", "category", "x", "y", "value", "ts"]);
+    let categories = ["park", "road", "water", "building"];
+    let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let unit = |r: u64| (r >> 11) as f64 / (1u64 << 53) as f64;
+    (0..n)
+        .map(|i| {
+            let category = categories[(next() % 4) as usize];
+            let values = vec![
+                Value::Int(i as i64),
+                Value::from(format!("feature {i}")),
+                Value::from(category),
+                Value::Float(unit(next()) * 360.0 - 180.0),
+                Value::Float(unit(next()) * 180.0 - 90.0),
+                Value::Float(unit(next()) * 1000.0),
+                Value::DateTime(1_714_557_600_000_000 + i as i64 * 1_000_000),
+            ];
+            Feature::new(i as u64, schema.clone(), values)
+        })
+        .collect()
+}
