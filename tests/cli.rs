@@ -543,12 +543,16 @@ fn sigint_sigterm_and_sighup_at_random_points_leave_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let args = spilling_run(dir.path(), 150_000);
     let args: Vec<&str> = args.iter().map(|s| s.as_str()).collect();
-    // How long an uninterrupted run takes, and that it spills.
-    let t0 = Instant::now();
-    let o = sluice(dir.path(), &args, T);
-    let full = t0.elapsed();
-    assert!(o.status.success(), "{}", stderr(&o));
-    std::fs::remove_dir_all(dir.path().join("out")).unwrap();
+    // How long an uninterrupted run takes (the faster of two, so a slow first run on a busy
+    // machine does not push the signals past the end of every later run), and that it spills.
+    let mut full = Duration::MAX;
+    for _ in 0..2 {
+        let t0 = Instant::now();
+        let o = sluice(dir.path(), &args, T);
+        full = full.min(t0.elapsed());
+        assert!(o.status.success(), "{}", stderr(&o));
+        std::fs::remove_dir_all(dir.path().join("out")).unwrap();
+    }
     let mut seed = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
