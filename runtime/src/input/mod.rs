@@ -214,7 +214,7 @@ fn has_extension(location: &str, extensions: &[String]) -> bool {
 
 /// Where a [`FileSource`] emits: straight to the node's emitter, or to its file's channel.
 ///
-/// Feature ids are assigned by [`read_files`] (in file order), so readers need not number
+/// Feature ids are assigned by the node thread (in file order), so readers need not number
 /// features.
 pub struct FileOut<'a> {
     target: Target<'a>,

@@ -130,7 +130,7 @@ pub struct MemoryPlan {
 
 impl MemoryPlan {
     /// Shares `limit` out for a workflow of `input`'s shape, by the policy in the
-    /// [module docs](self): [`BUDGET_SHARE`] of the limit is the budget; each node reserves
+    /// docs of `memory/plan.rs`: [`BUDGET_SHARE`] of the limit is the budget; each node reserves
     /// [`NODE_BYTES`]; edges carry as many features as asked (counted at [`FEATURE_BYTES`]
     /// each) within a quarter of the budget, but never fewer than [`MIN_EDGE_FEATURES`]; each
     /// accumulator needs at least [`ACCUMULATOR_MIN_BYTES`] of what is left. Fails with

@@ -33,7 +33,7 @@ const STDOUT_NAME: &str = "standard output";
 ///
 /// While a writer exists, no other writer of the process may write the same output: the
 /// second `create` fails with [`StorageError::Conflict`], naming both writers (see
-/// [`set_writer_name`]).
+/// [`set_writer_name`](super::set_writer_name)).
 ///
 /// [`abort`](AtomicWriter::abort), or dropping the writer without committing (a failed or
 /// cancelled run), removes the temporary file: a run that does not finish leaves no partial
@@ -234,8 +234,9 @@ impl AtomicWriter {
     /// Flushes, closes and moves the output into place. On error the temporary output is
     /// removed and the target is left as it was.
     ///
-    /// Inside a [`Commit`] (on the thread that began it), the output is only made ready
-    /// here, and moved into place with the others by [`Commit::publish`].
+    /// Inside a [`Commit`](super::Commit) (on the thread that began it), the output is only made ready
+    /// here, and moved into place with the others by
+    /// [`Commit::publish`](super::Commit::publish).
     pub fn commit(self) -> Result<(), StorageError> {
         stage_or_publish(self.stage()?)
     }
