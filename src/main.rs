@@ -294,6 +294,10 @@ fn finish(
             if !quiet {
                 progress::summary(&report);
             }
+            // A limit the user set is never passed silently.
+            if let Some(o) = report.memory_overshoot() {
+                eprintln!("warning: {o}");
+            }
             // Rejected features with nowhere to go: a warning, or a failure with --strict.
             let unhandled = report.unhandled_rejections();
             for u in &unhandled {

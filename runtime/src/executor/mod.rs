@@ -26,7 +26,9 @@ pub use crate::memory::default_memory_limit;
 pub use crate::pool::{default_pool, new_pool};
 pub use options::RunOptions;
 pub use progress::NodeProgress;
-pub use report::{DroppedReport, EdgeReport, NodeReport, RunReport, UnhandledRejections};
+pub use report::{
+    DroppedReport, EdgeReport, MemoryOvershoot, NodeReport, RunReport, UnhandledRejections,
+};
 pub use run::{RunHandle, run, start};
 
 #[cfg(test)]

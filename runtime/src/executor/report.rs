@@ -97,6 +97,44 @@ impl std::fmt::Display for UnhandledRejections<'_> {
     }
 }
 
+/// A run whose resident memory went above its memory limit. The budget (what accumulators
+/// and edges reserve) holds by construction; what overshoots is memory outside it: code,
+/// thread stacks, readers' and writers' buffers, allocator slack. The command line warns,
+/// so a limit the user set is never passed silently.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MemoryOvershoot {
+    /// Peak resident set size of the process, bytes.
+    pub peak_rss_bytes: u64,
+    /// The memory limit, bytes.
+    pub limit_bytes: u64,
+    /// Spill files the run wrote to keep its accumulators inside the budget.
+    pub spill_files: u64,
+}
+
+impl std::fmt::Display for MemoryOvershoot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mib = |b: u64| b as f64 / f64::from(1u32 << 20);
+        write!(
+            f,
+            "peak memory {:.1} MiB was above the memory limit of {:.1} MiB: ",
+            mib(self.peak_rss_bytes),
+            mib(self.limit_bytes)
+        )?;
+        if self.spill_files > 0 {
+            write!(
+                f,
+                "accumulators kept to their budget ({} spill files), but ",
+                self.spill_files
+            )?;
+        }
+        write!(
+            f,
+            "code, threads, buffers and the allocator took more than the rest of the limit; \
+             give a higher --memory-limit or fewer --threads"
+        )
+    }
+}
+
 /// Figures of one edge.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct EdgeReport {
@@ -139,6 +177,16 @@ impl RunReport {
     /// The figures of a node, by id.
     pub fn node(&self, id: &str) -> Option<&NodeReport> {
         self.nodes.iter().find(|n| n.id == id)
+    }
+
+    /// When the process's peak resident memory went above the limit, by how much (the
+    /// command line warns).
+    pub fn memory_overshoot(&self) -> Option<MemoryOvershoot> {
+        (self.peak_rss_bytes > self.memory_limit_bytes).then_some(MemoryOvershoot {
+            peak_rss_bytes: self.peak_rss_bytes,
+            limit_bytes: self.memory_limit_bytes,
+            spill_files: self.spill_files,
+        })
     }
 
     /// Per node, the features rejected to a `rejected` port that has no edge (and so
@@ -246,7 +294,7 @@ mod tests {
     use crate::events::{Event, EventSender};
     use crate::executor::RunOptions;
     use crate::feature::Feature;
-    use crate::testing::{COUNT, GEN, NoParams, run_yaml};
+    use crate::testing::{COUNT, GEN, NoParams, run_yaml, test_registry};
 
     /// Sends even ids on, odd ids to `rejected` with a reason.
     struct Odd;
@@ -277,6 +325,35 @@ mod tests {
         },
     )
     .outputs(&["default", "rejected"]);
+
+    #[test]
+    fn a_peak_above_the_limit_is_an_overshoot_that_says_so() {
+        let yaml = "nodes:\n  - { id: g, action: gen, with: { count: 10 } }\n  - { id: c, action: count }\nedges: [ \"g -> c\" ]\n";
+        let mut report = run_yaml(
+            yaml,
+            &test_registry(),
+            Default::default(),
+            Duration::from_secs(60),
+        )
+        .unwrap();
+        // The default limit is half the machine's memory: ten features stay far below.
+        assert_eq!(report.memory_overshoot(), None);
+        report.memory_limit_bytes = 24 << 20;
+        report.peak_rss_bytes = 30 << 20;
+        report.spill_files = 4;
+        assert_eq!(
+            report.memory_overshoot().unwrap().to_string(),
+            "peak memory 30.0 MiB was above the memory limit of 24.0 MiB: accumulators kept to \
+             their budget (4 spill files), but code, threads, buffers and the allocator took more \
+             than the rest of the limit; give a higher --memory-limit or fewer --threads"
+        );
+        report.peak_rss_bytes = 24 << 20;
+        assert_eq!(
+            report.memory_overshoot(),
+            None,
+            "at the limit is not above it"
+        );
+    }
 
     #[test]
     fn rejected_features_with_no_edge_are_counted_and_reported() {
