@@ -135,7 +135,11 @@ impl FileSource for GeojsonReader {
         // only for `BufReader`.
         let mut de = serde_json::Deserializer::from_reader(BufReader::new(RsToSpace(input)));
         loop {
-            let result = TopSeed { walk: &mut walk }.deserialize(&mut de);
+            let result = TopSeed {
+                walk: &mut walk,
+                top: true,
+            }
+            .deserialize(&mut de);
             if let Some(e) = walk.stopped.take() {
                 return Err(e);
             }
@@ -317,9 +321,11 @@ impl Walk<'_, '_, '_> {
     }
 }
 
-/// Reads a top-level text, streaming a FeatureCollection's features to the walk.
+/// Reads a GeoJSON value: a top-level text (`top`, whose FeatureCollection's features are
+/// streamed to the walk) or one element of `features` (never streamed further).
 struct TopSeed<'w, 'r, 'o, 'p> {
     walk: &'w mut Walk<'r, 'o, 'p>,
+    top: bool,
 }
 
 impl<'de> DeserializeSeed<'de> for TopSeed<'_, '_, '_, '_> {
@@ -334,7 +340,11 @@ impl<'de> Visitor<'de> for TopSeed<'_, '_, '_, '_> {
     type Value = Top;
 
     fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        f.write_str("a GeoJSON object")
+        f.write_str(if self.top {
+            "a GeoJSON object"
+        } else {
+            "a GeoJSON feature"
+        })
     }
     fn visit_bool<E>(self, _: bool) -> Result<Top, E> {
         Ok(Top::Other("a boolean"))
@@ -359,7 +369,7 @@ impl<'de> Visitor<'de> for TopSeed<'_, '_, '_, '_> {
         Ok(Top::Other("an array"))
     }
     fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Top, A::Error> {
-        read_parts(self.walk, map, true).map(|p| Top::Object(Box::new(p)))
+        read_parts(self.walk, map, self.top).map(|p| Top::Object(Box::new(p)))
     }
 }
 
@@ -416,8 +426,9 @@ impl<'de> Visitor<'de> for FeaturesSeed<'_, '_, '_, '_> {
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
         loop {
-            let Some(top) = seq.next_element_seed(ElementSeed {
+            let Some(top) = seq.next_element_seed(TopSeed {
                 walk: &mut *self.walk,
+                top: false,
             })?
             else {
                 return Ok(());
@@ -433,52 +444,6 @@ impl<'de> Visitor<'de> for FeaturesSeed<'_, '_, '_, '_> {
                 return Err(A::Error::custom("stopped"));
             }
         }
-    }
-}
-
-/// One element of `features`: like a top-level text, but never streamed further.
-struct ElementSeed<'w, 'r, 'o, 'p> {
-    walk: &'w mut Walk<'r, 'o, 'p>,
-}
-
-impl<'de> DeserializeSeed<'de> for ElementSeed<'_, '_, '_, '_> {
-    type Value = Top;
-
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Top, D::Error> {
-        d.deserialize_any(self)
-    }
-}
-
-impl<'de> Visitor<'de> for ElementSeed<'_, '_, '_, '_> {
-    type Value = Top;
-
-    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        f.write_str("a GeoJSON feature")
-    }
-    fn visit_bool<E>(self, _: bool) -> Result<Top, E> {
-        Ok(Top::Other("a boolean"))
-    }
-    fn visit_i64<E>(self, _: i64) -> Result<Top, E> {
-        Ok(Top::Other("a number"))
-    }
-    fn visit_u64<E>(self, _: u64) -> Result<Top, E> {
-        Ok(Top::Other("a number"))
-    }
-    fn visit_f64<E>(self, _: f64) -> Result<Top, E> {
-        Ok(Top::Other("a number"))
-    }
-    fn visit_str<E>(self, _: &str) -> Result<Top, E> {
-        Ok(Top::Other("a string"))
-    }
-    fn visit_unit<E>(self) -> Result<Top, E> {
-        Ok(Top::Other("null"))
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Top, A::Error> {
-        while seq.next_element::<IgnoredAny>()?.is_some() {}
-        Ok(Top::Other("an array"))
-    }
-    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Top, A::Error> {
-        read_parts(self.walk, map, false).map(|p| Top::Object(Box::new(p)))
     }
 }
 
