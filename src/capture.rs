@@ -49,10 +49,10 @@ pub fn prepare(
     }
     let selected = capture::select_edges(&plan, &which).map_err(|e| format!("--capture: {e}"))?;
     let options = if edges.is_some() || job_dir.is_some() || !selected.is_empty() {
-        Some(CaptureOptions {
-            job: job_dir.map_or_else(new_job_dir, str::to_string),
-            edges: which,
-        })
+        Some(CaptureOptions::new(
+            job_dir.map_or_else(new_job_dir, str::to_string),
+            which,
+        ))
     } else {
         None
     };

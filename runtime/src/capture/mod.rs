@@ -59,4 +59,21 @@ pub struct CaptureOptions {
     pub job: String,
     /// Which edges (edges the workflow marks `capture: true` are captured too).
     pub edges: CaptureEdges,
+    /// Features per file (default [`FILE_ROWS`]): a file lands, and readers of a running
+    /// job see it, every this many features.
+    pub file_rows: u64,
 }
+
+impl CaptureOptions {
+    /// Captures `edges` into job folder `job`, with files of [`FILE_ROWS`] features.
+    pub fn new(job: impl Into<String>, edges: CaptureEdges) -> CaptureOptions {
+        CaptureOptions {
+            job: job.into(),
+            edges,
+            file_rows: FILE_ROWS,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

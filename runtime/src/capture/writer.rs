@@ -173,13 +173,21 @@ pub(crate) struct EdgeWriter {
     pub entry: usize,
     /// The edge's name.
     pub name: String,
+    /// Features per file.
+    file_rows: u64,
     rx: Receiver<TapMsg>,
 }
 
 /// A tap and its writer for one edge; `entry` is the edge's index in the manifest.
-pub(crate) fn tap(entry: usize, name: String) -> (EdgeTap, EdgeWriter) {
+pub(crate) fn tap(entry: usize, name: String, file_rows: u64) -> (EdgeTap, EdgeWriter) {
     let (tx, rx) = crossbeam_channel::bounded(TAP_BATCHES);
-    (EdgeTap { tx }, EdgeWriter { entry, name, rx })
+    let writer = EdgeWriter {
+        entry,
+        name,
+        file_rows: file_rows.max(1),
+        rx,
+    };
+    (EdgeTap { tx }, writer)
 }
 
 /// A capture file being written.
@@ -228,9 +236,9 @@ impl EdgeWriter {
             };
             match msg {
                 Ok(TapMsg::Batch(batch)) => {
-                    let full = file
-                        .as_ref()
-                        .is_some_and(|f| f.writer.rows() >= FILE_ROWS || !f.writer.fits(&batch));
+                    let full = file.as_ref().is_some_and(|f| {
+                        f.writer.rows() >= self.file_rows || !f.writer.fits(&batch)
+                    });
                     if full && let Some(f) = file.take() {
                         self.land(job, f)?;
                     }

@@ -127,7 +127,7 @@ fn prepare(plan: Plan, opts: RunOptions) -> Result<(Arc<Vec<NodeProgress>>, Laun
             let job = Arc::new(capture::JobWriter::create(&c.job, &plan, &captured)?);
             let mut writers = Vec::with_capacity(captured.len());
             for (entry, &i) in captured.iter().enumerate() {
-                let (tap, writer) = capture::tap(entry, plan.edge_name(i));
+                let (tap, writer) = capture::tap(entry, plan.edge_name(i), c.file_rows);
                 taps.insert(i, tap);
                 writers.push(writer);
             }

@@ -80,6 +80,8 @@ pub struct Harness {
     pub gate: GatePolicy,
     /// How long the run may take.
     pub timeout: Duration,
+    /// Capture edges into a job folder (`None`: no capture).
+    pub capture: Option<crate::capture::CaptureOptions>,
 }
 
 impl Default for Harness {
@@ -92,6 +94,7 @@ impl Default for Harness {
             memory_limit: None,
             gate: d.gate,
             timeout: DEFAULT_TIMEOUT,
+            capture: None,
         }
     }
 }
@@ -265,6 +268,7 @@ impl Harness {
             gate: self.gate,
             spill_dir: Some(spill.path().to_path_buf()),
             events: EventSender::channel(tx),
+            capture: self.capture.clone(),
             ..RunOptions::default()
         };
         let result = run_with_timeout(plan, options, self.timeout);
