@@ -213,6 +213,37 @@ fn names(v: &[&str]) -> Vec<PathBuf> {
     v.iter().map(PathBuf::from).collect()
 }
 
+#[test]
+fn validate_warns_about_a_rejected_port_with_no_edge_and_still_passes() {
+    let dir = tempfile::tempdir().unwrap();
+    let nodes = "nodes:\n  - { id: read, action: csv_reader, with: { path: in.csv } }\n  - { id: write, action: csv_writer, with: { path: out.csv } }\n";
+    write(
+        dir.path(),
+        "wf.yaml",
+        &format!("{nodes}edges: [ read -> write ]\n"),
+    );
+    let o = sluice(dir.path(), &["validate", "wf.yaml"], T);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("wf.yaml: ok"));
+    assert_eq!(
+        stderr(&o),
+        "wf.yaml:2:5: warning: node \"read\", its \"rejected\" port has no edge: rows that \
+         cannot be read will be counted and dropped; connect \"read.rejected\" to a sink to \
+         keep them\n"
+    );
+    // Connected, it is no warning.
+    write(
+        dir.path(),
+        "wf.yaml",
+        &format!(
+            "{nodes}  - {{ id: bad, action: jsonl_writer, with: {{ path: bad.jsonl }} }}\nedges: [ read -> write, read.rejected -> bad ]\n"
+        ),
+    );
+    let o = sluice(dir.path(), &["validate", "wf.yaml"], T);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(stderr(&o), "");
+}
+
 /// The 2,000 places through a filter whose `unfiltered` port has no edge.
 fn unfiltered_dropped(dir: &Path, expression: &str, extra: &[&str]) -> String {
     let places = root().join("data/places.csv").display().to_string();
