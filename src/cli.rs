@@ -50,6 +50,39 @@ pub enum Command {
         /// edge (by default that is a warning).
         #[arg(long)]
         strict: bool,
+        /// Capture what flows on edges into the job folder: `all`, or edge names separated
+        /// by commas as `sluice graph --edges` prints them (`read->keep,keep.passed->order`).
+        #[arg(long, value_name = "EDGES")]
+        capture: Option<String>,
+        /// The job folder captures go to (default: a new folder under .sluice/jobs/), or,
+        /// with --from, the job to re-run from.
+        #[arg(long, value_name = "DIR")]
+        job_dir: Option<String>,
+        /// Run only this node and what lies downstream of it, fed from the edges captured
+        /// in --job-dir.
+        #[arg(
+            long,
+            value_name = "NODE",
+            requires = "job_dir",
+            conflicts_with = "capture"
+        )]
+        from: Option<String>,
+    },
+    /// Show what a capture job holds: its edges, or the features of one edge.
+    Inspect {
+        /// The job folder.
+        job: String,
+        /// The edge to print (omit it to list the edges).
+        edge: Option<String>,
+        /// Features to skip.
+        #[arg(long, default_value_t = 0)]
+        offset: u64,
+        /// Most features to print.
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+        /// table, jsonl or csv.
+        #[arg(long, default_value = "table")]
+        format: sluice::inspect::Format,
     },
     /// Check a workflow and print every problem found.
     Validate {
@@ -63,6 +96,9 @@ pub enum Command {
     Graph {
         /// The workflow file.
         file: PathBuf,
+        /// Print the edge names (as --capture takes them), one per line, instead.
+        #[arg(long)]
+        edges: bool,
         /// Set a variable: --var name=value (repeatable).
         #[arg(long = "var", value_name = "NAME=VALUE")]
         vars: Vec<String>,

@@ -6,7 +6,8 @@
 //! budget.
 //!
 //! This crate is the facade: it re-exports the engine ([`runtime`]) and the action library
-//! ([`actions`]), and adds [`generate`] (sample data for benchmarks and demos).
+//! ([`actions`]), and adds [`generate`] (sample data for benchmarks and demos) and [`inspect`] (how `sluice
+//! inspect` prints a capture job).
 //!
 //! ```no_run
 //! use sluice::runtime::{executor::{self, RunOptions}, workflow::{self, VarSources}};
@@ -18,6 +19,7 @@
 //! ```
 
 pub mod generate;
+pub mod inspect;
 
 pub use sluice_actions as actions;
 pub use sluice_runtime as runtime;

@@ -4,6 +4,7 @@
 //! (`sluice actions | head`) ends quietly with 0.
 
 mod allocator;
+mod capture;
 mod cli;
 mod progress;
 mod signals;
@@ -76,6 +77,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             spill_dir,
             quiet,
             strict,
+            capture,
+            job_dir,
+            from,
         } => {
             // Before any thread starts: every later thread inherits the blocked signals,
             // and one thread takes them (cancel, clean up, exit 130/143/129).
@@ -105,6 +109,21 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             for w in &plan.warnings {
                 eprintln!("{w}");
             }
+            let capture::Capture {
+                options: capture,
+                plan,
+            } = match capture::prepare(
+                plan,
+                capture.as_deref(),
+                job_dir.as_deref(),
+                from.as_deref(),
+            ) {
+                Ok(c) => c,
+                Err(message) => {
+                    eprintln!("error: {message}");
+                    return Ok(ExitCode::from(1));
+                }
+            };
             let (tx, rx) = crossbeam_channel::unbounded();
             let options = RunOptions {
                 batch_size,
@@ -114,6 +133,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 spill_dir,
                 events: EventSender::channel(tx),
                 cancel,
+                capture: capture.clone(),
                 ..RunOptions::default()
             };
             let handle = match executor::start(plan, options) {
@@ -124,11 +144,21 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     eprintln!("error: {e}");
                     return Ok(ExitCode::from(1));
                 }
+                // The job folder could not be started (it holds a job already, ...).
+                Err(RunError::Job(e)) => {
+                    eprintln!("error: --job-dir: {e}");
+                    return Ok(ExitCode::from(1));
+                }
                 Err(e) => return Err(e.into()),
             };
             let interactive = !quiet && std::io::stderr().is_terminal();
             let wrote = progress::watch(&handle, &rx, interactive, quiet);
             let result = handle.wait();
+            if let Some(c) = &capture
+                && !quiet
+            {
+                capture::report(c);
+            }
             let result = match result {
                 Err(RunError::Cancelled) => {
                     eprintln!("run cancelled; no output was written");
@@ -165,11 +195,18 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 Err(e) => Ok(invalid(&e)),
             }
         }
-        Command::Graph { file, vars } => {
+        Command::Graph { file, vars, edges } => {
             let Some(vars) = parse_vars(&vars) else {
                 return Ok(ExitCode::from(1));
             };
             match workflow::load_file(&file, &registry, &vars) {
+                Ok(plan) if edges => {
+                    let names: Vec<String> = (0..plan.edges.len())
+                        .map(|i| plan.edge_name(i) + "\n")
+                        .collect();
+                    out(&names.concat())?;
+                    Ok(ExitCode::SUCCESS)
+                }
                 Ok(plan) => {
                     out(&plan.to_dot())?;
                     Ok(ExitCode::SUCCESS)
@@ -177,6 +214,22 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 Err(e) => Ok(invalid(&e)),
             }
         }
+        Command::Inspect {
+            job,
+            edge,
+            offset,
+            limit,
+            format,
+        } => match capture::inspect(&job, edge.as_deref(), offset, limit, format) {
+            Ok((text, code)) => {
+                out(&text)?;
+                Ok(code)
+            }
+            Err(message) => {
+                eprintln!("error: {message}");
+                Ok(ExitCode::from(1))
+            }
+        },
         Command::Actions { json } => {
             if json {
                 let list: Vec<_> = registry.specs().map(|s| s.to_json()).collect();

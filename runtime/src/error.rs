@@ -165,6 +165,19 @@ pub enum RunError {
         /// The panic message.
         message: String,
     },
+    /// Capturing an edge failed (e.g. the disk is full): the run was stopped, and the job
+    /// folder's manifest says which edges completed.
+    #[error("capture of edge \"{edge}\" failed: {source}")]
+    Capture {
+        /// The edge's name.
+        edge: String,
+        /// The cause.
+        #[source]
+        source: ActionError,
+    },
+    /// A capture job could not be started or read (before any node ran).
+    #[error(transparent)]
+    Job(#[from] crate::capture::CaptureError),
     /// The memory limit is below the smallest this workflow runs in; nothing was started.
     #[error(transparent)]
     MemoryLimitTooSmall(#[from] crate::memory::LimitTooSmall),

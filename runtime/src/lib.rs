@@ -18,6 +18,7 @@
 
 pub mod action;
 mod cancel;
+pub mod capture;
 pub mod dag;
 pub mod error;
 pub mod events;

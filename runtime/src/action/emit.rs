@@ -6,6 +6,7 @@ use std::sync::{Arc, OnceLock};
 use crossbeam_channel::Sender;
 
 use crate::cancel::CancelToken;
+use crate::capture::{EdgeTap, TapMsg};
 use crate::error::ActionError;
 use crate::feature::{Batch, Feature, Value};
 
@@ -16,8 +17,24 @@ fn rejected_index<S: AsRef<str>>(outputs: &[S]) -> Option<usize> {
     outputs.iter().position(|p| p.as_ref() == REJECTED_PORT)
 }
 
-/// One edge leaving a port: its sender and the counter of features that crossed it.
-pub(crate) type EdgeOut = (Sender<Batch>, Arc<AtomicU64>);
+/// One edge leaving a port: its sender, the counter of features that crossed it, and the
+/// capture tap when the run captures the edge.
+pub(crate) struct EdgeOut {
+    pub tx: Sender<Batch>,
+    pub counter: Arc<AtomicU64>,
+    pub tap: Option<EdgeTap>,
+}
+
+#[cfg(test)]
+impl EdgeOut {
+    fn plain(tx: Sender<Batch>, counter: Arc<AtomicU64>) -> EdgeOut {
+        EdgeOut {
+            tx,
+            counter,
+            tap: None,
+        }
+    }
+}
 
 /// Features an action emitted to a port that has no edge: they are dropped, and counted here
 /// so the run report and the command line can say so (nothing vanishes silently).
@@ -234,7 +251,12 @@ impl Emitter {
         p.emitted.fetch_add(n, Ordering::Relaxed);
         let last = p.edges.len() - 1;
         let mut batch = Some(batch);
-        for (i, (tx, counter)) in p.edges.iter().enumerate() {
+        for (i, edge) in p.edges.iter().enumerate() {
+            // A captured edge's writer gets the batch first: it shares the features
+            // (reference-count bumps) and serialises them from references on its own thread.
+            if let Some(tap) = &edge.tap {
+                tap.send(TapMsg::Batch(batch.clone().unwrap_or_default()), cancel)?;
+            }
             // Fan-out: every edge but the last gets a clone of the batch (reference-count bumps,
             // no deep copies); the last gets the batch itself.
             let b = if i == last {
@@ -242,6 +264,7 @@ impl Emitter {
             } else {
                 batch.clone().unwrap_or_default()
             };
+            let (tx, counter) = (&edge.tx, &edge.counter);
             crossbeam_channel::select! {
                 send(tx, b) -> res => {
                     // A closed edge means the receiver stopped (it failed or was cancelled);
@@ -251,6 +274,21 @@ impl Emitter {
                     }
                 }
                 recv(cancel.receiver()) -> _ => return Err(ActionError::Cancelled),
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends every buffered feature, then tells each captured edge's writer that nothing
+    /// more comes (so its capture is complete). Called once, when the node succeeded.
+    pub(crate) fn close(&mut self) -> Result<(), ActionError> {
+        self.flush()?;
+        let Some(cancel) = &self.cancel else {
+            return Ok(());
+        };
+        for p in &self.ports {
+            for tap in p.edges.iter().filter_map(|e| e.tap.as_ref()) {
+                tap.send(TapMsg::End, cancel)?;
             }
         }
         Ok(())
@@ -319,7 +357,10 @@ mod tests {
         let mut e = Emitter::channels(
             &["default"],
             vec![(
-                vec![(t1, c1.clone()), (t2, Arc::new(AtomicU64::new(0)))],
+                vec![
+                    EdgeOut::plain(t1, c1.clone()),
+                    EdgeOut::plain(t2, Arc::new(AtomicU64::new(0))),
+                ],
                 emitted.clone(),
             )],
             Arc::new(AtomicUsize::new(2)),
@@ -343,7 +384,10 @@ mod tests {
         let mut e = Emitter::channels(
             &["default", "rejected"],
             vec![
-                (vec![(t1, Arc::new(AtomicU64::new(0)))], Arc::default()),
+                (
+                    vec![EdgeOut::plain(t1, Arc::new(AtomicU64::new(0)))],
+                    Arc::default(),
+                ),
                 (Vec::new(), Arc::default()),
             ],
             Arc::new(AtomicUsize::new(4)),

@@ -2,6 +2,8 @@
 //!
 //! Built nodes are moved into the executor when the plan runs, never cloned.
 
+use std::collections::BTreeMap;
+
 use petgraph::graph::{DiGraph, NodeIndex};
 
 use crate::action::{ActionSpec, NodeImpl};
@@ -19,6 +21,9 @@ pub struct PlanNode {
     pub inputs: Vec<String>,
     /// Output port names.
     pub outputs: Vec<String>,
+    /// The parameters it was built from (its `with` block as JSON, variables applied): what
+    /// identifies its configuration in a capture's fingerprints.
+    pub params: serde_json::Value,
 }
 
 /// One edge: output port `from_port` of node `from` feeds input port `to_port` of node `to`.
@@ -32,6 +37,8 @@ pub struct PlanEdge {
     pub to: usize,
     /// Downstream input port index.
     pub to_port: usize,
+    /// Marked `capture: true` in the workflow: captured whenever the run captures.
+    pub capture: bool,
 }
 
 /// A validated, built workflow.
@@ -44,6 +51,8 @@ pub struct Plan {
     pub edges: Vec<PlanEdge>,
     /// Warnings found during validation.
     pub warnings: Vec<Diagnostic>,
+    /// The variables' values the workflow was resolved with.
+    pub variables: BTreeMap<String, String>,
 }
 
 impl Plan {
@@ -55,6 +64,51 @@ impl Plan {
             g.add_edge(idx[e.from], idx[e.to], i);
         }
         g
+    }
+
+    /// The name of edge `i`, as `sluice graph --edges` prints it and `--capture` takes it:
+    /// `from.port->to.port`, where a port named `default` is left out (`read->keep`,
+    /// `keep.passed->order`).
+    pub fn edge_name(&self, i: usize) -> String {
+        let e = &self.edges[i];
+        let (a, b) = (&self.nodes[e.from], &self.nodes[e.to]);
+        let end = |id: &str, ports: &[String], port: usize| {
+            if ports[port] == crate::action::DEFAULT_PORT {
+                id.to_string()
+            } else {
+                format!("{id}.{}", ports[port])
+            }
+        };
+        format!(
+            "{}->{}",
+            end(&a.id, &a.outputs, e.from_port),
+            end(&b.id, &b.inputs, e.to_port)
+        )
+    }
+
+    /// Every spelling that names edge `i`: its [name](Plan::edge_name), and the forms with
+    /// each port written out or left out where that port is its node's default (first) one.
+    /// Spaces around `->` are not part of a name.
+    pub fn edge_spellings(&self, i: usize) -> Vec<String> {
+        let e = &self.edges[i];
+        let (a, b) = (&self.nodes[e.from], &self.nodes[e.to]);
+        let ends = |id: &str, ports: &[String], port: usize| {
+            let mut v = vec![format!("{id}.{}", ports[port])];
+            if port == 0 {
+                v.push(id.to_string());
+            }
+            v
+        };
+        let mut out = vec![self.edge_name(i)];
+        for f in ends(&a.id, &a.outputs, e.from_port) {
+            for t in ends(&b.id, &b.inputs, e.to_port) {
+                let s = format!("{f}->{t}");
+                if !out.contains(&s) {
+                    out.push(s);
+                }
+            }
+        }
+        out
     }
 
     /// Node ids in a topological order.
@@ -82,14 +136,15 @@ impl Plan {
                 n.spec.name
             ));
         }
-        for e in &self.edges {
+        for (i, e) in self.edges.iter().enumerate() {
             let (a, b) = (&self.nodes[e.from], &self.nodes[e.to]);
             s.push_str(&format!(
-                "  \"{}\" -> \"{}\" [label=\"{} → {}\"];\n",
+                "  \"{}\" -> \"{}\" [label=\"{} → {}\", tooltip=\"{}\"];\n",
                 esc(&a.id),
                 esc(&b.id),
                 esc(&a.outputs[e.from_port]),
-                esc(&b.inputs[e.to_port])
+                esc(&b.inputs[e.to_port]),
+                esc(&self.edge_name(i))
             ));
         }
         s.push_str("}\n");

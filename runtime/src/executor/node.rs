@@ -61,7 +61,7 @@ impl NodeRun {
         match node {
             NodeImpl::Source(mut s) => {
                 s.run(&ctx, &mut out)?;
-                out.flush()?;
+                out.close()?;
                 Ok(None)
             }
             NodeImpl::Transform(t) => {
@@ -69,7 +69,7 @@ impl NodeRun {
                 receive(&ctx, inputs, &features_in, |_, batch| {
                     apply_transform(&t, batch, &ctx, &mut cost, &mut out)
                 })?;
-                out.flush()?;
+                out.close()?;
                 Ok(None)
             }
             NodeImpl::Processor(mut p) => {
@@ -84,7 +84,7 @@ impl NodeRun {
                     &gate_wait_ns,
                     &mut out,
                 )?;
-                out.flush()?;
+                out.close()?;
                 Ok(None)
             }
             NodeImpl::Sink(mut s) => {

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::cancel::CancelToken;
+use crate::capture::CaptureOptions;
 use crate::events::EventSender;
 use crate::memory::GatePolicy;
 
@@ -35,6 +36,9 @@ pub struct RunOptions {
     pub events: EventSender,
     /// The cancel token (keep a clone to cancel the run).
     pub cancel: CancelToken,
+    /// Capture edges into a job folder (default: none, and capture costs nothing). See
+    /// [`crate::capture`].
+    pub capture: Option<CaptureOptions>,
 }
 
 impl Default for RunOptions {
@@ -49,6 +53,7 @@ impl Default for RunOptions {
             monitor_interval: Duration::from_millis(20),
             events: EventSender::none(),
             cancel: CancelToken::new(),
+            capture: None,
         }
     }
 }

@@ -23,8 +23,9 @@ use super::options::RunOptions;
 use super::progress::NodeProgress;
 use super::report::{Measured, RunReport};
 use super::setup::{ReadyNode, Shared, plan_memory, set_up_nodes};
-use super::wiring::{EdgeTally, Wiring};
+use super::wiring::{Capturing, EdgeTally, Wiring};
 use crate::cancel::CancelToken;
+use crate::capture::{self, JobState};
 use crate::dag::Plan;
 use crate::error::RunError;
 use crate::events::Event;
@@ -115,12 +116,30 @@ type Launch = Box<dyn FnOnce() -> Result<RunReport, RunError> + Send>;
 /// what the nodes share, the channels and every node. Gives the live counters and what
 /// starts the run.
 fn prepare(plan: Plan, opts: RunOptions) -> Result<(Arc<Vec<NodeProgress>>, Launch), RunError> {
-    let memory = plan_memory(&plan, &opts)?;
+    let captured = match &opts.capture {
+        Some(c) => capture::select_edges(&plan, &c.edges)?,
+        None => Vec::new(),
+    };
+    let memory = plan_memory(&plan, &opts, &captured)?;
+    let mut taps = std::collections::HashMap::new();
+    let capturing = match &opts.capture {
+        Some(c) => {
+            let job = Arc::new(capture::JobWriter::create(&c.job, &plan, &captured)?);
+            let mut writers = Vec::with_capacity(captured.len());
+            for (entry, &i) in captured.iter().enumerate() {
+                let (tap, writer) = capture::tap(entry, plan.edge_name(i));
+                taps.insert(i, tap);
+                writers.push(writer);
+            }
+            Some(Capturing { job, writers })
+        }
+        None => None,
+    };
     let shared = Shared::new(&memory, &opts);
     let Plan {
         name, nodes, edges, ..
     } = plan;
-    let mut wiring = Wiring::new(&nodes, &edges, memory.capacity);
+    let mut wiring = Wiring::new(&nodes, &edges, memory.capacity, taps);
     let (progress, ready) = set_up_nodes(nodes, &mut wiring, &shared, &opts);
     let progress = Arc::new(progress);
     let setup = Prepared {
@@ -130,8 +149,35 @@ fn prepare(plan: Plan, opts: RunOptions) -> Result<(Arc<Vec<NodeProgress>>, Laun
         nodes: ready,
         edges: wiring.tallies,
         progress: progress.clone(),
+        capturing,
     };
     Ok((progress, Box::new(move || setup.launch())))
+}
+
+/// Starts the capture writers; the job and their threads, to be joined after the nodes.
+/// A writer that fails records its error in `failure` and cancels the run.
+fn start_capture(
+    c: Capturing,
+    failure: &Failure,
+    cancel: &CancelToken,
+) -> Result<(Arc<capture::JobWriter>, Vec<JoinHandle<bool>>), RunError> {
+    let mut threads = Vec::with_capacity(c.writers.len());
+    for w in c.writers {
+        let failure = failure.clone();
+        let name = w.name.clone();
+        let fail = move |e: RunError| {
+            let mut f = failure.lock();
+            if f.is_none() {
+                *f = Some(e);
+            }
+        };
+        let t = w.spawn(c.job.clone(), cancel.clone(), fail).map_err(|e| {
+            cancel.cancel();
+            RunError::Internal(format!("cannot start the capture of edge \"{name}\": {e}"))
+        })?;
+        threads.push(t);
+    }
+    Ok((c.job, threads))
 }
 
 /// A run set up and not started yet.
@@ -142,6 +188,7 @@ struct Prepared {
     nodes: Vec<ReadyNode>,
     edges: Vec<EdgeTally>,
     progress: Arc<Vec<NodeProgress>>,
+    capturing: Option<Capturing>,
 }
 
 impl Prepared {
@@ -155,6 +202,7 @@ impl Prepared {
             nodes,
             edges,
             progress,
+            capturing,
         } = self;
         let started = Instant::now();
         let events = opts.events.clone();
@@ -167,8 +215,39 @@ impl Prepared {
             events.clone(),
         );
         let failure = Failure::default();
-        let (ends, sinks) = run_nodes(nodes, &progress, &failure, &opts.cancel, &events);
+        let (job, writers) = match capturing
+            .map(|c| start_capture(c, &failure, &opts.cancel))
+            .transpose()
+        {
+            Ok(Some((job, writers))) => (Some(job), writers),
+            Ok(None) => (None, Vec::new()),
+            Err(e) => {
+                *failure.lock() = Some(e);
+                (None, Vec::new())
+            }
+        };
+        let (ends, sinks) = if failure.lock().is_none() {
+            run_nodes(nodes, &progress, &failure, &opts.cancel, &events)
+        } else {
+            (Vec::new(), Vec::new())
+        };
+        // The nodes have ended, so every tap is closed and the writers end too.
+        for w in writers {
+            let _ = w.join();
+        }
         let mut result = settle(&failure, &opts.cancel, sinks);
+        if let Some(job) = job {
+            let state = match &result {
+                None => JobState::Finished,
+                Some(RunError::Cancelled) => JobState::Cancelled,
+                Some(_) => JobState::Failed,
+            };
+            if let Err(e) = job.end(state)
+                && result.is_none()
+            {
+                result = Some(RunError::Job(capture::CaptureError::File(e)));
+            }
+        }
         // The plan's reservations go back; what is still reserved after this was leaked.
         shared.planned.clear();
         let peak_rss_bytes = monitor.stop();

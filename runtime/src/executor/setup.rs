@@ -17,10 +17,14 @@ use crate::memory::{
 };
 use crate::pool::new_pool;
 
-/// Shares the memory limit out for `plan` (see [`MemoryPlan::from_limit`]): nodes and
-/// features in flight on edges are reserved for the whole run, accumulators get the rest;
-/// a limit too small for the workflow refuses the run here.
-pub(super) fn plan_memory(plan: &Plan, opts: &RunOptions) -> Result<MemoryPlan, RunError> {
+/// Shares the memory limit out for `plan` (see [`MemoryPlan::from_limit`]): nodes,
+/// features in flight on edges and the buffers of `captured` edges are reserved for the whole
+/// run, accumulators get the rest; a limit too small for the workflow refuses the run here.
+pub(super) fn plan_memory(
+    plan: &Plan,
+    opts: &RunOptions,
+    captured: &[usize],
+) -> Result<MemoryPlan, RunError> {
     let limit = opts.memory_limit.unwrap_or_else(default_memory_limit);
     let input = PlanInput {
         nodes: plan.nodes.len(),
@@ -28,7 +32,15 @@ pub(super) fn plan_memory(plan: &Plan, opts: &RunOptions) -> Result<MemoryPlan, 
         accumulators: plan.nodes.iter().filter(|n| n.spec.accumulates).count(),
         batch_size: opts.batch_size,
         channel_bound: opts.channel_bound,
-        fixed: Vec::new(),
+        fixed: captured
+            .iter()
+            .map(|&i| {
+                (
+                    format!("capture of {}", plan.edge_name(i)),
+                    crate::capture::EDGE_BUDGET_BYTES,
+                )
+            })
+            .collect(),
     };
     Ok(MemoryPlan::from_limit(limit, &input)?)
 }

@@ -11,6 +11,7 @@ use std::sync::atomic::AtomicU64;
 use crossbeam_channel::Receiver;
 
 use crate::action::EdgeOut;
+use crate::capture::{EdgeTap, EdgeWriter};
 use crate::dag::{PlanEdge, PlanNode};
 use crate::feature::Batch;
 
@@ -32,21 +33,31 @@ pub(super) struct Wiring {
 }
 
 impl Wiring {
-    /// Makes a channel of `capacity` batches for every edge between `nodes`.
-    pub fn new(nodes: &[PlanNode], edges: &[PlanEdge], capacity: usize) -> Wiring {
+    /// Makes a channel of `capacity` batches for every edge between `nodes`; `taps` has a
+    /// capture tap for each captured edge (by edge index).
+    pub fn new(
+        nodes: &[PlanNode],
+        edges: &[PlanEdge],
+        capacity: usize,
+        mut taps: HashMap<usize, EdgeTap>,
+    ) -> Wiring {
         let mut wiring = Wiring {
             senders: HashMap::new(),
             receivers: HashMap::new(),
             tallies: Vec::with_capacity(edges.len()),
         };
-        for e in edges {
+        for (i, e) in edges.iter().enumerate() {
             let (tx, rx) = crossbeam_channel::bounded(capacity);
             let features = Arc::new(AtomicU64::new(0));
             wiring
                 .senders
                 .entry((e.from, e.from_port))
                 .or_default()
-                .push((tx, features.clone()));
+                .push(EdgeOut {
+                    tx,
+                    counter: features.clone(),
+                    tap: taps.remove(&i),
+                });
             wiring
                 .receivers
                 .entry(e.to)
@@ -70,6 +81,12 @@ impl Wiring {
     pub fn take_receivers(&mut self, node: usize) -> Vec<(usize, Receiver<Batch>)> {
         self.receivers.remove(&node).unwrap_or_default()
     }
+}
+
+/// The capture side of a run: the job being written and one writer per captured edge.
+pub(super) struct Capturing {
+    pub job: Arc<crate::capture::JobWriter>,
+    pub writers: Vec<EdgeWriter>,
 }
 
 fn port_name(node: &PlanNode, port: &str) -> String {

@@ -6,7 +6,7 @@ mod gate;
 pub mod monitor;
 mod plan;
 mod probe;
-mod spill;
+pub(crate) mod spill;
 mod spill_dir;
 
 pub use budget::{ConsumerStats, MemoryBudget, Reservation};

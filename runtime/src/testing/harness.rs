@@ -180,6 +180,7 @@ impl Harness {
             node: built.node,
             inputs: spec.inputs.iter().map(|p| p.to_string()).collect(),
             outputs: outputs.clone(),
+            params: serde_json::Value::Null,
         }];
         let mut edges = Vec::new();
         for (port, features) in inputs.into_iter().enumerate() {
@@ -188,6 +189,7 @@ impl Harness {
                 from_port: 0,
                 to: 0,
                 to_port: port,
+                capture: false,
             });
             nodes.push(plan_node(
                 format!("feed{port}"),
@@ -203,6 +205,7 @@ impl Harness {
                 from_port: port,
                 to: nodes.len(),
                 to_port: 0,
+                capture: false,
             });
             nodes.push(plan_node(
                 format!("collect{port}"),
@@ -215,6 +218,7 @@ impl Harness {
             nodes,
             edges,
             warnings: Vec::new(),
+            variables: Default::default(),
         };
         let output_folder = spec
             .output_path
@@ -434,6 +438,7 @@ fn plan_node(id: String, spec: ActionSpec, node: NodeImpl) -> PlanNode {
         outputs: spec.outputs.iter().map(|p| p.to_string()).collect(),
         spec,
         node,
+        params: serde_json::Value::Null,
     }
 }
 

@@ -26,6 +26,8 @@ pub(crate) struct FlatEdge {
     pub from: (String, Option<String>),
     pub to: (String, Option<String>),
     pub pos: Pos,
+    /// Marked `capture: true`.
+    pub capture: bool,
 }
 
 type Port = (String, Option<String>);
@@ -152,6 +154,7 @@ fn expand_graph(
                     from: from.clone(),
                     to: t,
                     pos: e.from.pos,
+                    capture: e.capture,
                 });
             }
         }

@@ -13,6 +13,7 @@
 //!     subgraph: cleaner            # an instance of a subgraph
 //! edges:
 //!   - read -> clean.in             # node.port -> node.port; the port may be omitted
+//!   - { from: clean, to: write, capture: true }   # captured whenever the run captures
 //! subgraphs:
 //!   cleaner:
 //!     inputs: { in: [keep] }       # input port -> inner nodes (node or node.port)
@@ -120,6 +121,8 @@ pub struct EdgeDecl {
     pub from: Endpoint,
     /// Downstream end.
     pub to: Endpoint,
+    /// `capture: true` (map form only): the run captures this edge whenever it captures.
+    pub capture: bool,
 }
 
 const TOP_KEYS: &[&str] = &[
@@ -382,6 +385,7 @@ fn read_edges(edges: &Node, d: &mut Diags) -> Vec<EdgeDecl> {
     };
     let mut out = Vec::new();
     for item in items {
+        let mut capture = false;
         let edge = match &item.kind {
             Kind::Str(s) => match s.split_once("->") {
                 Some((a, b)) => {
@@ -398,7 +402,21 @@ fn read_edges(edges: &Node, d: &mut Diags) -> Vec<EdgeDecl> {
                 }
             },
             Kind::Map(entries) => {
-                unknown_keys(entries, &["from", "to"], "edge", None, d);
+                unknown_keys(entries, &["from", "to", "capture"], "edge", None, d);
+                if let Some(c) = item.get("capture") {
+                    match c.kind {
+                        Kind::Bool(b) => capture = b,
+                        _ => {
+                            d.error(
+                                c.pos,
+                                format!(
+                                    "an edge's \"capture\" must be true or false, found {}",
+                                    c.type_name()
+                                ),
+                            );
+                        }
+                    }
+                }
                 let from = item.get("from").and_then(|n| {
                     string(n, "from", None, d).and_then(|s| parse_endpoint(&s, n.pos, d))
                 });
@@ -422,7 +440,7 @@ fn read_edges(edges: &Node, d: &mut Diags) -> Vec<EdgeDecl> {
             }
         };
         if let Some((from, to)) = edge {
-            out.push(EdgeDecl { from, to });
+            out.push(EdgeDecl { from, to, capture });
         }
     }
     out

@@ -57,7 +57,8 @@ pub fn json_schema(registry: &Registry) -> Value {
             "oneOf": [
                 { "type": "string", "pattern": "^\\s*[^.\\s]+(\\.[^\\s]+)?\\s*->\\s*[^.\\s]+(\\.[^\\s]+)?\\s*$",
                   "description": "\"node.port -> node.port\"; the port may be omitted" },
-                { "type": "object", "properties": { "from": { "type": "string" }, "to": { "type": "string" } },
+                { "type": "object", "properties": { "from": { "type": "string" }, "to": { "type": "string" },
+                    "capture": { "type": "boolean", "description": "capture this edge whenever the run captures" } },
                   "required": ["from", "to"], "additionalProperties": false }
             ]
         }),

@@ -80,6 +80,7 @@ pub(crate) fn build_plan(
                     node: built.node,
                     inputs: spec.inputs.iter().map(|s| s.to_string()).collect(),
                     outputs,
+                    params: json,
                 });
             }
             Ok(Err(e)) => {
@@ -113,6 +114,7 @@ pub(crate) fn build_plan(
         nodes,
         edges,
         warnings: Vec::new(),
+        variables: values,
     }
 }
 
@@ -200,7 +202,7 @@ fn check_edges(
     index: &HashMap<String, Option<usize>>,
     d: &mut Diags,
 ) -> Vec<PlanEdge> {
-    let mut out = Vec::new();
+    let mut out: Vec<PlanEdge> = Vec::new();
     for e in flat {
         let (Some(Some(from)), Some(Some(to))) = (index.get(&e.from.0), index.get(&e.to.0)) else {
             continue; // unknown or broken nodes were reported already
@@ -213,8 +215,11 @@ fn check_edges(
                 from_port,
                 to: *to,
                 to_port,
+                capture: e.capture,
             };
-            if out.contains(&edge) {
+            if out.iter().any(|o: &PlanEdge| {
+                (o.from, o.from_port, o.to, o.to_port) == (*from, from_port, *to, to_port)
+            }) {
                 d.warning(
                     e.pos,
                     format!("duplicate edge {} -> {}", nodes[*from].id, nodes[*to].id),

@@ -28,7 +28,7 @@ pub(super) const NAME_KEY: &str = "sluice.name";
 pub(super) const FIXED: [&str; 4] = ["__id", "__schema", "__geometry", "__crs"];
 
 /// How spill files type their columns.
-pub(super) const POLICY: ColumnPolicy = ColumnPolicy::LOSSLESS;
+pub(crate) const POLICY: ColumnPolicy = ColumnPolicy::LOSSLESS;
 
 /// The kind a column of `kind` is stored as: a column of nulls only is an all-null Boolean
 /// column (marked [`EMPTY_KEY`]).
@@ -107,7 +107,7 @@ pub(super) fn arrow_schema(columns: &[Arc<str>], kinds: &[ColumnKind]) -> Schema
 }
 
 /// The attribute columns of `features` (names in first-seen order) and their kinds.
-pub(super) fn scan(features: &[Feature]) -> (Vec<Arc<str>>, Vec<ColumnKind>) {
+pub(crate) fn scan(features: &[Feature]) -> (Vec<Arc<str>>, Vec<ColumnKind>) {
     let mut columns: Vec<Arc<str>> = Vec::new();
     let mut column_of: HashMap<Arc<str>, usize> = HashMap::new();
     let mut kinds = Vec::new();

@@ -68,6 +68,11 @@ pub use merge::{MergeIter, MergeSpace, merge, merge_bounded};
 pub use reader::SpillReader;
 pub use writer::write_run;
 
+/// The run file layout serves capture files too (`crate::capture`): one lossless format.
+pub(crate) use codec::scan as scan_columns;
+pub(crate) use reader::Rows;
+pub(crate) use writer::RunWriter;
+
 /// Rows per Parquet row group.
 pub const ROW_GROUP_ROWS: usize = 8192;
 /// Rows per page of a run file, and per batch read back: what a merge holds per open run.

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
+use parquet::file::reader::ChunkReader;
 
 use super::codec::{self, Decoded, FIXED, META_KEY, Meta};
 use super::{READ_ROWS, arrow_error, corrupt, guarded, io_error, parquet_error};
@@ -52,7 +53,28 @@ impl SpillReader {
         known: &mut Vec<Arc<Schema>>,
     ) -> Result<SpillReader, ActionError> {
         let file = File::open(path).map_err(|e| io_error("opening", path, e))?;
-        let builder = ParquetRecordBatchReaderBuilder::try_new(file)
+        SpillReader::from_input(file, path, known, Rows::All)
+    }
+
+    /// Opens a file in the run layout from any Parquet input (a file, bytes read from a
+    /// store), reading only `rows` of it; `path` names it in errors.
+    pub(crate) fn open_input<R: ChunkReader + 'static>(
+        input: R,
+        path: &Path,
+        rows: Rows,
+    ) -> Result<SpillReader, ActionError> {
+        guarded(path, || {
+            SpillReader::from_input(input, path, &mut Vec::new(), rows)
+        })
+    }
+
+    fn from_input<R: ChunkReader + 'static>(
+        input: R,
+        path: &Path,
+        known: &mut Vec<Arc<Schema>>,
+        rows: Rows,
+    ) -> Result<SpillReader, ActionError> {
+        let builder = ParquetRecordBatchReaderBuilder::try_new(input)
             .map_err(|e| parquet_error("reading", path, e))?;
         let meta: Meta = builder
             .metadata()
@@ -93,8 +115,13 @@ impl SpillReader {
             };
             schemas.push((schema, cols));
         }
+        let mut builder = builder.with_batch_size(READ_ROWS);
+        let mut done = 0;
+        if let Rows::Range { skip, limit } = rows {
+            builder = builder.with_offset(skip).with_limit(limit);
+            done = skip as u64;
+        }
         let batches = builder
-            .with_batch_size(READ_ROWS)
             .build()
             .map_err(|e| parquet_error("reading", path, e))?;
         Ok(SpillReader {
@@ -105,10 +132,24 @@ impl SpillReader {
             kinds,
             batch: None,
             row: 0,
-            done: 0,
+            done,
             failed: false,
         })
     }
+}
+
+/// Which rows of a file to read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Rows {
+    /// Every row.
+    All,
+    /// `limit` rows after the first `skip`.
+    Range {
+        /// Rows skipped.
+        skip: usize,
+        /// Most rows read.
+        limit: usize,
+    },
 }
 
 impl Iterator for SpillReader {

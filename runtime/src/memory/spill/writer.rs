@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 use std::fs::File;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -80,14 +81,20 @@ pub(super) fn write_file(path: &Path, features: Vec<Feature>) -> Result<Written,
 /// Streams features into one run file whose columns are fixed up front; the distinct schemas
 /// are collected as features arrive and stored in the footer.
 ///
-/// It holds one row group of features at a time (plus its Arrow batch and the encoded row
-/// group): see [`SpillRun::write_cost`].
-pub(super) struct RunWriter {
+/// Features go in one at a time ([`RunWriter::push`], which holds one row group of features,
+/// plus its Arrow batch and the encoded row group: see [`SpillRun::write_cost`]) or a slice at
+/// a time ([`RunWriter::write_features`], which holds nothing of the features).
+///
+/// The output is a local file for spill, or any writer (capture files go through
+/// [`crate::store::AtomicWriter`]); `path` only names it in errors.
+pub(crate) struct RunWriter<W: Write + Send = File> {
     path: PathBuf,
-    writer: ArrowWriter<File>,
+    writer: ArrowWriter<W>,
     builders: Builders,
     columns: Vec<Arc<str>>,
     column_of: HashMap<Arc<str>, usize>,
+    /// Each column's kind.
+    kinds: Vec<ColumnKind>,
     /// For each distinct schema, the column of each of its attributes.
     schemas: Vec<Vec<usize>>,
     by_names: HashMap<Box<[Arc<str>]>, u32>,
@@ -99,13 +106,12 @@ pub(super) struct RunWriter {
     row_bytes: usize,
 }
 
-impl RunWriter {
+impl RunWriter<File> {
     pub(super) fn create(
         path: &Path,
         columns: Vec<Arc<str>>,
         kinds: Vec<ColumnKind>,
-    ) -> Result<RunWriter, ActionError> {
-        let builders = Builders::new(codec::arrow_schema(&columns, &kinds), &kinds);
+    ) -> Result<RunWriter<File>, ActionError> {
         let props = WriterProperties::builder()
             .set_compression(Compression::SNAPPY)
             .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
@@ -116,7 +122,21 @@ impl RunWriter {
             .set_dictionary_enabled(DICTIONARY)
             .build();
         let file = File::create(path).map_err(|e| io_error("creating", path, e))?;
-        let writer = ArrowWriter::try_new(file, builders.schema().clone(), Some(props))
+        RunWriter::with_writer(file, path, columns, kinds, props)
+    }
+}
+
+impl<W: Write + Send> RunWriter<W> {
+    /// A run writer over `out` with the given Parquet properties; `path` names it in errors.
+    pub(crate) fn with_writer(
+        out: W,
+        path: &Path,
+        columns: Vec<Arc<str>>,
+        kinds: Vec<ColumnKind>,
+        props: WriterProperties,
+    ) -> Result<RunWriter<W>, ActionError> {
+        let builders = Builders::new(codec::arrow_schema(&columns, &kinds), &kinds);
+        let writer = ArrowWriter::try_new(out, builders.schema().clone(), Some(props))
             .map_err(|e| parquet_error("writing", path, e))?;
         let column_of = columns
             .iter()
@@ -129,6 +149,7 @@ impl RunWriter {
             builders,
             columns,
             column_of,
+            kinds,
             schemas: Vec::new(),
             by_names: HashMap::new(),
             last: None,
@@ -172,6 +193,67 @@ impl RunWriter {
         Ok(i)
     }
 
+    /// Whether every feature of `features` fits this file's columns: each attribute has a
+    /// column, and each value fits its column's kind (an encoded column takes any value).
+    pub(crate) fn fits(&self, features: &[Feature]) -> bool {
+        let mut last: Option<&Arc<Schema>> = None;
+        let mut cols: Vec<usize> = Vec::new();
+        for f in features {
+            if !last.is_some_and(|l| Arc::ptr_eq(l, f.schema())) {
+                cols.clear();
+                for n in f.schema().names() {
+                    match self.column_of.get(n) {
+                        Some(&c) => cols.push(c),
+                        None => return false,
+                    }
+                }
+                last = Some(f.schema());
+            }
+            for (v, &c) in f.values().iter().zip(&cols) {
+                let kind = self.kinds[c];
+                let own = codec::POLICY.kind_of(v);
+                if !(own == ColumnKind::Null || own == kind || kind == ColumnKind::Encoded) {
+                    return false;
+                }
+            }
+        }
+        true
+    }
+
+    /// Writes `features` (which must [fit](RunWriter::fits)) as one record batch, serialised
+    /// from the references: nothing of the features is kept. Any features [pushed](Self::push)
+    /// before are written first.
+    pub(crate) fn write_features(&mut self, features: &[Feature]) -> Result<(), ActionError> {
+        self.flush_chunk()?;
+        if features.is_empty() {
+            return Ok(());
+        }
+        let mut rows = Vec::with_capacity(features.len());
+        for f in features {
+            rows.push(self.schema_index(f)?);
+        }
+        let batch = codec::build_batch(
+            features,
+            &rows,
+            &self.schemas,
+            &mut self.builders,
+            &self.path,
+        )?;
+        let n = features.len();
+        self.rows += n as u64;
+        self.row_bytes = self
+            .row_bytes
+            .max(batch.get_array_memory_size().div_ceil(n));
+        self.writer
+            .write(&batch)
+            .map_err(|e| parquet_error("writing", &self.path, e))
+    }
+
+    /// Rows written (or pushed) so far.
+    pub(crate) fn rows(&self) -> u64 {
+        self.rows + self.chunk.len() as u64
+    }
+
     pub(super) fn push(&mut self, f: Feature) -> Result<(), ActionError> {
         let s = self.schema_index(&f)?;
         self.chunk.push(f);
@@ -209,6 +291,31 @@ impl RunWriter {
     }
 
     pub(super) fn finish(mut self) -> Result<Written, ActionError> {
+        self.end()?;
+        self.writer
+            .finish()
+            .map_err(|e| parquet_error("writing", &self.path, e))?;
+        Ok(Written {
+            rows: self.rows,
+            bytes: self.writer.bytes_written() as u64,
+            row_bytes: self.row_bytes,
+            columns: self.columns.len(),
+        })
+    }
+
+    /// Writes what is left and the footer, and gives the rows written and the output back
+    /// (to commit it).
+    pub(crate) fn finish_into(mut self) -> Result<(u64, W), ActionError> {
+        self.end()?;
+        let out = self
+            .writer
+            .into_inner()
+            .map_err(|e| parquet_error("writing", &self.path, e))?;
+        Ok((self.rows, out))
+    }
+
+    /// Writes what is left and adds the layout to the footer's metadata.
+    fn end(&mut self) -> Result<(), ActionError> {
         self.flush_chunk()?;
         let meta = Meta {
             version: 1,
@@ -219,14 +326,6 @@ impl RunWriter {
             META_KEY.to_string(),
             serde_json::to_string(&meta).unwrap_or_default(),
         ));
-        self.writer
-            .finish()
-            .map_err(|e| parquet_error("writing", &self.path, e))?;
-        Ok(Written {
-            rows: self.rows,
-            bytes: self.writer.bytes_written() as u64,
-            row_bytes: self.row_bytes,
-            columns: self.columns.len(),
-        })
+        Ok(())
     }
 }

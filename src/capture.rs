@@ -1,0 +1,105 @@
+//! The command line's side of capture: `run --capture/--job-dir/--from` and `inspect`.
+
+use std::process::ExitCode;
+
+use sluice::inspect::{self, Format};
+use sluice::runtime::capture::{self, CaptureEdges, CaptureOptions, Job};
+use sluice::runtime::dag::Plan;
+
+/// What `run` does about capture.
+pub struct Capture {
+    /// What the run captures, if anything.
+    pub options: Option<CaptureOptions>,
+    /// The plan to run (cut down with --from).
+    pub plan: Plan,
+}
+
+/// The capture of a run: `--capture` and `--job-dir` (or edges the workflow marks, which
+/// go to a new job folder), or, with `--from`, the plan cut down to re-run from a job.
+/// Errors are the message for the user.
+pub fn prepare(
+    plan: Plan,
+    edges: Option<&str>,
+    job_dir: Option<&str>,
+    from: Option<&str>,
+) -> Result<Capture, String> {
+    if let Some(node) = from {
+        let dir = job_dir.ok_or("--from needs --job-dir, the job to re-run from")?;
+        let job = Job::open(dir).map_err(|e| e.to_string())?;
+        let rerun =
+            capture::rerun_from(plan, &job, node).map_err(|e| format!("--from {node}: {e}"))?;
+        for w in &rerun.warnings {
+            eprintln!("warning: {w}");
+        }
+        return Ok(Capture {
+            options: None,
+            plan: rerun.plan,
+        });
+    }
+    let which = match edges {
+        Some(list) => CaptureEdges::parse(list),
+        None => CaptureEdges::Marked,
+    };
+    if let CaptureEdges::Named(names) = &which
+        && names.is_empty()
+    {
+        return Err(
+            "--capture: give `all` or edge names (`sluice graph --edges` lists them)".into(),
+        );
+    }
+    let selected = capture::select_edges(&plan, &which).map_err(|e| format!("--capture: {e}"))?;
+    let options = if edges.is_some() || job_dir.is_some() || !selected.is_empty() {
+        Some(CaptureOptions {
+            job: job_dir.map_or_else(new_job_dir, str::to_string),
+            edges: which,
+        })
+    } else {
+        None
+    };
+    Ok(Capture { options, plan })
+}
+
+/// A new folder under `.sluice/jobs/`, named by the time and process.
+fn new_job_dir() -> String {
+    format!(
+        ".sluice/jobs/{}-{}",
+        chrono::Utc::now().format("%Y%m%d-%H%M%S"),
+        std::process::id()
+    )
+}
+
+/// Says where the capture went, and how the job ended (the manifest says which edges
+/// completed).
+pub fn report(options: &CaptureOptions) {
+    match Job::open(&options.job) {
+        Ok(job) => {
+            let complete = job.edges().iter().filter(|e| e.complete).count();
+            eprintln!(
+                "captured {complete} of {} edge(s) to {} (job {}); see them with: sluice inspect {}",
+                job.edges().len(),
+                job.location(),
+                job.manifest().state,
+                job.location()
+            );
+        }
+        Err(e) => eprintln!("capture: {e}"),
+    }
+}
+
+/// `sluice inspect`.
+pub fn inspect(
+    job: &str,
+    edge: Option<&str>,
+    offset: u64,
+    limit: usize,
+    format: Format,
+) -> Result<(String, ExitCode), String> {
+    let job = Job::open(job).map_err(|e| e.to_string())?;
+    match edge {
+        None => Ok((inspect::edges_table(&job), ExitCode::SUCCESS)),
+        Some(edge) => {
+            let features = job.read(edge, offset, limit).map_err(|e| e.to_string())?;
+            Ok((inspect::render(&features, format), ExitCode::SUCCESS))
+        }
+    }
+}
