@@ -52,9 +52,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 node,
                 features_in,
                 features_out,
+                dropped,
                 ..
             } => {
-                println!("{node}: {features_in} in, {features_out} out")
+                println!("{node}: {features_in} in, {features_out} out");
+                // Features sent to a port with no edge: counted, per port, never hidden.
+                for d in dropped {
+                    println!("{node}: {} dropped on {} (no edge)", d.features, d.port);
+                }
             }
             Event::RunFinished { ok, elapsed } => {
                 println!("run finished ok={ok} in {elapsed:?}");

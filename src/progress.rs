@@ -71,28 +71,132 @@ fn clear(drawn: &mut usize) {
     }
 }
 
-/// Prints the figures of a run that succeeded: a line per node, then time and peak memory.
+/// Prints the figures of a run that succeeded: a line per node, a line per port that
+/// features were sent to with no edge (they were dropped), then time and peak memory.
 pub fn summary(report: &RunReport) {
     for n in &report.nodes {
         let dropped = match n.features_dropped {
             0 => String::new(),
-            d => {
-                let ports: Vec<String> = n
-                    .dropped
-                    .iter()
-                    .map(|p| format!("{} {}", p.port, p.features))
-                    .collect();
-                format!(" {d:>12} dropped ({})", ports.join(", "))
-            }
+            d => format!(" {d:>12} dropped"),
         };
         eprintln!(
             "  {:<24} {:<16} {:>12} in {:>12} out {:>9.1} ms{dropped}",
             n.id, n.action, n.features_in, n.features_out, n.elapsed_ms
         );
     }
+    for line in drop_lines(report) {
+        eprintln!("{line}");
+    }
     eprintln!(
         "done in {:.2}s, peak memory {} MiB",
         report.elapsed_ms / 1e3,
         report.peak_rss_bytes >> 20
     );
+}
+
+/// One line per node and port that dropped features, in node and port order:
+/// `keep: 1,000,873 features left on unfiltered (not connected)`.
+fn drop_lines(report: &RunReport) -> Vec<String> {
+    report
+        .nodes
+        .iter()
+        .flat_map(|n| {
+            n.dropped.iter().filter(|d| d.features > 0).map(|d| {
+                let s = if d.features == 1 { "" } else { "s" };
+                format!(
+                    "{}: {} feature{s} left on {} (not connected)",
+                    n.id,
+                    thousands(d.features),
+                    d.port
+                )
+            })
+        })
+        .collect()
+}
+
+/// `n` with a comma between each group of three digits: `1,000,873`.
+fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use sluice::runtime::executor::{DroppedReport, NodeReport, RunReport};
+
+    use super::{drop_lines, thousands};
+
+    #[test]
+    fn thousands_are_separated_by_commas() {
+        let cases = [
+            (0, "0"),
+            (7, "7"),
+            (999, "999"),
+            (1_000, "1,000"),
+            (12_345, "12,345"),
+            (1_000_873, "1,000,873"),
+            (u64::MAX, "18,446,744,073,709,551,615"),
+        ];
+        for (n, want) in cases {
+            assert_eq!(thousands(n), want);
+        }
+    }
+
+    fn node(id: &str, dropped: &[(&str, u64)]) -> NodeReport {
+        NodeReport {
+            id: id.into(),
+            action: "filter".into(),
+            features_in: 0,
+            features_out: 0,
+            ports: Vec::new(),
+            features_dropped: dropped.iter().map(|(_, n)| n).sum(),
+            dropped: dropped
+                .iter()
+                .map(|(port, features)| DroppedReport {
+                    port: port.to_string(),
+                    features: *features,
+                    first_reason: None,
+                })
+                .collect(),
+            elapsed_ms: 0.0,
+            peak_reservation: 0,
+            gate_wait_ms: 0.0,
+        }
+    }
+
+    #[test]
+    fn a_line_per_node_and_port_that_dropped() {
+        let report = RunReport {
+            workflow: None,
+            ok: true,
+            elapsed_ms: 0.0,
+            peak_rss_bytes: 0,
+            memory_limit_bytes: 0,
+            peak_reserved_bytes: 0,
+            spill_files: 0,
+            spill_bytes: 0,
+            gate_wait_ms: 0.0,
+            nodes: vec![
+                node("read", &[("rejected", 1)]),
+                node("clean", &[]),
+                node("keep", &[("unfiltered", 1_000_873), ("rejected", 12)]),
+            ],
+            edges: Vec::new(),
+        };
+        assert_eq!(
+            drop_lines(&report),
+            [
+                "read: 1 feature left on rejected (not connected)",
+                "keep: 1,000,873 features left on unfiltered (not connected)",
+                "keep: 12 features left on rejected (not connected)",
+            ]
+        );
+    }
 }

@@ -214,6 +214,88 @@ fn names(v: &[&str]) -> Vec<PathBuf> {
 }
 
 #[test]
+fn validate_warns_about_a_rejected_port_with_no_edge_and_still_passes() {
+    let dir = tempfile::tempdir().unwrap();
+    let nodes = "nodes:\n  - { id: read, action: csv_reader, with: { path: in.csv } }\n  - { id: write, action: csv_writer, with: { path: out.csv } }\n";
+    write(
+        dir.path(),
+        "wf.yaml",
+        &format!("{nodes}edges: [ read -> write ]\n"),
+    );
+    let o = sluice(dir.path(), &["validate", "wf.yaml"], T);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("wf.yaml: ok"));
+    assert_eq!(
+        stderr(&o),
+        "wf.yaml:2:5: warning: node \"read\", its \"rejected\" port has no edge: rows that \
+         cannot be read will be counted and dropped; connect \"read.rejected\" to a sink to \
+         keep them\n"
+    );
+    // Connected, it is no warning.
+    write(
+        dir.path(),
+        "wf.yaml",
+        &format!(
+            "{nodes}  - {{ id: bad, action: jsonl_writer, with: {{ path: bad.jsonl }} }}\nedges: [ read -> write, read.rejected -> bad ]\n"
+        ),
+    );
+    let o = sluice(dir.path(), &["validate", "wf.yaml"], T);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(stderr(&o), "");
+}
+
+/// The 2,000 places through a filter whose `unfiltered` port has no edge.
+fn unfiltered_dropped(dir: &Path, expression: &str, extra: &[&str]) -> String {
+    let places = root().join("data/places.csv").display().to_string();
+    write(
+        dir,
+        "wf.yaml",
+        &format!(
+            "nodes:\n  - {{ id: read, action: csv_reader, with: {{ path: {places:?} }} }}\n  - {{ id: keep, action: filter, with: {{ expression: {expression:?} }} }}\n  - {{ id: write, action: csv_writer, with: {{ path: out.csv }} }}\nedges: [ read -> keep, keep.passed -> write ]\n"
+        ),
+    );
+    let mut args = vec!["run", "wf.yaml"];
+    args.extend_from_slice(extra);
+    let o = sluice(dir, &args, T);
+    assert!(o.status.success(), "{}", stderr(&o));
+    stderr(&o)
+}
+
+#[test]
+fn the_summary_says_how_many_features_each_unconnected_port_dropped() {
+    let dir = tempfile::tempdir().unwrap();
+    let left = |err: &str| -> Vec<String> {
+        err.lines()
+            .filter(|l| l.contains(" left on "))
+            .map(str::to_string)
+            .collect()
+    };
+    // No place has a negative id: all 2,000 go to `unfiltered`, which has no edge.
+    let err = unfiltered_dropped(dir.path(), "id < 0", &[]);
+    assert_eq!(
+        left(&err),
+        ["keep: 2,000 features left on unfiltered (not connected)"],
+        "{err}"
+    );
+    // The table keeps its columns; the count is in the node's row too.
+    assert!(
+        err.lines()
+            .any(|l| l.trim_start().starts_with("keep ") && l.ends_with(" 2000 dropped")),
+        "{err}"
+    );
+    // One place is not kept: one feature, singular.
+    let err = unfiltered_dropped(dir.path(), "id != 7", &[]);
+    assert_eq!(
+        left(&err),
+        ["keep: 1 feature left on unfiltered (not connected)"],
+        "{err}"
+    );
+    // --quiet stays quiet.
+    let err = unfiltered_dropped(dir.path(), "id < 0", &["--quiet"]);
+    assert!(left(&err).is_empty(), "{err}");
+}
+
+#[test]
 fn two_sinks_on_one_path_are_a_validation_error_naming_both() {
     let dir = tempfile::tempdir().unwrap();
     write(

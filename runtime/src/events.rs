@@ -4,6 +4,8 @@ use std::time::Duration;
 
 use crossbeam_channel::Sender;
 
+use crate::executor::DroppedReport;
+
 /// Something that happened during a run. Past-tense names; fields are plain data.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
@@ -26,9 +28,12 @@ pub enum Event {
         features_in: u64,
         /// Features sent on edges.
         features_out: u64,
-        /// Features emitted to ports with no edge, and so dropped (the run report names the
-        /// ports and the first rejection reason).
+        /// Features emitted to ports with no edge, and so dropped, over all ports.
         features_dropped: u64,
+        /// The ports that dropped features, in port order, each with its count and the first
+        /// rejection reason (empty when nothing was dropped); the same as the run report's
+        /// [`NodeReport::dropped`](crate::executor::NodeReport::dropped).
+        dropped: Vec<DroppedReport>,
         /// Wall time of the node.
         elapsed: Duration,
     },

@@ -9,6 +9,7 @@ use parking_lot::Mutex;
 
 use super::node::{Finished, NodeRun};
 use super::progress::NodeProgress;
+use super::report::DroppedReport;
 use super::setup::ReadyNode;
 use crate::action::{PortDrops, Sink};
 use crate::cancel::CancelToken;
@@ -56,7 +57,15 @@ pub(super) fn run_nodes(
             run,
         } = node;
         let gate_wait_ns = run.gate_wait_ns.clone();
-        let spawned = spawn_node(id.clone(), run, failure, cancel, events, &p.state);
+        let spawned = spawn_node(
+            id.clone(),
+            outputs.clone(),
+            run,
+            failure,
+            cancel,
+            events,
+            &p.state,
+        );
         threads.push(spawned.map_err(|e| {
             *failure.lock() = Some(RunError::Internal(format!(
                 "cannot start thread for node \"{id}\": {e}"
@@ -84,6 +93,7 @@ pub(super) fn run_nodes(
 
 fn spawn_node(
     id: String,
+    outputs: Vec<String>,
     run: NodeRun,
     failure: &Failure,
     cancel: &CancelToken,
@@ -100,7 +110,7 @@ fn spawn_node(
         .name(format!("node:{id}"))
         .spawn(move || {
             crate::store::set_writer_name(format!("node \"{id}\""));
-            run_node(id, run, failure, cancel, events, state)
+            run_node(id, &outputs, run, failure, cancel, events, state)
         })
 }
 
@@ -158,6 +168,7 @@ fn commit_all(sinks: &mut [(String, Box<dyn Sink>)]) -> Result<(), RunError> {
 
 fn run_node(
     id: String,
+    outputs: &[String],
     run: NodeRun,
     failure: Arc<Mutex<Option<RunError>>>,
     cancel: CancelToken,
@@ -174,11 +185,13 @@ fn run_node(
     let error = match outcome {
         Ok(Ok(sink)) => {
             state.store(1, Ordering::Relaxed);
+            let dropped = DroppedReport::collect(outputs, &drops);
             events.send(Event::NodeFinished {
                 node: id,
                 features_in: features_in.load(Ordering::Relaxed),
                 features_out: out_total.iter().map(|c| c.load(Ordering::Relaxed)).sum(),
-                features_dropped: drops.iter().map(|d| d.count()).sum(),
+                features_dropped: dropped.iter().map(|d| d.features).sum(),
+                dropped,
                 elapsed: took,
             });
             return (sink, took);

@@ -287,6 +287,7 @@ impl NodeReport {
 mod tests {
     use std::time::Duration;
 
+    use super::DroppedReport;
     use crate::action::{
         ActionKind, ActionSpec, BuiltAction, Emitter, NodeImpl, Registry, Transform, schema_of,
     };
@@ -392,10 +393,66 @@ edges: [ "src -> odd", "odd -> sink" ]
                 node,
                 features_out,
                 features_dropped,
+                dropped,
                 ..
-            } if node == "odd" => Some((features_out, features_dropped)),
+            } if node == "odd" => Some((features_out, features_dropped, dropped)),
             _ => None,
         });
-        assert_eq!(finished, Some((500, 500)));
+        assert_eq!(finished, Some((500, 500, odd.dropped.clone())));
+    }
+
+    #[test]
+    fn node_finished_names_each_port_that_dropped_and_its_count() {
+        // Neither port of `odd` has an edge: both drop, and the event says which and how many.
+        let yaml = r#"
+nodes:
+  - { id: src, action: gen, with: { count: 101 } }
+  - { id: odd, action: odd }
+  - { id: pass, action: count }
+edges: [ "src -> odd", "src -> pass" ]
+"#;
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let options = RunOptions {
+            events: EventSender::channel(tx),
+            batch_size: 8,
+            ..RunOptions::default()
+        };
+        let registry = Registry::from_specs([GEN, ODD, COUNT]);
+        let report = run_yaml(yaml, &registry, options, Duration::from_secs(60)).unwrap();
+        let finished: Vec<(String, u64, Vec<DroppedReport>)> = rx
+            .try_iter()
+            .filter_map(|e| match e {
+                Event::NodeFinished {
+                    node,
+                    features_dropped,
+                    dropped,
+                    ..
+                } => Some((node, features_dropped, dropped)),
+                _ => None,
+            })
+            .collect();
+        let of = |id: &str| finished.iter().find(|(n, ..)| n == id).unwrap();
+        // Ids 0..=100: 51 even on `default`, 50 odd on `rejected`.
+        let (_, total, dropped) = of("odd");
+        assert_eq!(*total, 101);
+        assert_eq!(
+            *dropped,
+            [
+                DroppedReport {
+                    port: "default".into(),
+                    features: 51,
+                    first_reason: None,
+                },
+                DroppedReport {
+                    port: "rejected".into(),
+                    features: 50,
+                    first_reason: Some("odd id 1".into()),
+                },
+            ]
+        );
+        assert_eq!(*dropped, report.node("odd").unwrap().dropped);
+        // A node that dropped nothing names no port.
+        let (_, total, dropped) = of("src");
+        assert_eq!((*total, dropped.len()), (0, 0));
     }
 }

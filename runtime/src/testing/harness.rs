@@ -3,6 +3,7 @@
 //!
 //! - each node starts once and ends once (one `NodeStarted`, then one `NodeFinished` or
 //!   `NodeFailed`; a successful run has no `NodeFailed`);
+//! - a `NodeFinished` names the same dropped ports and counts as the run report;
 //! - a node's memory reservations are back to zero when its last method returns (a
 //!   processor drains in `finish`, it does not keep what it drained);
 //! - no temporary file remains: the spill folder is gone, and a sink leaves no `.sluice-tmp`
@@ -275,6 +276,9 @@ impl Harness {
         let events: Vec<Event> = rx.try_iter().collect();
         let mut problems = std::mem::take(&mut *violations.lock());
         problems.extend(check_events(&ids, &events, result.is_ok()));
+        if let Ok(report) = &result {
+            problems.extend(check_drops(&events, report));
+        }
         problems.extend(
             leftovers(spill.path())
                 .into_iter()
@@ -403,6 +407,32 @@ pub(super) fn check_events(ids: &[String], events: &[Event], ok: bool) -> Vec<St
         }
     }
     problems
+}
+
+/// Each `NodeFinished` names the same dropped ports and counts as the run report.
+pub(super) fn check_drops(events: &[Event], report: &RunReport) -> Vec<String> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::NodeFinished {
+                node,
+                features_dropped,
+                dropped,
+                ..
+            } => {
+                let n = report.node(node)?;
+                let same = *features_dropped == n.features_dropped && *dropped == n.dropped;
+                (!same).then(|| {
+                    format!(
+                        "node {node:?}: NodeFinished dropped {features_dropped} {dropped:?}, \
+                         the report {} {:?}",
+                        n.features_dropped, n.dropped
+                    )
+                })
+            }
+            _ => None,
+        })
+        .collect()
 }
 
 fn plan_node(id: String, spec: ActionSpec, node: NodeImpl) -> PlanNode {

@@ -186,3 +186,36 @@ fn event_counts_are_checked_per_node() {
     assert!(problems[1].contains("\"b\": started 1, finished 0, failed 1"));
     assert!(super::harness::check_events(&ids, &events[2..], false).is_empty());
 }
+
+#[test]
+fn drops_in_node_finished_are_checked_against_the_report() {
+    use crate::events::{Event, EventSender};
+    use crate::executor::RunOptions;
+    // `p` has no outgoing edge: its five features are dropped on `default`.
+    let yaml = "nodes:\n  - { id: g, action: gen, with: { count: 5 } }\n  - { id: p, action: pass }\nedges: [ \"g -> p\" ]\n";
+    let (tx, rx) = crossbeam_channel::unbounded();
+    let options = RunOptions {
+        events: EventSender::channel(tx),
+        ..RunOptions::default()
+    };
+    let report = run_yaml(yaml, &test_registry(), options, DEFAULT_TIMEOUT).unwrap();
+    let mut events: Vec<Event> = rx.try_iter().collect();
+    assert!(super::harness::check_drops(&events, &report).is_empty());
+    for e in &mut events {
+        if let Event::NodeFinished { node, dropped, .. } = e
+            && node == "p"
+        {
+            assert_eq!(
+                (dropped[0].port.as_str(), dropped[0].features),
+                ("default", 5)
+            );
+            dropped[0].features = 4;
+        }
+    }
+    let problems = super::harness::check_drops(&events, &report);
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert!(
+        problems[0].starts_with("node \"p\": NodeFinished dropped 5"),
+        "{problems:?}"
+    );
+}

@@ -7,7 +7,7 @@ use super::expand::{FlatEdge, expand};
 use super::model::Workflow;
 use super::vars::{VarSources, resolve, substitute};
 use super::yaml::{Kind, Node, Pos};
-use crate::action::{ActionKind, BuildContext, Registry};
+use crate::action::{ActionKind, BuildContext, REJECTED_PORT, Registry};
 use crate::dag::{Plan, PlanEdge, PlanNode};
 use crate::error::ActionError;
 
@@ -108,6 +108,7 @@ pub(crate) fn build_plan(
     let edges = check_edges(&scope.edges, &nodes, &index, d);
     check_cycles(&nodes, &edges, &positions, d);
     check_unconnected(&nodes, &edges, &positions, d);
+    check_rejected_unconnected(&nodes, &edges, &positions, d);
     Plan {
         name: wf.name.clone(),
         nodes,
@@ -327,5 +328,109 @@ fn check_unconnected(nodes: &[PlanNode], edges: &[PlanEdge], positions: &[Pos], 
             )
             .node(&n.id);
         }
+    }
+}
+
+/// A node whose `rejected` port has no edge: what it rejects is counted and dropped (the run
+/// warns again with the count when it happens, and `--strict` fails the run), so say it
+/// before the run, where the port can still be connected.
+fn check_rejected_unconnected(
+    nodes: &[PlanNode],
+    edges: &[PlanEdge],
+    positions: &[Pos],
+    d: &mut Diags,
+) {
+    for (i, n) in nodes.iter().enumerate() {
+        let Some(port) = n.outputs.iter().position(|p| p == REJECTED_PORT) else {
+            continue;
+        };
+        if edges.iter().any(|e| e.from == i && e.from_port == port) {
+            continue;
+        }
+        let what = if n.spec.kind == ActionKind::Source {
+            "rows that cannot be read"
+        } else {
+            "features it rejects"
+        };
+        // A node of a subgraph instance (`clean/keep`) is connected inside the subgraph.
+        let help = match n.id.rsplit_once('/') {
+            Some((_, inner)) => format!(
+                "connect \"{inner}.{REJECTED_PORT}\" to a sink inside its subgraph, or to one \
+                 of the subgraph's outputs, to keep them"
+            ),
+            None => format!(
+                "connect \"{}.{REJECTED_PORT}\" to a sink to keep them",
+                n.id
+            ),
+        };
+        d.warning(
+            positions[i],
+            format!("its \"{REJECTED_PORT}\" port has no edge: {what} will be counted and dropped"),
+        )
+        .node(&n.id)
+        .help(help);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::action::{ActionSpec, Registry};
+    use crate::testing::{COUNT, GEN, PASS};
+    use crate::workflow::{VarSources, load};
+
+    const READ: ActionSpec = ActionSpec {
+        name: "read",
+        ..GEN.outputs(&["default", "rejected"])
+    };
+    const CHECK: ActionSpec = ActionSpec {
+        name: "check",
+        ..PASS.outputs(&["default", "rejected"])
+    };
+
+    /// The warnings of a workflow that loads.
+    fn warnings(yaml: &str) -> Vec<String> {
+        let registry = Registry::from_specs([GEN, PASS, COUNT, READ, CHECK]);
+        match load("wf.yaml", yaml, &registry, &VarSources::default()) {
+            Ok(plan) => plan.warnings.iter().map(|w| w.to_string()).collect(),
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    #[test]
+    fn a_rejected_port_with_no_edge_is_a_warning() {
+        let yaml = "nodes:\n  - { id: src, action: read, with: { count: 1 } }\n  - { id: chk, action: check }\n  - { id: sink, action: count }\nedges: [ src -> chk, chk -> sink ]\n";
+        assert_eq!(
+            warnings(yaml),
+            [
+                "wf.yaml:2:5: warning: node \"src\", its \"rejected\" port has no edge: rows \
+                 that cannot be read will be counted and dropped; connect \"src.rejected\" to \
+                 a sink to keep them",
+                "wf.yaml:3:5: warning: node \"chk\", its \"rejected\" port has no edge: \
+                 features it rejects will be counted and dropped; connect \"chk.rejected\" to \
+                 a sink to keep them",
+            ]
+        );
+    }
+
+    #[test]
+    fn in_a_subgraph_the_help_names_the_inner_node() {
+        let yaml = "nodes:\n  - { id: src, action: gen, with: { count: 1 } }\n  - { id: sg, subgraph: checked }\n  - { id: sink, action: count }\nedges: [ src -> sg, sg.out -> sink ]\nsubgraphs:\n  checked:\n    inputs: { in: chk }\n    outputs: { out: chk }\n    nodes:\n      - { id: chk, action: check }\n";
+        assert_eq!(
+            warnings(yaml),
+            [
+                "wf.yaml:11:9: warning: node \"sg/chk\", its \"rejected\" port has no edge: \
+              features it rejects will be counted and dropped; connect \"chk.rejected\" to a \
+              sink inside its subgraph, or to one of the subgraph's outputs, to keep them"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_connected_rejected_port_or_none_at_all_is_no_warning() {
+        let yaml = "nodes:\n  - { id: src, action: read, with: { count: 1 } }\n  - { id: chk, action: check }\n  - { id: sink, action: count }\n  - { id: bad, action: count }\nedges: [ src -> chk, chk -> sink, src.rejected -> bad, chk.rejected -> bad ]\n";
+        assert_eq!(warnings(yaml), Vec::<String>::new());
+        // `gen` and `pass` have no `rejected` port: nothing to say about one.
+        let yaml = "nodes:\n  - { id: g, action: gen, with: { count: 1 } }\n  - { id: p, action: pass }\n  - { id: sink, action: count }\nedges: [ g -> p, p -> sink ]\n";
+        assert_eq!(warnings(yaml), Vec::<String>::new());
     }
 }
