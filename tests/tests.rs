@@ -18,5 +18,8 @@ mod malformed;
 /// Rejected features are reported; variables in expressions are constants.
 mod fidelity;
 
+/// Capture: `run --capture`, `inspect`, `run --from`.
+mod capture;
+
 /// The README's generated parts.
 mod readme;

@@ -38,16 +38,17 @@ use crate::store::{AtomicWriter, open_read, to_action_error};
 /// Batches a tap channel holds.
 pub const TAP_BATCHES: usize = 2;
 /// Rows per Parquet row group of a capture file.
-pub const ROW_GROUP_ROWS: usize = 65_536;
+pub const ROW_GROUP_ROWS: usize = 32_768;
 /// Rows per capture file: a file lands (and a running job's readers see it) every this
 /// many features.
 pub const FILE_ROWS: u64 = 262_144;
 /// Bytes a page of one column holds before it is compressed.
-const PAGE_BYTES: usize = 256 << 10;
+const PAGE_BYTES: usize = 128 << 10;
 /// What one captured edge reserves from the memory budget for the run: the tap channel
-/// (batches of up to 1024 features), the batch being written as Arrow arrays, and the row
-/// group in progress (encoded pages, a page per column before compression).
-pub const EDGE_BUDGET_BYTES: usize = (TAP_BATCHES + 1) * 1024 * FEATURE_BYTES + (4 << 20);
+/// (batches of 1024 features), and 2 MiB for the batch being written as Arrow arrays and
+/// the row group in progress (compressed pages, and a page per column before compression).
+/// Measured on W1: four captured edges add about 9 MiB of resident memory.
+pub const EDGE_BUDGET_BYTES: usize = TAP_BATCHES * 1024 * FEATURE_BYTES + (2 << 20);
 
 /// What goes down a tap.
 pub(crate) enum TapMsg {
@@ -236,20 +237,30 @@ impl EdgeWriter {
             };
             match msg {
                 Ok(TapMsg::Batch(batch)) => {
-                    let full = file.as_ref().is_some_and(|f| {
-                        f.writer.rows() >= self.file_rows || !f.writer.fits(&batch)
-                    });
-                    if full && let Some(f) = file.take() {
+                    if file
+                        .as_ref()
+                        .is_some_and(|f| f.writer.rows() >= self.file_rows)
+                        && let Some(f) = file.take()
+                    {
                         self.land(job, f)?;
                     }
-                    let f = match &mut file {
-                        Some(f) => f,
-                        None => {
-                            files += 1;
-                            file.insert(self.open(job, &batch, files)?)
+                    if let Some(f) = &mut file {
+                        if f.writer.write_features(&batch)? {
+                            continue;
                         }
-                    };
-                    f.writer.write_features(&batch)?;
+                        // The batch does not fit the file's columns: it starts the next.
+                        if let Some(f) = file.take() {
+                            self.land(job, f)?;
+                        }
+                    }
+                    files += 1;
+                    let f = file.insert(self.open(job, &batch, files)?);
+                    if !f.writer.write_features(&batch)? {
+                        return Err(ActionError::data(
+                            None,
+                            "a batch does not fit the columns decided from it (a bug in sluice)",
+                        ));
+                    }
                 }
                 Ok(TapMsg::End) => {
                     if let Some(f) = file.take() {
@@ -311,10 +322,14 @@ impl EdgeWriter {
     }
 }
 
-/// How capture files are written: zstd, dictionaries on, no statistics.
+/// How capture files are written: zstd level 1, no dictionaries, no statistics. Measured on
+/// W1 (2 M rows, four edges, against snappy and lz4, with and without dictionaries): the
+/// smallest files (0.66× what pyarrow writes of the same rows) and within 10% of the
+/// fastest; dictionaries made files larger and writes slower (most columns are unique).
 fn properties() -> WriterProperties {
     WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::try_new(1).unwrap_or_default()))
+        .set_dictionary_enabled(false)
         .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
         .set_data_page_size_limit(PAGE_BYTES)
         .set_dictionary_page_size_limit(PAGE_BYTES)

@@ -140,6 +140,23 @@ pub(crate) fn scan(features: &[Feature]) -> (Vec<Arc<str>>, Vec<ColumnKind>) {
     (columns, kinds)
 }
 
+/// Why a record batch was not built.
+pub(super) enum BuildFail {
+    /// A value does not fit its column's kind (the builders are then partly filled, and
+    /// must not be used again).
+    Mismatch(ActionError),
+    /// Anything else.
+    Other(ActionError),
+}
+
+impl From<BuildFail> for ActionError {
+    fn from(f: BuildFail) -> ActionError {
+        match f {
+            BuildFail::Mismatch(e) | BuildFail::Other(e) => e,
+        }
+    }
+}
+
 /// Builds the record batch of one chunk; `rows` are the chunk's schema indices.
 ///
 /// Row by row: each value goes to its column's builder, after nulls for the rows since that
@@ -151,7 +168,7 @@ pub(super) fn build_batch(
     schemas: &[Vec<usize>],
     out: &mut Builders,
     path: &Path,
-) -> Result<RecordBatch, ActionError> {
+) -> Result<RecordBatch, BuildFail> {
     let n = chunk.len();
     let Builders {
         schema,
@@ -166,15 +183,23 @@ pub(super) fn build_batch(
         crs.append_option(g.and_then(|g| g.crs));
         for (v, &c) in f.values().iter().zip(&schemas[s as usize]) {
             columns[c].append_nulls(r - filled[c]);
-            columns[c].append(v).map_err(|e| {
-                let m = match e {
-                    AppendError::Encode(e) => format!("{e} cannot be spilled"),
-                    // Never, given the scan (or the runs a merge reads).
-                    AppendError::Mismatch => {
-                        format!("a {} value in a column of another type", v.type_name())
-                    }
-                };
-                corrupt(path, None, format!("feature {}: {m}", f.id()))
+            columns[c].append(v).map_err(|e| match e {
+                AppendError::Encode(e) => BuildFail::Other(corrupt(
+                    path,
+                    None,
+                    format!("feature {}: {e} cannot be spilled", f.id()),
+                )),
+                // Never in spill, given the scan (or the runs a merge reads); in capture,
+                // the file ends and the next one gets columns that fit.
+                AppendError::Mismatch => BuildFail::Mismatch(corrupt(
+                    path,
+                    None,
+                    format!(
+                        "feature {}: a {} value in a column of another type",
+                        f.id(),
+                        v.type_name()
+                    ),
+                )),
             })?;
             filled[c] = r + 1;
         }
@@ -191,7 +216,8 @@ pub(super) fn build_batch(
         *filled = 0;
         arrays.push(b.finish());
     }
-    RecordBatch::try_new(schema.clone(), arrays).map_err(|e| arrow_error("writing", path, e))
+    RecordBatch::try_new(schema.clone(), arrays)
+        .map_err(|e| BuildFail::Other(arrow_error("writing", path, e)))
 }
 
 /// The builders of a run's columns, reused from one row group to the next.

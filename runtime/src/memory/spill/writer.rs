@@ -11,7 +11,7 @@ use parquet::basic::Compression;
 use parquet::file::metadata::KeyValue;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 
-use super::codec::{self, Builders, META_KEY, Meta};
+use super::codec::{self, BuildFail, Builders, META_KEY, Meta};
 use super::{READ_ROWS, ROW_GROUP_ROWS, SpillRun, corrupt, io_error, parquet_error};
 use crate::error::ActionError;
 use crate::feature::arrow::ColumnKind;
@@ -93,8 +93,6 @@ pub(crate) struct RunWriter<W: Write + Send = File> {
     builders: Builders,
     columns: Vec<Arc<str>>,
     column_of: HashMap<Arc<str>, usize>,
-    /// Each column's kind.
-    kinds: Vec<ColumnKind>,
     /// For each distinct schema, the column of each of its attributes.
     schemas: Vec<Vec<usize>>,
     by_names: HashMap<Box<[Arc<str>]>, u32>,
@@ -149,7 +147,6 @@ impl<W: Write + Send> RunWriter<W> {
             builders,
             columns,
             column_of,
-            kinds,
             schemas: Vec::new(),
             by_names: HashMap::new(),
             last: None,
@@ -162,10 +159,27 @@ impl<W: Write + Send> RunWriter<W> {
 
     /// The index of `f`'s schema among the run's distinct schemas.
     fn schema_index(&mut self, f: &Feature) -> Result<u32, ActionError> {
+        self.find_schema(f).ok_or_else(|| {
+            let missing = f
+                .schema()
+                .names()
+                .iter()
+                .find(|n| !self.column_of.contains_key(*n))
+                .map_or_else(String::new, |n| n.to_string());
+            corrupt(
+                &self.path,
+                None,
+                format!("feature {}: attribute \"{missing}\" has no column", f.id()),
+            )
+        })
+    }
+
+    /// The index of `f`'s schema, added when new; `None` when an attribute has no column.
+    fn find_schema(&mut self, f: &Feature) -> Option<u32> {
         if let Some((s, i)) = &self.last
             && Arc::ptr_eq(s, f.schema())
         {
-            return Ok(*i);
+            return Some(*i);
         }
         let names = f.schema().names();
         let i = match self.by_names.get(names) {
@@ -173,16 +187,8 @@ impl<W: Write + Send> RunWriter<W> {
             None => {
                 let cols = names
                     .iter()
-                    .map(|n| {
-                        self.column_of.get(n).copied().ok_or_else(|| {
-                            corrupt(
-                                &self.path,
-                                None,
-                                format!("feature {}: attribute \"{n}\" has no column", f.id()),
-                            )
-                        })
-                    })
-                    .collect::<Result<Vec<_>, _>>()?;
+                    .map(|n| self.column_of.get(n).copied())
+                    .collect::<Option<Vec<_>>>()?;
                 let i = self.schemas.len() as u32;
                 self.schemas.push(cols);
                 self.by_names.insert(names.into(), i);
@@ -190,55 +196,38 @@ impl<W: Write + Send> RunWriter<W> {
             }
         };
         self.last = Some((f.schema().clone(), i));
-        Ok(i)
+        Some(i)
     }
 
-    /// Whether every feature of `features` fits this file's columns: each attribute has a
-    /// column, and each value fits its column's kind (an encoded column takes any value).
-    pub(crate) fn fits(&self, features: &[Feature]) -> bool {
-        let mut last: Option<&Arc<Schema>> = None;
-        let mut cols: Vec<usize> = Vec::new();
-        for f in features {
-            if !last.is_some_and(|l| Arc::ptr_eq(l, f.schema())) {
-                cols.clear();
-                for n in f.schema().names() {
-                    match self.column_of.get(n) {
-                        Some(&c) => cols.push(c),
-                        None => return false,
-                    }
-                }
-                last = Some(f.schema());
-            }
-            for (v, &c) in f.values().iter().zip(&cols) {
-                let kind = self.kinds[c];
-                let own = codec::POLICY.kind_of(v);
-                if !(own == ColumnKind::Null || own == kind || kind == ColumnKind::Encoded) {
-                    return false;
-                }
-            }
-        }
-        true
-    }
-
-    /// Writes `features` (which must [fit](RunWriter::fits)) as one record batch, serialised
-    /// from the references: nothing of the features is kept. Any features [pushed](Self::push)
-    /// before are written first.
-    pub(crate) fn write_features(&mut self, features: &[Feature]) -> Result<(), ActionError> {
+    /// Writes `features` as one record batch, serialised from the references: nothing of
+    /// the features is kept. Any features [pushed](Self::push) before are written first.
+    ///
+    /// Gives `false`, writing nothing, when they do not fit this file's columns (an
+    /// attribute has no column, or a value does not fit its column's kind): the file must
+    /// then be [finished](Self::finish_into), and they go to a new one.
+    pub(crate) fn write_features(&mut self, features: &[Feature]) -> Result<bool, ActionError> {
         self.flush_chunk()?;
         if features.is_empty() {
-            return Ok(());
+            return Ok(true);
         }
         let mut rows = Vec::with_capacity(features.len());
         for f in features {
-            rows.push(self.schema_index(f)?);
+            match self.find_schema(f) {
+                Some(i) => rows.push(i),
+                None => return Ok(false),
+            }
         }
-        let batch = codec::build_batch(
+        let batch = match codec::build_batch(
             features,
             &rows,
             &self.schemas,
             &mut self.builders,
             &self.path,
-        )?;
+        ) {
+            Ok(b) => b,
+            Err(BuildFail::Mismatch(_)) => return Ok(false),
+            Err(BuildFail::Other(e)) => return Err(e),
+        };
         let n = features.len();
         self.rows += n as u64;
         self.row_bytes = self
@@ -246,7 +235,8 @@ impl<W: Write + Send> RunWriter<W> {
             .max(batch.get_array_memory_size().div_ceil(n));
         self.writer
             .write(&batch)
-            .map_err(|e| parquet_error("writing", &self.path, e))
+            .map_err(|e| parquet_error("writing", &self.path, e))?;
+        Ok(true)
     }
 
     /// Rows written (or pushed) so far.
