@@ -1,6 +1,8 @@
-//! Embedding the runtime: validate a workflow from a string, start it, watch its events,
-//! read live progress, and get the report. Run with `cargo run --example embed`.
+//! Embedding the runtime: validate a workflow from a string, start it with an edge captured,
+//! watch its events, get the report, and preview the captured edge. Run with
+//! `cargo run --example embed`.
 
+use sluice::runtime::capture::{CaptureEdges, CaptureOptions, Job};
 use sluice::runtime::events::EventSender;
 use sluice::runtime::executor::{self, RunOptions};
 use sluice::runtime::workflow::{self, VarSources};
@@ -38,10 +40,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             return Err(e.into());
         }
     };
-    // 2. Start with an event channel; the handle can cancel.
+    // 2. Start with an event channel (the handle can cancel), capturing the filter's
+    //    output into a job folder (here in memory; a path or s3:// works the same).
     let (tx, rx) = crossbeam_channel::unbounded();
+    let job = format!("memory://embed/job-{}", std::process::id());
     let options = RunOptions {
         events: EventSender::channel(tx),
+        capture: Some(CaptureOptions::new(
+            job.clone(),
+            CaptureEdges::Named(vec!["big.passed->drop".into()]),
+        )),
         ..RunOptions::default()
     };
     let handle = executor::start(plan, options)?;
@@ -71,5 +79,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // 4. The report: counts per node and edge, timings, memory.
     let report = handle.wait()?;
     println!("{}", serde_json::to_string_pretty(&report.edges)?);
+    // 5. Preview: what crossed the captured edge (a running job can be read the same way;
+    //    it lists the files that have landed).
+    let job = Job::open(&job)?;
+    for edge in job.edges() {
+        println!(
+            "{}: {} features, complete: {}",
+            edge.name, edge.features, edge.complete
+        );
+    }
+    for f in job.read("big.passed->drop", 1000, 3)? {
+        println!("  #{}: {:?}", f.id(), f.attributes().collect::<Vec<_>>());
+    }
     Ok(())
 }

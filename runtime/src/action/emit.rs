@@ -5,8 +5,8 @@ use std::sync::{Arc, OnceLock};
 
 use crossbeam_channel::Sender;
 
+use super::tap::{EdgeTap, TapMsg};
 use crate::cancel::CancelToken;
-use crate::capture::{EdgeTap, TapMsg};
 use crate::error::ActionError;
 use crate::feature::{Batch, Feature, Value};
 

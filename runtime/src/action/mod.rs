@@ -4,12 +4,14 @@
 mod emit;
 mod registry;
 mod spec;
+mod tap;
 pub mod traits;
 
 pub use emit::Emitter;
 pub(crate) use emit::{EdgeOut, PortDrops};
 pub use registry::Registry;
 pub use spec::{ActionKind, ActionSpec, BuildContext, BuiltAction, NodeImpl, schema_of};
+pub(crate) use tap::{EdgeTap, TapMsg};
 pub use traits::{NodeContext, Processor, Sink, Source, Transform};
 
 /// The name of the default port, used when an edge names no port.

@@ -49,7 +49,7 @@ pub use replay::{Rerun, rerun_from};
 pub use select::{CaptureEdges, find_edge, select_edges};
 pub use writer::{EDGE_BUDGET_BYTES, FILE_ROWS, ROW_GROUP_ROWS, TAP_BATCHES};
 
-pub(crate) use writer::{EdgeTap, EdgeWriter, JobWriter, TapMsg, tap};
+pub(crate) use writer::{EdgeWriter, JobWriter, tap};
 
 /// Where and what a run captures.
 #[derive(Debug, Clone, PartialEq, Eq)]

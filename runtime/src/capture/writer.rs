@@ -18,7 +18,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-use crossbeam_channel::{Receiver, Sender};
+use crossbeam_channel::Receiver;
 use parking_lot::Mutex;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
@@ -27,6 +27,7 @@ use super::error::CaptureError;
 use super::manifest::{
     EdgeEntry, FORMAT, FileEntry, FileSchema, JobState, MANIFEST, Manifest, VERSION, WorkflowInfo,
 };
+use crate::action::{EdgeTap, TapMsg};
 use crate::cancel::CancelToken;
 use crate::dag::Plan;
 use crate::error::{ActionError, RunError};
@@ -49,32 +50,6 @@ const PAGE_BYTES: usize = 128 << 10;
 /// the row group in progress (compressed pages, and a page per column before compression).
 /// Measured on W1: four captured edges add about 9 MiB of resident memory.
 pub const EDGE_BUDGET_BYTES: usize = TAP_BATCHES * 1024 * FEATURE_BYTES + (2 << 20);
-
-/// What goes down a tap.
-pub(crate) enum TapMsg {
-    /// Features that crossed the edge.
-    Batch(Batch),
-    /// The producing node finished: every feature has been sent.
-    End,
-}
-
-/// The node-side end of a captured edge.
-#[derive(Clone)]
-pub(crate) struct EdgeTap {
-    tx: Sender<TapMsg>,
-}
-
-impl EdgeTap {
-    /// Hands `msg` to the edge's writer, waiting while its channel is full; a cancelled
-    /// run stops the wait. A writer that stopped (it failed, and the run is ending) takes
-    /// nothing more; its error is the run's.
-    pub(crate) fn send(&self, msg: TapMsg, cancel: &CancelToken) -> Result<(), ActionError> {
-        crossbeam_channel::select! {
-            send(self.tx, msg) -> _ => Ok(()),
-            recv(cancel.receiver()) -> _ => Err(ActionError::Cancelled),
-        }
-    }
-}
 
 /// A job folder being written.
 pub(crate) struct JobWriter {
@@ -181,14 +156,14 @@ pub(crate) struct EdgeWriter {
 
 /// A tap and its writer for one edge; `entry` is the edge's index in the manifest.
 pub(crate) fn tap(entry: usize, name: String, file_rows: u64) -> (EdgeTap, EdgeWriter) {
-    let (tx, rx) = crossbeam_channel::bounded(TAP_BATCHES);
+    let (tap, rx) = EdgeTap::bounded(TAP_BATCHES);
     let writer = EdgeWriter {
         entry,
         name,
         file_rows: file_rows.max(1),
         rx,
     };
-    (EdgeTap { tx }, writer)
+    (tap, writer)
 }
 
 /// A capture file being written.

@@ -10,8 +10,8 @@ use std::sync::atomic::AtomicU64;
 
 use crossbeam_channel::Receiver;
 
-use crate::action::EdgeOut;
-use crate::capture::{EdgeTap, EdgeWriter};
+use crate::action::{EdgeOut, EdgeTap};
+use crate::capture::EdgeWriter;
 use crate::dag::{PlanEdge, PlanNode};
 use crate::feature::Batch;
 
