@@ -1,8 +1,9 @@
 //! Fan-out copies nothing. The deep-copy counter is process-wide, so this test has a test
 //! binary to itself: no other test can copy features while it counts.
 
+use sluice_runtime::capture::{CaptureEdges, CaptureOptions, Job};
 use sluice_runtime::feature::{Feature, Value, deep_copies};
-use sluice_runtime::testing::{run_workflow_yaml, test_registry};
+use sluice_runtime::testing::{Harness, run_workflow_yaml, test_registry};
 
 #[test]
 fn fan_out_to_eight_branches_makes_no_deep_copies() {
@@ -24,6 +25,27 @@ fn fan_out_to_eight_branches_makes_no_deep_copies() {
             1_000_000
         );
     }
+    // Capturing every edge copies nothing either: the writers share the features and
+    // serialise them from references.
+    let job = tempfile::tempdir().unwrap();
+    let harness = Harness {
+        capture: Some(CaptureOptions::new(
+            job.path().join("job").to_string_lossy(),
+            CaptureEdges::All,
+        )),
+        ..Harness::default()
+    };
+    let before = deep_copies();
+    harness.run_workflow_yaml(&yaml, &test_registry()).unwrap();
+    assert_eq!(deep_copies() - before, 0);
+    let job = Job::open(&job.path().join("job").to_string_lossy()).unwrap();
+    assert_eq!(job.edges().len(), 16);
+    assert!(
+        job.edges()
+            .iter()
+            .all(|e| e.complete && e.features == 1_000_000)
+    );
+
     // The counter counts: editing a shared feature is one deep copy.
     let a = Feature::from_pairs(1, [("x", Value::Int(1))]);
     let mut b = a.clone();
