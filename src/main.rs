@@ -154,14 +154,18 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let interactive = !quiet && std::io::stderr().is_terminal();
             let wrote = progress::watch(&handle, &rx, interactive, quiet);
             let result = handle.wait();
-            if let Some(c) = &capture
-                && !quiet
-            {
-                capture::report(c);
-            }
+            // Where the capture went, and how far it got: after the run's own lines.
+            let tell_capture = || {
+                if let Some(c) = &capture
+                    && !quiet
+                {
+                    capture::report(c);
+                }
+            };
             let result = match result {
                 Err(RunError::Cancelled) => {
                     eprintln!("run cancelled; no output was written");
+                    tell_capture();
                     return Ok(ExitCode::from(signal.exit_code()));
                 }
                 Ok(_) if !quiet => {
@@ -173,7 +177,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
                 other => other,
             };
-            finish(result, report.as_deref(), quiet, strict)
+            let code = finish(result, report.as_deref(), quiet, strict);
+            tell_capture();
+            code
         }
         Command::Validate { file, vars } => {
             let Some(vars) = parse_vars(&vars) else {
