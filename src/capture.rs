@@ -99,6 +99,21 @@ pub fn inspect(
         None => Ok((inspect::edges_table(&job), ExitCode::SUCCESS)),
         Some(edge) => {
             let features = job.read(edge, offset, limit).map_err(|e| e.to_string())?;
+            if features.is_empty() {
+                // Said on standard error, so a CSV or JSON-lines consumer reads nothing.
+                let entry = job.edge(edge).map_err(|e| e.to_string())?;
+                eprintln!(
+                    "edge \"{}\" has {} feature(s); none after offset {offset}{}",
+                    entry.name,
+                    entry.features,
+                    if entry.complete {
+                        ""
+                    } else {
+                        " (its capture is not complete)"
+                    }
+                );
+                return Ok((String::new(), ExitCode::SUCCESS));
+            }
             Ok((inspect::render(&features, format), ExitCode::SUCCESS))
         }
     }
