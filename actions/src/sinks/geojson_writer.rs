@@ -76,11 +76,14 @@ const HEADER: &[u8] = b"{\"type\":\"FeatureCollection\",\"features\":[";
 const FOOTER: &[u8] = b"\n]}\n";
 
 /// One FeatureCollection per file, a feature per line.
+#[derive(Clone)]
 struct GeojsonEncoder;
 
 impl RecordEncoder for GeojsonEncoder {
     /// Whether a feature was written (the next one is preceded by a comma).
     type State = bool;
+    /// After the first feature the flag stays true.
+    const PARALLEL: bool = true;
 
     fn header(&mut self, _first: &Feature, buf: &mut Vec<u8>) -> Result<bool, ActionError> {
         buf.extend_from_slice(HEADER);

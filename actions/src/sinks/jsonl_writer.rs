@@ -66,10 +66,13 @@ fn build(ctx: &BuildContext) -> Result<BuiltAction, ActionError> {
 }
 
 /// One JSON object per line.
+#[derive(Clone)]
 struct JsonlEncoder;
 
 impl RecordEncoder for JsonlEncoder {
     type State = ();
+    /// No state at all.
+    const PARALLEL: bool = true;
 
     fn header(&mut self, _first: &Feature, _buf: &mut Vec<u8>) -> Result<(), ActionError> {
         Ok(())

@@ -34,7 +34,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use sluice_runtime::store::AtomicWriter;
-use sluice_runtime::{ActionError, Feature, Schema};
+use sluice_runtime::{ActionError, Feature, NodeContext, Schema};
 
 /// Longest file-name part made from one value, in bytes.
 const MAX_NAME_BYTES: usize = 200;
@@ -47,6 +47,18 @@ pub(crate) trait FileFormat {
     fn open(&mut self, path: &str, first: &Feature) -> Result<Self::File, ActionError>;
     /// Writes one feature.
     fn write(&mut self, file: &mut Self::File, f: &Feature) -> Result<(), ActionError>;
+    /// Writes features bound for one file, in order (a format may encode them on the pool).
+    fn write_batch(
+        &mut self,
+        file: &mut Self::File,
+        features: &[Feature],
+        _ctx: &NodeContext,
+    ) -> Result<(), ActionError> {
+        for f in features {
+            self.write(file, f)?;
+        }
+        Ok(())
+    }
     /// Ends the file (footer, flush); the writer is committed later.
     fn finish(&mut self, file: Self::File) -> Result<AtomicWriter, ActionError>;
     /// The file to write when a path without placeholders received no feature.
@@ -224,6 +236,42 @@ impl<F: FileFormat> Partitioned<F> {
             written: 0,
             max_open_seen: 0,
         }
+    }
+
+    /// Writes a batch: to one file in one go when the path has no placeholder, else
+    /// feature by feature to each one's partition.
+    pub(crate) fn write_batch(
+        &mut self,
+        batch: &[Feature],
+        ctx: &NodeContext,
+    ) -> Result<(), ActionError> {
+        let (Some(path), Some(first)) = (&self.static_path, batch.first()) else {
+            for f in batch {
+                self.write(f)?;
+            }
+            return Ok(());
+        };
+        self.tick += 1;
+        if !self.open.contains_key(path) {
+            let key = path.clone();
+            let file = self.open_file(&key, first)?;
+            self.open.insert(
+                key,
+                OpenFile {
+                    file,
+                    last_used: self.tick,
+                },
+            );
+            self.max_open_seen = self.max_open_seen.max(self.open.len());
+        }
+        if let Some(path) = &self.static_path
+            && let Some(open) = self.open.get_mut(path)
+        {
+            open.last_used = self.tick;
+            self.format.write_batch(&mut open.file, batch, ctx)?;
+        }
+        self.written += batch.len() as u64;
+        Ok(())
     }
 
     /// Writes one feature to its partition's file.

@@ -12,10 +12,15 @@
 //!   or stdout for `-`, gzip or not) behind a 64 KiB buffer; a feature is encoded into one
 //!   reused byte buffer and written whole;
 //! - `finish` ends every file (footer, flush) and logs the count, `commit` renames them into
-//!   place once the run has succeeded, `abort` (or a drop) removes them.
+//!   place once the run has succeeded, `abort` (or a drop) removes them;
+//! - a batch bound for one file (a path without placeholders) is encoded on the shared pool,
+//!   in chunks, each into its own byte buffer, and the buffers are written in order: the
+//!   file's bytes are the same as encoding one feature after the other
+//!   ([`RecordEncoder::PARALLEL`] says when an encoder allows it).
 
 use std::io::{BufWriter, Write};
 
+use rayon::prelude::*;
 use sluice_runtime::store::AtomicWriter;
 use sluice_runtime::{ActionError, Batch, BuiltAction, Feature, NodeContext, NodeImpl, Sink};
 
@@ -24,11 +29,20 @@ use super::partition::{FileFormat, Partitioned, PathTemplate};
 
 /// Bytes buffered in front of each open file.
 const FILE_BUFFER: usize = 64 * 1024;
+/// Batches shorter than this are encoded on the sink's thread.
+const PARALLEL_MIN: usize = 256;
+/// Fewest features per chunk encoded on the pool.
+const CHUNK_MIN: usize = 64;
 
 /// How one text format turns features into bytes. Every method appends to `buf`.
-pub(crate) trait RecordEncoder: Send + 'static {
+pub(crate) trait RecordEncoder: Clone + Send + Sync + 'static {
     /// What one file keeps from its first feature to its end (CSV: its columns).
-    type State: Send;
+    type State: Clone + Send + Sync;
+
+    /// Whether features may be encoded in parallel: encoding a feature with a clone of the
+    /// state taken after any earlier feature of the file was encoded gives the same bytes as
+    /// encoding it in turn (the state is a cache or a "not the first" flag, not a counter).
+    const PARALLEL: bool = false;
 
     /// Starts a file whose first feature is `first`: its header, if any.
     fn header(&mut self, first: &Feature, buf: &mut Vec<u8>) -> Result<Self::State, ActionError>;
@@ -158,6 +172,44 @@ impl<E: RecordEncoder> FileFormat for TextFormat<E> {
         self.drain(&mut file.out, &file.path)
     }
 
+    fn write_batch(
+        &mut self,
+        file: &mut Self::File,
+        features: &[Feature],
+        ctx: &NodeContext,
+    ) -> Result<(), ActionError> {
+        let threads = ctx.pool.current_num_threads();
+        if !E::PARALLEL || features.len() < PARALLEL_MIN || threads < 2 {
+            for f in features {
+                self.write(file, f)?;
+            }
+            return Ok(());
+        }
+        // The first feature in turn, so the state is past anything a first feature changes.
+        self.write(file, &features[0])?;
+        let rest = &features[1..];
+        let chunk = rest.len().div_ceil(threads * 2).max(CHUNK_MIN);
+        let (encoder, state) = (&self.encoder, &file.state);
+        let encoded: Vec<Result<Vec<u8>, ActionError>> = ctx.install(|| {
+            rest.par_chunks(chunk)
+                .map(|part| {
+                    let (mut encoder, mut state) = (encoder.clone(), state.clone());
+                    let mut buf = Vec::with_capacity(part.len() * 128);
+                    for f in part {
+                        encoder.encode(&mut state, f, &mut buf)?;
+                    }
+                    Ok(buf)
+                })
+                .collect()
+        });
+        for bytes in encoded {
+            file.out
+                .write_all(&bytes?)
+                .map_err(|e| io_error(&file.path, e))?;
+        }
+        Ok(())
+    }
+
     fn finish(&mut self, file: Self::File) -> Result<AtomicWriter, ActionError> {
         let TextFile {
             path,
@@ -183,16 +235,8 @@ impl<E: RecordEncoder> FileFormat for TextFormat<E> {
 }
 
 impl<E: RecordEncoder> Sink for TextWriter<E> {
-    fn write(
-        &mut self,
-        _input: usize,
-        batch: Batch,
-        _ctx: &NodeContext,
-    ) -> Result<(), ActionError> {
-        for f in &batch {
-            self.files.write(f)?;
-        }
-        Ok(())
+    fn write(&mut self, _input: usize, batch: Batch, ctx: &NodeContext) -> Result<(), ActionError> {
+        self.files.write_batch(&batch, ctx)
     }
 
     fn finish(&mut self, ctx: &NodeContext) -> Result<(), ActionError> {
@@ -222,6 +266,7 @@ mod tests {
     use sluice_runtime::Value;
 
     /// Writes each feature's id between a header and a footer.
+    #[derive(Clone)]
     struct Ids;
 
     impl RecordEncoder for Ids {
@@ -265,6 +310,88 @@ mod tests {
             "[1:4;2:9;]2"
         );
         assert_eq!(run("memory://text_writer/none.txt", Vec::new()), "none");
+    }
+
+    /// Features of two schemas (one with a column missing), strings that need quoting,
+    /// nulls, dates and geometries: enough that a chunk boundary falls anywhere.
+    fn varied(n: u64) -> Vec<Feature> {
+        let full = sluice_runtime::Schema::new(["id", "name", "when", "x"]);
+        let short = sluice_runtime::Schema::new(["x", "id"]);
+        (0..n)
+            .map(|i| {
+                let f = if i % 7 == 3 {
+                    Feature::new(
+                        i,
+                        short.clone(),
+                        vec![Value::Float(i as f64 / 3.0), Value::Int(i as i64)],
+                    )
+                } else {
+                    Feature::new(
+                        i,
+                        full.clone(),
+                        vec![
+                            Value::Int(i as i64),
+                            Value::from(format!("n, \"{i}\"\n")),
+                            if i % 5 == 0 {
+                                Value::Null
+                            } else {
+                                Value::DateTime(i as i64 * 1_234_567_891)
+                            },
+                            Value::Float(-(i as f64) * 0.1),
+                        ],
+                    )
+                };
+                f.with_geometry(Some(sluice_runtime::Geometry::new(
+                    geo_types::Geometry::Point(geo_types::Point::new(i as f64, 0.5)),
+                )))
+            })
+            .collect()
+    }
+
+    /// A batch encoded on a pool of four threads gives the bytes one thread gives, for every
+    /// text writer.
+    #[test]
+    fn parallel_encoding_writes_the_bytes_of_sequential_encoding() {
+        use sluice_runtime::testing::Harness;
+        let specs = [
+            (
+                &crate::sinks::csv_writer::SPEC,
+                serde_json::json!({ "geometry": "wkt" }),
+                "csv",
+            ),
+            (
+                &crate::sinks::jsonl_writer::SPEC,
+                serde_json::json!({}),
+                "jsonl",
+            ),
+            (
+                &crate::sinks::geojson_writer::SPEC,
+                serde_json::json!({}),
+                "geojson",
+            ),
+        ];
+        for (spec, params, ext) in specs {
+            let mut outputs = Vec::new();
+            for threads in [1, 4] {
+                let path = format!("memory://text_writer/par-{threads}.{ext}");
+                let mut p = params.clone();
+                p["path"] = serde_json::Value::from(path.clone());
+                let harness = Harness {
+                    threads,
+                    batch_size: 3000,
+                    ..Harness::default()
+                };
+                harness
+                    .run_processor(spec, p, vec![varied(10_000)])
+                    .unwrap();
+                outputs.push(sluice_runtime::testing::read_bytes(&path).unwrap());
+            }
+            assert!(outputs[0].len() > 100_000, "{ext}");
+            assert!(
+                outputs[0] == outputs[1],
+                "{ext}: parallel encoding changed the bytes"
+            );
+        }
     }
 
     #[test]

@@ -230,37 +230,42 @@ impl fmt::Display for Value {
             Value::Bool(b) => write!(f, "{b}"),
             Value::Int(i) => write!(f, "{i}"),
             Value::Float(x) => {
-                let mut s = String::new();
-                format_float(*x, &mut s);
-                f.write_str(&s)
+                if x.is_finite() && x.fract() == 0.0 && x.abs() < 1e16 {
+                    write!(f, "{x:.1}")
+                } else {
+                    write!(f, "{x}")
+                }
             }
             Value::String(s) => f.write_str(s),
-            Value::Date(d) => match d
-                .checked_add(719_163)
-                .and_then(chrono::NaiveDate::from_num_days_from_ce_opt)
-            {
-                Some(date) => write!(f, "{}", date.format("%Y-%m-%d")),
-                None => write!(f, "{d}"),
+            Value::Date(d) => match iso_date(i64::from(*d)) {
+                Some(text) => f.write_str(text.as_str()),
+                None => match d
+                    .checked_add(719_163)
+                    .and_then(chrono::NaiveDate::from_num_days_from_ce_opt)
+                {
+                    Some(date) => write!(f, "{}", date.format("%Y-%m-%d")),
+                    None => write!(f, "{d}"),
+                },
             },
-            Value::DateTime(us) => match chrono::DateTime::from_timestamp_micros(*us) {
-                Some(dt) => {
-                    if us % 1_000_000 == 0 {
+            Value::DateTime(us) => match iso_datetime(*us, true) {
+                Some(text) => f.write_str(text.as_str()),
+                None => match chrono::DateTime::from_timestamp_micros(*us) {
+                    Some(dt) if us % 1_000_000 == 0 => {
                         write!(f, "{}", dt.format("%Y-%m-%dT%H:%M:%SZ"))
-                    } else {
-                        write!(f, "{}", dt.format("%Y-%m-%dT%H:%M:%S%.6fZ"))
                     }
-                }
-                None => write!(f, "{us}"),
+                    Some(dt) => write!(f, "{}", dt.format("%Y-%m-%dT%H:%M:%S%.6fZ")),
+                    None => write!(f, "{us}"),
+                },
             },
-            Value::LocalDateTime(us) => match chrono::DateTime::from_timestamp_micros(*us) {
-                Some(dt) => {
-                    if us % 1_000_000 == 0 {
+            Value::LocalDateTime(us) => match iso_datetime(*us, false) {
+                Some(text) => f.write_str(text.as_str()),
+                None => match chrono::DateTime::from_timestamp_micros(*us) {
+                    Some(dt) if us % 1_000_000 == 0 => {
                         write!(f, "{}", dt.format("%Y-%m-%dT%H:%M:%S"))
-                    } else {
-                        write!(f, "{}", dt.format("%Y-%m-%dT%H:%M:%S%.6f"))
                     }
-                }
-                None => write!(f, "{us}"),
+                    Some(dt) => write!(f, "{}", dt.format("%Y-%m-%dT%H:%M:%S%.6f")),
+                    None => write!(f, "{us}"),
+                },
             },
             Value::Bytes(b) => {
                 for byte in b.iter() {
@@ -271,6 +276,87 @@ impl fmt::Display for Value {
             Value::Array(_) | Value::Map(_) => write!(f, "{}", self.to_json()),
         }
     }
+}
+
+/// ISO 8601 text of at most 27 bytes, built on the stack.
+struct IsoText {
+    buf: [u8; 27],
+    len: usize,
+}
+
+impl IsoText {
+    fn push(&mut self, b: u8) {
+        self.buf[self.len] = b;
+        self.len += 1;
+    }
+
+    /// `v` as exactly `width` digits (`v` must fit).
+    fn digits(&mut self, v: u32, width: u32) {
+        for i in (0..width).rev() {
+            self.push(b'0' + ((v / 10u32.pow(i)) % 10) as u8);
+        }
+    }
+
+    fn as_str(&self) -> &str {
+        // Only ASCII digits and separators were pushed.
+        std::str::from_utf8(&self.buf[..self.len]).unwrap_or_default()
+    }
+}
+
+/// The civil date of `days` since 1970-01-01 (proleptic Gregorian), for years 0 to 9999;
+/// `None` outside them (chrono then writes the signed or longer year).
+fn civil(days: i64) -> Option<(u32, u32, u32)> {
+    // Days since 0000-03-01, in 400-year eras of 146,097 days.
+    let z = days.checked_add(719_468)?;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (0..=9999)
+        .contains(&y)
+        .then_some((y as u32, m as u32, d as u32))
+}
+
+/// `YYYY-MM-DD` for `days` since the epoch, written directly (no format string).
+fn iso_date(days: i64) -> Option<IsoText> {
+    let (y, m, d) = civil(days)?;
+    let mut t = IsoText {
+        buf: [0; 27],
+        len: 0,
+    };
+    t.digits(y, 4);
+    t.push(b'-');
+    t.digits(m, 2);
+    t.push(b'-');
+    t.digits(d, 2);
+    Some(t)
+}
+
+/// `YYYY-MM-DDTHH:MM:SS[.ffffff][Z]` for `us` microseconds since the epoch, the same text
+/// chrono's `%Y-%m-%dT%H:%M:%S%.6f` gives, written directly.
+fn iso_datetime(us: i64, utc: bool) -> Option<IsoText> {
+    let secs = us.div_euclid(1_000_000);
+    let micros = us.rem_euclid(1_000_000) as u32;
+    let mut t = iso_date(secs.div_euclid(86_400))?;
+    let sod = secs.rem_euclid(86_400) as u32;
+    t.push(b'T');
+    t.digits(sod / 3600, 2);
+    t.push(b':');
+    t.digits(sod / 60 % 60, 2);
+    t.push(b':');
+    t.digits(sod % 60, 2);
+    if micros != 0 {
+        t.push(b'.');
+        t.digits(micros, 6);
+    }
+    if utc {
+        t.push(b'Z');
+    }
+    Some(t)
 }
 
 /// Parses an ISO 8601 date (`YYYY-MM-DD`) into days since the epoch.
@@ -346,6 +432,59 @@ from_impl!(String, v, Value::String(v.into_boxed_str()));
 
 #[cfg(test)]
 mod tests {
+
+    /// The direct ISO writers give chrono's text, byte for byte, across the calendar:
+    /// leap days, century years, before the epoch, the years 0 and 9999 and beyond them.
+    #[test]
+    fn dates_and_datetimes_are_written_as_chrono_writes_them() {
+        let chrono_dt = |us: i64, utc: bool| {
+            let dt = chrono::DateTime::from_timestamp_micros(us).unwrap();
+            let z = if utc { "Z" } else { "" };
+            if us % 1_000_000 == 0 {
+                format!("{}{z}", dt.format("%Y-%m-%dT%H:%M:%S"))
+            } else {
+                format!("{}{z}", dt.format("%Y-%m-%dT%H:%M:%S%.6f"))
+            }
+        };
+        let day = 86_400_000_000i64;
+        let mut samples: Vec<i64> = vec![
+            0,
+            -1,
+            1,
+            999_999,
+            -1_000_000,
+            951_782_400_000_000,     // 2000-02-29
+            -2_208_988_800_000_000,  // 1900-01-01
+            -62_167_219_200_000_000, // 0000-01-01
+            -62_167_219_200_000_001, // before year 0
+            253_402_300_799_999_999, // 9999-12-31T23:59:59.999999
+            253_402_300_800_000_000, // 10000-01-01
+        ];
+        let mut x: u64 = 0x243F_6A88_85A3_08D3;
+        for _ in 0..20_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            // Years about -300 to 10300, any microsecond.
+            samples.push((x % (2 * 264_000_000_000_000_000)) as i64 - 72_000_000_000_000_000);
+        }
+        for us in samples {
+            assert_eq!(Value::DateTime(us).to_string(), chrono_dt(us, true), "{us}");
+            assert_eq!(
+                Value::LocalDateTime(us).to_string(),
+                chrono_dt(us, false),
+                "{us}"
+            );
+            let days = us.div_euclid(day) as i32;
+            let date = chrono::NaiveDate::from_num_days_from_ce_opt(days + 719_163).unwrap();
+            assert_eq!(
+                Value::Date(days).to_string(),
+                date.format("%Y-%m-%d").to_string(),
+                "{days}"
+            );
+        }
+    }
+
     use super::*;
 
     #[test]

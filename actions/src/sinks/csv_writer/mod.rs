@@ -121,6 +121,7 @@ fn build(ctx: &BuildContext) -> Result<BuiltAction, ActionError> {
 // ---------------------------------------------------------------------------------------------
 
 /// How features become CSV rows (shared by every file of the sink).
+#[derive(Clone)]
 struct CsvEncoder {
     delimiter: u8,
     header: bool,
@@ -131,6 +132,7 @@ struct CsvEncoder {
 
 /// The columns of one file, fixed by its first feature, and where the last schema seen
 /// keeps them.
+#[derive(Clone)]
 struct Layout {
     columns: Arc<Schema>,
     /// The schema the `lookup` was made for.
@@ -217,6 +219,8 @@ impl CsvEncoder {
 
 impl RecordEncoder for CsvEncoder {
     type State = Layout;
+    /// The layout's lookup is a cache of where the columns sit in the last schema seen.
+    const PARALLEL: bool = true;
 
     /// The header, with the columns of `first`.
     fn header(&mut self, first: &Feature, buf: &mut Vec<u8>) -> Result<Layout, ActionError> {
