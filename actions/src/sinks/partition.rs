@@ -47,14 +47,15 @@ pub(crate) trait FileFormat {
     fn open(&mut self, path: &str, first: &Feature) -> Result<Self::File, ActionError>;
     /// Writes one feature.
     fn write(&mut self, file: &mut Self::File, f: &Feature) -> Result<(), ActionError>;
-    /// Writes features bound for one file, in order (a format may encode them on the pool).
+    /// Writes features bound for one file, in order (a format may encode them on the pool,
+    /// and drop them there).
     fn write_batch(
         &mut self,
         file: &mut Self::File,
-        features: &[Feature],
+        features: Vec<Feature>,
         _ctx: &NodeContext,
     ) -> Result<(), ActionError> {
-        for f in features {
+        for f in &features {
             self.write(file, f)?;
         }
         Ok(())
@@ -242,11 +243,11 @@ impl<F: FileFormat> Partitioned<F> {
     /// feature by feature to each one's partition.
     pub(crate) fn write_batch(
         &mut self,
-        batch: &[Feature],
+        batch: Vec<Feature>,
         ctx: &NodeContext,
     ) -> Result<(), ActionError> {
         let (Some(path), Some(first)) = (&self.static_path, batch.first()) else {
-            for f in batch {
+            for f in &batch {
                 self.write(f)?;
             }
             return Ok(());
@@ -264,13 +265,14 @@ impl<F: FileFormat> Partitioned<F> {
             );
             self.max_open_seen = self.max_open_seen.max(self.open.len());
         }
+        let n = batch.len() as u64;
         if let Some(path) = &self.static_path
             && let Some(open) = self.open.get_mut(path)
         {
             open.last_used = self.tick;
             self.format.write_batch(&mut open.file, batch, ctx)?;
         }
-        self.written += batch.len() as u64;
+        self.written += n;
         Ok(())
     }
 

@@ -175,29 +175,38 @@ impl<E: RecordEncoder> FileFormat for TextFormat<E> {
     fn write_batch(
         &mut self,
         file: &mut Self::File,
-        features: &[Feature],
+        mut features: Vec<Feature>,
         ctx: &NodeContext,
     ) -> Result<(), ActionError> {
         let threads = ctx.pool.current_num_threads();
         if !E::PARALLEL || features.len() < PARALLEL_MIN || threads < 2 {
-            for f in features {
+            for f in &features {
                 self.write(file, f)?;
             }
             return Ok(());
         }
         // The first feature in turn, so the state is past anything a first feature changes.
         self.write(file, &features[0])?;
-        let rest = &features[1..];
-        let chunk = rest.len().div_ceil(threads * 2).max(CHUNK_MIN);
+        let chunk = (features.len() - 1).div_ceil(threads * 2).max(CHUNK_MIN);
+        // Owned chunks, so each is also dropped on the pool (freeing features is a good part
+        // of a writer's work), in order from the second feature.
+        let mut chunks: Vec<Vec<Feature>> = Vec::new();
+        while features.len() > 1 {
+            let at = features.len().saturating_sub(chunk).max(1);
+            chunks.push(features.split_off(at));
+        }
+        chunks.reverse();
         let (encoder, state) = (&self.encoder, &file.state);
         let encoded: Vec<Result<Vec<u8>, ActionError>> = ctx.install(|| {
-            rest.par_chunks(chunk)
+            chunks
+                .into_par_iter()
                 .map(|part| {
                     let (mut encoder, mut state) = (encoder.clone(), state.clone());
                     let mut buf = Vec::with_capacity(part.len() * 128);
-                    for f in part {
+                    for f in &part {
                         encoder.encode(&mut state, f, &mut buf)?;
                     }
+                    drop(part);
                     Ok(buf)
                 })
                 .collect()
@@ -236,7 +245,7 @@ impl<E: RecordEncoder> FileFormat for TextFormat<E> {
 
 impl<E: RecordEncoder> Sink for TextWriter<E> {
     fn write(&mut self, _input: usize, batch: Batch, ctx: &NodeContext) -> Result<(), ActionError> {
-        self.files.write_batch(&batch, ctx)
+        self.files.write_batch(batch, ctx)
     }
 
     fn finish(&mut self, ctx: &NodeContext) -> Result<(), ActionError> {
