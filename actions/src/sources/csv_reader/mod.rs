@@ -62,7 +62,8 @@ use sluice_runtime::{
     NodeImpl, REJECTED_PORT, Schema,
 };
 
-use plan::{KeptAsText, encoding_name, header_names, inference_notes};
+use plan::{KeptAsText, Row, encoding_name, header_names, inference_notes};
+use rayon::prelude::*;
 use records::{Record, RecordError, Records};
 
 mod cells;
@@ -76,6 +77,10 @@ const EXTRA_CELLS: &str = "_extra_cells";
 
 /// How many rows type inference looks at.
 const INFER_ROWS: usize = 1000;
+/// Records read before their rows are converted (on the pool, when it has threads).
+const BLOCK_ROWS: usize = 4096;
+/// Blocks shorter than this are converted on the reader's thread.
+const PARALLEL_MIN_ROWS: usize = 512;
 
 /// Parameters of `csv_reader`.
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -385,19 +390,59 @@ impl FileSource for CsvReader {
             ctx.log(format!("{location}: {message}"));
         }
 
-        // 3. Convert: the sample first, then stream the rest with one reused record.
+        // 3. Convert: the sample first, then the rest a block of records at a time. Records
+        //    are split in order on this thread (quotes decide where a row ends); a block's
+        //    rows are converted on the pool, in chunks, and emitted in order.
         let mut values = Vec::new();
         let mut kept = KeptAsText::new(plan.columns.len());
         for r in &sample {
             self.emit_row(&plan, location, r, &mut values, &mut kept, out)?;
         }
         drop(sample);
-        let mut rows: u64 = 0;
-        while next(&mut rec)? {
-            self.emit_row(&plan, location, &rec, &mut values, &mut kept, out)?;
-            rows += 1;
-            if rows.is_multiple_of(8192) {
-                ctx.check_cancelled()?;
+        let threads = ctx.pool.current_num_threads();
+        let mut block: Vec<Record> = Vec::new();
+        loop {
+            ctx.check_cancelled()?;
+            let mut n = 0;
+            while n < BLOCK_ROWS {
+                if n == block.len() {
+                    block.push(Record::default());
+                }
+                if !next(&mut block[n])? {
+                    break;
+                }
+                n += 1;
+            }
+            if threads < 2 || n < PARALLEL_MIN_ROWS {
+                for r in &block[..n] {
+                    self.emit_row(&plan, location, r, &mut values, &mut kept, out)?;
+                }
+            } else {
+                let chunk = n.div_ceil(threads * 2);
+                let plan = &plan;
+                let converted: Vec<(Vec<Row>, KeptAsText)> = ctx.install(|| {
+                    block[..n]
+                        .par_chunks(chunk)
+                        .map(|recs| {
+                            let mut kept = KeptAsText::new(plan.columns.len());
+                            let mut values = Vec::new();
+                            let rows = recs
+                                .iter()
+                                .map(|r| self.row(plan, location, r, &mut values, &mut kept))
+                                .collect();
+                            (rows, kept)
+                        })
+                        .collect()
+                });
+                for (rows, k) in converted {
+                    kept.merge(k);
+                    for row in rows {
+                        row.emit(out)?;
+                    }
+                }
+            }
+            if n < BLOCK_ROWS {
+                break;
             }
         }
         for message in kept.messages(&plan) {

@@ -35,6 +35,28 @@ impl KeptAsText {
         }
     }
 
+    /// Cells kept as text, per column.
+    #[cfg(test)]
+    pub(super) fn counts(&self) -> &[u64] {
+        &self.counts
+    }
+
+    /// The first cell kept as text per column, with its line.
+    #[cfg(test)]
+    pub(super) fn firsts(&self) -> &[Option<(u64, String)>] {
+        &self.first
+    }
+
+    /// Adds what `other` noted about later rows than this one's.
+    pub(super) fn merge(&mut self, other: KeptAsText) {
+        for (i, (n, first)) in other.counts.into_iter().zip(other.first).enumerate() {
+            self.counts[i] += n;
+            if self.first[i].is_none() {
+                self.first[i] = first;
+            }
+        }
+    }
+
     pub(super) fn messages(&self, plan: &Plan) -> Vec<String> {
         let mut out = Vec::new();
         for (i, n) in self.counts.iter().enumerate() {
@@ -47,6 +69,24 @@ impl KeptAsText {
             }
         }
         out
+    }
+}
+
+/// One converted row.
+pub(super) enum Row {
+    /// The row's feature.
+    Read(Feature),
+    /// The row as cells, with the reason it does not fit.
+    Rejected(Feature),
+}
+
+impl Row {
+    /// Emits it to `default` or `rejected`.
+    pub(super) fn emit(self, out: &mut FileOut<'_>) -> Result<(), ActionError> {
+        match self {
+            Row::Read(f) => out.emit(f),
+            Row::Rejected(f) => out.emit_rejected(f),
+        }
     }
 }
 
@@ -173,6 +213,18 @@ impl CsvReader {
         kept: &mut KeptAsText,
         out: &mut FileOut<'_>,
     ) -> Result<(), ActionError> {
+        self.row(plan, location, rec, values, kept).emit(out)
+    }
+
+    /// Converts one row: the feature, or the rejected feature that says why it does not fit.
+    pub(super) fn row(
+        &self,
+        plan: &Plan,
+        location: &str,
+        rec: &Record,
+        values: &mut Vec<Value>,
+        kept: &mut KeptAsText,
+    ) -> Row {
         // Ids are assigned by `FileOut`, in file order.
         let id = 0;
         match self.convert(plan, rec, values, kept) {
@@ -181,7 +233,7 @@ impl CsvReader {
                 if geometry.is_some() {
                     f.set_geometry(geometry);
                 }
-                out.emit(f)
+                Row::Read(f)
             }
             Err(reason) => {
                 let line = rec.line();
@@ -210,7 +262,7 @@ impl CsvReader {
                 } else {
                     plan.rejected_schema.clone()
                 };
-                out.emit_rejected(Feature::new(id, schema, raw))
+                Row::Rejected(Feature::new(id, schema, raw))
             }
         }
     }

@@ -580,3 +580,67 @@ proptest::proptest! {
         proptest::prop_assert_eq!(ours, theirs, "{:?}", text);
     }
 }
+
+/// Rows converted on a pool of four threads are the rows one thread converts: the same
+/// features in the same order with the same ids, the same rejected rows with their lines,
+/// and the same notes about cells kept as text.
+#[test]
+fn rows_converted_on_the_pool_are_the_rows_converted_in_turn() {
+    use sluice_runtime::testing::Harness;
+    let mut text = String::from("id,value,name,day\n");
+    for i in 0..20_000u32 {
+        match i % 997 {
+            500 => text.push_str(&format!("{i},oops\n")),
+            700 => text.push_str(&format!(
+                "{i},12.50,\"a, \"\"quoted\"\"\nname\",2024-01-01\n"
+            )),
+            _ => text.push_str(&format!(
+                "{i},{}.{},n{i},2024-02-{:02}\n",
+                i % 1000,
+                i % 10,
+                i % 28 + 1
+            )),
+        }
+    }
+    put("memory://csv_reader/pool.csv", text.as_bytes());
+    let describe = |fs: &[Feature]| -> Vec<String> {
+        fs.iter()
+            .map(|f| format!("{} {:?} {:?}", f.id(), f.schema().names(), f.values()))
+            .collect()
+    };
+    let mut seen = Vec::new();
+    for threads in [1, 4] {
+        let mut source = sluice_runtime::testing::build_source(
+            &SPEC,
+            serde_json::json!({ "path": "memory://csv_reader/pool.csv" }),
+        )
+        .unwrap();
+        let mut ctx = NodeContext::standalone("t");
+        ctx.pool = Arc::new(sluice_runtime::executor::new_pool(threads));
+        let mut out = sluice_runtime::Emitter::for_outputs(SPEC.outputs);
+        source.run(&ctx, &mut out).unwrap();
+        let ports = out.into_buffers();
+        let (ok, rejected) = (describe(&ports[0]), describe(&ports[1]));
+        assert_eq!(ok.len() + rejected.len(), 20_000);
+        assert_eq!(rejected.len(), 20, "every 997th row from 500 is short");
+        seen.push((ok, rejected));
+    }
+    assert_eq!(seen[0], seen[1]);
+}
+
+/// Notes about cells kept as text, merged from chunks in row order, name the first cell.
+#[test]
+fn kept_as_text_notes_merge_in_row_order() {
+    let mut first = plan::KeptAsText::new(2);
+    first.note(1, 40, b"12.50");
+    let mut second = plan::KeptAsText::new(2);
+    second.note(0, 90, b"007");
+    second.note(1, 95, b"1.0e3");
+    first.merge(second);
+    let mut one = plan::KeptAsText::new(2);
+    one.note(1, 40, b"12.50");
+    one.note(0, 90, b"007");
+    one.note(1, 95, b"1.0e3");
+    let plan_for = |t: &plan::KeptAsText| format!("{:?}", (t.counts(), t.firsts()));
+    assert_eq!(plan_for(&first), plan_for(&one));
+}
