@@ -35,6 +35,10 @@ pub struct Diagnostic {
     pub param: Option<String>,
     /// A hint (`did you mean "sort"?`).
     pub help: Option<String>,
+    /// What kind of problem it is, for programs that treat some apart (e.g.
+    /// [`crate::workflow::UNCONNECTED_REJECTED`]); most have none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub code: Option<&'static str>,
 }
 
 impl fmt::Display for Diagnostic {

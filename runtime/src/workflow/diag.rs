@@ -41,6 +41,7 @@ impl Diags {
             node: None,
             param: None,
             help: None,
+            code: None,
         });
         let last = self.list.len() - 1;
         &mut self.list[last]

@@ -16,6 +16,11 @@ mod validate;
 mod vars;
 pub mod yaml;
 
+/// The [`Diagnostic::code`] of the warning that a node's `rejected` port has no edge. `sluice
+/// validate` prints it; `sluice run` leaves it out (on a large workflow it would be a line per
+/// node at every run) and warns instead, at the end, about features actually rejected.
+pub const UNCONNECTED_REJECTED: &str = "unconnected-rejected";
+
 pub use model::{EdgeDecl, Endpoint, Graph, NodeDecl, NodeRef, Subgraph, VarDecl, Workflow};
 pub use schema::json_schema;
 pub use vars::VarSources;
@@ -89,6 +94,7 @@ pub fn load_file(
                 node: None,
                 param: None,
                 help: None,
+                code: None,
             }],
         }),
     }

@@ -368,7 +368,8 @@ fn check_rejected_unconnected(
             format!("its \"{REJECTED_PORT}\" port has no edge: {what} will be counted and dropped"),
         )
         .node(&n.id)
-        .help(help);
+        .help(help)
+        .code = Some(super::UNCONNECTED_REJECTED);
     }
 }
 
