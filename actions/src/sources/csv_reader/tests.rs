@@ -586,7 +586,6 @@ proptest::proptest! {
 /// and the same notes about cells kept as text.
 #[test]
 fn rows_converted_on_the_pool_are_the_rows_converted_in_turn() {
-    use sluice_runtime::testing::Harness;
     let mut text = String::from("id,value,name,day\n");
     for i in 0..20_000u32 {
         match i % 997 {
