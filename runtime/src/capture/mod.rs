@@ -19,7 +19,7 @@
 //!   attribute names and order, typed columns, encoded mixed values, WKB geometry with its
 //!   CRS), so a feature read back is the feature that crossed the edge. They are zstd
 //!   compressed with dictionaries.
-//! - Each captured edge reserves [`EDGE_BUDGET_BYTES`] from the run's memory budget for its
+//! - Each captured edge reserves [`edge_budget_bytes`] from the run's memory budget for its
 //!   tap and writer. A writer that falls behind blocks the producing node: nothing is
 //!   dropped. A writer that fails (a full disk) fails the run with
 //!   [`RunError::Capture`](crate::RunError::Capture), naming the edge and file.
@@ -47,7 +47,7 @@ pub use manifest::{
 };
 pub use replay::{Rerun, rerun_from};
 pub use select::{CaptureEdges, find_edge, select_edges};
-pub use writer::{EDGE_BUDGET_BYTES, FILE_ROWS, ROW_GROUP_ROWS, TAP_BATCHES};
+pub use writer::{FILE_ROWS, ROW_GROUP_ROWS, TAP_BATCHES, edge_budget_bytes};
 
 pub(crate) use writer::{EdgeWriter, JobWriter, tap};
 

@@ -215,7 +215,7 @@ fn capture_reserves_its_buffers_from_the_budget() {
     // Two captured edges; the harness checks the budget is back to zero afterwards.
     assert_eq!(
         with.peak_reserved_bytes - without.peak_reserved_bytes,
-        2 * EDGE_BUDGET_BYTES as u64
+        2 * edge_budget_bytes(100) as u64
     );
 }
 

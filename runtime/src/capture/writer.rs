@@ -9,7 +9,7 @@
 //! ```
 //!
 //! The tap channel holds at most [`TAP_BATCHES`] batches; with the writer's own row group in
-//! progress, that is what [`EDGE_BUDGET_BYTES`] reserves per edge from the run's memory
+//! progress, that is what [`edge_budget_bytes`] reserves per edge from the run's memory
 //! budget. When the writer cannot keep up, the tap blocks the producing node (and listens to
 //! the cancel token): capture slows a run, it never drops a feature.
 
@@ -45,11 +45,17 @@ pub const ROW_GROUP_ROWS: usize = 32_768;
 pub const FILE_ROWS: u64 = 262_144;
 /// Bytes a page of one column holds before it is compressed.
 const PAGE_BYTES: usize = 128 << 10;
-/// What one captured edge reserves from the memory budget for the run: the tap channel
-/// (batches of 1024 features), and 2 MiB for the batch being written as Arrow arrays and
-/// the row group in progress (compressed pages, and a page per column before compression).
-/// Measured on W1: four captured edges add about 9 MiB of resident memory.
-pub const EDGE_BUDGET_BYTES: usize = TAP_BATCHES * 1024 * FEATURE_BYTES + (2 << 20);
+/// What one captured edge reserves from the memory budget for the run, with batches of
+/// `batch_size` features: the tap channel, and 2 MiB for the batch being written as Arrow
+/// arrays and the row group in progress (compressed pages, and a page per column before
+/// compression). Measured on W1 (batches of 1024, 3 MiB per edge): four captured edges add
+/// about 9 MiB of resident memory.
+pub fn edge_budget_bytes(batch_size: usize) -> usize {
+    TAP_BATCHES
+        .saturating_mul(batch_size)
+        .saturating_mul(FEATURE_BYTES)
+        .saturating_add(2 << 20)
+}
 
 /// A job folder being written.
 pub(crate) struct JobWriter {

@@ -37,7 +37,7 @@ pub(super) fn plan_memory(
             .map(|&i| {
                 (
                     format!("capture of {}", plan.edge_name(i)),
-                    crate::capture::EDGE_BUDGET_BYTES,
+                    crate::capture::edge_budget_bytes(opts.batch_size),
                 )
             })
             .collect(),
