@@ -51,7 +51,8 @@ pub enum Command {
         #[arg(long)]
         strict: bool,
         /// Capture what flows on edges into the job folder: `all`, or edge names separated
-        /// by commas as `sluice graph --edges` prints them (`read->keep,keep.passed->order`).
+        /// by commas as `sluice graph --edges` prints them, quoted for the shell
+        /// (`'read->keep,keep.passed->order'`).
         #[arg(long, value_name = "EDGES")]
         capture: Option<String>,
         /// The job folder captures go to (default: a new folder under .sluice/jobs/), or,

@@ -84,7 +84,7 @@ impl JobWriter {
             Err(e) if e.is_not_found() => {}
             Err(e) => return Err(e.into()),
         }
-        let now = chrono::Utc::now().to_rfc3339();
+        let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
         let manifest = Manifest {
             format: FORMAT.to_string(),
             version: VERSION,
@@ -133,7 +133,7 @@ impl JobWriter {
     pub(crate) fn update(&self, change: impl FnOnce(&mut Manifest)) -> Result<(), ActionError> {
         let mut m = self.manifest.lock();
         change(&mut m);
-        m.updated = chrono::Utc::now().to_rfc3339();
+        m.updated = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
         let text = serde_json::to_vec_pretty(&*m)
             .map_err(|e| ActionError::data(None, format!("manifest: {e}")))?;
         let at = format!("{}/{MANIFEST}", self.location);
