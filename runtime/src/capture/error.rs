@@ -78,31 +78,16 @@ pub enum CaptureError {
     File(#[from] ActionError),
 }
 
+/// `; did you mean "a"?` (or one of several), or nothing.
 fn suggest(s: &[String]) -> String {
-    match s {
-        [] => String::new(),
-        [one] => format!("; did you mean \"{one}\"?"),
-        many => format!(
-            "; did you mean one of {}?",
-            many.iter()
-                .map(|m| format!("\"{m}\""))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-    }
+    let options: Vec<&str> = s.iter().map(String::as_str).collect();
+    crate::error::did_you_mean(&options).map_or_else(String::new, |h| format!("; {h}"))
 }
 
-/// The names of `candidates` nearest to `name` (at most three, nearest first).
+/// The names of `candidates` nearest to `name`, nearest first ([`crate::error::nearest`]).
 pub(crate) fn nearest<'a>(name: &str, candidates: impl Iterator<Item = &'a str>) -> Vec<String> {
-    let mut scored: Vec<(f64, &str)> = candidates
-        .map(|c| (strsim::normalized_damerau_levenshtein(name, c), c))
-        .filter(|(score, _)| *score >= 0.5)
-        .collect();
-    scored.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(b.1)));
-    scored.dedup_by(|a, b| a.1 == b.1);
-    scored
+    crate::error::nearest(name, candidates)
         .into_iter()
-        .take(3)
-        .map(|(_, c)| c.to_string())
+        .map(str::to_string)
         .collect()
 }

@@ -98,7 +98,7 @@ impl Job {
     /// The captured edge called `name`: its name (spaces around `->` do not matter) or its
     /// full `node.port->node.port` form. An unknown name gets the nearest names.
     pub fn edge(&self, name: &str) -> Result<&EdgeEntry, CaptureError> {
-        let wanted: String = name.chars().filter(|c| !c.is_whitespace()).collect();
+        let wanted = super::select::compact(name);
         self.edges()
             .iter()
             .find(|e| e.name == wanted || format!("{}->{}", e.from, e.to) == wanted)

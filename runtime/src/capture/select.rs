@@ -32,7 +32,7 @@ impl CaptureEdges {
 }
 
 /// `name` without spaces, the form names are compared in.
-fn compact(name: &str) -> String {
+pub(super) fn compact(name: &str) -> String {
     name.chars().filter(|c| !c.is_whitespace()).collect()
 }
 

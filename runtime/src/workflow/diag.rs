@@ -82,31 +82,4 @@ impl DiagExt for Diagnostic {
     }
 }
 
-/// `did you mean "a"?` or `did you mean one of "a", "b"?`, or nothing.
-pub(crate) fn did_you_mean(options: &[&str]) -> Option<String> {
-    match options {
-        [] => None,
-        [one] => Some(format!("did you mean \"{one}\"?")),
-        many => Some(format!(
-            "did you mean one of {}?",
-            many.iter()
-                .map(|o| format!("\"{o}\""))
-                .collect::<Vec<_>>()
-                .join(", ")
-        )),
-    }
-}
-
-/// The names in `candidates` closest to `name` (Jaro-Winkler above 0.7), best first.
-pub(crate) fn nearest<'a>(
-    name: &str,
-    candidates: impl IntoIterator<Item = &'a str>,
-) -> Vec<&'a str> {
-    let mut scored: Vec<(f64, &str)> = candidates
-        .into_iter()
-        .map(|c| (strsim::jaro_winkler(name, c), c))
-        .filter(|(s, _)| *s > 0.7)
-        .collect();
-    scored.sort_by(|a, b| b.0.total_cmp(&a.0));
-    scored.into_iter().take(3).map(|(_, c)| c).collect()
-}
+pub(crate) use crate::error::{did_you_mean, nearest};
