@@ -24,27 +24,13 @@ pub fn workflow_hash(plan: &Plan) -> String {
 /// before it, the edges between them, and the port the edge leaves from.
 pub fn upstream_hash(plan: &Plan, edge: usize) -> String {
     let e = &plan.edges[edge];
-    let ancestors = ancestors(plan, e.from);
+    let ancestors = plan.reachable(e.from, petgraph::Direction::Incoming);
     let mut text = format!(
         "port {}.{}\n",
         plan.nodes[e.from].id, plan.nodes[e.from].outputs[e.from_port]
     );
     describe(plan, &ancestors, &mut text);
     hex(&text)
-}
-
-/// Node `node` and every node it is reachable from.
-pub(crate) fn ancestors(plan: &Plan, node: usize) -> BTreeSet<usize> {
-    let mut seen = BTreeSet::from([node]);
-    let mut todo = vec![node];
-    while let Some(n) = todo.pop() {
-        for e in plan.edges.iter().filter(|e| e.to == n) {
-            if seen.insert(e.from) {
-                todo.push(e.from);
-            }
-        }
-    }
-    seen
 }
 
 /// Appends the nodes of `set` (sorted by id) and the edges between them (sorted by name).

@@ -47,7 +47,7 @@ pub fn rerun_from(plan: Plan, job: &Job, node: &str) -> Result<Rerun, CaptureErr
             workflow: name(&plan.name),
         });
     }
-    let part = downstream(&plan, start);
+    let part = plan.reachable(start, petgraph::Direction::Outgoing);
     let mut feeds: Vec<(usize, EdgeEntry)> = Vec::new();
     let mut warnings = Vec::new();
     for (i, e) in plan.edges.iter().enumerate() {
@@ -95,20 +95,6 @@ pub fn rerun_from(plan: Plan, job: &Job, node: &str) -> Result<Rerun, CaptureErr
         fed,
         warnings,
     })
-}
-
-/// Node `start` and every node reachable from it.
-fn downstream(plan: &Plan, start: usize) -> BTreeSet<usize> {
-    let mut seen = BTreeSet::from([start]);
-    let mut todo = vec![start];
-    while let Some(n) = todo.pop() {
-        for e in plan.edges.iter().filter(|e| e.from == n) {
-            if seen.insert(e.to) {
-                todo.push(e.to);
-            }
-        }
-    }
-    seen
 }
 
 /// The nodes of `part` and the edges between them, plus a replay source per fed edge.

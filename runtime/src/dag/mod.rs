@@ -2,7 +2,7 @@
 //!
 //! Built nodes are moved into the executor when the plan runs, never cloned.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use petgraph::graph::{DiGraph, NodeIndex};
 
@@ -109,6 +109,26 @@ impl Plan {
             }
         }
         out
+    }
+
+    /// Node `node` and every node reachable from it along the edges (`Outgoing`: what lies
+    /// downstream of it) or against them (`Incoming`: what lies upstream).
+    pub fn reachable(&self, node: usize, direction: petgraph::Direction) -> BTreeSet<usize> {
+        let mut seen = BTreeSet::from([node]);
+        let mut todo = vec![node];
+        while let Some(n) = todo.pop() {
+            for e in &self.edges {
+                let next = match direction {
+                    petgraph::Direction::Outgoing if e.from == n => e.to,
+                    petgraph::Direction::Incoming if e.to == n => e.from,
+                    _ => continue,
+                };
+                if seen.insert(next) {
+                    todo.push(next);
+                }
+            }
+        }
+        seen
     }
 
     /// Node ids in a topological order.
