@@ -214,11 +214,15 @@ fn int_float_cmp(i: i64, f: f64) -> Ordering {
 /// Formats a float the way readers expect to read it back: shortest round-trip form, with
 /// `.0` kept off integral values only when they came from integers (they never do here).
 pub fn format_float(f: f64, out: &mut String) {
-    use std::fmt::Write;
+    let _ = write_float(f, out);
+}
+
+/// [`format_float`]'s text, written to any formatter.
+fn write_float(f: f64, out: &mut impl fmt::Write) -> fmt::Result {
     if f.is_finite() && f.fract() == 0.0 && f.abs() < 1e16 {
-        let _ = write!(out, "{f:.1}");
+        write!(out, "{f:.1}")
     } else {
-        let _ = write!(out, "{f}");
+        write!(out, "{f}")
     }
 }
 
@@ -229,13 +233,7 @@ impl fmt::Display for Value {
             Value::Null => Ok(()),
             Value::Bool(b) => write!(f, "{b}"),
             Value::Int(i) => write!(f, "{i}"),
-            Value::Float(x) => {
-                if x.is_finite() && x.fract() == 0.0 && x.abs() < 1e16 {
-                    write!(f, "{x:.1}")
-                } else {
-                    write!(f, "{x}")
-                }
-            }
+            Value::Float(x) => write_float(*x, f),
             Value::String(s) => f.write_str(s),
             Value::Date(d) => match iso_date(i64::from(*d)) {
                 Some(text) => f.write_str(text.as_str()),
