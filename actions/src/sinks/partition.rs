@@ -246,30 +246,15 @@ impl<F: FileFormat> Partitioned<F> {
         batch: Vec<Feature>,
         ctx: &NodeContext,
     ) -> Result<(), ActionError> {
-        let (Some(path), Some(first)) = (&self.static_path, batch.first()) else {
+        let (Some(path), Some(first)) = (self.static_path.clone(), batch.first()) else {
             for f in &batch {
                 self.write(f)?;
             }
             return Ok(());
         };
-        self.tick += 1;
-        if !self.open.contains_key(path) {
-            let key = path.clone();
-            let file = self.open_file(&key, first)?;
-            self.open.insert(
-                key,
-                OpenFile {
-                    file,
-                    last_used: self.tick,
-                },
-            );
-            self.max_open_seen = self.max_open_seen.max(self.open.len());
-        }
         let n = batch.len() as u64;
-        if let Some(path) = &self.static_path
-            && let Some(open) = self.open.get_mut(path)
-        {
-            open.last_used = self.tick;
+        self.open_for(&path, first)?;
+        if let Some(open) = self.open.get_mut(&path) {
             self.format.write_batch(&mut open.file, batch, ctx)?;
         }
         self.written += n;
@@ -279,24 +264,32 @@ impl<F: FileFormat> Partitioned<F> {
     /// Writes one feature to its partition's file.
     pub(crate) fn write(&mut self, f: &Feature) -> Result<(), ActionError> {
         self.render(f);
-        self.tick += 1;
-        if let Some(open) = self.open.get_mut(&self.key) {
-            open.last_used = self.tick;
+        let key = self.key.clone();
+        self.open_for(&key, f)?;
+        if let Some(open) = self.open.get_mut(&key) {
             self.format.write(&mut open.file, f)?;
-        } else {
-            let key = self.key.clone();
-            let mut file = self.open_file(&key, f)?;
-            self.format.write(&mut file, f)?;
-            self.open.insert(
-                key,
-                OpenFile {
-                    file,
-                    last_used: self.tick,
-                },
-            );
-            self.max_open_seen = self.max_open_seen.max(self.open.len());
         }
         self.written += 1;
+        Ok(())
+    }
+
+    /// Makes sure partition `key` has an open file (opened with `first` as its first
+    /// feature), and marks it used now.
+    fn open_for(&mut self, key: &str, first: &Feature) -> Result<(), ActionError> {
+        self.tick += 1;
+        if let Some(open) = self.open.get_mut(key) {
+            open.last_used = self.tick;
+            return Ok(());
+        }
+        let file = self.open_file(key, first)?;
+        self.open.insert(
+            key.to_string(),
+            OpenFile {
+                file,
+                last_used: self.tick,
+            },
+        );
+        self.max_open_seen = self.max_open_seen.max(self.open.len());
         Ok(())
     }
 
