@@ -4,23 +4,47 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use crate::util::{files, root, sluice, wait_with_timeout};
+use crate::util::{files, root, signal, sluice, spawn_sluice, stderr, stdout, wait_with_timeout};
 
 const T: Duration = Duration::from_secs(120);
 
-fn stderr(o: &std::process::Output) -> String {
-    String::from_utf8_lossy(&o.stderr).to_string()
-}
-
-fn stdout(o: &std::process::Output) -> String {
-    String::from_utf8_lossy(&o.stdout).to_string()
-}
-
 /// Runs `sluice` from the repository root, asserting success.
-fn ok(args: &[&str]) -> std::process::Output {
-    let o = sluice(&root(), args, T);
+fn ok<S: AsRef<str>>(args: &[S]) -> std::process::Output {
+    let args: Vec<&str> = args.iter().map(AsRef::as_ref).collect();
+    let o = sluice(&root(), &args, T);
     assert!(o.status.success(), "{args:?}: {}", stderr(&o));
     o
+}
+
+/// A scratch folder holding a job folder (`job`) and the quickstart's outputs (`out/`).
+struct Scratch {
+    dir: tempfile::TempDir,
+    job: String,
+}
+
+impl Scratch {
+    fn new() -> Scratch {
+        let dir = tempfile::tempdir().unwrap();
+        let job = dir.path().join("job").to_string_lossy().into_owned();
+        Scratch { dir, job }
+    }
+
+    /// `out_dir=` this folder's `out/`.
+    fn out_var(&self) -> String {
+        format!("out_dir={}", self.dir.path().join("out").display())
+    }
+
+    /// The arguments of `run workflows/quickstart.yaml -q` writing here, with this job
+    /// folder, then `args`.
+    fn quickstart(&self, args: &[&str]) -> Vec<String> {
+        let mut all: Vec<String> = ["run", "workflows/quickstart.yaml", "-q", "--var"]
+            .map(String::from)
+            .into();
+        all.push(self.out_var());
+        all.extend(["--job-dir".to_string(), self.job.clone()]);
+        all.extend(args.iter().map(|a| a.to_string()));
+        all
+    }
 }
 
 fn manifest(job: &Path) -> serde_json::Value {
@@ -117,21 +141,9 @@ fn capture_changes_no_output_and_a_rerun_from_a_node_writes_the_same_bytes() {
 
 #[test]
 fn inspect_lists_edges_and_prints_features_as_they_were_read() {
-    let dir = tempfile::tempdir().unwrap();
-    let job = dir.path().join("job");
-    let job_s = job.to_str().unwrap();
-    let out = format!("out_dir={}", dir.path().join("out").display());
-    ok(&[
-        "run",
-        "workflows/quickstart.yaml",
-        "-q",
-        "--var",
-        &out,
-        "--capture",
-        "read->enrich, big_parks.parks -> by_value",
-        "--job-dir",
-        job_s,
-    ]);
+    let s = Scratch::new();
+    let job_s = s.job.as_str();
+    ok(&s.quickstart(&["--capture", "read->enrich, big_parks.parks -> by_value"]));
     let list = stdout(&ok(&["inspect", job_s]));
     let lines: Vec<&str> = list.lines().collect();
     assert!(
@@ -193,85 +205,38 @@ fn inspect_lists_edges_and_prints_features_as_they_were_read() {
 
 #[test]
 fn bad_jobs_edges_and_nodes_are_named_with_the_nearest_names() {
-    let dir = tempfile::tempdir().unwrap();
-    let job = dir.path().join("job");
-    let job_s = job.to_str().unwrap();
-    let out = format!("out_dir={}", dir.path().join("out").display());
-    let fails = |args: &[&str], want: &str| {
-        let o = sluice(&root(), args, T);
+    let s = Scratch::new();
+    let job_s = s.job.as_str();
+    fn fails<S: AsRef<str>>(args: &[S], want: &str) {
+        let args: Vec<&str> = args.iter().map(AsRef::as_ref).collect();
+        let o = sluice(&root(), &args, T);
         assert_eq!(o.status.code(), Some(1), "{args:?}: {}", stderr(&o));
         assert!(stderr(&o).contains(want), "{args:?}: {}", stderr(&o));
-    };
+    }
     // An unknown edge stops the run before anything is written.
     fails(
-        &[
-            "run",
-            "workflows/quickstart.yaml",
-            "--var",
-            &out,
-            "--capture",
-            "read->enrch",
-            "--job-dir",
-            job_s,
-        ],
+        &s.quickstart(&["--capture", "read->enrch"]),
         "--capture: unknown edge \"read->enrch\"; did you mean \"read->enrich\"?",
     );
-    assert!(!job.exists() && !dir.path().join("out").exists());
+    assert!(!Path::new(job_s).exists() && !s.dir.path().join("out").exists());
     fails(&["inspect", job_s], &format!("no capture job at {job_s}"));
 
-    ok(&[
-        "run",
-        "workflows/quickstart.yaml",
-        "-q",
-        "--var",
-        &out,
-        "--capture",
-        "read->enrich",
-        "--job-dir",
-        job_s,
-    ]);
+    ok(&s.quickstart(&["--capture", "read->enrich"]));
     fails(
         &["inspect", job_s, "read->enrch"],
         "unknown edge \"read->enrch\"; did you mean \"read->enrich\"?",
     );
     fails(
-        &[
-            "run",
-            "workflows/quickstart.yaml",
-            "--var",
-            &out,
-            "--capture",
-            "all",
-            "--job-dir",
-            job_s,
-        ],
+        &s.quickstart(&["--capture", "all"]),
         "already holds a capture job",
     );
     fails(
-        &[
-            "run",
-            "workflows/quickstart.yaml",
-            "--var",
-            &out,
-            "--from",
-            "by_valu",
-            "--job-dir",
-            job_s,
-        ],
+        &s.quickstart(&["--from", "by_valu"]),
         "unknown node \"by_valu\"; did you mean \"by_value\"?",
     );
     // The part downstream of by_value is fed by an edge this job did not capture.
     fails(
-        &[
-            "run",
-            "workflows/quickstart.yaml",
-            "--var",
-            &out,
-            "--from",
-            "by_value",
-            "--job-dir",
-            job_s,
-        ],
+        &s.quickstart(&["--from", "by_value"]),
         "edge \"big_parks.parks->by_value\" feeds the part to re-run, but capture job",
     );
     fails(
@@ -279,7 +244,7 @@ fn bad_jobs_edges_and_nodes_are_named_with_the_nearest_names() {
             "run",
             "workflows/tabular.yaml",
             "--var",
-            &out,
+            &s.out_var(),
             "--from",
             "revenue",
             "--job-dir",
@@ -287,57 +252,26 @@ fn bad_jobs_edges_and_nodes_are_named_with_the_nearest_names() {
         ],
         "holds a run of workflow \"quickstart\", not of \"tabular\"",
     );
-    std::fs::write(job.join("manifest.json"), "{\"format\": \"sluice-capture\"").unwrap();
+    std::fs::write(
+        Path::new(job_s).join("manifest.json"),
+        "{\"format\": \"sluice-capture\"",
+    )
+    .unwrap();
     fails(&["inspect", job_s], "manifest.json is damaged");
 }
 
 #[test]
 fn a_changed_upstream_warns_and_a_changed_downstream_does_not() {
-    let dir = tempfile::tempdir().unwrap();
-    let job = dir.path().join("job");
-    let job_s = job.to_str().unwrap();
-    let out = format!("out_dir={}", dir.path().join("out").display());
-    ok(&[
-        "run",
-        "workflows/quickstart.yaml",
-        "-q",
-        "--var",
-        &out,
-        "--capture",
-        "all",
-        "--job-dir",
-        job_s,
-    ]);
-    let same = ok(&[
-        "run",
-        "workflows/quickstart.yaml",
-        "-q",
-        "--var",
-        &out,
-        "--from",
-        "by_value",
-        "--job-dir",
-        job_s,
-    ]);
+    let s = Scratch::new();
+    ok(&s.quickstart(&["--capture", "all"]));
+    let same = ok(&s.quickstart(&["--from", "by_value"]));
     assert!(
         !stderr(&same).contains("changed since"),
         "{}",
         stderr(&same)
     );
     // The threshold is used upstream of by_value (in big_parks).
-    let changed = ok(&[
-        "run",
-        "workflows/quickstart.yaml",
-        "-q",
-        "--var",
-        &out,
-        "--var",
-        "threshold=100",
-        "--from",
-        "by_value",
-        "--job-dir",
-        job_s,
-    ]);
+    let changed = ok(&s.quickstart(&["--var", "threshold=100", "--from", "by_value"]));
     assert!(
         stderr(&changed).contains(
             "warning: the workflow upstream of edge \"big_parks.parks->by_value\" changed since job"
@@ -405,8 +339,9 @@ fn an_interrupted_capture_leaves_a_consistent_job() {
         "name: endless\nnodes:\n  - { id: gen, action: feature_creator, with: { features: [ { a: 1, b: x } ], repeat: 1000000000000 } }\n  - { id: write, action: csv_writer, with: { path: out.csv } }\nedges: [ gen -> write ]\n",
     )
     .unwrap();
-    let child = std::process::Command::new(env!("CARGO_BIN_EXE_sluice"))
-        .args([
+    let child = spawn_sluice(
+        dir.path(),
+        &[
             "run",
             "wf.yaml",
             "-q",
@@ -414,12 +349,8 @@ fn an_interrupted_capture_leaves_a_consistent_job() {
             "all",
             "--job-dir",
             "job",
-        ])
-        .current_dir(dir.path())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+        ],
+    );
     let deadline = Instant::now() + T;
     let job = dir.path().join("job");
     while !job.join("manifest.json").exists()
@@ -431,10 +362,7 @@ fn an_interrupted_capture_leaves_a_consistent_job() {
         assert!(Instant::now() < deadline, "no capture file landed");
         std::thread::yield_now();
     }
-    std::process::Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
+    signal(child.id(), "INT");
     let o = wait_with_timeout(child, T);
     assert_eq!(o.status.code(), Some(130), "{}", stderr(&o));
     let m = manifest(&job);

@@ -5,14 +5,10 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::util::{
-    files, root, signal, sluice, sluice_with_stdin, spawn_sluice, wait_with_timeout,
+    files, root, signal, sluice, sluice_with_stdin, spawn_sluice, stderr, wait_with_timeout,
 };
 
 const T: Duration = Duration::from_secs(120);
-
-fn stderr(o: &std::process::Output) -> String {
-    String::from_utf8_lossy(&o.stderr).to_string()
-}
 
 #[test]
 fn quickstart_runs_and_says_where_the_output_went() {

@@ -114,3 +114,13 @@ pub fn signal(pid: u32, sig: &str) {
         .expect("kill runs");
     assert!(ok.success(), "kill -{sig} {pid} failed");
 }
+
+/// A process's standard error, as text.
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).to_string()
+}
+
+/// A process's standard output, as text.
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).to_string()
+}
