@@ -190,12 +190,7 @@ impl<E: RecordEncoder> FileFormat for TextFormat<E> {
         let chunk = (features.len() - 1).div_ceil(threads * 2).max(CHUNK_MIN);
         // Owned chunks, so each is also dropped on the pool (freeing features is a good part
         // of a writer's work), in order from the second feature.
-        let mut chunks: Vec<Vec<Feature>> = Vec::new();
-        while features.len() > 1 {
-            let at = features.len().saturating_sub(chunk).max(1);
-            chunks.push(features.split_off(at));
-        }
-        chunks.reverse();
+        let chunks = sluice_runtime::feature::split_batch(features.split_off(1), chunk);
         let (encoder, state) = (&self.encoder, &file.state);
         let encoded: Vec<Result<Vec<u8>, ActionError>> = ctx.install(|| {
             chunks

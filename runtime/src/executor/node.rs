@@ -213,14 +213,7 @@ fn apply_transform(
     cost.since_measured += 1;
     let chunk_emitter = out.buffer_like();
     let chunk = batch.len().div_ceil(threads * 2).max(PARALLEL_MIN / 4);
-    let mut chunks: Vec<Batch> = Vec::new();
-    let mut rest = batch;
-    while rest.len() > chunk {
-        let tail = rest.split_off(chunk);
-        chunks.push(rest);
-        rest = tail;
-    }
-    chunks.push(rest);
+    let chunks = crate::feature::split_batch(batch, chunk);
     let results: Vec<Result<Vec<Batch>, ActionError>> = ctx.install(|| {
         chunks
             .into_par_iter()

@@ -66,6 +66,21 @@ impl Geometry {
 /// A batch of features: the unit that travels on an edge.
 pub type Batch = Vec<Feature>;
 
+/// `batch` cut into owned batches of `chunk` features, in order (the last may be shorter;
+/// an empty batch gives one empty batch), to share out on the pool. Cut from the end, so
+/// each feature is moved once.
+pub fn split_batch(mut batch: Batch, chunk: usize) -> Vec<Batch> {
+    let chunk = chunk.max(1);
+    let mut out = Vec::with_capacity(batch.len().div_ceil(chunk).max(1));
+    while batch.len() > chunk {
+        let at = (batch.len() - 1) / chunk * chunk;
+        out.push(batch.split_off(at));
+    }
+    out.push(batch);
+    out.reverse();
+    out
+}
+
 /// A record with attributes and an optional geometry. See the [module docs](self).
 #[derive(Debug, Clone)]
 pub struct Feature {
@@ -232,6 +247,23 @@ impl Feature {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn split_batch_keeps_order_and_sizes() {
+        for (n, chunk) in [(10, 4), (8, 4), (3, 4), (0, 4), (5, 1), (7, 0)] {
+            let batch: super::Batch = (0..n).map(super::Feature::empty).collect();
+            let parts = super::split_batch(batch, chunk);
+            let sizes: Vec<usize> = parts.iter().map(Vec::len).collect();
+            let ids: Vec<u64> = parts.iter().flatten().map(|f| f.id()).collect();
+            assert_eq!(ids, (0..n).collect::<Vec<u64>>(), "{n} by {chunk}");
+            let c = chunk.max(1) as usize;
+            let mut want: Vec<usize> = vec![c; n as usize / c];
+            if n as usize % c != 0 || n == 0 {
+                want.push(n as usize % c);
+            }
+            assert_eq!(sizes, want, "{n} by {chunk}");
+        }
+    }
+
     use super::*;
 
     #[test]
