@@ -255,10 +255,10 @@ mod tests {
             let sizes: Vec<usize> = parts.iter().map(Vec::len).collect();
             let ids: Vec<u64> = parts.iter().flatten().map(|f| f.id()).collect();
             assert_eq!(ids, (0..n).collect::<Vec<u64>>(), "{n} by {chunk}");
-            let c = chunk.max(1) as usize;
-            let mut want: Vec<usize> = vec![c; n as usize / c];
-            if n as usize % c != 0 || n == 0 {
-                want.push(n as usize % c);
+            let (n, c) = (n as usize, chunk.max(1));
+            let mut want: Vec<usize> = vec![c; n / c];
+            if !n.is_multiple_of(c) || n == 0 {
+                want.push(n % c);
             }
             assert_eq!(sizes, want, "{n} by {chunk}");
         }
