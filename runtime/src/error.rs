@@ -104,6 +104,10 @@ pub enum ActionError {
         /// What is wrong.
         message: String,
     },
+    /// Several problems found at once (every bad parameter of a node, say), in the order
+    /// found. Validation reports each one; elsewhere the message joins them.
+    #[error("{}", .0.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; "))]
+    Many(Vec<ActionError>),
     /// The run was cancelled while the action waited.
     #[error("cancelled")]
     Cancelled,
@@ -126,6 +130,23 @@ impl ActionError {
         ActionError::Param {
             path: path.into(),
             message: message.into(),
+        }
+    }
+
+    /// `Ok(())` for no errors, the error itself for one, [`ActionError::Many`] for several
+    /// (nested lists are flattened).
+    pub fn collect(errors: impl IntoIterator<Item = ActionError>) -> Result<(), ActionError> {
+        let mut all: Vec<ActionError> = Vec::new();
+        for e in errors {
+            match e {
+                ActionError::Many(inner) => all.extend(inner),
+                other => all.push(other),
+            }
+        }
+        match all.len() {
+            0 => Ok(()),
+            1 => Err(all.remove(0)),
+            _ => Err(ActionError::Many(all)),
         }
     }
 
@@ -220,4 +241,26 @@ pub(crate) fn nearest<'a>(
         .collect();
     scored.sort_by(|a, b| b.0.total_cmp(&a.0));
     scored.into_iter().take(3).map(|(_, c)| c).collect()
+}
+
+#[cfg(test)]
+mod collect_tests {
+    use super::ActionError;
+
+    #[test]
+    fn collect_gives_none_one_or_many_flattened() {
+        assert!(ActionError::collect([]).is_ok());
+        let one = ActionError::collect([ActionError::param("a", "bad")]).unwrap_err();
+        assert!(matches!(one, ActionError::Param { ref path, .. } if path == "a"));
+        let nested = ActionError::Many(vec![
+            ActionError::param("b", "worse"),
+            ActionError::param("c", "worst"),
+        ]);
+        let many = ActionError::collect([ActionError::param("a", "bad"), nested]).unwrap_err();
+        match &many {
+            ActionError::Many(list) => assert_eq!(list.len(), 3),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(many.to_string(), "bad; worse; worst");
+    }
 }

@@ -180,6 +180,11 @@ fn report_build_error(e: ActionError, with: &Node, pos: Pos, node: &str, d: &mut
             };
             d.error(at, message).node(node).param(&param);
         }
+        ActionError::Many(list) => {
+            for e in list {
+                report_build_error(e, with, pos, node, d);
+            }
+        }
         other => {
             d.error(pos, other.to_string()).node(node);
         }
