@@ -11,6 +11,7 @@
 mod diag;
 mod expand;
 mod model;
+mod params;
 mod schema;
 mod validate;
 mod vars;

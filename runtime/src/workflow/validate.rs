@@ -7,7 +7,7 @@ use super::expand::{FlatEdge, expand};
 use super::model::Workflow;
 use super::vars::{VarSources, resolve, substitute};
 use super::yaml::{Kind, Node, Pos};
-use crate::action::{ActionKind, BuildContext, REJECTED_PORT, Registry};
+use crate::action::{ActionKind, ActionSpec, BuildContext, REJECTED_PORT, Registry};
 use crate::dag::{Plan, PlanEdge, PlanNode};
 use crate::error::ActionError;
 
@@ -84,7 +84,11 @@ pub(crate) fn build_plan(
                 });
             }
             Ok(Err(e)) => {
-                report_build_error(e, &with, n.pos, &n.id, d);
+                let explained = matches!(e, ActionError::Param { .. } | ActionError::Many(_))
+                    && explain_params(spec, &with, n.with.as_ref(), &n.id, d);
+                if !explained {
+                    report_build_error(e, &with, n.pos, &n.id, d);
+                }
                 index.insert(n.id.clone(), None);
             }
             Err(_) => {
@@ -153,6 +157,45 @@ fn check_output(
             seen.insert(key, (node.to_string(), pos));
         }
     }
+}
+
+/// When an action refuses its parameters, walks them against its schema to report every
+/// problem in the workflow's words (see `params.rs`). Returns false when the walk finds
+/// nothing, so the action's own message is reported. A value that came from a variable
+/// says so, since the file shows `${name}`, not the value.
+fn explain_params(
+    spec: &ActionSpec,
+    with: &Node,
+    written: Option<&Node>,
+    node: &str,
+    d: &mut Diags,
+) -> bool {
+    let schema = (spec.schema)().to_value();
+    let problems = super::params::check(&schema, with);
+    for p in &problems {
+        let from_var = written
+            .and_then(|w| w.find(&p.path))
+            .and_then(|w| w.as_str())
+            .and_then(variable_named);
+        let help = match (&p.help, from_var) {
+            (Some(h), _) => Some(h.clone()),
+            (None, Some(var)) => Some(format!(
+                "the value comes from variable \"{var}\" (--var, SLUICE_VAR_{var} or its default)"
+            )),
+            (None, None) => None,
+        };
+        let diag = d.error(p.pos, p.message.clone()).node(node).param(&p.path);
+        if let Some(h) = help {
+            diag.help(h);
+        }
+    }
+    !problems.is_empty()
+}
+
+/// `name` for a parameter written exactly `${name}`.
+fn variable_named(text: &str) -> Option<&str> {
+    let name = text.trim().strip_prefix("${")?.strip_suffix('}')?.trim();
+    (!name.is_empty() && !name.contains(['$', '{', '}'])).then_some(name)
 }
 
 fn report_build_error(e: ActionError, with: &Node, pos: Pos, node: &str, d: &mut Diags) {

@@ -221,6 +221,20 @@ impl Node {
     /// the deepest node the path reaches (and, when `key` is given and found in that mapping,
     /// the key itself).
     pub fn locate(&self, path: &str, key: Option<&str>) -> Pos {
+        let node = self.deepest(path).0;
+        key.and_then(|k| node.key_pos(k)).unwrap_or(node.pos)
+    }
+
+    /// The value at a parameter path such as `by[0].attribute`, if the path reaches one.
+    pub fn find(&self, path: &str) -> Option<&Node> {
+        match self.deepest(path) {
+            (node, true) => Some(node),
+            _ => None,
+        }
+    }
+
+    /// The deepest value a path reaches, and whether it reached the end.
+    fn deepest(&self, path: &str) -> (&Node, bool) {
         let mut node = self;
         for seg in split_path(path) {
             let next = match (&node.kind, seg) {
@@ -230,10 +244,10 @@ impl Node {
             };
             match next {
                 Some(n) => node = n,
-                None => break,
+                None => return (node, false),
             }
         }
-        key.and_then(|k| node.key_pos(k)).unwrap_or(node.pos)
+        (node, true)
     }
 }
 
