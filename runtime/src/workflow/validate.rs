@@ -5,7 +5,7 @@ use std::collections::{BTreeSet, HashMap};
 use super::diag::{DiagExt, Diags, did_you_mean, nearest};
 use super::expand::{FlatEdge, expand};
 use super::model::Workflow;
-use super::vars::{VarSources, resolve, substitute};
+use super::vars::{VarSources, mentioned, resolve, substitute};
 use super::yaml::{Kind, Node, Pos};
 use crate::action::{ActionKind, ActionSpec, BuildContext, REJECTED_PORT, Registry};
 use crate::dag::{Plan, PlanEdge, PlanNode};
@@ -25,6 +25,9 @@ pub(crate) fn build_plan(
     let mut index: HashMap<String, Option<usize>> = HashMap::new();
     // Output key -> (node, position of its path parameter), for the first writer of each.
     let mut written: HashMap<String, (String, Pos)> = HashMap::new();
+    for with in scope.nodes.iter().filter_map(|n| n.with.as_ref()) {
+        mentioned(with, &mut used);
+    }
     for n in &scope.nodes {
         let Some(spec) = registry.get(&n.action) else {
             let diag = d
@@ -111,7 +114,7 @@ pub(crate) fn build_plan(
     }
     let edges = check_edges(&scope.edges, &nodes, &index, d);
     check_cycles(&nodes, &edges, &positions, d);
-    check_unconnected(&nodes, &edges, &positions, d);
+    check_unconnected(&nodes, &edges, &positions, &scope.fed, d);
     check_rejected_unconnected(&nodes, &edges, &positions, d);
     Plan {
         name: wf.name.clone(),
@@ -364,11 +367,21 @@ fn check_cycles(nodes: &[PlanNode], edges: &[PlanEdge], positions: &[Pos], d: &m
     }
 }
 
-fn check_unconnected(nodes: &[PlanNode], edges: &[PlanEdge], positions: &[Pos], d: &mut Diags) {
+/// A node no edge leads into. A node the file does connect, by an edge whose other end is
+/// broken (an unknown or failed node, a bad port), is not warned about: that edge's problem
+/// is the one to fix, and was reported.
+fn check_unconnected(
+    nodes: &[PlanNode],
+    edges: &[PlanEdge],
+    positions: &[Pos],
+    fed: &std::collections::HashSet<String>,
+    d: &mut Diags,
+) {
     for (i, n) in nodes.iter().enumerate() {
         if n.spec.kind != ActionKind::Source
             && !n.inputs.is_empty()
             && !edges.iter().any(|e| e.to == i)
+            && !fed.contains(&n.id)
         {
             d.warning(
                 positions[i],
