@@ -378,9 +378,20 @@ impl<'s> Walker<'s> {
         depth: usize,
     ) {
         let props = s.get("properties").and_then(J::as_object);
+        let known: Vec<&str> = props
+            .map(|p| p.keys().map(String::as_str).collect())
+            .unwrap_or_default();
+        // A misspelt required key (`atribute`) is one problem, reported as the unknown key
+        // with its hint, not again as a missing one.
+        let misspelt: Vec<&str> = entries
+            .iter()
+            .filter(|(k, _, _)| !known.contains(&k.as_str()))
+            .filter_map(|(k, _, _)| nearest(k, known.iter().copied()).first().copied())
+            .collect();
         if let Some(required) = s.get("required").and_then(J::as_array) {
             for key in required.iter().filter_map(J::as_str) {
-                if !entries.iter().any(|(k, _, _)| k == key) {
+                if !entries.iter().any(|(k, _, _)| k == key) && !misspelt.contains(&key)
+                {
                     self.problem(
                         &join_path(path, key),
                         node.pos,
@@ -399,9 +410,6 @@ impl<'s> Walker<'s> {
             }
             match extra {
                 Some(J::Bool(false)) => {
-                    let known: Vec<&str> = props
-                        .map(|p| p.keys().map(String::as_str).collect())
-                        .unwrap_or_default();
                     let help = did_you_mean(&nearest(key, known.iter().copied())).or_else(|| {
                         (!known.is_empty()).then(|| format!("its parameters: {}", known.join(", ")))
                     });

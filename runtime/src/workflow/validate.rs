@@ -87,8 +87,9 @@ pub(crate) fn build_plan(
                 });
             }
             Ok(Err(e)) => {
+                let origin = |var: &str| variable_origin(var, vars, wf);
                 let explained = matches!(e, ActionError::Param { .. } | ActionError::Many(_))
-                    && explain_params(spec, &with, n.with.as_ref(), &n.id, d);
+                    && explain_params(spec, &with, n.with.as_ref(), &origin, &n.id, d);
                 if !explained {
                     report_build_error(e, &with, n.pos, &n.id, d);
                 }
@@ -170,6 +171,7 @@ fn explain_params(
     spec: &ActionSpec,
     with: &Node,
     written: Option<&Node>,
+    origin: &dyn Fn(&str) -> String,
     node: &str,
     d: &mut Diags,
 ) -> bool {
@@ -182,9 +184,7 @@ fn explain_params(
             .and_then(variable_named);
         let help = match (&p.help, from_var) {
             (Some(h), _) => Some(h.clone()),
-            (None, Some(var)) => Some(format!(
-                "the value comes from variable \"{var}\" (--var, SLUICE_VAR_{var} or its default)"
-            )),
+            (None, Some(var)) => Some(format!("the value comes from {}", origin(var))),
             (None, None) => None,
         };
         let diag = d.error(p.pos, p.message.clone()).node(node).param(&p.path);
@@ -193,6 +193,23 @@ fn explain_params(
         }
     }
     !problems.is_empty()
+}
+
+/// Where a variable's value came from, as the author would set it again.
+fn variable_origin(name: &str, vars: &VarSources, wf: &Workflow) -> String {
+    if let Some(v) = vars.cli.get(name) {
+        format!("--var {name}={v}")
+    } else if let Some(v) = vars.env.get(name) {
+        format!("SLUICE_VAR_{name}={v}")
+    } else {
+        match wf.variables.iter().find(|v| v.name == name) {
+            Some(decl) => format!(
+                "the default of variable \"{name}\" (line {})",
+                decl.pos.line
+            ),
+            None => format!("variable \"{name}\""),
+        }
+    }
 }
 
 /// `name` for a parameter written exactly `${name}`.

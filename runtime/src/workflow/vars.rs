@@ -181,11 +181,22 @@ pub(crate) fn mentioned(node: &Node, used: &mut BTreeSet<String>) {
                 let after = &rest[i..];
                 if let Some(r) = after.strip_prefix("$${") {
                     rest = r;
-                } else if let Some(r) = after.strip_prefix("${")
-                    && let Some(end) = r.find('}')
-                {
-                    used.insert(r[..end].trim().to_string());
-                    rest = &r[end + 1..];
+                } else if let Some(r) = after.strip_prefix("${") {
+                    match r.find('}') {
+                        Some(end) => {
+                            used.insert(r[..end].trim().to_string());
+                            rest = &r[end + 1..];
+                        }
+                        None => {
+                            // Unclosed (an error of its own): `${region.csv` meant `region`.
+                            let name: String = r
+                                .chars()
+                                .take_while(|c| c.is_alphanumeric() || *c == '_' || *c == '-')
+                                .collect();
+                            used.insert(name);
+                            rest = "";
+                        }
+                    }
                 } else {
                     rest = &after[1..];
                 }
