@@ -76,6 +76,62 @@ pub fn load(
     Ok(plan)
 }
 
+/// The outcome of checking a workflow, as data: what `sluice validate --format json` prints,
+/// for editors (squiggles at each diagnostic's line and column) and UIs.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Validation {
+    /// The file name the diagnostics use.
+    pub file: String,
+    /// Whether the workflow would run (no errors; warnings allowed).
+    pub valid: bool,
+    /// How many diagnostics are errors.
+    pub errors: usize,
+    /// How many are warnings.
+    pub warnings: usize,
+    /// Action nodes after subgraph expansion (0 when invalid).
+    pub nodes: usize,
+    /// Edges after subgraph expansion (0 when invalid).
+    pub edges: usize,
+    /// Every problem, errors and warnings, in file order.
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+impl Validation {
+    /// Summarises what [`load`] or [`load_file`] returned.
+    pub fn of(file: &str, loaded: &Result<Plan, ValidationError>) -> Validation {
+        let (diagnostics, nodes, edges) = match loaded {
+            Ok(plan) => (plan.warnings.clone(), plan.nodes.len(), plan.edges.len()),
+            Err(e) => (e.diagnostics.clone(), 0, 0),
+        };
+        let errors = diagnostics
+            .iter()
+            .filter(|d| d.severity == Severity::Error)
+            .count();
+        Validation {
+            file: file.to_string(),
+            valid: loaded.is_ok(),
+            errors,
+            warnings: diagnostics.len() - errors,
+            nodes,
+            edges,
+            diagnostics,
+        }
+    }
+}
+
+/// Checks a workflow given as text and returns every diagnostic as data, without running
+/// anything. `file` names it in the diagnostics.
+///
+/// ```
+/// use sluice_runtime::{Registry, workflow::{self, VarSources}};
+/// let v = workflow::validate("wf.yaml", "nodes: []\nedges: [ a -> b ]\n", &Registry::default(), &VarSources::default());
+/// assert!(!v.valid);
+/// assert_eq!((v.diagnostics[0].line, v.diagnostics[0].column), (2, 10));
+/// ```
+pub fn validate(file: &str, source: &str, registry: &Registry, vars: &VarSources) -> Validation {
+    Validation::of(file, &load(file, source, registry, vars))
+}
+
 /// The [`Diagnostic::code`] of a workflow file that cannot be read at all (missing, a
 /// folder, no permission): there is no line to point at.
 pub const UNREADABLE: &str = "unreadable-workflow";
@@ -199,6 +255,9 @@ mod tests {
         };
         let d = &e.diagnostics[0];
         assert_eq!(d.code, Some(UNREADABLE));
-        assert_eq!(d.to_string(), "no/such/wf.yaml: cannot read workflow: no such file");
+        assert_eq!(
+            d.to_string(),
+            "no/such/wf.yaml: cannot read workflow: no such file"
+        );
     }
 }

@@ -390,8 +390,7 @@ impl<'s> Walker<'s> {
             .collect();
         if let Some(required) = s.get("required").and_then(J::as_array) {
             for key in required.iter().filter_map(J::as_str) {
-                if !entries.iter().any(|(k, _, _)| k == key) && !misspelt.contains(&key)
-                {
+                if !entries.iter().any(|(k, _, _)| k == key) && !misspelt.contains(&key) {
                     self.problem(
                         &join_path(path, key),
                         node.pos,

@@ -405,7 +405,9 @@ mod tests {
             Spliced::Whole(_) => panic!("expected text"),
         }
         assert_eq!(used.len(), 2);
-        assert!(matches!(splice("${nope}", &vals(), &[], &mut used), Err(Unresolved::Undeclared(n)) if n == "nope"));
+        assert!(
+            matches!(splice("${nope}", &vals(), &[], &mut used), Err(Unresolved::Undeclared(n)) if n == "nope")
+        );
         assert!(matches!(
             splice("data/${region.csv", &vals(), &[], &mut used),
             Err(Unresolved::Unclosed)

@@ -321,7 +321,11 @@ mod tests {
     fn an_unknown_tag_is_an_error_a_core_tag_is_not() {
         let e = parse("a: 1\nb: !include other.yaml\n").unwrap_err();
         assert_eq!(e.pos, Pos { line: 2, column: 4 });
-        assert!(e.message.starts_with("unknown YAML tag \"!include\""), "{}", e.message);
+        assert!(
+            e.message.starts_with("unknown YAML tag \"!include\""),
+            "{}",
+            e.message
+        );
         let n = parse("a: !!str 500\n").unwrap();
         assert_eq!(n.get("a").unwrap().kind, Kind::Str("500".into()));
     }

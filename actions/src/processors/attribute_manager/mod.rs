@@ -151,11 +151,7 @@ fn build(ctx: &BuildContext) -> Result<BuiltAction, ActionError> {
 
 /// Checks operation `i` and resolves it (compiling its expression into `exprs`), or gives
 /// every problem it has.
-fn resolve(
-    i: usize,
-    op: Operation,
-    exprs: &mut Vec<Expr>,
-) -> Result<(Op, String), ActionError> {
+fn resolve(i: usize, op: Operation, exprs: &mut Vec<Expr>) -> Result<(Op, String), ActionError> {
     let path = |field: &str| format!("operations[{i}].{field}");
     let nonempty = |field: &str, value: &str| {
         if value.is_empty() {
@@ -173,13 +169,15 @@ fn resolve(
             expression,
         } => {
             let named = nonempty("attribute", &attribute);
-            let compiled = Expr::compile(&expression).map_err(|e| vec![e]).map_err(|list| {
-                ActionError::Many(
-                    list.into_iter()
-                        .map(|e| ActionError::param(path("expression"), e.to_string()))
-                        .collect(),
-                )
-            });
+            let compiled = Expr::compile(&expression)
+                .map_err(|e| vec![e])
+                .map_err(|list| {
+                    ActionError::Many(
+                        list.into_iter()
+                            .map(|e| ActionError::param(path("expression"), e.to_string()))
+                            .collect(),
+                    )
+                });
             let expr = match (named, compiled) {
                 (Ok(()), Ok(expr)) => expr,
                 (Err(a), Err(b)) => return Err(ActionError::Many(vec![a, b])),
