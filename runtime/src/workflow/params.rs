@@ -669,7 +669,6 @@ mod tests {
             [
                 "2:5 operations[0].expression: missing parameter \"expression\"",
                 "3:11 operations[1].op: must be one of \"set\", \"rename\", got the string \"renam\"; did you mean \"rename\"?",
-                "4:5 operations[2].to: missing parameter \"to\"",
                 "4:28 operations[2].too: unknown parameter \"too\"; did you mean \"to\"?",
                 "5:5 operations[3].op: missing parameter \"op\"; it is one of \"set\", \"rename\"",
             ]
