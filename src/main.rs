@@ -130,14 +130,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     return Ok(ExitCode::from(1));
                 }
             };
-            let (tx, rx) = crossbeam_channel::unbounded();
+            let (events, stream) = EventSender::stream();
             let options = RunOptions {
                 batch_size,
                 threads,
                 memory_limit,
                 gate,
                 spill_dir,
-                events: EventSender::channel(tx),
+                events,
                 cancel,
                 capture: capture.clone(),
                 ..RunOptions::default()
@@ -158,7 +158,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 Err(e) => return Err(e.into()),
             };
             let interactive = !quiet && std::io::stderr().is_terminal();
-            let wrote = progress::watch(&handle, &rx, interactive, quiet);
+            let wrote = progress::watch(stream, interactive, quiet);
             let result = handle.wait();
             // Where the capture went, and how far it got: after the run's own lines.
             let tell_capture = || {
