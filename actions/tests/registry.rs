@@ -7,7 +7,7 @@ use std::path::Path;
 
 use sluice_actions::{all, registry};
 use sluice_runtime::workflow::{self, VarSources};
-use sluice_runtime::{ActionKind, ActionSpec, BuildContext, REJECTED_PORT};
+use sluice_runtime::{ActionKind, ActionSpec, BuildContext, REJECTED_PORT, Severity};
 
 fn is_snake_case(s: &str) -> bool {
     let mut chars = s.chars();
@@ -183,7 +183,17 @@ fn every_example_validates_in_a_workflow() {
     let registry = registry();
     for spec in all() {
         let yaml = workflow_around(&spec);
-        if let Err(e) = workflow::load("example.yaml", &yaml, &registry, &VarSources::default()) {
+        // The files an example names are illustrations: that they do not exist here is no
+        // fault of the example.
+        let result = workflow::load("example.yaml", &yaml, &registry, &VarSources::default())
+            .map_err(|mut e| {
+                e.diagnostics
+                    .retain(|d| d.code != Some(workflow::MISSING_INPUT));
+                e
+            });
+        if let Err(e) = result
+            && e.diagnostics.iter().any(|d| d.severity == Severity::Error)
+        {
             panic!(
                 "{}: the example fails validation:\n{e}\n---\n{yaml}",
                 spec.name

@@ -64,7 +64,7 @@ pub const SPEC: ActionSpec = ActionSpec::new(
     schema_of::<GeojsonWriterParams>,
     build,
 )
-.writes_to("path")
+.writes_partitions_to("path")
 .example("path: out/parcels.geojson\n");
 
 fn build(ctx: &BuildContext) -> Result<BuiltAction, ActionError> {

@@ -57,7 +57,7 @@ pub const SPEC: ActionSpec = ActionSpec::new(
     schema_of::<JsonlWriterParams>,
     build,
 )
-.writes_to("path")
+.writes_partitions_to("path")
 .example("path: out/places.jsonl\n");
 
 fn build(ctx: &BuildContext) -> Result<BuiltAction, ActionError> {

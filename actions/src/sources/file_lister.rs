@@ -40,6 +40,7 @@ pub const SPEC: ActionSpec = ActionSpec::new(
     schema_of::<FileListerParams>,
     build,
 )
+.reads_from("path")
 .example("path: data/**/*.csv\n");
 
 fn build(ctx: &BuildContext) -> Result<BuiltAction, ActionError> {

@@ -126,6 +126,14 @@ pub struct ActionSpec {
     /// The parameter that names the file the action writes (`path`), for sinks that write
     /// one. Validation refuses two nodes writing the same output.
     pub output_path: Option<&'static str>,
+    /// Whether [`ActionSpec::output_path`] may hold `{attribute}` placeholders (`{{` and `}}`
+    /// are literal braces): the loader then escapes the braces of the folder it puts in front
+    /// of a relative path.
+    pub output_placeholders: bool,
+    /// The parameter that names what the action reads (a file, a folder or a glob), for
+    /// sources that read files. The loader resolves a relative path against the workflow's
+    /// folder and checks, before the run, that a plain local path exists.
+    pub input_path: Option<&'static str>,
     /// A YAML `with:` block that must parse (tested for every action).
     pub example: &'static str,
     /// The JSON Schema of the parameters.
@@ -165,6 +173,8 @@ impl ActionSpec {
             accumulates: false,
             heavy_finish: false,
             output_path: None,
+            output_placeholders: false,
+            input_path: None,
             example: "",
             schema,
             build,
@@ -205,6 +215,21 @@ impl ActionSpec {
     /// `{attribute}` placeholders, which are compared as written).
     pub const fn writes_to(mut self, param: &'static str) -> ActionSpec {
         self.output_path = Some(param);
+        self
+    }
+
+    /// Like [`ActionSpec::writes_to`], for a writer whose path may hold `{attribute}`
+    /// placeholders (one file per value).
+    pub const fn writes_partitions_to(mut self, param: &'static str) -> ActionSpec {
+        self.output_path = Some(param);
+        self.output_placeholders = true;
+        self
+    }
+
+    /// Names the parameter that holds the location the action reads (a string: a file, a
+    /// folder or a glob).
+    pub const fn reads_from(mut self, param: &'static str) -> ActionSpec {
+        self.input_path = Some(param);
         self
     }
 
@@ -253,6 +278,7 @@ impl ActionSpec {
             "accumulates": self.accumulates,
             "heavy_finish": self.heavy_finish,
             "output_path": self.output_path,
+            "input_path": self.input_path,
             "example": self.example,
             "parameters": (self.schema)(),
         })

@@ -12,6 +12,7 @@ mod diag;
 mod expand;
 mod model;
 mod params;
+mod paths;
 mod schema;
 mod validate;
 mod vars;
@@ -23,6 +24,7 @@ pub mod yaml;
 pub const UNCONNECTED_REJECTED: &str = "unconnected-rejected";
 
 pub use model::{EdgeDecl, Endpoint, Graph, NodeDecl, NodeRef, Subgraph, VarDecl, Workflow};
+pub use paths::{LoadOptions, MISSING_INPUT};
 pub use schema::json_schema;
 pub use vars::VarSources;
 
@@ -53,12 +55,33 @@ fn parse_into(source: &str, d: &mut diag::Diags) -> Option<Workflow> {
 }
 
 /// Parses, resolves variables, expands subgraphs, builds every node and checks the graph.
-/// On success the plan holds the built nodes and any warnings.
+/// On success the plan holds the built nodes and any warnings. Relative paths stay relative
+/// to the current folder: [`load_with`] resolves them against a workflow's folder.
 pub fn load(
     file: &str,
     source: &str,
     registry: &Registry,
     vars: &VarSources,
+) -> Result<Plan, ValidationError> {
+    load_with(file, source, registry, vars, &LoadOptions::default())
+}
+
+/// [`load`] with options: relative paths resolved against the folders `options` names
+/// (see [`LoadOptions`] for the rule). `file` only names the workflow in diagnostics.
+///
+/// ```
+/// use sluice_runtime::{Registry, workflow::{self, LoadOptions, VarSources}};
+/// let options = LoadOptions::relative_to("/srv/flows");
+/// let plan = workflow::load_with("wf.yaml", "nodes: []\n", &Registry::default(), &VarSources::default(), &options)?;
+/// assert!(plan.nodes.is_empty());
+/// # Ok::<(), sluice_runtime::ValidationError>(())
+/// ```
+pub fn load_with(
+    file: &str,
+    source: &str,
+    registry: &Registry,
+    vars: &VarSources,
+    options: &LoadOptions,
 ) -> Result<Plan, ValidationError> {
     let mut d = diag::Diags::new(file);
     let Some(wf) = parse_into(source, &mut d) else {
@@ -66,7 +89,7 @@ pub fn load(
             diagnostics: d.sorted(),
         });
     };
-    let plan = validate::build_plan(&wf, registry, vars, &mut d);
+    let plan = validate::build_plan(&wf, registry, vars, options, &mut d);
     let diagnostics = d.sorted();
     if diagnostics.iter().any(|x| x.severity == Severity::Error) {
         return Err(ValidationError { diagnostics });
@@ -136,7 +159,8 @@ pub fn validate(file: &str, source: &str, registry: &Registry, vars: &VarSources
 /// folder, no permission): there is no line to point at.
 pub const UNREADABLE: &str = "unreadable-workflow";
 
-/// Reads a workflow file and [`load`]s it. The path as given names it in diagnostics. A file
+/// Reads a workflow file and [`load_with`]s it, relative paths resolved against the file's
+/// folder ([`LoadOptions::for_file`]). The path as given names it in diagnostics. A file
 /// that is not UTF-8 text (a binary file, another encoding) is located at its first bad byte.
 pub fn load_file(
     path: &std::path::Path,
@@ -186,7 +210,7 @@ pub fn load_file(
         }
         None => {
             let src = String::from_utf8_lossy(&bytes);
-            load(&file, &src, registry, vars)
+            load_with(&file, &src, registry, vars, &LoadOptions::for_file(path))
         }
     }
 }

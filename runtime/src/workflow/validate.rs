@@ -5,6 +5,7 @@ use std::collections::{BTreeSet, HashMap};
 use super::diag::{DiagExt, Diags, did_you_mean, nearest};
 use super::expand::{FlatEdge, expand};
 use super::model::Workflow;
+use super::paths::{LoadOptions, Paths};
 use super::vars::{VarSources, mentioned, resolve, substitute};
 use super::yaml::{Kind, Node, Pos};
 use crate::action::{ActionKind, ActionSpec, BuildContext, REJECTED_PORT, Registry};
@@ -15,9 +16,11 @@ pub(crate) fn build_plan(
     wf: &Workflow,
     registry: &Registry,
     vars: &VarSources,
+    options: &LoadOptions,
     d: &mut Diags,
 ) -> Plan {
     let values = resolve(&wf.variables, vars, d);
+    let paths = Paths::new(options, vars, &values);
     let scope = expand(&wf.graph, &wf.subgraphs, d);
     let mut used = BTreeSet::new();
     let mut nodes: Vec<PlanNode> = Vec::new();
@@ -54,7 +57,8 @@ pub(crate) fn build_plan(
             index.insert(n.id.clone(), None);
             continue;
         }
-        let json = with.to_json();
+        let mut json = with.to_json();
+        paths.resolve(spec, &mut json, n.with.as_ref());
         let ctx = BuildContext {
             node_id: &n.id,
             params: &json,
@@ -75,6 +79,7 @@ pub(crate) fn build_plan(
                 if let Some(param) = spec.output_path {
                     check_output(&json, &with, param, &n.id, &mut written, d);
                 }
+                paths.check_input(spec, &json, &with, n.with.as_ref(), &n.id, d);
                 index.insert(n.id.clone(), Some(nodes.len()));
                 positions.push(n.pos);
                 nodes.push(PlanNode {
@@ -143,6 +148,8 @@ fn check_output(
     };
     let key = crate::store::output_key(location);
     let pos = with.locate(param, None);
+    // Said as the file has it (variables applied); compared resolved.
+    let location = with.get(param).and_then(|v| v.as_str()).unwrap_or(location);
     match seen.get(&key) {
         Some((first, first_pos)) => {
             let file = d.file.clone();

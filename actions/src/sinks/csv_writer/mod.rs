@@ -98,7 +98,7 @@ pub const SPEC: ActionSpec = ActionSpec::new(
     schema_of::<CsvWriterParams>,
     build,
 )
-.writes_to("path")
+.writes_partitions_to("path")
 .example("path: out/trips.csv.gz\ndelimiter: \",\"\nheader: true\ngeometry: wkt\n");
 
 fn build(ctx: &BuildContext) -> Result<BuiltAction, ActionError> {

@@ -229,6 +229,7 @@ pub const SPEC: ActionSpec = ActionSpec::new(
     build,
 )
 .outputs(&[DEFAULT_PORT, REJECTED_PORT])
+.reads_from("path")
 .example(
     "path: data/trips-*.csv.gz\ndelimiter: \",\"\ncolumns:\n  zip: string\ngeometry:\n  x: lon\n  y: lat\ncrs: 4326\n",
 );

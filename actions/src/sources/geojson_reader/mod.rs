@@ -81,6 +81,7 @@ pub const SPEC: ActionSpec = ActionSpec::new(
     build,
 )
 .outputs(&[DEFAULT_PORT, REJECTED_PORT])
+.reads_from("path")
 .example("path: data/parcels.geojson\ncrs: 4326\n");
 
 fn build(ctx: &BuildContext) -> Result<BuiltAction, ActionError> {

@@ -97,6 +97,7 @@ pub const SPEC: ActionSpec = ActionSpec::new(
     build,
 )
 .outputs(&[DEFAULT_PORT, REJECTED_PORT])
+.reads_from("path")
 .example("path: data/events-*.jsonl.gz\nformat: auto\ngeometry_field: location\ncrs: 4326\n");
 
 fn build(ctx: &BuildContext) -> Result<BuiltAction, ActionError> {

@@ -91,6 +91,7 @@ pub const SPEC: ActionSpec = ActionSpec::new(
     build,
 )
 .outputs(&[DEFAULT_PORT, REJECTED_PORT])
+.reads_from("path")
 .example("path: data/buildings/*.parquet\nbatch_rows: 8192\n");
 
 fn build(ctx: &BuildContext) -> Result<BuiltAction, ActionError> {
