@@ -99,15 +99,16 @@ fn failed_run_exits_2_names_the_node_and_leaves_no_output() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
         dir.path().join("wf.yaml"),
-        // A healthy branch (which may finish first) and a failing one: neither output may exist.
-        "nodes:\n  - { id: read, action: csv_reader, with: { path: missing.csv } }\n  - { id: write, action: csv_writer, with: { path: out.csv } }\n  - { id: make, action: feature_creator, with: { features: [ { a: 1 } ] } }\n  - { id: ok_write, action: csv_writer, with: { path: ok.csv } }\nedges: [ read -> write, make -> ok_write ]\n",
+        // A healthy branch (which may finish first) and a failing one: neither output may
+        // exist. A glob is listed only when the run starts, so validation lets it through.
+        "nodes:\n  - { id: read, action: csv_reader, with: { path: \"missing/*.csv\" } }\n  - { id: write, action: csv_writer, with: { path: out.csv } }\n  - { id: make, action: feature_creator, with: { features: [ { a: 1 } ] } }\n  - { id: ok_write, action: csv_writer, with: { path: ok.csv } }\nedges: [ read -> write, make -> ok_write ]\n",
     )
     .unwrap();
     let o = sluice(dir.path(), &["run", "wf.yaml"], T);
     assert_eq!(o.status.code(), Some(2));
     let err = stderr(&o);
     assert!(err.contains("node \"read\" failed"), "{err}");
-    assert!(err.contains("missing.csv"), "{err}");
+    assert!(err.contains("missing/*.csv"), "{err}");
     assert_eq!(files(dir.path()), vec![std::path::PathBuf::from("wf.yaml")]);
 }
 
@@ -212,6 +213,7 @@ fn names(v: &[&str]) -> Vec<PathBuf> {
 #[test]
 fn validate_warns_about_a_rejected_port_with_no_edge_and_still_passes() {
     let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "in.csv", "a\n1\n");
     let nodes = "nodes:\n  - { id: read, action: csv_reader, with: { path: in.csv } }\n  - { id: write, action: csv_writer, with: { path: out.csv } }\n";
     write(
         dir.path(),
@@ -369,12 +371,12 @@ fn failures_are_printed_once_in_plain_words() {
     write(
         dir.path(),
         "wf.yaml",
-        "nodes:\n  - { id: read, action: csv_reader, with: { path: missing.csv } }\n  - { id: write, action: csv_writer, with: { path: out.csv } }\nedges: [ read -> write ]\n",
+        "nodes:\n  - { id: read, action: csv_reader, with: { path: \"missing/*.csv\" } }\n  - { id: write, action: csv_writer, with: { path: out.csv } }\nedges: [ read -> write ]\n",
     );
     let o = sluice(dir.path(), &["run", "wf.yaml"], T);
     assert_eq!(o.status.code(), Some(2));
     let err = stderr(&o);
-    assert_eq!(err.matches("missing.csv").count(), 1, "{err}");
+    assert_eq!(err.matches("missing/*.csv").count(), 1, "{err}");
     // A folder that cannot be created: the cause in plain words, once.
     write(dir.path(), "blocker", "a file, not a folder");
     write(

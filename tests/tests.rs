@@ -26,3 +26,7 @@ mod readme;
 
 /// Every action's parameter errors are located at the value with the parameter's path.
 mod param_errors;
+
+/// Relative paths resolve against the workflow's folder, `--var` paths against the current
+/// folder; a missing input is a located error.
+mod paths;

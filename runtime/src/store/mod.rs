@@ -47,8 +47,8 @@ pub use claim::set_writer_name;
 pub use commit::{Commit, CommitError};
 pub use error::{StorageError, to_action_error};
 pub use list::{FileEntry, list};
-pub(crate) use location::{local_path, split_scheme};
 pub use location::{STDIO, output_key};
+pub(crate) use location::{local_path, split_scheme};
 pub use read::{READ_CHUNK, open_read};
 pub use write::AtomicWriter;
 

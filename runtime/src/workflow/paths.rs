@@ -10,7 +10,8 @@
 //!   the **workflow file's folder**, as docker compose and Cargo do;
 //! - starting with a variable whose value was given with `--var` or `SLUICE_VAR_` (`path:
 //!   ${input}`, `path: ${dir}/in.csv`): the **current folder**, since a person typed it in
-//!   a shell. The start of the path decides: `data/${region}.csv` is always the workflow's
+//!   a shell; such a path is left as typed (unless [`LoadOptions::var_dir`] names another
+//!   folder). The start of the path decides: `data/${region}.csv` is always the workflow's
 //!   folder, `${dir}/in.csv` follows where `dir` came from.
 //!
 //! Absolute paths, `-` (standard input or output) and locations with a scheme
@@ -48,25 +49,25 @@ pub struct LoadOptions {
     /// The folder relative paths written in the workflow resolve against: the workflow
     /// file's folder. `None` leaves them as written (relative to the current folder).
     pub base_dir: Option<PathBuf>,
-    /// The folder relative paths from `--var` or `SLUICE_VAR_` values resolve against: the
-    /// current folder of the person who typed them. `None` leaves them as written.
+    /// The folder relative paths from `--var` or `SLUICE_VAR_` values resolve against.
+    /// `None` (what the command line uses) leaves them as typed: relative to the current
+    /// folder of the process, where the person typed them.
     pub var_dir: Option<PathBuf>,
 }
 
 impl LoadOptions {
     /// Paths written in the workflow resolve against `dir` (made absolute against the
-    /// current folder), paths from variables given on the command line or in the
-    /// environment against the current folder.
+    /// current folder); paths from variables given by the caller stay relative to the
+    /// current folder.
     pub fn relative_to(dir: impl AsRef<Path>) -> LoadOptions {
-        let cwd = std::env::current_dir().ok();
         let dir = dir.as_ref();
-        let base = match &cwd {
-            Some(cwd) if dir.is_relative() => cwd.join(dir),
+        let base = match std::env::current_dir() {
+            Ok(cwd) if dir.is_relative() => cwd.join(dir),
             _ => dir.to_path_buf(),
         };
         LoadOptions {
             base_dir: Some(normalize(&base)),
-            var_dir: cwd,
+            var_dir: None,
         }
     }
 
@@ -178,10 +179,13 @@ impl<'a> Paths<'a> {
                 (Origin::Workflow, Some(_)) => {
                     "a relative path in a workflow is resolved against the workflow's folder"
                 }
-                (Origin::Caller, Some(_)) => {
-                    "a relative path given with --var or SLUICE_VAR_ is resolved against the current folder"
+                (Origin::Caller, _) => {
+                    "a relative path given with --var or SLUICE_VAR_ is resolved against the \
+                     current folder"
                 }
-                (_, None) => "a relative path is resolved against the current folder",
+                (Origin::Workflow, None) => {
+                    "a relative path is resolved against the current folder"
+                }
             })
         };
         let diag = d
@@ -296,7 +300,14 @@ mod tests {
         assert_eq!(r("../data/in.csv").as_deref(), Some("/srv/data/in.csv"));
         assert_eq!(r("./data/").as_deref(), Some("/srv/flows/data/"));
         assert_eq!(r("data/*.csv").as_deref(), Some("/srv/flows/data/*.csv"));
-        for kept in ["/abs/in.csv", "-", "memory://t/a.csv", "file://x.csv", "s3://b/k", ""] {
+        for kept in [
+            "/abs/in.csv",
+            "-",
+            "memory://t/a.csv",
+            "file://x.csv",
+            "s3://b/k",
+            "",
+        ] {
             assert_eq!(r(kept), None, "{kept}");
         }
     }
