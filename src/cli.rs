@@ -108,8 +108,11 @@ pub enum Command {
         #[arg(long = "var", value_name = "NAME=VALUE")]
         vars: Vec<String>,
     },
-    /// List the actions (name, kind, ports, parameters).
+    /// List the actions, one line each; `sluice actions NAME` shows one action's
+    /// parameters (types, defaults, descriptions) and an example.
     Actions {
+        /// The action to describe.
+        name: Option<String>,
         /// Print JSON with each action's parameter schema (for editors and UIs).
         #[arg(long)]
         json: bool,

@@ -6,8 +6,9 @@
 //! budget.
 //!
 //! This crate is the facade: it re-exports the engine ([`runtime`]) and the action library
-//! ([`actions`]), and adds [`generate`] (sample data for benchmarks and demos) and [`inspect`] (how `sluice
-//! inspect` prints a capture job).
+//! ([`actions`]), and adds [`generate`] (sample data for benchmarks and demos), [`help`]
+//! (what `sluice actions` prints) and [`inspect`] (how `sluice inspect` prints a capture
+//! job).
 //!
 //! ```no_run
 //! use sluice::runtime::{executor::{self, RunOptions}, workflow::{self, VarSources}};
@@ -19,6 +20,7 @@
 //! ```
 
 pub mod generate;
+pub mod help;
 pub mod inspect;
 
 pub use sluice_actions as actions;

@@ -252,26 +252,31 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 Ok(ExitCode::from(1))
             }
         },
-        Command::Actions { json } => {
+        Command::Actions { name, json } => {
+            let specs: Vec<_> = match &name {
+                None => registry.specs().collect(),
+                Some(n) => match registry.get(n) {
+                    Some(spec) => vec![spec],
+                    None => {
+                        let hint = sluice::runtime::error::did_you_mean(&registry.suggest(n))
+                            .unwrap_or_else(|| "`sluice actions` lists them".to_string());
+                        eprintln!("error: unknown action \"{n}\"; {hint}");
+                        return Ok(ExitCode::from(1));
+                    }
+                },
+            };
             if json {
-                let list: Vec<_> = registry.specs().map(|s| s.to_json()).collect();
-                out(&format!("{}\n", serde_json::to_string_pretty(&list)?))?;
+                let list: Vec<_> = specs.iter().map(|s| s.to_json()).collect();
+                let value = match name {
+                    Some(_) => list.into_iter().next().unwrap_or_default(),
+                    None => serde_json::Value::Array(list),
+                };
+                out(&format!("{}\n", serde_json::to_string_pretty(&value)?))?;
+            } else if name.is_some() {
+                out(&sluice::help::action(specs[0]))?;
             } else {
-                for s in registry.specs() {
-                    let kind = format!("{:?}", s.kind).to_lowercase();
-                    out(&format!(
-                        "{:<18} {:<9} in: {:<22} out: {:<28} {}\n",
-                        s.name,
-                        kind,
-                        s.inputs.join(","),
-                        if s.dynamic_outputs {
-                            format!("{} (+ from parameters)", s.outputs.join(","))
-                        } else {
-                            s.outputs.join(",")
-                        },
-                        s.description
-                    ))?;
-                }
+                out(&sluice::help::list(specs))?;
+                eprintln!("`sluice actions NAME` shows an action's parameters and an example");
             }
             Ok(ExitCode::SUCCESS)
         }

@@ -797,3 +797,71 @@ fn an_unreadable_workflow_says_why_without_a_position() {
         stderr(&o)
     );
 }
+
+#[test]
+fn actions_name_shows_parameters_and_an_example() {
+    let o = sluice(&root(), &["actions", "sort"], T);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let text = stdout(&o);
+    for part in [
+        "sort (processor)\n",
+        "\nports\n  in:  default\n  out: default\n",
+        "\nparameters\n  by  (list of SortKey, required, not empty)\n      Attributes to sort by, most significant first.\n",
+        "  by[].descending  (boolean, default false)\n",
+        "\nexample\n  - id: sort\n    action: sort\n    with:\n      by:\n",
+    ] {
+        assert!(text.contains(part), "{part:?} missing from\n{text}");
+    }
+    // The list: one line per action on stdout, the way to the parameters on stderr.
+    let o = sluice(&root(), &["actions"], T);
+    assert_eq!(o.status.code(), Some(0));
+    assert!(stdout(&o).lines().any(|l| l.starts_with("csv_reader ")));
+    assert!(
+        stdout(&o)
+            .lines()
+            .all(|l| !l.contains("sluice actions NAME"))
+    );
+    assert!(
+        stderr(&o).contains("`sluice actions NAME` shows"),
+        "{}",
+        stderr(&o)
+    );
+    let o = sluice(&root(), &["actions", "--help"], T);
+    assert!(stdout(&o).contains("sluice actions NAME"), "{}", stdout(&o));
+    // One action as JSON is that action's object.
+    let o = sluice(&root(), &["actions", "filter", "--json"], T);
+    let one: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(one["name"], "filter");
+    // An unknown name: exit 1 with the nearest names.
+    let o = sluice(&root(), &["actions", "csv_raeder"], T);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stdout(&o).is_empty());
+    assert!(
+        stderr(&o).starts_with(
+            "error: unknown action \"csv_raeder\"; did you mean one of \"csv_reader\""
+        ),
+        "{}",
+        stderr(&o)
+    );
+    let o = sluice(&root(), &["actions", "zzzz"], T);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(
+        stderr(&o),
+        "error: unknown action \"zzzz\"; `sluice actions` lists them\n"
+    );
+}
+
+#[test]
+fn the_schema_offers_each_actions_example() {
+    let o = sluice(&root(), &["schema"], T);
+    let schema: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let csv = schema["$defs"]["Node"]["oneOf"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["properties"]["action"]["const"] == "csv_reader")
+        .unwrap();
+    let example = &csv["properties"]["with"]["examples"][0];
+    assert_eq!(example["path"], "data/trips-*.csv.gz", "{example}");
+    assert_eq!(example["geometry"]["x"], "lon", "{example}");
+}

@@ -219,7 +219,7 @@ pub enum RunError {
 }
 
 /// `did you mean "a"?` or `did you mean one of "a", "b"?`, or nothing.
-pub(crate) fn did_you_mean(options: &[&str]) -> Option<String> {
+pub fn did_you_mean(options: &[&str]) -> Option<String> {
     match options {
         [] => None,
         [one] => Some(format!("did you mean \"{one}\"?")),

@@ -5,7 +5,17 @@ use serde_json::{Value, json};
 
 use crate::action::Registry;
 
-/// The JSON Schema (draft 2020-12) of a workflow file for the actions in `registry`.
+/// A `with:` block written as YAML, as JSON; `None` when there is none or it does not parse
+/// (a registry test makes every example parse).
+fn example_json(example: &str) -> Option<Value> {
+    if example.trim().is_empty() {
+        return None;
+    }
+    super::yaml::parse(example).ok().map(|n| n.to_json())
+}
+
+/// The JSON Schema (draft 2020-12) of a workflow file for the actions in `registry`. Each
+/// action's parameters carry its example under `examples`.
 pub fn json_schema(registry: &Registry) -> Value {
     let mut node_variants = Vec::new();
     let mut defs = serde_json::Map::new();
@@ -21,6 +31,12 @@ pub fn json_schema(registry: &Registry) -> Value {
                     }
                 }
             }
+        }
+        // The spec's example, for editors to show and offer (JSON Schema `examples`).
+        if let Some(obj) = params.as_object_mut()
+            && let Some(example) = example_json(spec.example)
+        {
+            obj.insert("examples".into(), json!([example]));
         }
         node_variants.push(json!({
             "type": "object",
@@ -110,4 +126,32 @@ pub fn json_schema(registry: &Registry) -> Value {
         "additionalProperties": false,
         "$defs": defs,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::test_registry;
+
+    #[test]
+    fn each_action_carries_its_example() {
+        let registry = test_registry();
+        let schema = json_schema(&registry);
+        let variants = schema["$defs"]["Node"]["oneOf"].as_array().unwrap();
+        for spec in registry.specs() {
+            let node = variants
+                .iter()
+                .find(|v| v["properties"]["action"]["const"] == spec.name)
+                .unwrap();
+            let examples = &node["properties"]["with"]["examples"];
+            match example_json(spec.example) {
+                Some(want) => assert_eq!(examples, &json!([want]), "{}", spec.name),
+                None => assert!(examples.is_null(), "{}", spec.name),
+            }
+        }
+        assert_eq!(
+            example_json("path: out/a.csv\nlimit: 5\n"),
+            Some(json!({ "path": "out/a.csv", "limit": 5 }))
+        );
+    }
 }
