@@ -332,6 +332,22 @@ mod tests {
     }
 
     #[test]
+    fn a_value_from_the_command_line_or_the_environment_is_the_callers() {
+        let with = crate::workflow::yaml::parse("a: ${in}\nb: ${dir}/x.csv\nc: d/${in}\n").unwrap();
+        let mut vars = VarSources::default();
+        vars.cli.insert("in".into(), "mine.csv".into());
+        let values = BTreeMap::new();
+        let options = LoadOptions::default();
+        let paths = Paths::new(&options, &vars, &values);
+        assert_eq!(paths.origin(Some(&with), "a"), Origin::Caller);
+        assert_eq!(paths.origin(Some(&with), "b"), Origin::Workflow);
+        assert_eq!(paths.origin(Some(&with), "c"), Origin::Workflow);
+        vars.env.insert("dir".into(), "/data".into());
+        let paths = Paths::new(&options, &vars, &values);
+        assert_eq!(paths.origin(Some(&with), "b"), Origin::Caller);
+    }
+
+    #[test]
     fn normalize_is_lexical() {
         assert_eq!(normalize(Path::new("/a/b/../c/./d")), Path::new("/a/c/d"));
         assert_eq!(normalize(Path::new("../x")), Path::new("../x"));
