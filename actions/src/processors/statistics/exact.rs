@@ -136,7 +136,8 @@ impl Fsum {
 
     /// Appends the sum to a spilled value list: flags, the partial count, the partials.
     pub(super) fn encode(&self, items: &mut Vec<Value>) {
-        let flags = i64::from(self.nan) | i64::from(self.pos_inf) << 1 | i64::from(self.neg_inf) << 2;
+        let flags =
+            i64::from(self.nan) | i64::from(self.pos_inf) << 1 | i64::from(self.neg_inf) << 2;
         items.push(Value::Int(flags));
         items.push(Value::Int(self.partials.len() as i64));
         items.extend(self.partials.iter().map(|&p| Value::Float(p)));
@@ -336,7 +337,9 @@ mod tests {
 
     #[test]
     fn partials_combine_to_the_same_bits_in_any_split() {
-        let xs: Vec<f64> = (0..200).map(|i| (i as f64 * 0.37).sin() * 1e3 + 0.1).collect();
+        let xs: Vec<f64> = (0..200)
+            .map(|i| (i as f64 * 0.37).sin() * 1e3 + 0.1)
+            .collect();
         let whole = moments(&xs).variance(1).unwrap();
         for cut in [1, 17, 100, 199] {
             let mut a = moments(&xs[..cut]);
@@ -346,17 +349,17 @@ mod tests {
         }
         let mut rev = xs.clone();
         rev.reverse();
-        assert_eq!(moments(&rev).variance(1).unwrap().to_bits(), whole.to_bits());
+        assert_eq!(
+            moments(&rev).variance(1).unwrap().to_bits(),
+            whole.to_bits()
+        );
     }
 
     #[test]
     fn specials() {
         assert!(moments(&[1.0, f64::INFINITY]).variance(1).unwrap().is_nan());
         assert!(moments(&[1.0, f64::NAN]).variance(0).unwrap().is_nan());
-        assert_eq!(
-            moments(&[1e200, -1e200]).variance(1),
-            Some(f64::INFINITY)
-        );
+        assert_eq!(moments(&[1e200, -1e200]).variance(1), Some(f64::INFINITY));
         assert!(Moments::from_value(&Value::Int(1)).is_none());
     }
 }

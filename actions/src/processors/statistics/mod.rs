@@ -92,9 +92,9 @@ use sluice_runtime::{
     NodeContext, NodeImpl, Processor, Schema, Value,
 };
 
-pub use state::AggOp;
 use ranked::Pick;
 use rows::{Layout, Row};
+pub use state::AggOp;
 use state::{NotANumber, State};
 
 use super::keys::{KeyPlan, KeyTable, NULL, SchemaCache, TABLE_ENTRY_BYTES, cmp_keys};
@@ -137,7 +137,7 @@ pub struct Aggregate {
 pub const SPEC: ActionSpec = ActionSpec::new(
     "statistics",
     ActionKind::Processor,
-    "Emits one feature per group with counts, sums, means, medians and percentiles, variances, distinct counts, min/max and first/last values (sorted by group).",
+    "Emits one feature per group with count, sum, mean, median/percentile, variance/stddev, count_distinct, min/max and first/last aggregates (sorted by group).",
     schema_of::<StatisticsParams>,
     build,
 )
@@ -176,7 +176,11 @@ fn build(ctx: &BuildContext) -> Result<BuiltAction, ActionError> {
             let known: Vec<&str> = AggOp::ALL.iter().map(|o| o.name()).collect();
             errors.push(ActionError::param(
                 at("op"),
-                format!("unknown op \"{}\"; expected one of {}", a.op, known.join(", ")),
+                format!(
+                    "unknown op \"{}\"; expected one of {}",
+                    a.op,
+                    known.join(", ")
+                ),
             ));
         }
         let attribute = match (a.attribute, op) {
@@ -246,12 +250,12 @@ fn build(ctx: &BuildContext) -> Result<BuiltAction, ActionError> {
             continue;
         };
         let slot = match &attribute {
-            Some(n) if op.is_ranked() => Some(slots.iter().position(|s| s == n).unwrap_or_else(
-                || {
+            Some(n) if op.is_ranked() => {
+                Some(slots.iter().position(|s| s == n).unwrap_or_else(|| {
                     slots.push(n.clone());
                     slots.len() - 1
-                },
-            )),
+                }))
+            }
             _ => None,
         };
         aggregates.push(Agg {
@@ -433,7 +437,13 @@ impl Statistics {
                     .reservation
                     .get_or_insert_with(|| ctx.budget.register(&ctx.node_id));
                 if !reservation.try_grow(bytes) {
-                    spill(&mut self.groups, &self.layout, &mut self.runs, reservation, ctx)?;
+                    spill(
+                        &mut self.groups,
+                        &self.layout,
+                        &mut self.runs,
+                        reservation,
+                        ctx,
+                    )?;
                     reservation.grow(bytes)?;
                 }
                 self.groups.insert(hash, group)?
@@ -473,7 +483,13 @@ impl Statistics {
                 .reservation
                 .get_or_insert_with(|| ctx.budget.register(&ctx.node_id));
             if !reservation.try_grow(grew) {
-                spill(&mut self.groups, &self.layout, &mut self.runs, reservation, ctx)?;
+                spill(
+                    &mut self.groups,
+                    &self.layout,
+                    &mut self.runs,
+                    reservation,
+                    ctx,
+                )?;
             }
         }
         Ok(())

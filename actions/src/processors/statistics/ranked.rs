@@ -105,7 +105,11 @@ fn lerp(a: f64, b: f64, t: f64) -> f64 {
         return a;
     }
     let d = b - a;
-    if t < 0.5 { a + d * t } else { b - d * (1.0 - t) }
+    if t < 0.5 {
+        a + d * t
+    } else {
+        b - d * (1.0 - t)
+    }
 }
 
 #[cfg(test)]

@@ -32,10 +32,7 @@ pub(super) enum Row {
     /// A group's partial states.
     Partial(Group),
     /// A value of ranked slot `slot`; the feature's first values are the key.
-    Value {
-        slot: usize,
-        row: Feature,
-    },
+    Value { slot: usize, row: Feature },
 }
 
 /// The schemas and key width of spilled rows.

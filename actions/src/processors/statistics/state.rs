@@ -231,16 +231,8 @@ impl State {
             (State::Max(a), State::Max(b)) => {
                 keep_if(a, Some(&b), Ordering::Greater);
             }
-            (State::First(a), State::First(b)) => {
-                if a.is_null() {
-                    *a = b;
-                }
-            }
-            (State::Last(a), State::Last(b)) => {
-                if !b.is_null() {
-                    *a = b;
-                }
-            }
+            (State::First(a), State::First(b)) if a.is_null() => *a = b,
+            (State::Last(a), State::Last(b)) if !b.is_null() => *a = b,
             _ => {}
         }
     }
@@ -479,7 +471,11 @@ mod tests {
         let mut a = State::Min(Value::Int(2));
         a.combine(State::Min(Value::Float(2.0)));
         assert_eq!(a, State::Min(Value::Int(2)));
-        assert!(State::new(AggOp::Sum).add(AggOp::Sum, Some(&Value::from("x"))).is_err());
+        assert!(
+            State::new(AggOp::Sum)
+                .add(AggOp::Sum, Some(&Value::from("x")))
+                .is_err()
+        );
         assert!(State::from_value(AggOp::Sum, Value::Int(1)).is_none());
         assert!(State::from_value(AggOp::Count, Value::Null).is_none());
     }

@@ -391,11 +391,16 @@ fn new_ops_by_hand_with_nulls_single_values_and_ties() {
 fn float_ties_keep_the_first_for_min_max_first_and_last_keeps_the_last() {
     let ctx = NodeContext::standalone("t");
     let schema = Schema::new(["x"]);
-    let input: Vec<Feature> = [Value::Float(2.0), Value::Int(2), Value::Null, Value::Float(2.0)]
-        .into_iter()
-        .enumerate()
-        .map(|(i, v)| Feature::new(i as u64, schema.clone(), vec![v]))
-        .collect();
+    let input: Vec<Feature> = [
+        Value::Float(2.0),
+        Value::Int(2),
+        Value::Null,
+        Value::Float(2.0),
+    ]
+    .into_iter()
+    .enumerate()
+    .map(|(i, v)| Feature::new(i as u64, schema.clone(), vec![v]))
+    .collect();
     let params = serde_json::json!({"aggregates": [
         {"op": "min", "attribute": "x"}, {"op": "max", "attribute": "x"},
         {"op": "first", "attribute": "x"}, {"op": "last", "attribute": "x"},
@@ -455,7 +460,9 @@ fn non_numeric_values_fail_the_numeric_ops_only() {
 
 /// The paths of every parameter error of `params`, in order.
 fn param_paths(params: serde_json::Value) -> Vec<String> {
-    let err = build_processor(&SPEC, params).err().expect("a parameter error");
+    let err = build_processor(&SPEC, params)
+        .err()
+        .expect("a parameter error");
     let list = match err {
         ActionError::Many(list) => list,
         one => vec![one],
@@ -508,8 +515,11 @@ fn every_parameter_error_is_reported_at_once() {
     .unwrap();
     assert_eq!(
         err.to_string(),
-        ActionError::param("", "p must be in [0, 1] (0.9 for the 90th percentile), not -0.1")
-            .to_string()
+        ActionError::param(
+            "",
+            "p must be in [0, 1] (0.9 for the 90th percentile), not -0.1"
+        )
+        .to_string()
     );
 }
 
@@ -648,7 +658,12 @@ fn groups_bigger_than_the_budget_spill_and_give_the_same_output() {
             ctx.budget = MemoryBudget::new(budget);
             ctx.spill = SpillDir::new(base.path());
             let out = run(params.clone(), big_groups(ROWS), &ctx).unwrap();
-            (out, ctx.spill.totals().0, ctx.budget.reserved(), ctx.budget.peak())
+            (
+                out,
+                ctx.spill.totals().0,
+                ctx.budget.reserved(),
+                ctx.budget.peak(),
+            )
         };
         let (memory, memory_spills, _, _) = run_with(usize::MAX / 4);
         let (spilled, spills, reserved, peak) = run_with(BUDGET);
@@ -663,7 +678,10 @@ fn groups_bigger_than_the_budget_spill_and_give_the_same_output() {
             let Value::Int(rows) = f.values()[group_by.len()] else {
                 panic!("{f:?}")
             };
-            assert!(rows >= 5_000 && rows as usize * 4 / 5 * 24 > 2 * BUDGET, "{rows}");
+            assert!(
+                rows >= 5_000 && rows as usize * 4 / 5 * 24 > 2 * BUDGET,
+                "{rows}"
+            );
         }
         assert_eq!(bits(&memory), bits(&spilled));
         // The output is not trivially empty: every group has a median and a spread.
