@@ -242,15 +242,13 @@ mod tests {
     use super::*;
 
     fn problem(bytes: &[u8]) -> String {
-        let dir = std::env::temp_dir().join(format!("sluice-load-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join(format!("wf{}.yaml", bytes.len()));
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("wf.yaml");
         std::fs::write(&path, bytes).unwrap();
         let Err(e) = load_file(&path, &Registry::default(), &VarSources::default()) else {
             panic!("{} should not load", path.display());
         };
         let d = &e.diagnostics[0];
-        let _ = std::fs::remove_file(&path);
         format!("{}:{} {}", d.line, d.column, d.message)
     }
 
