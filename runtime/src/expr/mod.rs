@@ -167,6 +167,8 @@ mod types;
 mod val;
 
 #[cfg(test)]
+mod function_tests;
+#[cfg(test)]
 mod tests;
 #[cfg(test)]
 mod type_tests;
@@ -228,7 +230,7 @@ impl Expr {
         }
         let ast = parser::parse(src)?;
         let mut attrs = Vec::new();
-        let root = compile::compile(ast.clone(), &mut attrs);
+        let root = compile::compile(ast.clone(), &mut attrs)?;
         Ok(Expr {
             inner: Arc::new(Inner {
                 source: src.to_owned(),
