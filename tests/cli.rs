@@ -727,3 +727,36 @@ fn after_sigkill_the_next_run_and_sluice_clean_remove_the_leftovers() {
     assert_eq!(spill_folders(dir.path()), 0);
     assert_eq!(files(&dir.path().join("out")), names(&["sorted.csv"]));
 }
+
+#[test]
+fn functions_lists_the_expression_catalog_and_shows_one() {
+    let o = sluice(&root(), &["functions"], T);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let list = String::from_utf8_lossy(&o.stdout);
+    for sig in [
+        "round(x: number[, digits: int]) -> number",
+        "regex_replace(s: string, pattern: string, to: string) -> string",
+        "date_add(d: date|datetime|local_datetime, n: int, unit: string)",
+        "area(g: geometry) -> float",
+    ] {
+        assert!(list.contains(sig), "{sig} missing from:\n{list}");
+    }
+    assert!(
+        list.contains("    example: clamp(value, 0, 100)\n"),
+        "{list}"
+    );
+
+    let o = sluice(&root(), &["functions", "format_date"], T);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let one = String::from_utf8_lossy(&o.stdout);
+    assert!(one.starts_with("format_date(d: "), "{one}");
+    assert!(one.contains("example: format_date(ts, \"%Y-%m\")"), "{one}");
+
+    let o = sluice(&root(), &["functions", "uper"], T);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("unknown function \"uper\"; did you mean \"upper\"?"),
+        "{}",
+        stderr(&o)
+    );
+}
