@@ -42,10 +42,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     // 2. Start with an event channel (the handle can cancel), capturing the filter's
     //    output into a job folder (here in memory; a path or s3:// works the same).
-    let (tx, rx) = crossbeam_channel::unbounded();
+    let (events, stream) = EventSender::stream();
     let job = format!("memory://embed/job-{}", std::process::id());
     let options = RunOptions {
-        events: EventSender::channel(tx),
+        events,
         capture: Some(CaptureOptions::new(
             job.clone(),
             CaptureEdges::Named(vec!["big.passed->drop".into()]),
@@ -53,8 +53,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         ..RunOptions::default()
     };
     let handle = executor::start(plan, options)?;
-    // 3. Watch events until the run ends.
-    for event in rx.iter() {
+    // 3. Watch events until the run ends (the stream ends with `RunFinished`). Sending never
+    //    waits for this loop: were it slow, samples would be dropped and counted.
+    for event in stream {
         match event {
             Event::NodeFinished {
                 node,

@@ -92,6 +92,10 @@ pub enum Command {
         /// Set a variable: --var name=value (repeatable).
         #[arg(long = "var", value_name = "NAME=VALUE")]
         vars: Vec<String>,
+        /// text (one line per problem, on stderr) or json (one object on stdout, with
+        /// file, line, column, node and parameter of every problem, for editors).
+        #[arg(long, value_enum, default_value_t = DiagnosticFormat::Text)]
+        format: DiagnosticFormat,
     },
     /// Print a workflow as a Graphviz DOT graph.
     Graph {
@@ -154,4 +158,13 @@ fn memory_limit(s: &str) -> Result<u64, String> {
 /// A heavy-finish gate policy: `adaptive`, `semaphore:N` or `ungated`.
 fn gate_policy(s: &str) -> Result<GatePolicy, String> {
     s.parse()
+}
+
+/// How `validate` prints what it finds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DiagnosticFormat {
+    /// `file:line:column: node "x", parameter "p": message` lines on stderr.
+    Text,
+    /// One JSON object on stdout (see `workflow::Validation`).
+    Json,
 }

@@ -20,7 +20,7 @@ use sluice::runtime::store::CommitError;
 use sluice::runtime::workflow::{self, VarSources};
 use sluice::runtime::{ActionError, RunError, ValidationError, events::EventSender};
 
-use cli::{Cli, Command};
+use cli::{Cli, Command, DiagnosticFormat};
 
 fn main() -> ExitCode {
     allocator::tune_allocator();
@@ -165,14 +165,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     return Ok(ExitCode::from(1));
                 }
             };
-            let (tx, rx) = crossbeam_channel::unbounded();
+            let (events, stream) = EventSender::stream();
             let options = RunOptions {
                 batch_size,
                 threads,
                 memory_limit,
                 gate,
                 spill_dir,
-                events: EventSender::channel(tx),
+                events,
                 cancel,
                 capture: capture.clone(),
                 ..RunOptions::default()
@@ -193,7 +193,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 Err(e) => return Err(e.into()),
             };
             let interactive = !quiet && std::io::stderr().is_terminal();
-            let wrote = progress::watch(&handle, &rx, interactive, quiet);
+            let wrote = progress::watch(stream, interactive, quiet);
             let result = handle.wait();
             // Where the capture went, and how far it got: after the run's own lines.
             let tell_capture = || {
@@ -222,11 +222,21 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             tell_capture();
             code
         }
-        Command::Validate { file, vars } => {
+        Command::Validate { file, vars, format } => {
             let Some(vars) = parse_vars(&vars) else {
                 return Ok(ExitCode::from(1));
             };
-            match workflow::load_file(&file, &registry, &vars) {
+            let loaded = workflow::load_file(&file, &registry, &vars);
+            if format == DiagnosticFormat::Json {
+                let v = workflow::Validation::of(&file.display().to_string(), &loaded);
+                out(&(serde_json::to_string_pretty(&v)? + "\n"))?;
+                return Ok(if v.valid {
+                    ExitCode::SUCCESS
+                } else {
+                    ExitCode::from(1)
+                });
+            }
+            match loaded {
                 Ok(plan) => {
                     for w in &plan.warnings {
                         eprintln!("{w}");
@@ -370,7 +380,13 @@ fn invalid(e: &ValidationError) -> ExitCode {
         .iter()
         .filter(|d| d.severity == sluice::runtime::Severity::Error)
         .count();
-    eprintln!("workflow is invalid: {errors} error(s)");
+    let unreadable = e
+        .diagnostics
+        .iter()
+        .any(|d| d.code == Some(workflow::UNREADABLE));
+    if !unreadable {
+        eprintln!("workflow is invalid: {errors} error(s)");
+    }
     ExitCode::from(1)
 }
 

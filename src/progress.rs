@@ -1,67 +1,57 @@
 //! What the user sees while a run goes on and when it ends: a redrawn table of nodes on a
 //! terminal, log lines otherwise, and the figures of a run that succeeded.
 
-use std::sync::atomic::Ordering;
-use std::time::Duration;
-
-use crossbeam_channel::{Receiver, RecvTimeoutError};
 use sluice::runtime::Event;
-use sluice::runtime::executor::{RunHandle, RunReport};
+use sluice::runtime::events::EventStream;
+use sluice::runtime::executor::{Progress, RunReport};
 
-/// Shows progress until the run ends: a redrawn table on a terminal, log lines otherwise.
-/// Gives back the sinks' "wrote ..." lines, to be shown once the outputs are committed.
-/// A failing node is not reported here: the run's error names it, once.
-pub fn watch(
-    handle: &RunHandle,
-    rx: &Receiver<Event>,
-    interactive: bool,
-    quiet: bool,
-) -> Vec<String> {
+/// Shows progress until the run ends: a table redrawn at every progress event (about ten a
+/// second) on a terminal, log lines otherwise. Gives back the sinks' "wrote ..." lines, to
+/// be shown once the outputs are committed. A failing node is not reported here: the run's
+/// error names it, once.
+pub fn watch(events: EventStream, interactive: bool, quiet: bool) -> Vec<String> {
     let mut drawn = 0usize;
     let mut wrote = Vec::new();
-    loop {
-        match rx.recv_timeout(Duration::from_millis(200)) {
-            Ok(Event::RunFinished { .. }) => break,
-            Ok(Event::Log { node, message }) if !quiet && message.starts_with("wrote ") => {
+    for event in events {
+        match event {
+            Event::Log { node, message } if !quiet && message.starts_with("wrote ") => {
                 wrote.push(format!("[{node}] {message}"));
             }
-            Ok(Event::Log { node, message }) if !quiet => {
+            Event::Log { node, message } if !quiet => {
                 clear(&mut drawn);
                 eprintln!("[{node}] {message}");
             }
-            Ok(Event::MemoryPressureChanged { level, rss, limit }) if !quiet => {
+            Event::MemoryPressureChanged { level, rss, limit } if !quiet => {
                 clear(&mut drawn);
                 eprintln!("memory {level}: {} MiB of {} MiB", rss >> 20, limit >> 20);
             }
-            Ok(_) => {}
-            Err(RecvTimeoutError::Timeout) => {}
-            Err(RecvTimeoutError::Disconnected) => break,
-        }
-        if interactive {
-            clear(&mut drawn);
-            let mut s = format!("elapsed {:.1}s\n", handle.elapsed().as_secs_f64());
-            for p in handle.progress() {
-                let state = match p.state.load(Ordering::Relaxed) {
-                    0 => "running",
-                    1 => "done",
-                    _ => "failed",
-                };
-                s.push_str(&format!(
-                    "  {:<24} {:>12} in {:>12} out  {state}\n",
-                    p.id,
-                    p.features_in.load(Ordering::Relaxed),
-                    p.out()
-                ));
+            Event::Progress(p) if interactive => {
+                clear(&mut drawn);
+                let s = table(&p);
+                drawn = s.lines().count();
+                eprint!("{s}");
             }
-            drawn = s.lines().count();
-            eprint!("{s}");
-        }
-        if handle.is_finished() && rx.is_empty() {
-            break;
+            _ => {}
         }
     }
     clear(&mut drawn);
     wrote
+}
+
+/// The live table: elapsed time, then a line per node with its counts and state.
+fn table(p: &Progress) -> String {
+    let mut s = format!("elapsed {:.1}s\n", p.elapsed.as_secs_f64());
+    for n in &p.nodes {
+        let out: u64 = n.features_out.iter().map(|c| c.features).sum();
+        s.push_str(&format!(
+            "  {:<24} {:>12} in {:>12} out  {}\n",
+            n.id,
+            n.features_in,
+            out,
+            n.state.name()
+        ));
+    }
+    s
 }
 
 fn clear(drawn: &mut usize) {

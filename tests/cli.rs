@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::util::{
-    files, root, signal, sluice, sluice_with_stdin, spawn_sluice, stderr, wait_with_timeout,
+    files, root, signal, sluice, sluice_with_stdin, spawn_sluice, stderr, stdout, wait_with_timeout,
 };
 
 const T: Duration = Duration::from_secs(120);
@@ -756,6 +756,74 @@ fn functions_lists_the_expression_catalog_and_shows_one() {
     assert_eq!(o.status.code(), Some(1));
     assert!(
         stderr(&o).contains("unknown function \"uper\"; did you mean \"upper\"?"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn validate_format_json_gives_every_diagnostic_as_data() {
+    let o = sluice(
+        &root().join("tests/invalid"),
+        &["validate", "--format", "json", "filter_every_bad_port.yaml"],
+        T,
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(v["valid"], false);
+    assert_eq!(v["errors"], 3);
+    let d = &v["diagnostics"].as_array().unwrap();
+    let located: Vec<(u64, u64, &str, &str)> = d
+        .iter()
+        .map(|d| {
+            (
+                d["line"].as_u64().unwrap(),
+                d["column"].as_u64().unwrap(),
+                d["node"].as_str().unwrap(),
+                d["param"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        located,
+        [
+            (8, 19, "keep", "conditions[0].port"),
+            (10, 19, "keep", "conditions[2].port"),
+            (11, 19, "keep", "conditions[3].port"),
+        ]
+    );
+    assert!(
+        d.iter()
+            .all(|d| d["severity"] == "error" && d["file"] == "filter_every_bad_port.yaml")
+    );
+
+    // A valid workflow: valid, with its size, exit 0.
+    let o = sluice(
+        &root(),
+        &["validate", "--format", "json", "workflows/quickstart.yaml"],
+        T,
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(v["valid"], true);
+    assert!(v["nodes"].as_u64().unwrap() > 1);
+}
+
+#[test]
+fn an_unreadable_workflow_says_why_without_a_position() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = sluice(dir.path(), &["validate", "nowhere.yaml"], T);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(
+        stderr(&o),
+        "nowhere.yaml: cannot read workflow: no such file\n"
+    );
+    std::fs::write(dir.path().join("bin.yaml"), b"nodes:\n  - \x00\x01\x02").unwrap();
+    let o = sluice(dir.path(), &["validate", "bin.yaml"], T);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o)
+            .starts_with("bin.yaml:2:5: a NUL byte (this looks like a binary file) at byte 11"),
         "{}",
         stderr(&o)
     );

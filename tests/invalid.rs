@@ -18,20 +18,23 @@ fn invalid_workflows_report_exact_diagnostics() {
         .collect();
     cases.sort();
     assert!(
-        cases.len() >= 20,
-        "need at least 20 broken workflows, found {}",
+        cases.len() >= 50,
+        "need at least 60 broken workflows, found {}",
         cases.len()
     );
     for case in cases {
         let name = case.file_name().unwrap().to_string_lossy().to_string();
         let src = std::fs::read_to_string(&case).unwrap();
-        let vars =
-            VarSources::new([("declared_but_unused_cli".to_string(), "x".to_string())].into());
-        let vars = if src.contains("# cli-var") {
-            vars
-        } else {
-            VarSources::default()
-        };
+        // `# --var name=value` lines set command-line variables, as `sluice validate` would.
+        let mut cli: std::collections::BTreeMap<String, String> = src
+            .lines()
+            .filter_map(|l| l.strip_prefix("# --var ")?.split_once('='))
+            .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+            .collect();
+        if src.contains("# cli-var") {
+            cli.insert("declared_but_unused_cli".to_string(), "x".to_string());
+        }
+        let vars = VarSources::new(cli);
         let got = match workflow::load(&name, &src, &registry, &vars) {
             Ok(_) => panic!("{name} should be invalid"),
             Err(e) => e

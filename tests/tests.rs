@@ -23,3 +23,6 @@ mod capture;
 
 /// The README's generated parts.
 mod readme;
+
+/// Every action's parameter errors are located at the value with the parameter's path.
+mod param_errors;

@@ -129,17 +129,28 @@ fn build(ctx: &BuildContext) -> Result<BuiltAction, ActionError> {
     };
     let mut ports: Vec<String> = Vec::with_capacity(sources.len() + 2);
     let mut conditions = Vec::with_capacity(sources.len());
+    // Every condition is checked, so one validation run names every bad port and expression.
+    let mut errors = Vec::new();
     for (i, (port, source, path)) in sources.into_iter().enumerate() {
-        check_port(&port, &ports)
-            .map_err(|m| ActionError::param(format!("conditions[{i}].port"), m))?;
-        let expr = Expr::compile(&source).map_err(|e| ActionError::param(&path, e.to_string()))?;
-        let label = match path.strip_suffix(".expression") {
-            Some(condition) => format!("filter: {condition} (port {port})"),
-            None => format!("filter: {path}"),
-        };
-        conditions.push(Compiled { expr, label });
+        if let Err(m) = check_port(&port, &ports) {
+            errors.push(ActionError::param(format!("conditions[{i}].port"), m));
+        }
+        match Expr::compile_all(&source) {
+            Ok(expr) => {
+                let label = match path.strip_suffix(".expression") {
+                    Some(condition) => format!("filter: {condition} (port {port})"),
+                    None => format!("filter: {path}"),
+                };
+                conditions.push(Compiled { expr, label });
+            }
+            Err(list) => errors.extend(
+                list.into_iter()
+                    .map(|e| ActionError::param(&path, e.to_string())),
+            ),
+        }
         ports.push(port);
     }
+    ActionError::collect(errors)?;
     ports.push(UNFILTERED_PORT.to_string());
     ports.push(REJECTED_PORT.to_string());
     let filter = Filter {

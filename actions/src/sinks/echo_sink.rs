@@ -98,9 +98,9 @@ mod tests {
     use std::time::Duration;
 
     fn logs(yaml: &str) -> Vec<String> {
-        let (tx, rx) = crossbeam_channel::unbounded();
+        let (events, mut rx) = EventSender::stream();
         let options = RunOptions {
-            events: EventSender::channel(tx),
+            events,
             ..RunOptions::default()
         };
         sluice_runtime::testing::run_yaml(
@@ -110,7 +110,7 @@ mod tests {
             Duration::from_secs(60),
         )
         .unwrap();
-        rx.try_iter()
+        std::iter::from_fn(|| rx.try_next())
             .filter_map(|e| match e {
                 Event::Log { node, message } if node == "echo" => Some(message),
                 _ => None,

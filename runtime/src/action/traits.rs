@@ -57,6 +57,8 @@ pub struct NodeContext {
     pub(crate) events: EventSender,
     pub(crate) read_ahead: Arc<std::sync::atomic::AtomicUsize>,
     pub(crate) gate: Option<crate::memory::Gate>,
+    /// The node's live state, for progress snapshots (none outside a run).
+    pub(crate) state: Option<Arc<crate::executor::StateCell>>,
 }
 
 impl NodeContext {
@@ -96,6 +98,9 @@ impl NodeContext {
     /// Records that this node spilled `rows` rows in `bytes` bytes to disk (an event for
     /// observers; the spill folder keeps the totals for the run report).
     pub fn spilled(&self, bytes: u64, rows: u64) {
+        if let Some(state) = &self.state {
+            state.spilled(bytes);
+        }
         self.events.send(Event::Spilled {
             node: self.node_id.to_string(),
             bytes,
@@ -122,6 +127,7 @@ impl NodeContext {
             events: EventSender::none(),
             read_ahead: Arc::new(std::sync::atomic::AtomicUsize::new(4)),
             gate: None,
+            state: None,
         }
     }
 }

@@ -2,13 +2,13 @@
 //! joined; then the sinks are committed together if every node succeeded, or aborted.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
 use super::node::{Finished, NodeRun};
-use super::progress::NodeProgress;
+use super::progress::{NodeProgress, NodeState, StateCell};
 use super::report::DroppedReport;
 use super::setup::ReadyNode;
 use crate::action::{PortDrops, Sink};
@@ -98,7 +98,7 @@ fn spawn_node(
     failure: &Failure,
     cancel: &CancelToken,
     events: &EventSender,
-    state: &Arc<AtomicUsize>,
+    state: &Arc<StateCell>,
 ) -> std::io::Result<std::thread::JoinHandle<(Finished, Duration)>> {
     let (failure, cancel, events, state) = (
         failure.clone(),
@@ -173,9 +173,10 @@ fn run_node(
     failure: Arc<Mutex<Option<RunError>>>,
     cancel: CancelToken,
     events: EventSender,
-    state: Arc<AtomicUsize>,
+    state: Arc<StateCell>,
 ) -> (Finished, Duration) {
     let started = Instant::now();
+    state.set(NodeState::Running);
     events.send(Event::NodeStarted { node: id.clone() });
     let features_in = run.features_in.clone();
     let out_total = run.out_total();
@@ -184,7 +185,7 @@ fn run_node(
     let took = started.elapsed();
     let error = match outcome {
         Ok(Ok(sink)) => {
-            state.store(1, Ordering::Relaxed);
+            state.set(NodeState::Done);
             let dropped = DroppedReport::collect(outputs, &drops);
             events.send(Event::NodeFinished {
                 node: id,
@@ -213,7 +214,7 @@ fn run_node(
             })
         }
     };
-    state.store(2, Ordering::Relaxed);
+    state.set(NodeState::Failed);
     if let Some(e) = error {
         events.send(Event::NodeFailed {
             node: id,

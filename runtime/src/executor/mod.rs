@@ -25,7 +25,10 @@ pub use crate::cancel::CancelToken;
 pub use crate::memory::default_memory_limit;
 pub use crate::pool::{default_pool, new_pool};
 pub use options::RunOptions;
-pub use progress::NodeProgress;
+pub use progress::{
+    EdgeSnapshot, MemorySnapshot, NodeProgress, NodeSnapshot, NodeState, PortCount, Progress,
+    StateCell,
+};
 pub use report::{
     DroppedReport, EdgeReport, MemoryOvershoot, NodeReport, RunReport, UnhandledRejections,
 };

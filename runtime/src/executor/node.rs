@@ -20,6 +20,8 @@ use crate::error::ActionError;
 use crate::feature::Batch;
 use crate::memory::Gate;
 
+use super::progress::{NodeState, StateCell};
+
 /// Batches at least this long are split across the pool for transforms.
 const PARALLEL_MIN: usize = 256;
 
@@ -33,6 +35,7 @@ pub(crate) struct NodeRun {
     pub heavy_finish: bool,
     pub gate: Gate,
     pub gate_wait_ns: Arc<AtomicU64>,
+    pub state: Arc<StateCell>,
 }
 
 /// What a node thread hands back: a sink to commit or abort once the whole run is known.
@@ -57,6 +60,7 @@ impl NodeRun {
             heavy_finish,
             gate,
             gate_wait_ns,
+            state,
         } = self;
         match node {
             NodeImpl::Source(mut s) => {
@@ -80,8 +84,8 @@ impl NodeRun {
                     p.as_mut(),
                     &ctx,
                     heavy_finish,
-                    &gate,
-                    &gate_wait_ns,
+                    (&gate, &gate_wait_ns),
+                    &state,
                     &mut out,
                 )?;
                 out.close()?;
@@ -91,7 +95,10 @@ impl NodeRun {
                 let res = receive(&ctx, inputs, &features_in, |port, batch| {
                     s.write(port, batch, &ctx)
                 })
-                .and_then(|_| s.finish(&ctx));
+                .and_then(|_| {
+                    state.set(NodeState::Finishing);
+                    s.finish(&ctx)
+                });
                 match res {
                     Ok(()) => Ok(Some(s)),
                     Err(e) => {
@@ -108,17 +115,19 @@ fn finish_processor(
     p: &mut dyn Processor,
     ctx: &NodeContext,
     heavy: bool,
-    gate: &Gate,
-    gate_wait_ns: &AtomicU64,
+    (gate, gate_wait_ns): (&Gate, &AtomicU64),
+    state: &StateCell,
     out: &mut Emitter,
 ) -> Result<(), ActionError> {
     let _permit = if heavy {
+        state.set(NodeState::Gated);
         let permit = gate.acquire(&ctx.node_id, &ctx.cancel, &ctx.events)?;
         gate_wait_ns.store(permit.waited.as_nanos() as u64, Ordering::Relaxed);
         Some(permit)
     } else {
         None
     };
+    state.set(NodeState::Finishing);
     p.finish(ctx, out)
 }
 

@@ -365,9 +365,9 @@ nodes:
   - { id: sink, action: count }
 edges: [ "src -> odd", "odd -> sink" ]
 "#;
-        let (tx, rx) = crossbeam_channel::unbounded();
+        let (events, mut rx) = EventSender::stream();
         let options = RunOptions {
-            events: EventSender::channel(tx),
+            events,
             channel_bound: 64,
             batch_size: 16,
             ..RunOptions::default()
@@ -388,7 +388,7 @@ edges: [ "src -> odd", "odd -> sink" ]
             "node \"odd\" rejected 500 features and its \"rejected\" port has no edge: they \
              were dropped; first reason: odd id 1"
         );
-        let finished = rx.try_iter().find_map(|e| match e {
+        let finished = std::iter::from_fn(|| rx.try_next()).find_map(|e| match e {
             Event::NodeFinished {
                 node,
                 features_out,
@@ -411,16 +411,15 @@ nodes:
   - { id: pass, action: count }
 edges: [ "src -> odd", "src -> pass" ]
 "#;
-        let (tx, rx) = crossbeam_channel::unbounded();
+        let (events, mut rx) = EventSender::stream();
         let options = RunOptions {
-            events: EventSender::channel(tx),
+            events,
             batch_size: 8,
             ..RunOptions::default()
         };
         let registry = Registry::from_specs([GEN, ODD, COUNT]);
         let report = run_yaml(yaml, &registry, options, Duration::from_secs(60)).unwrap();
-        let finished: Vec<(String, u64, Vec<DroppedReport>)> = rx
-            .try_iter()
+        let finished: Vec<(String, u64, Vec<DroppedReport>)> = std::iter::from_fn(|| rx.try_next())
             .filter_map(|e| match e {
                 Event::NodeFinished {
                     node,

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use super::join::{Failure, run_nodes, settle};
 use super::options::RunOptions;
-use super::progress::NodeProgress;
+use super::progress::{EdgeProgress, Live, NodeProgress, Progress};
 use super::report::{Measured, RunReport};
 use super::setup::{ReadyNode, Shared, plan_memory, set_up_nodes};
 use super::wiring::{Capturing, EdgeTally, Wiring};
@@ -34,9 +34,8 @@ use crate::memory::Monitor;
 /// A run in progress. Dropping the handle cancels the run and waits for it.
 pub struct RunHandle {
     cancel: CancelToken,
-    progress: Arc<Vec<NodeProgress>>,
+    live: Arc<Live>,
     done: Option<JoinHandle<Result<RunReport, RunError>>>,
-    started: Instant,
 }
 
 impl RunHandle {
@@ -50,14 +49,21 @@ impl RunHandle {
         self.cancel.clone()
     }
 
-    /// Live per-node counters.
-    pub fn progress(&self) -> &[NodeProgress] {
-        &self.progress
+    /// A snapshot of the run now: each node's state and counts, each edge's count, memory
+    /// and elapsed time. Cheap (a few atomic reads per node and one RSS sample): a UI may
+    /// call it at any rate.
+    pub fn progress(&self) -> Progress {
+        self.live.snapshot()
+    }
+
+    /// The live per-node counters the snapshot reads.
+    pub fn counters(&self) -> &[NodeProgress] {
+        &self.live.nodes
     }
 
     /// Time since the run started.
     pub fn elapsed(&self) -> Duration {
-        self.started.elapsed()
+        self.live.started.elapsed()
     }
 
     /// Whether the run has ended.
@@ -89,24 +95,23 @@ impl Drop for RunHandle {
 
 /// Runs a plan to completion on the calling thread.
 pub fn run(plan: Plan, options: RunOptions) -> Result<RunReport, RunError> {
-    let (progress, launch) = prepare(plan, options)?;
-    drop(progress);
+    let (live, launch) = prepare(plan, options)?;
+    drop(live);
     launch()
 }
 
 /// Starts a plan in the background and returns a handle to watch, cancel or wait for it.
 pub fn start(plan: Plan, options: RunOptions) -> Result<RunHandle, RunError> {
     let cancel = options.cancel.clone();
-    let (progress, launch) = prepare(plan, options)?;
+    let (live, launch) = prepare(plan, options)?;
     let done = std::thread::Builder::new()
         .name("sluice-run".into())
         .spawn(launch)
         .map_err(|e| RunError::Internal(format!("cannot start the run thread: {e}")))?;
     Ok(RunHandle {
         cancel,
-        progress,
+        live,
         done: Some(done),
-        started: Instant::now(),
     })
 }
 
@@ -115,7 +120,7 @@ type Launch = Box<dyn FnOnce() -> Result<RunReport, RunError> + Send>;
 /// Sets the run up without starting a thread: the memory plan (which may refuse the run),
 /// what the nodes share, the channels and every node. Gives the live counters and what
 /// starts the run.
-fn prepare(plan: Plan, opts: RunOptions) -> Result<(Arc<Vec<NodeProgress>>, Launch), RunError> {
+fn prepare(plan: Plan, opts: RunOptions) -> Result<(Arc<Live>, Launch), RunError> {
     let captured = match &opts.capture {
         Some(c) => capture::select_edges(&plan, &c.edges)?,
         None => Vec::new(),
@@ -136,22 +141,39 @@ fn prepare(plan: Plan, opts: RunOptions) -> Result<(Arc<Vec<NodeProgress>>, Laun
         None => None,
     };
     let shared = Shared::new(&memory, &opts);
+    let edge_names: Vec<String> = (0..plan.edges.len()).map(|i| plan.edge_name(i)).collect();
     let Plan {
         name, nodes, edges, ..
     } = plan;
     let mut wiring = Wiring::new(&nodes, &edges, memory.capacity, taps);
     let (progress, ready) = set_up_nodes(nodes, &mut wiring, &shared, &opts);
-    let progress = Arc::new(progress);
+    let live = Arc::new(Live {
+        nodes: progress,
+        edges: edges
+            .iter()
+            .zip(&wiring.tallies)
+            .zip(edge_names)
+            .map(|((e, tally), name)| EdgeProgress {
+                name,
+                from: e.from,
+                to: e.to,
+                features: tally.features.clone(),
+            })
+            .collect(),
+        budget: shared.budget.clone(),
+        limit: shared.limit,
+        started: Instant::now(),
+    });
     let setup = Prepared {
         workflow: name,
         opts,
         shared,
         nodes: ready,
         edges: wiring.tallies,
-        progress: progress.clone(),
+        live: live.clone(),
         capturing,
     };
-    Ok((progress, Box::new(move || setup.launch())))
+    Ok((live, Box::new(move || setup.launch())))
 }
 
 /// Starts the capture writers; the job and their threads, to be joined after the nodes.
@@ -187,7 +209,7 @@ struct Prepared {
     shared: Shared,
     nodes: Vec<ReadyNode>,
     edges: Vec<EdgeTally>,
-    progress: Arc<Vec<NodeProgress>>,
+    live: Arc<Live>,
     capturing: Option<Capturing>,
 }
 
@@ -201,18 +223,23 @@ impl Prepared {
             mut shared,
             nodes,
             edges,
-            progress,
+            live,
             capturing,
         } = self;
         let started = Instant::now();
         let events = opts.events.clone();
         events.send(Event::RunStarted { nodes: nodes.len() });
+        let ticker = {
+            let (live, events) = (live.clone(), events.clone());
+            Box::new(move || events.send(Event::Progress(live.snapshot())))
+        };
         let monitor = Monitor::start(
             opts.monitor_interval,
             shared.limit,
             shared.budget.clone(),
             shared.knobs.clone(),
             events.clone(),
+            ticker,
         );
         let failure = Failure::default();
         let (job, writers) = match capturing
@@ -227,7 +254,7 @@ impl Prepared {
             }
         };
         let (ends, sinks) = if failure.lock().is_none() {
-            run_nodes(nodes, &progress, &failure, &opts.cancel, &events)
+            run_nodes(nodes, &live.nodes, &failure, &opts.cancel, &events)
         } else {
             (Vec::new(), Vec::new())
         };
@@ -258,7 +285,7 @@ impl Prepared {
             peak_rss_bytes,
             shared: &shared,
             nodes: ends,
-            progress: &progress,
+            progress: &live.nodes,
             edges,
         });
         events.send(Event::RunFinished {

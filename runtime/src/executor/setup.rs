@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize};
 
 use super::node::NodeRun;
 use super::options::RunOptions;
-use super::progress::NodeProgress;
+use super::progress::{NodeProgress, StateCell};
 use super::wiring::Wiring;
 use crate::action::{Emitter, NodeContext, PortDrops};
 use crate::dag::{Plan, PlanNode};
@@ -130,6 +130,7 @@ fn set_up_node(
         .enumerate()
         .map(|(p, c)| (wiring.take_senders(i, p), c.clone()))
         .collect();
+    let state = Arc::new(StateCell::default());
     let ctx = NodeContext {
         node_id: n.id.as_str().into(),
         cancel: opts.cancel.clone(),
@@ -139,13 +140,15 @@ fn set_up_node(
         events: opts.events.clone(),
         read_ahead: shared.knobs.read_ahead.clone(),
         gate: Some(shared.gate.clone()),
+        state: Some(state.clone()),
     };
     let features_in = Arc::new(AtomicU64::new(0));
     let progress = NodeProgress {
         id: n.id.clone(),
+        ports: n.outputs.clone(),
         features_in: features_in.clone(),
         features_out: port_counters,
-        state: Arc::new(AtomicUsize::new(0)),
+        state: state.clone(),
     };
     let out = Emitter::channels(
         &n.outputs,
@@ -163,6 +166,7 @@ fn set_up_node(
         heavy_finish: n.spec.heavy_finish,
         gate: shared.gate.clone(),
         gate_wait_ns: Arc::new(AtomicU64::new(0)),
+        state,
     };
     let ready = ReadyNode {
         id: n.id,

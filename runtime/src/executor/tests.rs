@@ -87,8 +87,9 @@ edges: [ "src -> mid", "mid -> sink", "src -> hold", "hold -> sink.other" ]
     // Wait until features flow, then cancel.
     while handle
         .progress()
+        .nodes
         .iter()
-        .all(|p| p.features_in.load(std::sync::atomic::Ordering::Relaxed) < 10_000)
+        .all(|n| n.features_in < 10_000)
     {
         std::thread::yield_now();
     }
@@ -237,4 +238,97 @@ proptest! {
             }
         }
     }
+}
+
+#[test]
+fn progress_snapshots_and_coalesced_events_follow_the_run() {
+    use crate::events::{Event, EventSender};
+    let yaml = r#"
+nodes:
+  - { id: src, action: gen, with: { count: 1500000 } }
+  - { id: keep, action: pass }
+  - { id: boom, action: pass }
+  - { id: sink, action: count }
+edges: [ "src -> keep", "keep -> sink", "src -> boom", "boom -> sink.other" ]
+"#;
+    let plan = workflow::load("t.yaml", yaml, &test_registry(), &VarSources::default()).unwrap();
+    let (events, stream) = EventSender::stream();
+    let handle = start(
+        plan,
+        RunOptions {
+            events,
+            ..opts(64, 256)
+        },
+    )
+    .unwrap();
+    let first = handle.progress();
+    let names: Vec<&str> = first.edges.iter().map(|e| e.name.as_str()).collect();
+    assert_eq!(
+        names,
+        ["src->keep", "keep->sink", "src->boom", "boom->sink.other"]
+    );
+    assert_eq!(first.nodes.len(), 4);
+    let mut ticks: Vec<super::Progress> = Vec::new();
+    let mut last_event = None;
+    for e in stream {
+        if let Event::Progress(p) = &e {
+            ticks.push(p.clone());
+        }
+        last_event = Some(e);
+    }
+    assert!(matches!(
+        last_event,
+        Some(Event::RunFinished { ok: true, .. })
+    ));
+    // The stream ended with the run: every node is done and the snapshot's counts are final.
+    let end = handle.progress();
+    assert!(
+        end.nodes.iter().all(|n| n.state == NodeState::Done),
+        "{end:?}"
+    );
+    let report = handle.wait().unwrap();
+    for (snap, rep) in end.edges.iter().zip(&report.edges) {
+        assert_eq!(snap.features, rep.features, "{}", snap.name);
+    }
+    assert_eq!(end.edges[0].features, 1_500_000);
+    // Coalesced: about ten a second whatever the feature rate, and counts only grow.
+    let secs = report.elapsed_ms / 1e3;
+    assert!(
+        (ticks.len() as f64) <= secs * 10.0 + 2.0,
+        "{} progress events in {secs:.2}s",
+        ticks.len()
+    );
+    assert!(!ticks.is_empty());
+    for pair in ticks.windows(2) {
+        for (a, b) in pair[0].edges.iter().zip(&pair[1].edges) {
+            assert!(a.features <= b.features);
+        }
+        assert!(pair[0].elapsed <= pair[1].elapsed);
+    }
+}
+
+#[test]
+fn a_failed_node_shows_failed_in_the_snapshot() {
+    let yaml = r#"
+nodes:
+  - { id: src, action: gen, with: { count: 100000 } }
+  - { id: boom, action: fail, with: { at: 500 } }
+  - { id: sink, action: count }
+edges: [ "src -> boom", "boom -> sink" ]
+"#;
+    let plan = workflow::load("t.yaml", yaml, &test_registry(), &VarSources::default()).unwrap();
+    let (events, stream) = crate::events::EventSender::stream();
+    let handle = start(
+        plan,
+        RunOptions {
+            events,
+            ..opts(64, 16)
+        },
+    )
+    .unwrap();
+    assert!(stream.count() > 0);
+    let end = handle.progress();
+    let state = |id: &str| end.nodes.iter().find(|n| n.id == id).unwrap().state;
+    assert_eq!(state("boom"), NodeState::Failed);
+    assert!(handle.wait().is_err());
 }

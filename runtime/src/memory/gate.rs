@@ -272,12 +272,12 @@ mod tests {
         let p = g.acquire("a", &cancel, &EventSender::none()).unwrap();
         let g2 = g.clone();
         let c2 = cancel.clone();
-        let (tx, rx) = crossbeam_channel::unbounded();
+        let (events, mut rx) = EventSender::stream();
         let h = std::thread::spawn(move || {
-            let _p = g2.acquire("b", &c2, &EventSender::channel(tx)).unwrap();
+            let _p = g2.acquire("b", &c2, &events).unwrap();
         });
         // b announces that it waits, and cannot get in until a's permit drops.
-        assert!(matches!(rx.recv().unwrap(), Event::GateWaiting { .. }));
+        assert!(matches!(rx.next().unwrap(), Event::GateWaiting { .. }));
         drop(p);
         h.join().unwrap();
     }

@@ -9,7 +9,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::Sender;
 
@@ -19,6 +19,9 @@ use crate::memory::plan::{
     WARNING_PERCENT, WARNING_READ_AHEAD_DIVISOR,
 };
 use crate::memory::{MemoryBudget, current_rss};
+
+/// The least time between two reports to observers (memory samples, progress ticks).
+pub const REPORT_EVERY: Duration = Duration::from_millis(100);
 
 /// Pressure levels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -95,6 +98,7 @@ impl Monitor {
         budget: MemoryBudget,
         knobs: Knobs,
         events: EventSender,
+        mut tick: Box<dyn FnMut() + Send>,
     ) -> Monitor {
         let (stop, stopped) = crossbeam_channel::bounded::<()>(0);
         let peak = Arc::new(AtomicU64::new(current_rss()));
@@ -105,13 +109,19 @@ impl Monitor {
             .name("sluice-monitor".into())
             .spawn(move || {
                 let mut level = Pressure::Normal;
+                let mut last_report: Option<Instant> = None;
                 loop {
                     let rss = current_rss();
                     peak2.fetch_max(rss, Ordering::Relaxed);
-                    events.send(Event::MemorySampled {
-                        rss,
-                        reserved: budget.reserved() as u64,
-                    });
+                    // Observers get at most ~10 samples a second, whatever the interval.
+                    if last_report.is_none_or(|t| t.elapsed() >= REPORT_EVERY) {
+                        last_report = Some(Instant::now());
+                        events.send(Event::MemorySampled {
+                            rss,
+                            reserved: budget.reserved() as u64,
+                        });
+                        tick();
+                    }
                     let now = Pressure::of(rss, limit);
                     if now != level {
                         level = now;
@@ -192,17 +202,18 @@ mod tests {
             batch_size: Arc::new(AtomicUsize::new(1024)),
             read_ahead: Arc::new(AtomicUsize::new(8)),
         };
-        let (tx, rx) = crossbeam_channel::unbounded();
+        let (events, mut rx) = EventSender::stream();
         // A 1-byte limit is always critical.
         let m = Monitor::start(
             Duration::from_secs(3600),
             1,
             MemoryBudget::unlimited(),
             knobs.clone(),
-            EventSender::channel(tx),
+            events,
+            Box::new(|| {}),
         );
         let ev = rx
-            .iter()
+            .by_ref()
             .find(|e| matches!(e, Event::MemoryPressureChanged { .. }))
             .unwrap();
         assert!(

@@ -260,7 +260,8 @@ impl Harness {
         }
         let ids: Vec<String> = plan.nodes.iter().map(|n| n.id.clone()).collect();
         let spill = tempfile::tempdir().expect("a temporary folder for the spill");
-        let (tx, rx) = crossbeam_channel::unbounded();
+        // Every event is kept: the checks below read them all.
+        let (events, mut stream) = EventSender::stream_with_backlog(usize::MAX);
         let options = RunOptions {
             batch_size: self.batch_size,
             channel_bound: self.channel_bound,
@@ -268,12 +269,12 @@ impl Harness {
             memory_limit: self.memory_limit,
             gate: self.gate,
             spill_dir: Some(spill.path().to_path_buf()),
-            events: EventSender::channel(tx),
+            events,
             capture: self.capture.clone(),
             ..RunOptions::default()
         };
         let result = run_with_timeout(plan, options, self.timeout);
-        let events: Vec<Event> = rx.try_iter().collect();
+        let events: Vec<Event> = std::iter::from_fn(|| stream.try_next()).collect();
         let mut problems = std::mem::take(&mut *violations.lock());
         problems.extend(check_events(&ids, &events, result.is_ok()));
         if let Ok(report) = &result {
@@ -311,8 +312,8 @@ pub fn run_with_timeout(
     timeout: Duration,
 ) -> Result<RunReport, RunError> {
     let handle = start(plan, options)?;
-    let progress: Vec<(String, Arc<std::sync::atomic::AtomicUsize>)> = handle
-        .progress()
+    let progress: Vec<(String, Arc<crate::executor::StateCell>)> = handle
+        .counters()
         .iter()
         .map(|p| (p.id.clone(), p.state.clone()))
         .collect();
@@ -329,11 +330,7 @@ pub fn run_with_timeout(
             let states: Vec<String> = progress
                 .iter()
                 .map(|(id, s)| {
-                    let state = match s.load(std::sync::atomic::Ordering::Relaxed) {
-                        0 => "running",
-                        1 => "finished",
-                        _ => "failed",
-                    };
+                    let state = s.get().name();
                     format!("{id}: {state}")
                 })
                 .collect();

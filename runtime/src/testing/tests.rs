@@ -193,13 +193,13 @@ fn drops_in_node_finished_are_checked_against_the_report() {
     use crate::executor::RunOptions;
     // `p` has no outgoing edge: its five features are dropped on `default`.
     let yaml = "nodes:\n  - { id: g, action: gen, with: { count: 5 } }\n  - { id: p, action: pass }\nedges: [ \"g -> p\" ]\n";
-    let (tx, rx) = crossbeam_channel::unbounded();
+    let (events, mut rx) = EventSender::stream();
     let options = RunOptions {
-        events: EventSender::channel(tx),
+        events,
         ..RunOptions::default()
     };
     let report = run_yaml(yaml, &test_registry(), options, DEFAULT_TIMEOUT).unwrap();
-    let mut events: Vec<Event> = rx.try_iter().collect();
+    let mut events: Vec<Event> = std::iter::from_fn(|| rx.try_next()).collect();
     assert!(super::harness::check_drops(&events, &report).is_empty());
     for e in &mut events {
         if let Event::NodeFinished { node, dropped, .. } = e

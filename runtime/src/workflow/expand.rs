@@ -4,7 +4,7 @@
 //! An instance `clean` of subgraph `cleaner` contributes nodes `clean/<inner id>`; nested
 //! instances nest the prefix (`a/b/node`). A subgraph that includes itself is an error.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use super::diag::{DiagExt, Diags, did_you_mean, nearest};
 use super::model::{Endpoint, Graph, NodeRef, Subgraph};
@@ -46,6 +46,9 @@ enum Local {
 pub(crate) struct Scope {
     pub nodes: Vec<FlatNode>,
     pub edges: Vec<FlatEdge>,
+    /// Nodes some edge in the file leads into, even an edge whose other end is broken: such
+    /// a node is not "unconnected" (its edge's problem is reported already).
+    pub fed: HashSet<String>,
     local: HashMap<String, Local>,
 }
 
@@ -68,7 +71,12 @@ fn expand_graph(
     let mut scope = Scope {
         nodes: Vec::new(),
         edges: Vec::new(),
-        local: HashMap::new(),
+        fed: HashSet::new(),
+        local: graph
+            .refused
+            .iter()
+            .map(|id| (id.clone(), Local::Broken))
+            .collect(),
     };
     for n in &graph.nodes {
         let id = format!("{prefix}{}", n.id);
@@ -94,7 +102,6 @@ fn expand_graph(
                         diag.help(h);
                     }
                     scope.local.insert(n.id.clone(), Local::Broken);
-                    scope.local.insert(n.id.clone(), Local::Broken);
                     continue;
                 };
                 if stack.contains(name) {
@@ -109,6 +116,8 @@ fn expand_graph(
                         ),
                     )
                     .node(&id);
+                    // Edges to the instance follow from this error: say nothing more.
+                    scope.local.insert(n.id.clone(), Local::Broken);
                     continue;
                 }
                 if n.with.is_some() {
@@ -118,6 +127,21 @@ fn expand_graph(
                 stack.push(name.clone());
                 let inner = expand_graph(&sg.graph, &format!("{id}/"), subgraphs, stack, d);
                 stack.pop();
+                // An instance whose inside is broken (a recursion, an unknown subgraph) was
+                // reported there; its ports would only repeat that, so it goes quiet.
+                let broken_inside = sg
+                    .inputs
+                    .iter()
+                    .flat_map(|(_, targets)| targets)
+                    .chain(sg.outputs.iter().map(|(_, source)| source))
+                    .any(|ep| matches!(inner.local.get(&ep.node), Some(Local::Broken)));
+                if broken_inside {
+                    scope.nodes.extend(inner.nodes);
+                    scope.edges.extend(inner.edges);
+                    scope.fed.extend(inner.fed);
+                    scope.local.insert(n.id.clone(), Local::Broken);
+                    continue;
+                }
                 let mut inputs = BTreeMap::new();
                 for (port, targets) in &sg.inputs {
                     let mut resolved = Vec::new();
@@ -134,6 +158,7 @@ fn expand_graph(
                 }
                 scope.nodes.extend(inner.nodes);
                 scope.edges.extend(inner.edges);
+                scope.fed.extend(inner.fed);
                 scope.local.insert(
                     n.id.clone(),
                     Local::Instance {
@@ -148,6 +173,7 @@ fn expand_graph(
     for e in &graph.edges {
         let from = resolve_from(&scope, &e.from, prefix, d);
         let to = resolve_to(&scope, &e.to, prefix, d);
+        scope.fed.extend(to.iter().map(|(node, _)| node.clone()));
         if let Some(from) = from {
             for t in to {
                 scope.edges.push(FlatEdge {

@@ -11,6 +11,7 @@
 mod diag;
 mod expand;
 mod model;
+mod params;
 mod schema;
 mod validate;
 mod vars;
@@ -75,27 +76,186 @@ pub fn load(
     Ok(plan)
 }
 
-/// Reads a workflow file and [`load`]s it. The path as given names it in diagnostics.
+/// The outcome of checking a workflow, as data: what `sluice validate --format json` prints,
+/// for editors (squiggles at each diagnostic's line and column) and UIs.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Validation {
+    /// The file name the diagnostics use.
+    pub file: String,
+    /// Whether the workflow would run (no errors; warnings allowed).
+    pub valid: bool,
+    /// How many diagnostics are errors.
+    pub errors: usize,
+    /// How many are warnings.
+    pub warnings: usize,
+    /// Action nodes after subgraph expansion (0 when invalid).
+    pub nodes: usize,
+    /// Edges after subgraph expansion (0 when invalid).
+    pub edges: usize,
+    /// Every problem, errors and warnings, in file order.
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+impl Validation {
+    /// Summarises what [`load`] or [`load_file`] returned.
+    pub fn of(file: &str, loaded: &Result<Plan, ValidationError>) -> Validation {
+        let (diagnostics, nodes, edges) = match loaded {
+            Ok(plan) => (plan.warnings.clone(), plan.nodes.len(), plan.edges.len()),
+            Err(e) => (e.diagnostics.clone(), 0, 0),
+        };
+        let errors = diagnostics
+            .iter()
+            .filter(|d| d.severity == Severity::Error)
+            .count();
+        Validation {
+            file: file.to_string(),
+            valid: loaded.is_ok(),
+            errors,
+            warnings: diagnostics.len() - errors,
+            nodes,
+            edges,
+            diagnostics,
+        }
+    }
+}
+
+/// Checks a workflow given as text and returns every diagnostic as data, without running
+/// anything. `file` names it in the diagnostics.
+///
+/// ```
+/// use sluice_runtime::{Registry, workflow::{self, VarSources}};
+/// let v = workflow::validate("wf.yaml", "nodes: []\nedges: [ a -> b ]\n", &Registry::default(), &VarSources::default());
+/// assert!(!v.valid);
+/// assert_eq!((v.diagnostics[0].line, v.diagnostics[0].column), (2, 10));
+/// ```
+pub fn validate(file: &str, source: &str, registry: &Registry, vars: &VarSources) -> Validation {
+    Validation::of(file, &load(file, source, registry, vars))
+}
+
+/// The [`Diagnostic::code`] of a workflow file that cannot be read at all (missing, a
+/// folder, no permission): there is no line to point at.
+pub const UNREADABLE: &str = "unreadable-workflow";
+
+/// Reads a workflow file and [`load`]s it. The path as given names it in diagnostics. A file
+/// that is not UTF-8 text (a binary file, another encoding) is located at its first bad byte.
 pub fn load_file(
     path: &std::path::Path,
     registry: &Registry,
     vars: &VarSources,
 ) -> Result<Plan, ValidationError> {
     let file = path.display().to_string();
-    match std::fs::read_to_string(path) {
-        Ok(src) => load(&file, &src, registry, vars),
-        Err(e) => Err(ValidationError {
-            diagnostics: vec![Diagnostic {
-                severity: Severity::Error,
-                message: format!("cannot read workflow: {e}"),
-                file,
-                line: 0,
-                column: 0,
-                node: None,
-                param: None,
-                help: None,
-                code: None,
-            }],
-        }),
+    let unreadable = |message: String, line: usize, column: usize, code| ValidationError {
+        diagnostics: vec![Diagnostic {
+            severity: Severity::Error,
+            message,
+            file: file.clone(),
+            line,
+            column,
+            node: None,
+            param: None,
+            help: None,
+            code,
+        }],
+    };
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) => {
+            let why = match e.kind() {
+                std::io::ErrorKind::NotFound => "no such file".to_string(),
+                std::io::ErrorKind::PermissionDenied => "permission denied".to_string(),
+                std::io::ErrorKind::IsADirectory => "it is a folder".to_string(),
+                _ => e.to_string(),
+            };
+            return Err(unreadable(
+                format!("cannot read workflow: {why}"),
+                0,
+                0,
+                Some(UNREADABLE),
+            ));
+        }
+    };
+    match text_problem(&bytes) {
+        Some((offset, what)) => {
+            let (line, column) = line_column(&bytes[..offset]);
+            Err(unreadable(
+                format!("{what} at byte {offset}: a workflow is UTF-8 text (YAML or JSON)"),
+                line,
+                column,
+                None,
+            ))
+        }
+        None => {
+            let src = String::from_utf8_lossy(&bytes);
+            load(&file, &src, registry, vars)
+        }
+    }
+}
+
+/// The offset and nature of the first byte that keeps `bytes` from being workflow text.
+fn text_problem(bytes: &[u8]) -> Option<(usize, String)> {
+    if let Some(nul) = bytes.iter().position(|b| *b == 0) {
+        return Some((nul, "a NUL byte (this looks like a binary file)".into()));
+    }
+    match std::str::from_utf8(bytes) {
+        Ok(_) => None,
+        Err(e) => {
+            let at = e.valid_up_to();
+            Some((at, format!("byte 0x{:02X} is not UTF-8", bytes[at])))
+        }
+    }
+}
+
+/// The 1-based line and column just after `prefix` (columns count characters).
+fn line_column(prefix: &[u8]) -> (usize, usize) {
+    let text = String::from_utf8_lossy(prefix);
+    let line = text.matches('\n').count() + 1;
+    let column = text.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, column)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn problem(bytes: &[u8]) -> String {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("wf.yaml");
+        std::fs::write(&path, bytes).unwrap();
+        let Err(e) = load_file(&path, &Registry::default(), &VarSources::default()) else {
+            panic!("{} should not load", path.display());
+        };
+        let d = &e.diagnostics[0];
+        format!("{}:{} {}", d.line, d.column, d.message)
+    }
+
+    #[test]
+    fn bad_bytes_are_located_at_the_byte() {
+        assert_eq!(
+            problem(b"nodes:\n  - { id: a, action: \"\xff\xfe\" }\n"),
+            "2:23 byte 0xFF is not UTF-8 at byte 29: a workflow is UTF-8 text (YAML or JSON)"
+        );
+        assert_eq!(
+            problem(b"\x7fELF\x02\x01\x00\x00"),
+            "1:7 a NUL byte (this looks like a binary file) at byte 6: a workflow is UTF-8 text (YAML or JSON)"
+        );
+        // Latin-1 text: the é of "café" on line 3.
+        assert_eq!(
+            problem(b"nodes:\n  # caf\xe9\n"),
+            "2:8 byte 0xE9 is not UTF-8 at byte 14: a workflow is UTF-8 text (YAML or JSON)"
+        );
+    }
+
+    #[test]
+    fn a_missing_file_says_so_without_a_position() {
+        let path = std::path::Path::new("no/such/wf.yaml");
+        let Err(e) = load_file(path, &Registry::default(), &VarSources::default()) else {
+            panic!("a missing file should not load");
+        };
+        let d = &e.diagnostics[0];
+        assert_eq!(d.code, Some(UNREADABLE));
+        assert_eq!(
+            d.to_string(),
+            "no/such/wf.yaml: cannot read workflow: no such file"
+        );
     }
 }

@@ -62,6 +62,9 @@ pub struct Graph {
     pub nodes: Vec<NodeDecl>,
     /// The edges, in file order.
     pub edges: Vec<EdgeDecl>,
+    /// Ids of nodes refused while reading (a bad id, no action, a `with` that is not a
+    /// mapping). Their problem is reported once; edges to them say nothing more.
+    pub refused: Vec<String>,
 }
 
 /// A subgraph: a graph with named input and output ports.
@@ -158,7 +161,7 @@ pub(crate) fn read_workflow(root: &Node, d: &mut Diags) -> Workflow {
         wf.variables = read_variables(vars, d);
     }
     match root.get("nodes") {
-        Some(nodes) => wf.graph.nodes = read_nodes(nodes, d),
+        Some(nodes) => read_nodes(nodes, &mut wf.graph, d),
         None => {
             d.error(root.pos, "missing key \"nodes\"");
         }
@@ -287,15 +290,34 @@ pub(crate) fn is_identifier(s: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
 }
 
-fn read_nodes(nodes: &Node, d: &mut Diags) -> Vec<NodeDecl> {
+/// What is wrong with a node id, if anything. Ids may use letters of any script and digits
+/// (`läsa`, `123`), `_` and `-`; a `.` would read as a port in edges (`a.port -> b`), a `/`
+/// as a subgraph path, and spaces or `->` would break the edge syntax.
+pub(crate) fn node_id_problem(id: &str) -> Option<String> {
+    if id.is_empty() {
+        return Some("is empty".into());
+    }
+    let bad = id
+        .chars()
+        .find(|c| !(c.is_alphanumeric() || *c == '_' || *c == '-'))?;
+    Some(match bad {
+        '.' => "cannot hold '.': in edges it separates a node from its port (node.port)".into(),
+        '/' => "cannot hold '/': it separates subgraph instances in node paths".into(),
+        c if c.is_whitespace() => "cannot hold spaces".into(),
+        c => format!("cannot hold {c:?}"),
+    })
+}
+
+fn read_nodes(nodes: &Node, graph: &mut Graph, d: &mut Diags) {
     let Kind::Seq(items) = &nodes.kind else {
         d.error(
             nodes.pos,
             format!("\"nodes\" must be a list, found {}", nodes.type_name()),
         );
-        return Vec::new();
+        return;
     };
-    let mut out: Vec<NodeDecl> = Vec::new();
+    let out = &mut graph.nodes;
+    let refused = &mut graph.refused;
     for item in items {
         let Kind::Map(entries) = &item.kind else {
             d.error(
@@ -311,14 +333,11 @@ fn read_nodes(nodes: &Node, d: &mut Diags) -> Vec<NodeDecl> {
         let Some(id) = string(id_node, "id", None, d) else {
             continue;
         };
-        if !is_identifier(&id) {
-            d.error(
-                id_node.pos,
-                format!(
-                    "node id \"{id}\" must be letters, digits, '_' or '-' (no dots or slashes)"
-                ),
-            )
-            .node(&id);
+        if let Some(problem) = node_id_problem(&id) {
+            d.error(id_node.pos, format!("node id \"{id}\" {problem}"))
+                .node(&id)
+                .help("a node id holds letters (any script), digits, '_' and '-'");
+            refused.push(id);
             continue;
         }
         unknown_keys(entries, NODE_KEYS, "node", Some(&id), d);
@@ -349,6 +368,7 @@ fn read_nodes(nodes: &Node, d: &mut Diags) -> Vec<NodeDecl> {
             }
         };
         let Some((runs, runs_pos)) = runs else {
+            refused.push(id);
             continue;
         };
         let with = item.get("with").cloned();
@@ -360,6 +380,8 @@ fn read_nodes(nodes: &Node, d: &mut Diags) -> Vec<NodeDecl> {
                 format!("\"with\" must be a mapping, found {}", w.type_name()),
             )
             .node(&id);
+            refused.push(id);
+            continue;
         }
         out.push(NodeDecl {
             id,
@@ -369,7 +391,6 @@ fn read_nodes(nodes: &Node, d: &mut Diags) -> Vec<NodeDecl> {
             pos: item.pos,
         });
     }
-    out
 }
 
 fn read_edges(edges: &Node, d: &mut Diags) -> Vec<EdgeDecl> {
@@ -511,7 +532,7 @@ fn read_subgraph(name: &str, pos: Pos, body: &Node, d: &mut Diags) -> Option<Sub
         }
     }
     match body.get("nodes") {
-        Some(nodes) => sg.graph.nodes = read_nodes(nodes, d),
+        Some(nodes) => read_nodes(nodes, &mut sg.graph, d),
         None => {
             d.error(
                 body.pos,

@@ -48,7 +48,7 @@ pub fn json_schema(registry: &Registry) -> Value {
     }));
     defs.insert(
         "NodeId".into(),
-        json!({ "type": "string", "pattern": "^[A-Za-z_][A-Za-z0-9_-]*$" }),
+        json!({ "type": "string", "pattern": "^[\\p{L}\\p{N}_-]+$" }),
     );
     defs.insert("Node".into(), json!({ "oneOf": node_variants }));
     defs.insert(

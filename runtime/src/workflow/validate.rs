@@ -5,9 +5,9 @@ use std::collections::{BTreeSet, HashMap};
 use super::diag::{DiagExt, Diags, did_you_mean, nearest};
 use super::expand::{FlatEdge, expand};
 use super::model::Workflow;
-use super::vars::{VarSources, resolve, substitute};
+use super::vars::{VarSources, mentioned, resolve, substitute};
 use super::yaml::{Kind, Node, Pos};
-use crate::action::{ActionKind, BuildContext, REJECTED_PORT, Registry};
+use crate::action::{ActionKind, ActionSpec, BuildContext, REJECTED_PORT, Registry};
 use crate::dag::{Plan, PlanEdge, PlanNode};
 use crate::error::ActionError;
 
@@ -25,6 +25,9 @@ pub(crate) fn build_plan(
     let mut index: HashMap<String, Option<usize>> = HashMap::new();
     // Output key -> (node, position of its path parameter), for the first writer of each.
     let mut written: HashMap<String, (String, Pos)> = HashMap::new();
+    for with in scope.nodes.iter().filter_map(|n| n.with.as_ref()) {
+        mentioned(with, &mut used);
+    }
     for n in &scope.nodes {
         let Some(spec) = registry.get(&n.action) else {
             let diag = d
@@ -84,7 +87,12 @@ pub(crate) fn build_plan(
                 });
             }
             Ok(Err(e)) => {
-                report_build_error(e, &with, n.pos, &n.id, d);
+                let origin = |var: &str| variable_origin(var, vars, wf);
+                let explained = matches!(e, ActionError::Param { .. } | ActionError::Many(_))
+                    && explain_params(spec, &with, n.with.as_ref(), &origin, &n.id, d);
+                if !explained {
+                    report_build_error(e, &with, n.pos, &n.id, d);
+                }
                 index.insert(n.id.clone(), None);
             }
             Err(_) => {
@@ -107,7 +115,7 @@ pub(crate) fn build_plan(
     }
     let edges = check_edges(&scope.edges, &nodes, &index, d);
     check_cycles(&nodes, &edges, &positions, d);
-    check_unconnected(&nodes, &edges, &positions, d);
+    check_unconnected(&nodes, &edges, &positions, &scope.fed, d);
     check_rejected_unconnected(&nodes, &edges, &positions, d);
     Plan {
         name: wf.name.clone(),
@@ -153,6 +161,61 @@ fn check_output(
             seen.insert(key, (node.to_string(), pos));
         }
     }
+}
+
+/// When an action refuses its parameters, walks them against its schema to report every
+/// problem in the workflow's words (see `params.rs`). Returns false when the walk finds
+/// nothing, so the action's own message is reported. A value that came from a variable
+/// says so, since the file shows `${name}`, not the value.
+fn explain_params(
+    spec: &ActionSpec,
+    with: &Node,
+    written: Option<&Node>,
+    origin: &dyn Fn(&str) -> String,
+    node: &str,
+    d: &mut Diags,
+) -> bool {
+    let schema = (spec.schema)().to_value();
+    let problems = super::params::check(&schema, with);
+    for p in &problems {
+        let from_var = written
+            .and_then(|w| w.find(&p.path))
+            .and_then(|w| w.as_str())
+            .and_then(variable_named);
+        let help = match (&p.help, from_var) {
+            (Some(h), _) => Some(h.clone()),
+            (None, Some(var)) => Some(format!("the value comes from {}", origin(var))),
+            (None, None) => None,
+        };
+        let diag = d.error(p.pos, p.message.clone()).node(node).param(&p.path);
+        if let Some(h) = help {
+            diag.help(h);
+        }
+    }
+    !problems.is_empty()
+}
+
+/// Where a variable's value came from, as the author would set it again.
+fn variable_origin(name: &str, vars: &VarSources, wf: &Workflow) -> String {
+    if let Some(v) = vars.cli.get(name) {
+        format!("--var {name}={v}")
+    } else if let Some(v) = vars.env.get(name) {
+        format!("SLUICE_VAR_{name}={v}")
+    } else {
+        match wf.variables.iter().find(|v| v.name == name) {
+            Some(decl) => format!(
+                "the default of variable \"{name}\" (line {})",
+                decl.pos.line
+            ),
+            None => format!("variable \"{name}\""),
+        }
+    }
+}
+
+/// `name` for a parameter written exactly `${name}`.
+fn variable_named(text: &str) -> Option<&str> {
+    let name = text.trim().strip_prefix("${")?.strip_suffix('}')?.trim();
+    (!name.is_empty() && !name.contains(['$', '{', '}'])).then_some(name)
 }
 
 fn report_build_error(e: ActionError, with: &Node, pos: Pos, node: &str, d: &mut Diags) {
@@ -321,11 +384,21 @@ fn check_cycles(nodes: &[PlanNode], edges: &[PlanEdge], positions: &[Pos], d: &m
     }
 }
 
-fn check_unconnected(nodes: &[PlanNode], edges: &[PlanEdge], positions: &[Pos], d: &mut Diags) {
+/// A node no edge leads into. A node the file does connect, by an edge whose other end is
+/// broken (an unknown or failed node, a bad port), is not warned about: that edge's problem
+/// is the one to fix, and was reported.
+fn check_unconnected(
+    nodes: &[PlanNode],
+    edges: &[PlanEdge],
+    positions: &[Pos],
+    fed: &std::collections::HashSet<String>,
+    d: &mut Diags,
+) {
     for (i, n) in nodes.iter().enumerate() {
         if n.spec.kind != ActionKind::Source
             && !n.inputs.is_empty()
             && !edges.iter().any(|e| e.to == i)
+            && !fed.contains(&n.id)
         {
             d.warning(
                 positions[i],

@@ -132,7 +132,12 @@ fn substitute_in(
             match spliced {
                 Ok(Spliced::Whole(v)) => node.kind = typed(&v),
                 Ok(Spliced::Text(t)) => *s = t,
-                Err(name) => {
+                Err(Unresolved::Unclosed) => {
+                    d.error(node.pos, "unclosed \"${\": a variable is written ${name}")
+                        .node(node_id)
+                        .help("write \"$${\" for a literal \"${\"");
+                }
+                Err(Unresolved::Undeclared(name)) => {
                     let names: Vec<&str> = declared.iter().map(|v| v.name.as_str()).collect();
                     let declared_but_unset = declared.iter().any(|v| v.name == name);
                     if declared_but_unset {
@@ -165,9 +170,56 @@ fn substitute_in(
     }
 }
 
+/// Records every variable a value mentions (`${name}`, not `$${`), whether or not its node
+/// builds: a variable used only by a broken node is still used, and saying otherwise would
+/// send the author after the wrong problem.
+pub(crate) fn mentioned(node: &Node, used: &mut BTreeSet<String>) {
+    match &node.kind {
+        Kind::Str(s) => {
+            let mut rest = s.as_str();
+            while let Some(i) = rest.find('$') {
+                let after = &rest[i..];
+                if let Some(r) = after.strip_prefix("$${") {
+                    rest = r;
+                } else if let Some(r) = after.strip_prefix("${") {
+                    match r.find('}') {
+                        Some(end) => {
+                            used.insert(r[..end].trim().to_string());
+                            rest = &r[end + 1..];
+                        }
+                        None => {
+                            // Unclosed (an error of its own): `${region.csv` meant `region`.
+                            let name: String = r
+                                .chars()
+                                .take_while(|c| c.is_alphanumeric() || *c == '_' || *c == '-')
+                                .collect();
+                            used.insert(name);
+                            rest = "";
+                        }
+                    }
+                } else {
+                    rest = &after[1..];
+                }
+            }
+        }
+        Kind::Seq(items) => items.iter().for_each(|i| mentioned(i, used)),
+        Kind::Map(entries) => entries.iter().for_each(|(_, _, v)| mentioned(v, used)),
+        _ => {}
+    }
+}
+
 enum Spliced {
     Whole(String),
     Text(String),
+}
+
+/// Why a string's variables could not be substituted.
+#[derive(Debug)]
+enum Unresolved {
+    /// `${name}` names no variable with a value.
+    Undeclared(String),
+    /// `${` with no closing `}`.
+    Unclosed,
 }
 
 fn splice(
@@ -175,7 +227,7 @@ fn splice(
     values: &BTreeMap<String, String>,
     declared: &[VarDecl],
     used: &mut BTreeSet<String>,
-) -> Result<Spliced, String> {
+) -> Result<Spliced, Unresolved> {
     let trimmed = s.trim();
     if let Some(name) = trimmed.strip_prefix("${").and_then(|r| r.strip_suffix('}'))
         && !name.contains('}')
@@ -186,7 +238,7 @@ fn splice(
             used.insert(name.to_string());
             return match values.get(name) {
                 Some(v) => Ok(Spliced::Whole(v.clone())),
-                None => Err(name.to_string()),
+                None => Err(Unresolved::Undeclared(name.to_string())),
             };
         }
     }
@@ -200,9 +252,7 @@ fn splice(
             rest = r;
         } else if let Some(r) = after.strip_prefix("${") {
             let Some(end) = r.find('}') else {
-                out.push_str(after);
-                rest = "";
-                break;
+                return Err(Unresolved::Unclosed);
             };
             let name = r[..end].trim();
             used.insert(name.to_string());
@@ -210,7 +260,7 @@ fn splice(
                 Some(v) => out.push_str(v),
                 None => {
                     let _ = declared;
-                    return Err(name.to_string());
+                    return Err(Unresolved::Undeclared(name.to_string()));
                 }
             }
             rest = &r[end + 1..];
@@ -230,7 +280,7 @@ fn splice_expression(
     s: &str,
     values: &BTreeMap<String, String>,
     used: &mut BTreeSet<String>,
-) -> Result<String, String> {
+) -> Result<String, Unresolved> {
     let mut out = String::with_capacity(s.len());
     // The quote of the string (or backtick name) being read, if any.
     let mut quote: Option<char> = None;
@@ -241,13 +291,14 @@ fn splice_expression(
             rest = r;
             continue;
         }
-        if let Some(r) = rest.strip_prefix("${")
-            && let Some(end) = r.find('}')
-        {
+        if let Some(r) = rest.strip_prefix("${") {
+            let Some(end) = r.find('}') else {
+                return Err(Unresolved::Unclosed);
+            };
             let name = r[..end].trim();
             used.insert(name.to_string());
             let Some(v) = values.get(name) else {
-                return Err(name.to_string());
+                return Err(Unresolved::Undeclared(name.to_string()));
             };
             match quote {
                 None => out.push_str(&literal_token(v)),
@@ -354,7 +405,13 @@ mod tests {
             Spliced::Whole(_) => panic!("expected text"),
         }
         assert_eq!(used.len(), 2);
-        assert!(matches!(splice("${nope}", &vals(), &[], &mut used), Err(n) if n == "nope"));
+        assert!(
+            matches!(splice("${nope}", &vals(), &[], &mut used), Err(Unresolved::Undeclared(n)) if n == "nope")
+        );
+        assert!(matches!(
+            splice("data/${region.csv", &vals(), &[], &mut used),
+            Err(Unresolved::Unclosed)
+        ));
     }
 
     fn expr_with(var: &str, src: &str) -> String {
@@ -387,7 +444,9 @@ mod tests {
         );
         let values = BTreeMap::new();
         let unknown = splice_expression("a > ${nope}", &values, &mut BTreeSet::new());
-        assert_eq!(unknown, Err("nope".to_string()));
+        assert!(matches!(unknown, Err(Unresolved::Undeclared(n)) if n == "nope"));
+        let unclosed = splice_expression("a > ${limit", &values, &mut BTreeSet::new());
+        assert!(matches!(unclosed, Err(Unresolved::Unclosed)));
     }
 
     #[test]

@@ -131,6 +131,16 @@ fn convert(y: &MarkedYaml, depth: usize) -> Result<Node, SyntaxError> {
             }
             Kind::Map(out)
         }
+        YamlData::Tagged(tag, _) if !tag.is_yaml_core_schema() => {
+            return Err(SyntaxError {
+                pos,
+                message: format!(
+                    "unknown YAML tag \"{}{}\": a workflow uses no tags (to reuse nodes, \
+                     use a subgraph; to vary a value, a variable)",
+                    tag.handle, tag.suffix
+                ),
+            });
+        }
         YamlData::Tagged(_, inner) => {
             // The tagged value may come unmarked (line 0): it starts where its tag does.
             let mut node = convert(inner, depth + 1)?;
@@ -221,6 +231,20 @@ impl Node {
     /// the deepest node the path reaches (and, when `key` is given and found in that mapping,
     /// the key itself).
     pub fn locate(&self, path: &str, key: Option<&str>) -> Pos {
+        let node = self.deepest(path).0;
+        key.and_then(|k| node.key_pos(k)).unwrap_or(node.pos)
+    }
+
+    /// The value at a parameter path such as `by[0].attribute`, if the path reaches one.
+    pub fn find(&self, path: &str) -> Option<&Node> {
+        match self.deepest(path) {
+            (node, true) => Some(node),
+            _ => None,
+        }
+    }
+
+    /// The deepest value a path reaches, and whether it reached the end.
+    fn deepest(&self, path: &str) -> (&Node, bool) {
         let mut node = self;
         for seg in split_path(path) {
             let next = match (&node.kind, seg) {
@@ -230,10 +254,10 @@ impl Node {
             };
             match next {
                 Some(n) => node = n,
-                None => break,
+                None => return (node, false),
             }
         }
-        key.and_then(|k| node.key_pos(k)).unwrap_or(node.pos)
+        (node, true)
     }
 }
 
@@ -291,6 +315,19 @@ mod tests {
             parse("a: 1\na: 2\n").is_err(),
             "duplicate keys are an error"
         );
+    }
+
+    #[test]
+    fn an_unknown_tag_is_an_error_a_core_tag_is_not() {
+        let e = parse("a: 1\nb: !include other.yaml\n").unwrap_err();
+        assert_eq!(e.pos, Pos { line: 2, column: 4 });
+        assert!(
+            e.message.starts_with("unknown YAML tag \"!include\""),
+            "{}",
+            e.message
+        );
+        let n = parse("a: !!str 500\n").unwrap();
+        assert_eq!(n.get("a").unwrap().kind, Kind::Str("500".into()));
     }
 
     #[test]

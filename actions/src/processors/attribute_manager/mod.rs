@@ -128,70 +128,18 @@ fn build(ctx: &BuildContext) -> Result<BuiltAction, ActionError> {
     let mut ops = Vec::with_capacity(params.operations.len());
     let mut exprs = Vec::new();
     let mut labels = Vec::with_capacity(params.operations.len());
+    // Every operation is checked, so one validation run names every bad one.
+    let mut errors = Vec::new();
     for (i, op) in params.operations.into_iter().enumerate() {
-        let path = |field: &str| format!("operations[{i}].{field}");
-        let nonempty = |field: &str, value: &str| {
-            if value.is_empty() {
-                Err(ActionError::param(
-                    path(field),
-                    "the attribute name is empty",
-                ))
-            } else {
-                Ok(())
+        match resolve(i, op, &mut exprs) {
+            Ok((op, label)) => {
+                ops.push(op);
+                labels.push(format!("attribute_manager: operations[{i}] ({label})"));
             }
-        };
-        let (op, label) = match op {
-            Operation::Set {
-                attribute,
-                expression,
-            } => {
-                nonempty("attribute", &attribute)?;
-                let expr = Expr::compile(&expression)
-                    .map_err(|e| ActionError::param(path("expression"), e.to_string()))?;
-                exprs.push(expr);
-                let label = format!("set {attribute}");
-                let op = Op::Set {
-                    attribute: attribute.into(),
-                    expr: exprs.len() - 1,
-                };
-                (op, label)
-            }
-            Operation::Rename { from, to } => {
-                nonempty("from", &from)?;
-                nonempty("to", &to)?;
-                let label = format!("rename {from}");
-                let op = Op::Rename {
-                    from,
-                    to: to.into(),
-                };
-                (op, label)
-            }
-            Operation::Remove {
-                attribute,
-                attributes,
-            } => {
-                let names = match (attribute, attributes) {
-                    (Some(a), None) => vec![a],
-                    (None, Some(list)) => list,
-                    _ => {
-                        return Err(ActionError::param(
-                            format!("operations[{i}]"),
-                            "remove takes either `attribute` or `attributes`",
-                        ));
-                    }
-                };
-                (Op::Remove(names), "remove".to_string())
-            }
-            Operation::Convert { attribute, to } => {
-                nonempty("attribute", &attribute)?;
-                let label = format!("convert {attribute}");
-                (Op::Convert { attribute, to }, label)
-            }
-            Operation::Keep { attributes } => (Op::Keep(attributes), "keep".to_string()),
-        };
-        ops.push(op);
-        labels.push(format!("attribute_manager: operations[{i}] ({label})"));
+            Err(e) => errors.push(e),
+        }
     }
+    ActionError::collect(errors)?;
     let manager = AttributeManager {
         ops,
         exprs,
@@ -199,6 +147,84 @@ fn build(ctx: &BuildContext) -> Result<BuiltAction, ActionError> {
         plans: RwLock::new(Vec::new()),
     };
     Ok(BuiltAction::new(NodeImpl::Transform(Arc::new(manager))))
+}
+
+/// Checks operation `i` and resolves it (compiling its expression into `exprs`), or gives
+/// every problem it has.
+fn resolve(i: usize, op: Operation, exprs: &mut Vec<Expr>) -> Result<(Op, String), ActionError> {
+    let path = |field: &str| format!("operations[{i}].{field}");
+    let nonempty = |field: &str, value: &str| {
+        if value.is_empty() {
+            Err(ActionError::param(
+                path(field),
+                "the attribute name is empty",
+            ))
+        } else {
+            Ok(())
+        }
+    };
+    Ok(match op {
+        Operation::Set {
+            attribute,
+            expression,
+        } => {
+            let named = nonempty("attribute", &attribute);
+            let compiled = Expr::compile_all(&expression).map_err(|list| {
+                ActionError::Many(
+                    list.into_iter()
+                        .map(|e| ActionError::param(path("expression"), e.to_string()))
+                        .collect(),
+                )
+            });
+            let expr = match (named, compiled) {
+                (Ok(()), Ok(expr)) => expr,
+                (Err(a), Err(b)) => return Err(ActionError::Many(vec![a, b])),
+                (Err(e), _) | (_, Err(e)) => return Err(e),
+            };
+            exprs.push(expr);
+            let label = format!("set {attribute}");
+            let op = Op::Set {
+                attribute: attribute.into(),
+                expr: exprs.len() - 1,
+            };
+            (op, label)
+        }
+        Operation::Rename { from, to } => {
+            ActionError::collect(
+                [nonempty("from", &from), nonempty("to", &to)]
+                    .into_iter()
+                    .filter_map(Result::err),
+            )?;
+            let label = format!("rename {from}");
+            let op = Op::Rename {
+                from,
+                to: to.into(),
+            };
+            (op, label)
+        }
+        Operation::Remove {
+            attribute,
+            attributes,
+        } => {
+            let names = match (attribute, attributes) {
+                (Some(a), None) => vec![a],
+                (None, Some(list)) => list,
+                _ => {
+                    return Err(ActionError::param(
+                        format!("operations[{i}]"),
+                        "remove takes either `attribute` or `attributes`",
+                    ));
+                }
+            };
+            (Op::Remove(names), "remove".to_string())
+        }
+        Operation::Convert { attribute, to } => {
+            nonempty("attribute", &attribute)?;
+            let label = format!("convert {attribute}");
+            (Op::Convert { attribute, to }, label)
+        }
+        Operation::Keep { attributes } => (Op::Keep(attributes), "keep".to_string()),
+    })
 }
 
 /// An operation, resolved.
