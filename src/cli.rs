@@ -117,6 +117,11 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// List the expression functions (signature, what each gives, an example), or show one.
+    Functions {
+        /// The function to show (omit it to list them all).
+        name: Option<String>,
+    },
     /// Print the JSON Schema of the workflow format.
     Schema,
     /// Remove what killed runs left behind: spill folders and temporary outputs of

@@ -48,6 +48,41 @@ fn main() -> ExitCode {
     }
 }
 
+/// `sluice functions [NAME]`: the expression functions from the evaluator's own catalog.
+fn functions(name: Option<&str>) -> anyhow::Result<ExitCode> {
+    use sluice::runtime::expr;
+    let Some(name) = name else {
+        let mut text = String::new();
+        for f in expr::functions() {
+            text.push_str(&format!(
+                "{}\n    {}\n    example: {}\n",
+                f.signature, f.description, f.example
+            ));
+        }
+        out(&text)?;
+        return Ok(ExitCode::SUCCESS);
+    };
+    match expr::function(name) {
+        Some(f) => {
+            out(&format!(
+                "{}\n    {}\nexample: {}\n",
+                f.signature, f.description, f.example
+            ))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        None => {
+            let near = expr::nearest_functions(name);
+            let hint = match near.as_slice() {
+                [] => String::new(),
+                [one] => format!("; did you mean \"{one}\"?"),
+                many => format!("; did you mean one of \"{}\"?", many.join("\", \"")),
+            };
+            eprintln!("error: unknown function \"{name}\"{hint} (`sluice functions` lists them)");
+            Ok(ExitCode::from(1))
+        }
+    }
+}
+
 fn is_broken_pipe(e: &anyhow::Error) -> bool {
     e.chain().any(|c| {
         c.downcast_ref::<std::io::Error>()
@@ -280,6 +315,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Functions { name } => functions(name.as_deref()),
         Command::Schema => {
             out(&format!(
                 "{}\n",

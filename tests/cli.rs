@@ -731,6 +731,39 @@ fn after_sigkill_the_next_run_and_sluice_clean_remove_the_leftovers() {
 }
 
 #[test]
+fn functions_lists_the_expression_catalog_and_shows_one() {
+    let o = sluice(&root(), &["functions"], T);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let list = String::from_utf8_lossy(&o.stdout);
+    for sig in [
+        "round(x: number[, digits: int]) -> number",
+        "regex_replace(s: string, pattern: string, to: string) -> string",
+        "date_add(d: date|datetime|local_datetime, n: int, unit: string)",
+        "area(g: geometry) -> float",
+    ] {
+        assert!(list.contains(sig), "{sig} missing from:\n{list}");
+    }
+    assert!(
+        list.contains("    example: clamp(value, 0, 100)\n"),
+        "{list}"
+    );
+
+    let o = sluice(&root(), &["functions", "format_date"], T);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let one = String::from_utf8_lossy(&o.stdout);
+    assert!(one.starts_with("format_date(d: "), "{one}");
+    assert!(one.contains("example: format_date(ts, \"%Y-%m\")"), "{one}");
+
+    let o = sluice(&root(), &["functions", "uper"], T);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("unknown function \"uper\"; did you mean \"upper\"?"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
 fn validate_format_json_gives_every_diagnostic_as_data() {
     let o = sluice(
         &root().join("tests/invalid"),

@@ -2,23 +2,32 @@
 //! are folded, and the common comparison shapes get their own nodes.
 
 use super::catalog::Func;
+use super::error::ExprError;
 use super::eval::{self, Builtin, Ctx, Node};
-use super::functions;
+use super::functions::{self, constant};
 use super::parser::{ArithOp, Ast, AstKind, CmpOp};
 use super::val::Val;
 use crate::feature::{Feature, Value};
 
 /// Compiles `ast`, appending the attribute names it references (deduplicated, in order of
-/// appearance) to `attrs`.
-pub(crate) fn compile(ast: Ast, attrs: &mut Vec<Box<str>>) -> Node {
+/// appearance) to `attrs`. Fails on bad constant arguments (an invalid regex or date
+/// format, an unknown unit, a non-constant pattern), each reported with its offset.
+pub(crate) fn compile(ast: Ast, attrs: &mut Vec<Box<str>>) -> Result<Node, Vec<ExprError>> {
     let mut c = Compiler {
         attrs,
         scratch: Feature::empty(0),
+        errors: Vec::new(),
     };
-    c.node(ast)
+    let node = c.node(ast);
+    if c.errors.is_empty() {
+        Ok(node)
+    } else {
+        Err(c.errors)
+    }
 }
 
 struct Compiler<'x> {
+    errors: Vec<ExprError>,
     attrs: &'x mut Vec<Box<str>>,
     /// The feature constant folding evaluates against (folded nodes never look at it).
     scratch: Feature,
@@ -91,6 +100,7 @@ impl Compiler<'_> {
                 arithmetic(op, a, b)
             }
             AstKind::Call(func, args) => {
+                let offsets: Vec<usize> = args.iter().map(|a| a.offset).collect();
                 let mut args = self.all(args);
                 if func == Func::If && args.len() == 3 {
                     match &args[0] {
@@ -101,8 +111,23 @@ impl Compiler<'_> {
                         _ => {}
                     }
                 }
+                let consts: Vec<Option<&Value>> = args
+                    .iter()
+                    .map(|a| match a {
+                        Node::Const(v) => Some(v),
+                        _ => None,
+                    })
+                    .collect();
+                let regex = match constant::check(func, &consts) {
+                    Ok(regex) => regex,
+                    Err(p) => {
+                        let offset = offsets.get(p.arg).copied().unwrap_or(ast.offset);
+                        self.errors.push(ExprError::new(p.message, offset));
+                        None
+                    }
+                };
                 let call = functions::call;
-                Node::Call(Builtin { func, call }, args.into())
+                Node::Call(Builtin { func, call, regex }, args.into())
             }
         };
         self.fold(node)

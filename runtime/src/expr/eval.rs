@@ -86,15 +86,39 @@ pub(crate) enum Node {
 }
 
 /// Evaluates a built-in function on its argument nodes, evaluating them as it needs them.
-pub(crate) type CallFn = for<'a> fn(Func, &'a [Node], &Ctx<'a>) -> R<Val<'a>>;
+pub(crate) type CallFn = for<'a> fn(&'a Builtin, &'a [Node], &Ctx<'a>) -> R<Val<'a>>;
 
 /// A built-in function and the code that evaluates it. The compiler binds the code
 /// (`functions.rs`, which evaluates arguments through [`eval`]), so this module does not depend
 /// on the function bodies.
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 pub(crate) struct Builtin {
     pub func: Func,
     pub call: CallFn,
+    /// The regular expression of a regex function, compiled once with the expression (its
+    /// pattern is a constant); `None` when the pattern is null.
+    pub regex: Option<Arc<regex::Regex>>,
+}
+
+/// Longest string an expression may build (concatenation, `pad`, `replace`, `format`...),
+/// in bytes: 1 MiB. A longer result is an evaluation error, not an allocation.
+pub(crate) const MAX_STRING: usize = 1 << 20;
+
+/// Fails when a string being built would exceed [`MAX_STRING`] bytes.
+#[inline]
+pub(crate) fn check_len(len: usize) -> R<()> {
+    if len > MAX_STRING {
+        return too_long(len);
+    }
+    Ok(())
+}
+
+#[cold]
+#[inline(never)]
+fn too_long(len: usize) -> R<()> {
+    fail(format!(
+        "string result too long ({len} bytes; the limit is {MAX_STRING} bytes)"
+    ))
 }
 
 impl std::fmt::Debug for Builtin {
@@ -289,6 +313,7 @@ pub(crate) fn arith<'a>(op: ArithOp, a: Val<'a>, b: Val<'a>) -> R<Val<'a>> {
         (Val::Null, _) | (_, Val::Null) => Ok(Val::Null),
         _ => match (op, a.as_str(), b.as_str()) {
             (ArithOp::Add, Some(x), Some(y)) => {
+                check_len(x.len() + y.len())?;
                 let mut s = String::with_capacity(x.len() + y.len());
                 s.push_str(x);
                 s.push_str(y);
@@ -488,7 +513,7 @@ pub(crate) fn eval<'a>(node: &'a Node, cx: &Ctx<'a>) -> R<Val<'a>> {
             }
             Ok(Val::Owned(Value::Array(out.into())))
         }
-        Node::Call(b, args) => (b.call)(b.func, args, cx),
+        Node::Call(b, args) => (b.call)(b, args, cx),
         Node::Geometry => Ok(match cx.feature.geometry() {
             Some(g) => Val::Geom(g),
             None => Val::Null,

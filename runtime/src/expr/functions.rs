@@ -1,12 +1,21 @@
-//! The built-in functions' bodies (their names and arities are in `catalog.rs`). Arguments
-//! are evaluated lazily, so `if` and `coalesce` skip what they do not need.
+//! The built-in functions' bodies (their names and signatures are in `catalog.rs`).
+//! Arguments are evaluated lazily, so `if` and `coalesce` skip what they do not need. The
+//! date functions are in `dates`, the checks the compiler makes on constant arguments
+//! (patterns, formats, units) in `constant`.
+
+pub(crate) mod constant;
+mod dates;
+mod strings;
+
+use dates::naive;
+use strings::{clamp, format, pad, regex_call};
 
 use std::cmp::Ordering;
 
-use chrono::Datelike;
+use chrono::{Datelike, Timelike};
 
 use super::catalog::Func;
-use super::eval::{Ctx, DAY_US, Node, R, bool_of, eval, fail, order};
+use super::eval::{Builtin, Ctx, DAY_US, Node, R, bool_of, check_len, eval, fail, order};
 use super::val::Val;
 use crate::feature::{Geometry, Value, parse_date, parse_datetime};
 
@@ -46,8 +55,9 @@ fn map_str<'a>(name: &str, v: Val<'a>, f: impl FnOnce(&str) -> String) -> R<Val<
     })
 }
 
-/// Calls `func` on the argument nodes (whose count the compiler checked).
-pub(crate) fn call<'a>(func: Func, args: &'a [Node], cx: &Ctx<'a>) -> R<Val<'a>> {
+/// Calls the builtin on the argument nodes (whose count the compiler checked).
+pub(crate) fn call<'a>(b: &'a Builtin, args: &'a [Node], cx: &Ctx<'a>) -> R<Val<'a>> {
+    let func = b.func;
     let arg = |i: usize| match args.get(i) {
         Some(n) => eval(n, cx),
         None => Ok(Val::Null),
@@ -101,8 +111,76 @@ pub(crate) fn call<'a>(func: Func, args: &'a [Node], cx: &Ctx<'a>) -> R<Val<'a>>
             let mut out = String::new();
             for n in args {
                 eval(n, cx)?.write_to(&mut out);
+                check_len(out.len())?;
             }
             Ok(Val::String(out))
+        }
+        Func::Replace => {
+            let (s, from, to) = (arg(0)?, arg(1)?, arg(2)?);
+            let (Some(s), Some(from), Some(to)) = (
+                str_arg(name, &s)?,
+                str_arg(name, &from)?,
+                str_arg(name, &to)?,
+            ) else {
+                return Ok(Val::Null);
+            };
+            if from.is_empty() {
+                return Ok(Val::String(s.to_owned()));
+            }
+            let mut out = String::new();
+            let mut last = 0;
+            for (at, m) in s.match_indices(from) {
+                check_len(out.len() + (at - last) + to.len())?;
+                out.push_str(&s[last..at]);
+                out.push_str(to);
+                last = at + m.len();
+            }
+            check_len(out.len() + s.len() - last)?;
+            out.push_str(&s[last..]);
+            Ok(Val::String(out))
+        }
+        Func::RegexMatch | Func::RegexReplace | Func::RegexExtract => regex_call(b, args, cx),
+        Func::Split => {
+            let (s, sep) = (arg(0)?, arg(1)?);
+            let (Some(s), Some(sep)) = (str_arg(name, &s)?, str_arg(name, &sep)?) else {
+                return Ok(Val::Null);
+            };
+            if sep.is_empty() {
+                return fail("`split` needs a separator that is not empty".into());
+            }
+            let parts: Vec<Value> = s.split(sep).map(Value::from).collect();
+            Ok(Val::Owned(Value::Array(parts.into())))
+        }
+        Func::Pad => pad(arg(0)?, &arg(1)?, &arg(2)?, &arg(3)?, args.len()),
+        Func::Format => format(args, cx),
+        Func::Clamp => clamp(arg(0)?, arg(1)?, arg(2)?),
+        Func::Hour | Func::Minute | Func::Second | Func::Weekday => {
+            let v = arg(0)?;
+            let Some(t) = naive(name, &v)? else {
+                return Ok(Val::Null);
+            };
+            Ok(Val::Int(i64::from(match func {
+                Func::Hour => t.hour(),
+                Func::Minute => t.minute(),
+                Func::Second => t.second(),
+                _ => t.weekday().number_from_monday(),
+            })))
+        }
+        Func::DateAdd => dates::add(arg(0)?, &arg(1)?, &arg(2)?),
+        Func::DateDiff => dates::diff(&arg(0)?, &arg(1)?, &arg(2)?),
+        Func::FormatDate => dates::format(&arg(0)?, &arg(1)?),
+        Func::ParseDate | Func::ParseDatetime | Func::ParseLocalDatetime => {
+            let (s, fmt) = (arg(0)?, arg(1)?);
+            let (Some(s), Some(fmt)) = (str_arg(name, &s)?, str_arg(name, &fmt)?) else {
+                return Ok(Val::Null);
+            };
+            dates::parse(func, s, fmt)
+        }
+        Func::Area | Func::Length | Func::X | Func::Y | Func::IsValid => {
+            let Some(g) = geometry_arg(name, &arg(0)?)? else {
+                return Ok(Val::Null);
+            };
+            geometry_measure(func, &g.geom)
         }
         Func::Substr => substr(
             arg(0)?,
@@ -235,6 +313,50 @@ fn geometry_arg<'a>(name: &str, v: &Val<'a>) -> R<Option<&'a Geometry>> {
         Val::Null => Ok(None),
         Val::Geom(g) => Ok(Some(g)),
         _ => type_error(name, "a geometry", v),
+    }
+}
+
+/// `area`, `length`, `x`, `y`, `is_valid` of a geometry.
+fn geometry_measure<'a>(func: Func, g: &geo_types::Geometry<f64>) -> R<Val<'a>> {
+    use geo::{Area, Validation};
+    match func {
+        Func::Area => Ok(Val::Float(g.unsigned_area())),
+        Func::Length => Ok(Val::Float(planar_length(g))),
+        Func::X | Func::Y => match g {
+            geo_types::Geometry::Point(p) => {
+                Ok(Val::Float(if func == Func::X { p.x() } else { p.y() }))
+            }
+            other => fail(format!(
+                "`{}` needs a point, got a {}",
+                func.name(),
+                geometry_type(other)
+            )),
+        },
+        _ => Ok(Val::Bool(g.is_valid())),
+    }
+}
+
+/// Lines' length, polygons' perimeter (every ring), 0 for points; planar.
+fn planar_length(g: &geo_types::Geometry<f64>) -> f64 {
+    use geo::{Euclidean, Length};
+    use geo_types::Geometry as G;
+    let polygon = |p: &geo_types::Polygon<f64>| {
+        Euclidean.length(p.exterior())
+            + p.interiors()
+                .iter()
+                .map(|r| Euclidean.length(r))
+                .sum::<f64>()
+    };
+    match g {
+        G::Point(_) | G::MultiPoint(_) => 0.0,
+        G::Line(l) => Euclidean.length(l),
+        G::LineString(l) => Euclidean.length(l),
+        G::MultiLineString(m) => Euclidean.length(m),
+        G::Polygon(p) => polygon(p),
+        G::MultiPolygon(m) => m.iter().map(polygon).sum(),
+        G::Rect(r) => polygon(&r.to_polygon()),
+        G::Triangle(t) => polygon(&t.to_polygon()),
+        G::GeometryCollection(c) => c.iter().map(planar_length).sum(),
     }
 }
 

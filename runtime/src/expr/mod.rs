@@ -5,7 +5,8 @@
 //! schema positions once per schema, and comparisons borrow strings instead of copying them,
 //! so a typical filter costs a few nanoseconds and allocates nothing. The language has no
 //! loops, no I/O and no variables; sources are limited to 8 KiB and 64 levels of nesting, so
-//! the work per feature is bounded by the size of the expression.
+//! the work per feature is bounded by the size of the expression (regular expressions run
+//! in linear time; see [Sandbox](#sandbox)).
 //!
 //! ```
 //! use sluice_runtime::expr::Expr;
@@ -70,7 +71,18 @@
 //!
 //! - **Numbers.** `int op int` gives an int for `+ - * %` (overflow is an error); `/` always
 //!   gives a float. An int with a float gives a float. Division or remainder by zero (int or
-//!   float) is an error. `%` takes the sign of the dividend.
+//!   float) is an error. `%` takes the sign of the dividend. Functions follow the same rule:
+//!   `abs`, `round`, `floor`, `ceil` keep an int an int and a float a float; `clamp` gives an
+//!   int when all three arguments are ints, else a float; `sqrt`, `area`, `length`, `x`, `y`
+//!   give floats. An integer parameter (`round`'s digits, `substr`'s start, `pad`'s width,
+//!   `date_add`'s count) also takes a float without fraction. NaN passes through `round`,
+//!   `floor`, `ceil` and `clamp` unchanged.
+//! - **Dates.** There are no date operators (`ts + 1` is an error): use `date_add` and
+//!   `date_diff`. A zoned datetime and a local (naive) datetime never convert into each
+//!   other implicitly: comparing them, or `date_diff` of one with the other, is an error;
+//!   `to_datetime(local)` reads the wall-clock time as UTC, explicitly. Formats are
+//!   strftime's (`%Y-%m-%d %H:%M:%S`, `%z` for the offset, `%A` weekday name...); a constant
+//!   format is checked when compiling.
 //! - **Strings.** `+` joins two strings; a string plus anything else is an error (use
 //!   `concat`, which converts).
 //! - **Comparisons.** Numbers compare numerically (an int is converted to a float to meet a
@@ -88,6 +100,10 @@
 //! - **`x in list`**: true when `x == item` for some item. The list is a list literal or an
 //!   expression giving an array. A null `x` or a null list gives null.
 //! - **Attributes** that the feature lacks are null (not an error).
+//! - **Geometry.** The reserved name `geometry` is the feature's geometry (null when it has
+//!   none); an attribute called `geometry` is written `` `geometry` ``. A geometry goes only
+//!   into the geometry functions and `is_null`/`coalesce`/`if`; it cannot be an attribute
+//!   value (an expression that gives one fails).
 //! - [`Evaluator::eval_bool`] treats a null result as false; any other non-bool result is an
 //!   error.
 //! - Constant subexpressions (`500 * 2`) are computed once when compiling. A constant
@@ -119,9 +135,43 @@
 //! | `to_date(x)` | date from a string (`YYYY-MM-DD`, or a datetime whose UTC date is taken; null if unparsable), a date or a datetime |
 //! | `to_datetime(x)` | datetime from a string (RFC 3339, `YYYY-MM-DD HH:MM:SS[.f]` as UTC, or a date at midnight; null if unparsable), a date or a datetime |
 //! | `year(d)`, `month(d)`, `day(d)` | int parts of a date or datetime (UTC) |
+//! | `hour(d)`, `minute(d)`, `second(d)` | int parts of a datetime (UTC) or local datetime; 0 for a date |
+//! | `weekday(d)` | the ISO day of the week: 1 Monday ... 7 Sunday |
+//! | `date_add(d, n, unit)` | `d` moved by `n` units (`"second"`, `"minute"`, `"hour"`, `"day"`, `"week"`, `"month"`, `"year"`), of the same type as `d`; months and years move in the calendar and clamp to the month's end (`2024-01-31` + 1 month is `2024-02-29`); a date moves only by days and up |
+//! | `date_diff(a, b, unit)` | `a - b` in whole units (`"second"` to `"week"`), truncated toward zero; a date counts as its midnight |
+//! | `format_date(d, fmt)` | the date, datetime (UTC, `%z` is `+0000`) or local datetime written with strftime `fmt`; asking for a field the value lacks (`%H` of a date, `%z` of a local datetime) is an error |
+//! | `parse_date(s, fmt)`, `parse_local_datetime(s, fmt)` | a date / local datetime read from `s` with strftime `fmt`; null when it does not match |
+//! | `parse_datetime(s, fmt)` | a datetime read with a `fmt` that includes the offset (`%z`, `%:z`; checked when compiling); null when it does not match |
+//! | `replace(s, from, to)` | every `from` replaced by `to`; an empty `from` leaves `s` as it is |
+//! | `regex_match(s, pattern)` | whether `pattern` matches somewhere in `s` |
+//! | `regex_replace(s, pattern, to)` | every match replaced by `to` (`$1`, `${name}` insert groups) |
+//! | `regex_extract(s, pattern)`, `regex_extract(s, pattern, group)` | the first match (or that group of it); null when none |
+//! | `split(s, sep)` | the array of pieces between the separators (`sep` not empty) |
+//! | `pad(s, width)`, `pad(s, width, side)`, `pad(s, width, side, fill)` | `s` padded to `width` characters with `fill` (one character, default a space) on `side`, `"left"` (default: right-aligns) or `"right"`; a longer `s` is kept whole |
+//! | `format(template, a, ...)` | `template` with each `{}` replaced by the next argument's text (null: nothing); `{{` and `}}` are braces; the holes must match the arguments (checked when compiling a constant template) |
+//! | `clamp(x, lo, hi)` | `x` limited to `lo..=hi`; `lo > hi` is an error |
 //! | `has_geometry()` | whether the feature has a geometry |
-//! | `geometry_type()` | `"Point"`, `"LineString"`, `"Polygon"`, `"MultiPoint"`, `"MultiLineString"`, `"MultiPolygon"`, `"GeometryCollection"`, `"Line"`, `"Rect"` or `"Triangle"`; null without a geometry |
+//! | `geometry_type()`, `geometry_type(geometry)` | `"Point"`, `"LineString"`, `"Polygon"`, `"MultiPoint"`, `"MultiLineString"`, `"MultiPolygon"`, `"GeometryCollection"`, `"Line"`, `"Rect"` or `"Triangle"`; null without a geometry |
+//! | `area(geometry)` | the planar area, in square units of the coordinates (0 for points and lines); for degrees, reproject first |
+//! | `length(geometry)` | the planar length of lines, the perimeter of polygons (every ring), 0 for points; in the coordinates' units |
+//! | `x(geometry)`, `y(geometry)` | a point's coordinates; another geometry is an error |
+//! | `is_valid(geometry)` | whether the geometry is valid (OGC rules: closed, non-crossing rings...) |
 //!
+//! The same table, with signatures and an example each, is printed by `sluice functions`.
+//!
+//! Regular expressions use the syntax of the `regex` crate. The pattern must be a constant
+//! (it is compiled once, with the expression); since the language's strings take `\` as
+//! an escape, a backslash in a pattern is written twice: `regex_match(code, "^\\d+$")`.
+//!
+//! # Sandbox
+//!
+//! An expression cannot reach outside the feature: no function reads files, the
+//! environment, the clock or the network. The work per evaluation is bounded: there are no
+//! loops, the source is at most 8 KiB, regular expressions match in time linear in the input
+//! (no backtracking, so `(a+)+$` cannot explode) and compile under a 1 MiB size limit, and
+//! a string an expression builds (`+`, `concat`, `format`, `pad`, `replace`,
+//! `regex_replace`) may be at most 1 MiB: a longer one is an evaluation error, raised before
+//! the memory is taken.//!
 //! # Static types
 //!
 //! [`Expr::check`] finds, before anything runs, what would fail (or be always true or false)
@@ -166,6 +216,8 @@ mod parser;
 mod types;
 mod val;
 
+#[cfg(test)]
+mod function_tests;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
@@ -228,7 +280,7 @@ impl Expr {
         }
         let ast = parser::parse(src)?;
         let mut attrs = Vec::new();
-        let root = compile::compile(ast.clone(), &mut attrs);
+        let root = compile::compile(ast.clone(), &mut attrs)?;
         Ok(Expr {
             inner: Arc::new(Inner {
                 source: src.to_owned(),

@@ -15,7 +15,7 @@
 use std::fmt;
 
 use super::Expr;
-use super::catalog::{FuncInfo, Ret};
+use super::catalog::{Func, FuncInfo, Ret};
 use super::parser::{ArithOp, Ast, AstKind, CmpOp, GEOMETRY};
 use crate::error::{did_you_mean, nearest};
 use crate::feature::Value;
@@ -644,10 +644,21 @@ impl Checker<'_, '_> {
                 known.reduce(common).unwrap_or(Type::Any)
             }
         };
-        if matches!(
-            info.func,
-            super::catalog::Func::Min | super::catalog::Func::Max
-        ) {
+        if info.func == Func::DateDiff
+            && let [ta, tb, ..] = types
+            && matches!(
+                (ta, tb),
+                (Type::DateTime, Type::LocalDateTime) | (Type::LocalDateTime, Type::DateTime)
+            )
+        {
+            self.problem(
+                format!("`date_diff` of {ta} and {tb}: the local one has no time zone"),
+                args[1].offset,
+                Some("convert it explicitly with to_datetime(…)".into()),
+            );
+            return Type::Any;
+        }
+        if matches!(info.func, Func::Min | Func::Max) {
             let known: Vec<(usize, Type)> = types
                 .iter()
                 .copied()
