@@ -111,7 +111,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             for w in plan
                 .warnings
                 .iter()
-                .filter(|w| w.code != Some(workflow::UNCONNECTED_REJECTED))
+                .filter(|w| {
+                    w.code != Some(workflow::UNCONNECTED_REJECTED)
+                        && w.code != Some(workflow::UNKNOWN_SCHEMA)
+                })
             {
                 eprintln!("{w}");
             }
