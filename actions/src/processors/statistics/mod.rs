@@ -38,6 +38,7 @@
 //! In `finish` it merges the runs with the sorted groups still in memory and combines the
 //! partials of each group, in arrival order: the output is the same as without spilling.
 
+mod schema;
 mod state;
 
 use std::cmp::Ordering;
@@ -93,6 +94,7 @@ pub const SPEC: ActionSpec = ActionSpec::new(
 )
 .accumulates()
 .heavy_finish()
+.shape(schema::shape)
 .example(
     "group_by: [city]\naggregates:\n  - { op: count }\n  - { op: sum, attribute: amount, as: total }\n  - { op: mean, attribute: amount }\n  - { op: max, attribute: date, as: last_order }\n",
 );
