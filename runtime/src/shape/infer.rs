@@ -81,8 +81,9 @@ pub(crate) fn infer_nodes(nodes: &[PlanNode], edges: &[PlanEdge]) -> Vec<NodeSha
             Ok(Err(e)) => result.error = Some(e),
             Err(_) => result.panicked = true,
         }
-        // A node with problems gives unknown outputs: no cascade of errors downstream.
-        if !result.problems.is_empty() || result.error.is_some() {
+        // A node whose function failed gives unknown outputs: no cascade downstream. (A
+        // problem in a parameter does not: the function still said what comes out.)
+        if result.error.is_some() || result.panicked {
             result.outputs = vec![Shape::unknown(); node.outputs.len()];
         }
     }
