@@ -156,7 +156,7 @@ fn build(ctx: &BuildContext) -> Result<BuiltAction, ActionError> {
         if let Err(m) = check_port(&port, &ports) {
             errors.push(ActionError::param(format!("conditions[{i}].port"), m));
         }
-        match Expr::compile(&source).map_err(|e| vec![e]) {
+        match Expr::compile_all(&source) {
             Ok(expr) => {
                 let label = match path.strip_suffix(".expression") {
                     Some(condition) => format!("filter: {condition} (port {port})"),

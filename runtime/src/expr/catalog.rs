@@ -1,5 +1,8 @@
-//! The catalog of built-in functions: their names and how many arguments each takes, checked
-//! when compiling. What they do is in `functions.rs`, which the compiler binds to each call.
+//! The catalog of built-in functions: names, signatures (checked when compiling and by the
+//! type checker) and help texts. What they do is in `functions.rs`, which the compiler binds
+//! to each call.
+
+use super::types::{Type, TypeSet, short_name};
 
 /// A built-in function.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,56 +38,184 @@ pub(crate) enum Func {
     GeometryType,
 }
 
-/// A function's name and how many arguments it takes.
+/// One parameter of a function: its name (for messages and help) and the types it accepts.
+pub(crate) struct Param {
+    pub name: &'static str,
+    pub accepts: TypeSet,
+}
+
+/// The static type of a function's result.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Ret {
+    /// Always this type (or null).
+    Is(Type),
+    /// The type of argument `n` (`abs(int)` is an int, `abs(float)` a float).
+    Arg(usize),
+    /// The common type of the arguments from `n` on (`coalesce`, `if`, `min`).
+    Common(usize),
+}
+
+/// Everything about a built-in function: name, signature, and its help (a one-line
+/// description and an example). The type checker, the parser's arity check and
+/// `sluice functions` all read this one table.
 pub(crate) struct FuncInfo {
     pub name: &'static str,
     pub func: Func,
+    /// The parameters; when `variadic`, the last one repeats.
+    pub params: &'static [Param],
+    /// Arguments required (the others are optional).
     pub min: usize,
+    /// Most arguments accepted (`MANY` when variadic).
     pub max: usize,
+    pub ret: Ret,
+    pub description: &'static str,
+    pub example: &'static str,
 }
 
-const MANY: usize = usize::MAX;
+pub(crate) const MANY: usize = usize::MAX;
 
-const fn info(name: &'static str, func: Func, min: usize, max: usize) -> FuncInfo {
+const fn p(name: &'static str, accepts: TypeSet) -> Param {
+    Param { name, accepts }
+}
+
+/// A function with a fixed parameter list, of which the first `min` are required.
+const fn fixed(
+    name: &'static str,
+    func: Func,
+    params: &'static [Param],
+    min: usize,
+    ret: Ret,
+    description: &'static str,
+    example: &'static str,
+) -> FuncInfo {
     FuncInfo {
         name,
         func,
+        params,
         min,
-        max,
+        max: params.len(),
+        ret,
+        description,
+        example,
     }
 }
 
-/// Every function, in the order of the module docs.
+/// A function whose last parameter repeats (at least `min` arguments in all).
+const fn variadic(
+    name: &'static str,
+    func: Func,
+    params: &'static [Param],
+    min: usize,
+    ret: Ret,
+    description: &'static str,
+    example: &'static str,
+) -> FuncInfo {
+    FuncInfo {
+        name,
+        func,
+        params,
+        min,
+        max: MANY,
+        ret,
+        description,
+        example,
+    }
+}
+
+use Ret::{Arg, Common, Is};
+const ANY: TypeSet = TypeSet::ANY;
+const VALUE: TypeSet = TypeSet::VALUE;
+const STR: TypeSet = TypeSet::of(Type::String);
+const BOOL: TypeSet = TypeSet::of(Type::Bool);
+const NUM: TypeSet = TypeSet::NUMBER;
+/// An integer argument (a float without fraction is accepted when evaluating).
+const INT: TypeSet = TypeSet::INTEGER;
+const TEMPORAL: TypeSet = TypeSet::TEMPORAL;
+const GEOM: TypeSet = TypeSet::of(Type::Geometry);
+const LENGTHY: TypeSet = TypeSet::of(Type::String)
+    .with(Type::Array)
+    .with(Type::Map)
+    .with(Type::Bytes);
+const SCALAR: TypeSet = NUM.with(Type::Bool).with(Type::String);
+
+/// Every function, grouped as in the module docs (one entry a line or two, so the table
+/// reads as a table).
+#[rustfmt::skip]
 pub(crate) const FUNCTIONS: &[FuncInfo] = &[
-    info("is_null", Func::IsNull, 1, 1),
-    info("coalesce", Func::Coalesce, 1, MANY),
-    info("if", Func::If, 3, 3),
-    info("len", Func::Len, 1, 1),
-    info("lower", Func::Lower, 1, 1),
-    info("upper", Func::Upper, 1, 1),
-    info("trim", Func::Trim, 1, 1),
-    info("contains", Func::Contains, 2, 2),
-    info("starts_with", Func::StartsWith, 2, 2),
-    info("ends_with", Func::EndsWith, 2, 2),
-    info("concat", Func::Concat, 1, MANY),
-    info("substr", Func::Substr, 2, 3),
-    info("abs", Func::Abs, 1, 1),
-    info("round", Func::Round, 1, 2),
-    info("floor", Func::Floor, 1, 1),
-    info("ceil", Func::Ceil, 1, 1),
-    info("sqrt", Func::Sqrt, 1, 1),
-    info("min", Func::Min, 1, MANY),
-    info("max", Func::Max, 1, MANY),
-    info("to_int", Func::ToInt, 1, 1),
-    info("to_float", Func::ToFloat, 1, 1),
-    info("to_string", Func::ToString, 1, 1),
-    info("to_date", Func::ToDate, 1, 1),
-    info("to_datetime", Func::ToDatetime, 1, 1),
-    info("year", Func::Year, 1, 1),
-    info("month", Func::Month, 1, 1),
-    info("day", Func::Day, 1, 1),
-    info("has_geometry", Func::HasGeometry, 0, 0),
-    info("geometry_type", Func::GeometryType, 0, 0),
+    // Nulls and conditions
+    fixed("is_null", Func::IsNull, &[p("x", ANY)], 1, Is(Type::Bool),
+        "whether `x` is null (never null itself)", "is_null(country)"),
+    variadic("coalesce", Func::Coalesce, &[p("x", VALUE)], 1, Common(0),
+        "the first argument that is not null, or null; later arguments are not evaluated",
+        "coalesce(name, \"unnamed\")"),
+    fixed("if", Func::If, &[p("cond", BOOL), p("then", VALUE), p("else", VALUE)], 3, Common(1),
+        "`then` when `cond` is true, else `else` (null counts as false); only one branch is evaluated",
+        "if(value > 500, \"high\", \"low\")"),
+    // Strings
+    fixed("len", Func::Len, &[p("x", LENGTHY)], 1, Is(Type::Int),
+        "characters of a string, items of an array or map, bytes of a byte string", "len(name)"),
+    fixed("lower", Func::Lower, &[p("s", STR)], 1, Is(Type::String),
+        "the string in lower case", "lower(name)"),
+    fixed("upper", Func::Upper, &[p("s", STR)], 1, Is(Type::String),
+        "the string in upper case", "upper(name)"),
+    fixed("trim", Func::Trim, &[p("s", STR)], 1, Is(Type::String),
+        "the string without surrounding whitespace", "trim(name)"),
+    fixed("contains", Func::Contains, &[p("s", STR), p("sub", STR)], 2, Is(Type::Bool),
+        "whether `s` contains `sub`", "contains(name, \"Park\")"),
+    fixed("starts_with", Func::StartsWith, &[p("s", STR), p("prefix", STR)], 2, Is(Type::Bool),
+        "whether `s` starts with `prefix`", "starts_with(name, \"St \")"),
+    fixed("ends_with", Func::EndsWith, &[p("s", STR), p("suffix", STR)], 2, Is(Type::Bool),
+        "whether `s` ends with `suffix`", "ends_with(file, \".csv\")"),
+    variadic("concat", Func::Concat, &[p("x", VALUE)], 1, Is(Type::String),
+        "the arguments' text forms joined; nulls are skipped (never null)",
+        "concat(name, \" (\", category, \")\")"),
+    fixed("substr", Func::Substr, &[p("s", STR), p("start", INT), p("len", INT)], 2, Is(Type::String),
+        "characters from `start` (0-based, negative counts from the end), at most `len` of them",
+        "substr(code, 0, 3)"),
+    // Numbers
+    fixed("abs", Func::Abs, &[p("x", NUM)], 1, Arg(0),
+        "the absolute value (an integer stays an integer)", "abs(delta)"),
+    fixed("round", Func::Round, &[p("x", NUM), p("digits", INT)], 1, Arg(0),
+        "rounded half away from zero to `digits` decimals (default 0; negative: tens, hundreds...)",
+        "round(value * 1.1, 2)"),
+    fixed("floor", Func::Floor, &[p("x", NUM)], 1, Arg(0),
+        "rounded down (an integer stays an integer)", "floor(value)"),
+    fixed("ceil", Func::Ceil, &[p("x", NUM)], 1, Arg(0),
+        "rounded up (an integer stays an integer)", "ceil(value)"),
+    fixed("sqrt", Func::Sqrt, &[p("x", NUM)], 1, Is(Type::Float),
+        "the square root, a float; a negative `x` is an error", "sqrt(area)"),
+    variadic("min", Func::Min, &[p("x", VALUE)], 1, Common(0),
+        "the smallest argument; nulls are skipped, null if all are null", "min(value, 1000)"),
+    variadic("max", Func::Max, &[p("x", VALUE)], 1, Common(0),
+        "the largest argument; nulls are skipped, null if all are null", "max(value, 0)"),
+    // Conversions
+    fixed("to_int", Func::ToInt, &[p("x", SCALAR)], 1, Is(Type::Int),
+        "an integer from a number (truncated toward zero), a bool or a string (null if not a number)",
+        "to_int(\"42\")"),
+    fixed("to_float", Func::ToFloat, &[p("x", SCALAR)], 1, Is(Type::Float),
+        "a float from a number, a bool or a string (null if not a number)", "to_float(text)"),
+    fixed("to_string", Func::ToString, &[p("x", VALUE)], 1, Is(Type::String),
+        "the text form: floats as 1.0, dates as 2024-05-01, datetimes as 2024-05-01T10:00:00Z",
+        "to_string(id)"),
+    fixed("to_date", Func::ToDate, &[p("x", TEMPORAL.with(Type::String))], 1, Is(Type::Date),
+        "a date from a string (YYYY-MM-DD or a datetime; null if unparsable) or a date/datetime",
+        "to_date(\"2024-05-01\")"),
+    fixed("to_datetime", Func::ToDatetime, &[p("x", TEMPORAL.with(Type::String))], 1, Is(Type::DateTime),
+        "a datetime from a string (RFC 3339, or YYYY-MM-DD HH:MM:SS as UTC), a date or a datetime",
+        "to_datetime(\"2024-05-01T10:00:00Z\")"),
+    // Dates
+    fixed("year", Func::Year, &[p("d", TEMPORAL)], 1, Is(Type::Int),
+        "the year of a date or datetime (UTC for a datetime)", "year(ts)"),
+    fixed("month", Func::Month, &[p("d", TEMPORAL)], 1, Is(Type::Int),
+        "the month (1-12) of a date or datetime", "month(ts)"),
+    fixed("day", Func::Day, &[p("d", TEMPORAL)], 1, Is(Type::Int),
+        "the day of the month (1-31) of a date or datetime", "day(ts)"),
+    // Geometry
+    fixed("has_geometry", Func::HasGeometry, &[], 0, Is(Type::Bool),
+        "whether the feature has a geometry", "has_geometry()"),
+    fixed("geometry_type", Func::GeometryType, &[p("g", GEOM)], 0, Is(Type::String),
+        "the geometry's type (\"Point\", \"Polygon\"...); without argument, the feature's geometry",
+        "geometry_type(geometry) == \"Polygon\""),
 ];
 
 impl FuncInfo {
@@ -116,6 +247,18 @@ impl Func {
     }
 }
 
+/// The catalog entry of `func`.
+///
+/// # Panics
+///
+/// Never: every `Func` has an entry (a test checks).
+pub(crate) fn info(func: Func) -> &'static FuncInfo {
+    FUNCTIONS
+        .iter()
+        .find(|i| i.func == func)
+        .expect("every function is in the catalog")
+}
+
 /// The function called `name`.
 pub(crate) fn lookup(name: &str) -> Option<&'static FuncInfo> {
     FUNCTIONS.iter().find(|i| i.name == name)
@@ -130,4 +273,71 @@ pub(crate) fn suggest(name: &str) -> Option<&'static str> {
         .filter(|(d, n)| *d <= 2.max(n.len() / 3))
         .min_by_key(|(d, _)| *d)
         .map(|(_, n)| n)
+}
+
+/// The help of a built-in function, from the catalog the evaluator uses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FunctionDoc {
+    /// The function's name.
+    pub name: &'static str,
+    /// Its signature: `round(x: number[, digits: int]) -> number`.
+    pub signature: String,
+    /// One line on what it gives.
+    pub description: &'static str,
+    /// An example call.
+    pub example: &'static str,
+}
+
+impl FuncInfo {
+    fn doc(&self) -> FunctionDoc {
+        let mut sig = format!("{}(", self.name);
+        for (i, p) in self.params.iter().enumerate() {
+            let optional = i >= self.min;
+            if i > 0 {
+                sig.push_str(if optional { "[, " } else { ", " });
+            } else if optional {
+                sig.push('[');
+            }
+            sig.push_str(p.name);
+            sig.push_str(": ");
+            sig.push_str(&p.accepts.short());
+        }
+        if self.max == MANY {
+            sig.push_str(", ...");
+        } else {
+            let optional = self.params.len().saturating_sub(self.min);
+            sig.push_str(&"]".repeat(optional));
+        }
+        let ret = match self.ret {
+            Ret::Is(t) => short_name(t).to_owned(),
+            Ret::Arg(n) => self
+                .params
+                .get(n)
+                .map_or("any".into(), |p| p.accepts.short()),
+            Ret::Common(_) => "any".into(),
+        };
+        sig.push_str(") -> ");
+        sig.push_str(&ret);
+        FunctionDoc {
+            name: self.name,
+            signature: sig,
+            description: self.description,
+            example: self.example,
+        }
+    }
+}
+
+/// The help of every built-in function, in the catalog's order.
+pub fn functions() -> Vec<FunctionDoc> {
+    FUNCTIONS.iter().map(FuncInfo::doc).collect()
+}
+
+/// The help of the function called `name`.
+pub fn function(name: &str) -> Option<FunctionDoc> {
+    lookup(name).map(FuncInfo::doc)
+}
+
+/// The function names nearest to `name` (at most three, best first), for "did you mean".
+pub fn nearest_functions(name: &str) -> Vec<&'static str> {
+    crate::error::nearest(name, FUNCTIONS.iter().map(|i| i.name))
 }

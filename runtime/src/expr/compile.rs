@@ -49,6 +49,7 @@ impl Compiler<'_> {
         let node = match ast.kind {
             AstKind::Lit(v) => return Node::Const(v),
             AstKind::Attr(name) => return Node::Attr(self.slot(&name)),
+            AstKind::Geometry => return Node::Geometry,
             AstKind::List(items) => {
                 let items = self.all(items);
                 if items.iter().all(is_const) {
@@ -127,7 +128,7 @@ impl Compiler<'_> {
             slots: &[],
             feature: &self.scratch,
         };
-        match eval::eval(&node, &cx).map(Val::into_value) {
+        match eval::eval(&node, &cx).and_then(Val::into_value) {
             Ok(v) => Node::Const(v),
             Err(_) => node,
         }

@@ -38,6 +38,8 @@ pub(crate) enum Node {
     Const(Value),
     /// An attribute, by slot.
     Attr(u32),
+    /// The feature's geometry (null when it has none).
+    Geometry,
     /// A list literal with at least one non-constant item.
     List(Box<[Node]>),
     Not(Box<Node>),
@@ -412,6 +414,7 @@ pub(crate) fn tri<'a>(node: &'a Node, cx: &Ctx<'a>) -> R<Option<bool>> {
         Node::Const(v) => bool_of(&Val::of(v)),
         Node::Attr(slot) => bool_of(&Val::of(cx.attr(*slot))),
         Node::List(_)
+        | Node::Geometry
         | Node::Neg(_)
         | Node::Arith(..)
         | Node::AttrArithConst { .. }
@@ -464,8 +467,8 @@ pub(crate) fn eval_value<'a>(node: &'a Node, cx: &Ctx<'a>) -> Result<Value, Eval
         Node::Const(v) => return Ok(v.clone()),
         _ => eval(node, cx),
     };
-    match r {
-        Ok(v) => Ok(v.into_value()),
+    match r.and_then(Val::into_value) {
+        Ok(v) => Ok(v),
         Err(e) => Err(*e),
     }
 }
@@ -481,11 +484,15 @@ pub(crate) fn eval<'a>(node: &'a Node, cx: &Ctx<'a>) -> R<Val<'a>> {
         Node::List(items) => {
             let mut out = Vec::with_capacity(items.len());
             for item in items.iter() {
-                out.push(eval(item, cx)?.into_value());
+                out.push(eval(item, cx)?.into_value()?);
             }
             Ok(Val::Owned(Value::Array(out.into())))
         }
         Node::Call(b, args) => (b.call)(b.func, args, cx),
+        Node::Geometry => Ok(match cx.feature.geometry() {
+            Some(g) => Val::Geom(g),
+            None => Val::Null,
+        }),
         Node::Not(_)
         | Node::And(_)
         | Node::Or(_)

@@ -8,7 +8,7 @@ use chrono::Datelike;
 use super::catalog::Func;
 use super::eval::{Ctx, DAY_US, Node, R, bool_of, eval, fail, order};
 use super::val::Val;
-use crate::feature::{Value, parse_date, parse_datetime};
+use crate::feature::{Geometry, Value, parse_date, parse_datetime};
 
 fn type_error<T>(name: &str, expected: &str, got: &Val) -> R<T> {
     fail(format!(
@@ -219,10 +219,22 @@ pub(crate) fn call<'a>(func: Func, args: &'a [Node], cx: &Ctx<'a>) -> R<Val<'a>>
             })))
         }
         Func::HasGeometry => Ok(Val::Bool(cx.feature.geometry().is_some())),
-        Func::GeometryType => Ok(match cx.feature.geometry() {
-            Some(g) => Val::Str(geometry_type(&g.geom)),
-            None => Val::Null,
-        }),
+        Func::GeometryType => {
+            let g = match args.first() {
+                None => cx.feature.geometry(),
+                Some(n) => geometry_arg(name, &eval(n, cx)?)?,
+            };
+            Ok(g.map_or(Val::Null, |g| Val::Str(geometry_type(&g.geom))))
+        }
+    }
+}
+
+/// A geometry argument; `None` for null.
+fn geometry_arg<'a>(name: &str, v: &Val<'a>) -> R<Option<&'a Geometry>> {
+    match v {
+        Val::Null => Ok(None),
+        Val::Geom(g) => Ok(Some(g)),
+        _ => type_error(name, "a geometry", v),
     }
 }
 

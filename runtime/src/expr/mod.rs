@@ -122,13 +122,23 @@
 //! | `has_geometry()` | whether the feature has a geometry |
 //! | `geometry_type()` | `"Point"`, `"LineString"`, `"Polygon"`, `"MultiPoint"`, `"MultiLineString"`, `"MultiPolygon"`, `"GeometryCollection"`, `"Line"`, `"Rect"` or `"Triangle"`; null without a geometry |
 //!
+//! # Static types
+//!
+//! [`Expr::check`] finds, before anything runs, what would fail (or be always true or false)
+//! on every feature, given the attribute types validation knows ([`TypeEnv`]): `'abc' * 2`,
+//! `value > 'abc'` with a float `value`, `category in 'park'`, `upper(id)` with an integer
+//! `id`, an unknown attribute (with a "did you mean"). Unknown types ([`Type::Any`]) pass
+//! silently. [`Expr::check_condition`] also requires a bool result (a filter).
+//! [`Expr::compile_all`] reports every unknown function and wrong argument count at once.
+//!
 //! # Modules
 //!
 //! The modules depend in one direction; each uses only those before it:
 //!
 //! 1. `error`: [`ExprError`] and [`EvalError`];
 //! 2. `lexer`: source text to tokens;
-//! 3. `catalog`: the built-in functions' names and arities;
+//! 3. `types` and `catalog`: static types, and the built-in functions' names, signatures
+//!    and help;
 //! 4. `parser`: tokens to a syntax tree (with byte offsets), calls checked against the catalog;
 //! 5. `val`: a value during evaluation, borrowing where it can;
 //! 6. `eval`: the compiled tree (`Node`s) and its evaluation; a call node carries the code
@@ -137,7 +147,8 @@
 //!    `eval`;
 //! 8. `compile`: syntax tree to compiled tree (slots, constant folding, specialised nodes),
 //!    binding each call to its body in `functions`;
-//! 9. this module: [`Expr`] and [`Evaluator`], the public face.
+//! 9. this module: [`Expr`] and [`Evaluator`], the public face; `types` adds
+//!    [`Expr::check`].
 //!
 //! # Errors
 //!
@@ -152,17 +163,22 @@ mod eval;
 mod functions;
 mod lexer;
 mod parser;
+mod types;
 mod val;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod type_tests;
 
 use std::fmt;
 use std::sync::Arc;
 
 use crate::feature::{Feature, Schema, Value};
+pub use catalog::{FunctionDoc, function, functions, nearest_functions};
 pub use error::{EvalError, ExprError};
 use eval::{Ctx, Node};
+pub use types::{Type, TypeEnv, TypeProblem};
 
 /// Longest accepted source, in bytes.
 pub(crate) const MAX_SOURCE_LEN: usize = 8 * 1024;
@@ -177,6 +193,8 @@ pub struct Expr {
 struct Inner {
     source: String,
     attrs: Vec<Box<str>>,
+    /// The syntax tree, kept for [`Expr::check`].
+    ast: parser::Ast,
     root: Node,
 }
 
@@ -195,19 +213,27 @@ impl Expr {
     /// Fails on a syntax error, an unknown function (with the nearest name as a suggestion),
     /// a wrong number of arguments, a source longer than 8 KiB or nesting deeper than 64.
     pub fn compile(src: &str) -> Result<Expr, ExprError> {
+        Expr::compile_all(src).map_err(|mut errors| errors.swap_remove(0))
+    }
+
+    /// As [`Expr::compile`], but reports every unknown function and wrong argument count in
+    /// the expression, in source order, not only the first. A syntax error still stops
+    /// parsing: it comes last. The list is never empty.
+    pub fn compile_all(src: &str) -> Result<Expr, Vec<ExprError>> {
         if src.len() > MAX_SOURCE_LEN {
-            return Err(ExprError::new(
+            return Err(vec![ExprError::new(
                 format!("expression is longer than {MAX_SOURCE_LEN} bytes"),
                 MAX_SOURCE_LEN,
-            ));
+            )]);
         }
         let ast = parser::parse(src)?;
         let mut attrs = Vec::new();
-        let root = compile::compile(ast, &mut attrs);
+        let root = compile::compile(ast.clone(), &mut attrs);
         Ok(Expr {
             inner: Arc::new(Inner {
                 source: src.to_owned(),
                 attrs,
+                ast,
                 root,
             }),
         })

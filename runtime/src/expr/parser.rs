@@ -7,6 +7,10 @@ use super::error::ExprError;
 use super::lexer::{Tok, Token, lex};
 use crate::feature::Value;
 
+/// The reserved name of the feature's geometry (an attribute of that name is written
+/// `` `geometry` ``).
+pub(crate) const GEOMETRY: &str = "geometry";
+
 /// Deepest accepted nesting (operators, parentheses, calls, lists).
 pub(crate) const MAX_DEPTH: usize = 64;
 
@@ -67,10 +71,13 @@ impl ArithOp {
     }
 }
 
-/// A syntax tree node: what it is, where it starts, and how deep it nests.
+/// A syntax tree node: what it is, where it is, and how deep it nests.
 #[derive(Debug, Clone)]
 pub(crate) struct Ast {
     pub kind: AstKind,
+    /// Byte offset of the node in the source: its operator for an operation, its name for a
+    /// call, its first character for a literal or an attribute.
+    pub offset: usize,
     pub depth: usize,
 }
 
@@ -78,6 +85,8 @@ pub(crate) struct Ast {
 pub(crate) enum AstKind {
     Lit(Value),
     Attr(String),
+    /// The feature's geometry (the reserved name `geometry`).
+    Geometry,
     List(Vec<Ast>),
     Neg(Box<Ast>),
     Not(Box<Ast>),
@@ -95,7 +104,7 @@ impl AstKind {
     fn children_depth(&self) -> usize {
         let max = |v: &[Ast]| v.iter().map(|a| a.depth).max().unwrap_or(0);
         match self {
-            AstKind::Lit(_) | AstKind::Attr(_) => 0,
+            AstKind::Lit(_) | AstKind::Attr(_) | AstKind::Geometry => 0,
             AstKind::List(v) | AstKind::And(v) | AstKind::Or(v) | AstKind::Call(_, v) => max(v),
             AstKind::Neg(a) | AstKind::Not(a) => a.depth,
             AstKind::Cmp(_, a, b) | AstKind::In(a, b) | AstKind::Arith(_, a, b) => {
@@ -106,22 +115,38 @@ impl AstKind {
 }
 
 /// Parses a whole expression.
-pub(crate) fn parse(src: &str) -> Result<Ast, ExprError> {
+///
+/// Unknown functions and wrong argument counts do not stop parsing: every one is reported,
+/// in source order, followed by the syntax error that stopped parsing, if any. The list is
+/// never empty on `Err`.
+pub(crate) fn parse(src: &str) -> Result<Ast, Vec<ExprError>> {
+    let toks = lex(src).map_err(|e| vec![e])?;
     let mut p = Parser {
-        toks: lex(src)?,
+        toks,
         pos: 0,
         nesting: 0,
+        errors: Vec::new(),
     };
-    let ast = p.expr()?;
-    let t = p.peek();
-    if t.tok != Tok::Eof {
+    let result = p.expr().and_then(|ast| {
+        let t = p.peek();
+        if t.tok == Tok::Eof {
+            return Ok(ast);
+        }
         let message = match t.tok {
             Tok::RParen => "unexpected `)` with no matching `(`".to_owned(),
             _ => format!("expected an operator, found {}", t.tok.describe()),
         };
-        return Err(ExprError::new(message, t.offset));
+        Err(ExprError::new(message, t.offset))
+    });
+    let mut errors = p.errors;
+    match result {
+        Ok(ast) if errors.is_empty() => Ok(ast),
+        Ok(_) => Err(errors),
+        Err(e) => {
+            errors.push(e);
+            Err(errors)
+        }
     }
-    Ok(ast)
 }
 
 struct Parser {
@@ -129,6 +154,8 @@ struct Parser {
     pos: usize,
     /// Open parentheses, brackets, calls and prefix operators around the current position.
     nesting: usize,
+    /// Call errors (unknown function, wrong argument count), which do not stop parsing.
+    errors: Vec<ExprError>,
 }
 
 fn too_deep(offset: usize) -> ExprError {
@@ -166,7 +193,11 @@ impl Parser {
         if depth > MAX_DEPTH {
             return Err(too_deep(offset));
         }
-        Ok(Ast { kind, depth })
+        Ok(Ast {
+            kind,
+            offset,
+            depth,
+        })
     }
 
     fn enter(&mut self, offset: usize) -> Result<(), ExprError> {
@@ -311,6 +342,7 @@ impl Parser {
             Tok::Ident(name) if self.peek().tok == Tok::LParen => {
                 return self.call(&name, offset);
             }
+            Tok::Ident(name) if name == GEOMETRY => AstKind::Geometry,
             Tok::Ident(name) => AstKind::Attr(name),
             Tok::LParen => {
                 self.enter(offset)?;
@@ -347,20 +379,26 @@ impl Parser {
         self.node(kind, offset)
     }
 
+    /// A call; an unknown function or a wrong argument count is recorded in `errors` and
+    /// the call parsed on (it becomes a null placeholder, never compiled).
     fn call(&mut self, name: &str, offset: usize) -> Result<Ast, ExprError> {
-        let Some(info) = catalog::lookup(name) else {
+        let info = catalog::lookup(name);
+        if info.is_none() {
             let message = match catalog::suggest(name) {
                 Some(near) => format!("unknown function `{name}`; did you mean `{near}`?"),
                 None => format!("unknown function `{name}`"),
             };
-            return Err(ExprError::new(message, offset));
-        };
+            self.errors.push(ExprError::new(message, offset));
+        }
         let open = self.bump().offset;
         self.enter(open)?;
         let args = self.list(&Tok::RParen, ")", open)?;
         self.nesting -= 1;
+        let Some(info) = info else {
+            return self.node(AstKind::Lit(Value::Null), offset);
+        };
         if args.len() < info.min || args.len() > info.max {
-            return Err(ExprError::new(
+            self.errors.push(ExprError::new(
                 format!(
                     "function `{name}` takes {}, got {}",
                     info.arity_text(),
@@ -368,6 +406,7 @@ impl Parser {
                 ),
                 offset,
             ));
+            return self.node(AstKind::Lit(Value::Null), offset);
         }
         self.node(AstKind::Call(info.func, args), offset)
     }

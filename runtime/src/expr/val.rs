@@ -1,7 +1,8 @@
 //! [`Val`]: a value during evaluation, which borrows from the feature or the expression's
 //! constants where it can, so comparing a string attribute allocates nothing.
 
-use crate::feature::{Value, format_float};
+use super::eval::{R, fail};
+use crate::feature::{Geometry, Value, format_float};
 
 /// A value during evaluation: scalars inline, strings and heap values borrowed when possible.
 #[derive(Debug, Clone)]
@@ -19,6 +20,8 @@ pub(crate) enum Val<'a> {
     Ref(&'a Value),
     /// A computed bytes, array or map value.
     Owned(Value),
+    /// The feature's geometry (only geometry functions take it).
+    Geom(&'a Geometry),
 }
 
 impl<'a> Val<'a> {
@@ -50,6 +53,7 @@ impl<'a> Val<'a> {
             Val::LocalDateTime(_) => "local_datetime",
             Val::Ref(v) => v.type_name(),
             Val::Owned(v) => v.type_name(),
+            Val::Geom(_) => "geometry",
         }
     }
 
@@ -70,8 +74,9 @@ impl<'a> Val<'a> {
         }
     }
 
-    pub(crate) fn into_value(self) -> Value {
-        match self {
+    /// The owned value; a geometry is not an attribute value, so it is an error.
+    pub(crate) fn into_value(self) -> R<Value> {
+        Ok(match self {
             Val::Null => Value::Null,
             Val::Bool(b) => Value::Bool(b),
             Val::Int(i) => Value::Int(i),
@@ -83,7 +88,8 @@ impl<'a> Val<'a> {
             Val::LocalDateTime(t) => Value::LocalDateTime(t),
             Val::Ref(v) => v.clone(),
             Val::Owned(v) => v,
-        }
+            Val::Geom(_) => return geometry_is_not_a_value(),
+        })
     }
 
     /// Appends the text form (as [`Value`]'s `Display`; null appends nothing).
@@ -113,6 +119,17 @@ impl<'a> Val<'a> {
             Val::Owned(v) => {
                 let _ = write!(out, "{v}");
             }
+            Val::Geom(_) => out.push_str("<geometry>"),
         }
     }
+}
+
+#[cold]
+#[inline(never)]
+fn geometry_is_not_a_value<T>() -> R<T> {
+    fail(
+        "a geometry is not an attribute value; pass `geometry` to a geometry function such as \
+         area(geometry)"
+            .into(),
+    )
 }

@@ -243,15 +243,13 @@ fn resolve(i: usize, op: Operation, exprs: &mut Vec<Expr>) -> Result<(Op, String
             expression,
         } => {
             let named = nonempty("attribute", &attribute);
-            let compiled = Expr::compile(&expression)
-                .map_err(|e| vec![e])
-                .map_err(|list| {
-                    ActionError::Many(
-                        list.into_iter()
-                            .map(|e| ActionError::param(path("expression"), e.to_string()))
-                            .collect(),
-                    )
-                });
+            let compiled = Expr::compile_all(&expression).map_err(|list| {
+                ActionError::Many(
+                    list.into_iter()
+                        .map(|e| ActionError::param(path("expression"), e.to_string()))
+                        .collect(),
+                )
+            });
             let expr = match (named, compiled) {
                 (Ok(()), Ok(expr)) => expr,
                 (Err(a), Err(b)) => return Err(ActionError::Many(vec![a, b])),
