@@ -31,7 +31,6 @@
 //!   known names are suggested.
 
 mod infer;
-mod ty;
 
 use std::cell::RefCell;
 use std::collections::BTreeSet;
@@ -41,11 +40,11 @@ use std::sync::Arc;
 use serde::de::DeserializeOwned;
 
 use crate::error::{ActionError, did_you_mean, nearest};
-use crate::expr::Expr;
+use crate::expr::{Expr, TypeEnv};
 use crate::feature::Feature;
 pub use infer::{NodeShapes, infer};
 pub(crate) use infer::infer_nodes;
-pub use ty::Type;
+pub use crate::expr::Type;
 
 /// What is known about the geometry of the features on a port.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -393,17 +392,24 @@ impl<'a> ShapeContext<'a> {
         if expr.attributes().iter().any(|a| !shape.has(a)) {
             self.rely_on(shape);
         }
-        for name in expr.attributes() {
-            if shape.get(name).is_none() {
-                self.problems.borrow_mut().push(ShapeProblem {
-                    path: path.to_string(),
-                    message: format!("unknown attribute `{name}`"),
-                    offset: name_offset(source, name),
-                    help: Some(attribute_hint(name, shape)),
-                });
+        let env = TypeEnv {
+            attributes: &shape.attributes,
+            open: shape.open,
+        };
+        match expr.check(&env) {
+            Ok(t) => t,
+            Err(problems) => {
+                self.problems
+                    .borrow_mut()
+                    .extend(problems.into_iter().map(|p| ShapeProblem {
+                        path: path.to_string(),
+                        message: p.message,
+                        offset: Some(p.offset),
+                        help: p.help,
+                    }));
+                Type::Any
             }
         }
-        Type::Any
     }
 
     /// As [`ShapeContext::expression`], for a condition (`what` names it in messages, as
@@ -446,23 +452,6 @@ fn attribute_hint(name: &str, shape: &Shape) -> String {
             format!("the attributes here: {}", names.join(", "))
         }
     }
-}
-
-/// The character offset of the first whole-word occurrence of attribute `name` in `source`.
-fn name_offset(source: &str, name: &str) -> Option<usize> {
-    let word = |c: char| c.is_ascii_alphanumeric() || c == '_';
-    let mut from = 0;
-    while let Some(i) = source[from..].find(name).map(|i| i + from) {
-        let before = source[..i].chars().next_back();
-        let after = source[i + name.len()..].chars().next();
-        if !before.is_some_and(word) && !after.is_some_and(word) {
-            let tick = before == Some('`');
-            let at = if tick { i - 1 } else { i };
-            return Some(source[..at].chars().count());
-        }
-        from = i + name.len();
-    }
-    None
 }
 
 #[cfg(test)]
