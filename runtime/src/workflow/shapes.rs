@@ -53,11 +53,10 @@ pub(crate) fn check(flat: &[FlatNode], nodes: &[PlanNode], edges: &[PlanEdge], d
         let diag = d
             .warning(
                 decl.pos,
-                "the attributes it reads cannot be known before reading, so attribute names \
-                 and expressions downstream are checked when the workflow runs",
+                "the attributes of what it reads cannot be known before reading, so the \
+                 attribute names and expressions downstream are checked when the workflow runs",
             )
-            .node(&source)
-            .help("declare the attributes in `columns` to have them checked now");
+            .node(&source);
         diag.code = Some(super::UNKNOWN_SCHEMA);
     }
 }
