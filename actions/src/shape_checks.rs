@@ -122,13 +122,33 @@ fn counting_exploding_and_statistics_add_typed_attributes() {
             {"op": "mean", "attribute": "amount"},
             {"op": "min", "attribute": "date"},
             {"op": "max", "attribute": "name"},
+            {"op": "median", "attribute": "amount"},
+            {"op": "percentile", "attribute": "id", "p": 0.9},
+            {"op": "stddev", "attribute": "amount"},
+            {"op": "count_distinct", "attribute": "city"},
+            {"op": "first", "attribute": "date"},
+            {"op": "last", "attribute": "name"},
         ]}),
         vec![orders()],
     );
     let names: Vec<&str> = s[0].names().collect();
     assert_eq!(
         names,
-        ["city", "count", "total", "sum_id", "mean_amount", "min_date", "max_name"]
+        [
+            "city",
+            "count",
+            "total",
+            "sum_id",
+            "mean_amount",
+            "min_date",
+            "max_name",
+            "median_amount",
+            "percentile_id",
+            "stddev_amount",
+            "count_distinct_city",
+            "first_date",
+            "last_name"
+        ]
     );
     assert_eq!(s[0].get("sum_id"), Some(Type::Int));
     assert_eq!(s[0].geometry, GeometryShape::Absent);

@@ -99,25 +99,31 @@ fn build(ctx: &BuildContext) -> Result<BuiltAction, ActionError> {
     }
     let mut names: Vec<&str> = Vec::with_capacity(params.attributes.len());
     let mut exprs = Vec::with_capacity(params.attributes.len());
+    // Every attribute is checked, so one validation run names every problem.
+    let mut errors = Vec::new();
     for (i, a) in params.attributes.iter().enumerate() {
         if a.name.is_empty() {
-            return Err(ActionError::param(
+            errors.push(ActionError::param(
                 format!("attributes[{i}].name"),
                 "the attribute name is empty",
             ));
-        }
-        if names.contains(&a.name.as_str()) {
-            return Err(ActionError::param(
+        } else if names.contains(&a.name.as_str()) {
+            errors.push(ActionError::param(
                 format!("attributes[{i}].name"),
                 format!("the attribute \"{}\" is listed twice", a.name),
             ));
         }
         names.push(&a.name);
-        let expr = Expr::compile(&a.expression).map_err(|e| {
-            ActionError::param(format!("attributes[{i}].expression"), e.to_string())
-        })?;
-        exprs.push(expr);
+        match Expr::compile_all(&a.expression) {
+            Ok(expr) => exprs.push(expr),
+            Err(list) => {
+                errors.extend(list.into_iter().map(|e| {
+                    ActionError::param(format!("attributes[{i}].expression"), e.to_string())
+                }))
+            }
+        }
     }
+    ActionError::collect(errors)?;
     let mapper = AttributeMapper {
         schema: Schema::new(names.iter().copied()),
         labels: names

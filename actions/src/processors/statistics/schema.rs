@@ -11,22 +11,32 @@ use super::{AggOp, StatisticsParams};
 pub(super) fn result_type(op: AggOp, input: Option<Type>) -> Type {
     let input = input.unwrap_or(Type::Any);
     match op {
-        AggOp::Count => Type::Int,
+        AggOp::Count | AggOp::CountDistinct => Type::Int,
         // An int while every value is an int (and the sum fits), else a float.
         AggOp::Sum => match input {
             Type::Int => Type::Int,
             Type::Float => Type::Float,
             _ => Type::Any,
         },
-        AggOp::Mean => Type::Float,
+        AggOp::Mean
+        | AggOp::Median
+        | AggOp::Percentile
+        | AggOp::Variance
+        | AggOp::VariancePop
+        | AggOp::Stddev
+        | AggOp::StddevPop => Type::Float,
         // One of the values.
-        AggOp::Min | AggOp::Max => input,
+        AggOp::Min | AggOp::Max | AggOp::First | AggOp::Last => input,
     }
 }
 
-/// Whether `op` fails the run on a value of type `t` (numbers only).
+/// Whether `op` fails the run on a value that is not a number.
 fn needs_numbers(op: AggOp) -> bool {
-    matches!(op, AggOp::Sum | AggOp::Mean)
+    use AggOp::*;
+    matches!(
+        op,
+        Sum | Mean | Median | Percentile | Variance | VariancePop | Stddev | StddevPop
+    )
 }
 
 /// The output shape; group and aggregated attributes are checked against the input.
@@ -39,19 +49,23 @@ pub(super) fn shape(ctx: &ShapeContext) -> Result<Vec<Shape>, ActionError> {
         out.set(name, t.unwrap_or(Type::Any));
     }
     for (i, a) in p.aggregates.iter().enumerate() {
+        // An unknown op was reported by the factory.
+        let Some(op) = AggOp::from_name(&a.op) else {
+            continue;
+        };
         let path = format!("aggregates[{i}].attribute");
         let t = match &a.attribute {
             Some(name) => {
                 let t = ctx.attribute(&path, name, &input);
                 if let Some(t) = t
-                    && needs_numbers(a.op)
+                    && needs_numbers(op)
                     && !matches!(t, Type::Int | Type::Float | Type::Any | Type::Null)
                 {
                     ctx.problem(
                         &path,
                         format!(
                             "`{}` needs numbers, but \"{name}\" holds {}",
-                            a.op.name(),
+                            op.name(),
                             t.name()
                         ),
                         Some("convert it first (attribute_manager, op: convert)".into()),
@@ -63,10 +77,10 @@ pub(super) fn shape(ctx: &ShapeContext) -> Result<Vec<Shape>, ActionError> {
         };
         let output = match (&a.output, &a.attribute) {
             (Some(o), _) => o.clone(),
-            (None, Some(n)) => format!("{}_{n}", a.op.name()),
+            (None, Some(n)) => format!("{}_{n}", op.name()),
             (None, None) => "count".to_string(),
         };
-        out.set(&output, result_type(a.op, t));
+        out.set(&output, result_type(op, t));
     }
     out.geometry = GeometryShape::Absent;
     Ok(ctx.pass(out))

@@ -1,23 +1,28 @@
 //! Aggregate states: updated per feature, combined across spilled partials, finalized once.
 //!
-//! Every combination is exact, so a result never depends on how the input was split into
-//! spilled partials:
+//! Every combination is exact or order-preserving, so a result never depends on how the
+//! input was split into spilled partials:
 //!
-//! - ints are summed in an `i128`;
-//! - floats are summed with Shewchuk's algorithm (as Python's `math.fsum`): the running sum
-//!   is a short list of non-overlapping floats whose sum is exact, and the final value is the
-//!   exact sum correctly rounded. The int part joins it, split into exactly representable
-//!   pieces, only when the result is a float;
-//! - min and max keep the first of equal values (partials combine in arrival order).
+//! - ints are summed in an `i128`, floats with [`Fsum`] (exact; see `exact.rs`). The int
+//!   part joins the float sum, split into exactly representable pieces, only when the result
+//!   is a float;
+//! - `variance` and `stddev` keep exact `n`, `Σx`, `Σx²` ([`Moments`]);
+//! - min and max keep the first of equal values, `first` the first value and `last` the last
+//!   one: partials combine in arrival order;
+//! - the ops that need every value in order (`median`, `percentile`, `count_distinct`) only
+//!   count here ([`State::Held`]); their values are held per group beside the states and
+//!   ranked in `finish` (see `ranked.rs`).
 
 use std::cmp::Ordering;
 use std::sync::Arc;
 
 use sluice_runtime::Value;
 
+use super::exact::{Fsum, Moments};
+
 /// An aggregate operation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, schemars::JsonSchema)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "snake_case")]
 pub enum AggOp {
     /// Non-null values of the attribute, or rows when no attribute is given.
     Count,
@@ -29,18 +34,91 @@ pub enum AggOp {
     Max,
     /// Mean of the numeric values, as a float.
     Mean,
+    /// The 0.5 percentile of the numeric values (see `Percentile`).
+    Median,
+    /// The `p` percentile of the numeric values, linear between the closest ranks.
+    Percentile,
+    /// Sample variance of the numeric values (divided by `n - 1`).
+    Variance,
+    /// Population variance of the numeric values (divided by `n`).
+    VariancePop,
+    /// Sample standard deviation: the square root of `variance`.
+    Stddev,
+    /// Population standard deviation: the square root of `variance_pop`.
+    StddevPop,
+    /// Number of distinct non-null values (equal under `Value::total_cmp`).
+    CountDistinct,
+    /// First non-null value, in arrival order.
+    First,
+    /// Last non-null value, in arrival order.
+    Last,
 }
 
 impl AggOp {
-    /// The name used in default output names.
-    pub(super) fn name(self) -> &'static str {
+    /// Every operation, in documentation order.
+    pub const ALL: [AggOp; 14] = [
+        AggOp::Count,
+        AggOp::Sum,
+        AggOp::Min,
+        AggOp::Max,
+        AggOp::Mean,
+        AggOp::Median,
+        AggOp::Percentile,
+        AggOp::Variance,
+        AggOp::VariancePop,
+        AggOp::Stddev,
+        AggOp::StddevPop,
+        AggOp::CountDistinct,
+        AggOp::First,
+        AggOp::Last,
+    ];
+
+    /// The name used in workflows and in default output names.
+    pub fn name(self) -> &'static str {
         match self {
             AggOp::Count => "count",
             AggOp::Sum => "sum",
             AggOp::Min => "min",
             AggOp::Max => "max",
             AggOp::Mean => "mean",
+            AggOp::Median => "median",
+            AggOp::Percentile => "percentile",
+            AggOp::Variance => "variance",
+            AggOp::VariancePop => "variance_pop",
+            AggOp::Stddev => "stddev",
+            AggOp::StddevPop => "stddev_pop",
+            AggOp::CountDistinct => "count_distinct",
+            AggOp::First => "first",
+            AggOp::Last => "last",
         }
+    }
+
+    /// The operation named `name`.
+    pub fn from_name(name: &str) -> Option<AggOp> {
+        AggOp::ALL.into_iter().find(|op| op.name() == name)
+    }
+
+    /// Whether the operation ranks the group's values in `finish` (they are held or spilled).
+    pub(super) fn is_ranked(self) -> bool {
+        matches!(
+            self,
+            AggOp::Median | AggOp::Percentile | AggOp::CountDistinct
+        )
+    }
+
+    /// Whether the operation takes numbers only.
+    fn is_numeric(self) -> bool {
+        matches!(
+            self,
+            AggOp::Sum
+                | AggOp::Mean
+                | AggOp::Median
+                | AggOp::Percentile
+                | AggOp::Variance
+                | AggOp::VariancePop
+                | AggOp::Stddev
+                | AggOp::StddevPop
+        )
     }
 }
 
@@ -51,6 +129,13 @@ pub(super) enum State {
     Sum(Sum),
     Min(Value),
     Max(Value),
+    /// `first`: null until a value arrives.
+    First(Value),
+    /// `last`: the latest non-null value.
+    Last(Value),
+    Moments(Moments),
+    /// A ranked op: the non-null values added (the values themselves are held per group).
+    Held(i64),
 }
 
 /// Why a value cannot be added.
@@ -64,48 +149,81 @@ impl State {
             AggOp::Sum | AggOp::Mean => State::Sum(Sum::default()),
             AggOp::Min => State::Min(Value::Null),
             AggOp::Max => State::Max(Value::Null),
+            AggOp::First => State::First(Value::Null),
+            AggOp::Last => State::Last(Value::Null),
+            AggOp::Variance | AggOp::VariancePop | AggOp::Stddev | AggOp::StddevPop => {
+                State::Moments(Moments::default())
+            }
+            AggOp::Median | AggOp::Percentile | AggOp::CountDistinct => State::Held(0),
         }
     }
 
-    /// Adds one value (`None`: a row, for `count` without an attribute). Returns the bytes the
-    /// state grew by.
+    /// Adds one value (`None`: a row, for `count` without an attribute) to the state of `op`.
+    /// Returns the bytes the state grew by.
     #[inline]
-    pub(super) fn add(&mut self, value: Option<&Value>) -> Result<usize, NotANumber> {
-        match self {
+    pub(super) fn add(&mut self, op: AggOp, value: Option<&Value>) -> Result<usize, NotANumber> {
+        if let Some(v) = value
+            && op.is_numeric()
+            && !matches!(v, Value::Null | Value::Int(_) | Value::Float(_))
+        {
+            return Err(NotANumber);
+        }
+        Ok(match self {
             State::Count(n) => {
                 if value.is_none_or(|v| !v.is_null()) {
                     *n += 1;
                 }
-                Ok(0)
+                0
             }
             State::Sum(s) => match value {
-                None | Some(Value::Null) => Ok(0),
                 Some(Value::Int(i)) => {
                     s.ints += i128::from(*i);
                     s.count += 1;
-                    Ok(0)
+                    0
                 }
                 Some(Value::Float(f)) => {
                     s.count += 1;
                     s.any_float = true;
-                    Ok(s.floats.add(*f))
+                    s.floats.add(*f)
                 }
-                Some(_) => Err(NotANumber),
+                _ => 0,
             },
-            State::Min(cur) => Ok(keep_if(cur, value, Ordering::Less)),
-            State::Max(cur) => Ok(keep_if(cur, value, Ordering::Greater)),
-        }
+            State::Moments(m) => match value {
+                Some(Value::Int(i)) => m.add_int(*i),
+                Some(Value::Float(f)) => m.add_float(*f),
+                _ => 0,
+            },
+            State::Min(cur) => keep_if(cur, value, Ordering::Less),
+            State::Max(cur) => keep_if(cur, value, Ordering::Greater),
+            State::First(cur) => match value {
+                Some(v) if cur.is_null() => replace(cur, v),
+                _ => 0,
+            },
+            State::Last(cur) => match value {
+                Some(v) if !v.is_null() => replace(cur, v),
+                _ => 0,
+            },
+            State::Held(n) => {
+                if value.is_some_and(|v| !v.is_null()) {
+                    *n += 1;
+                }
+                0
+            }
+        })
     }
 
     /// Combines a later partial of the same aggregate into this one.
     pub(super) fn combine(&mut self, later: State) {
         match (self, later) {
-            (State::Count(a), State::Count(b)) => *a += b,
+            (State::Count(a), State::Count(b)) | (State::Held(a), State::Held(b)) => *a += b,
             (State::Sum(a), State::Sum(b)) => {
                 a.ints += b.ints;
                 a.count += b.count;
                 a.any_float |= b.any_float;
                 a.floats.combine(&b.floats);
+            }
+            (State::Moments(a), State::Moments(b)) => {
+                a.combine(&b);
             }
             (State::Min(a), State::Min(b)) => {
                 keep_if(a, Some(&b), Ordering::Less);
@@ -113,11 +231,21 @@ impl State {
             (State::Max(a), State::Max(b)) => {
                 keep_if(a, Some(&b), Ordering::Greater);
             }
+            (State::First(a), State::First(b)) if a.is_null() => *a = b,
+            (State::Last(a), State::Last(b)) if !b.is_null() => *a = b,
             _ => {}
         }
     }
 
-    /// The output value of `op` from this state.
+    /// The non-null values a ranked op saw (0 for other states).
+    pub(super) fn held(&self) -> i64 {
+        match self {
+            State::Held(n) => *n,
+            _ => 0,
+        }
+    }
+
+    /// The output value of `op` from this state (null for a ranked op: see `ranked.rs`).
     pub(super) fn finish(&self, op: AggOp) -> Value {
         match self {
             State::Count(n) => Value::Int(*n),
@@ -129,43 +257,54 @@ impl State {
                     _ => Value::Float(s.total()),
                 },
             },
-            State::Min(v) | State::Max(v) => v.clone(),
+            State::Moments(m) => {
+                let ddof = i64::from(matches!(op, AggOp::Variance | AggOp::Stddev));
+                match m.variance(ddof) {
+                    None => Value::Null,
+                    Some(v) if matches!(op, AggOp::Stddev | AggOp::StddevPop) => {
+                        Value::Float(v.sqrt())
+                    }
+                    Some(v) => Value::Float(v),
+                }
+            }
+            State::Min(v) | State::Max(v) | State::First(v) | State::Last(v) => v.clone(),
+            State::Held(_) => Value::Null,
         }
     }
 
     /// The state as one value, for a spilled partial.
     pub(super) fn to_value(&self) -> Value {
         match self {
-            State::Count(n) => Value::Int(*n),
-            State::Min(v) | State::Max(v) => v.clone(),
+            State::Count(n) | State::Held(n) => Value::Int(*n),
+            State::Min(v) | State::Max(v) | State::First(v) | State::Last(v) => v.clone(),
+            State::Moments(m) => m.to_value(),
             State::Sum(s) => {
-                let f = &s.floats;
-                let flags = i64::from(f.nan)
-                    | i64::from(f.pos_inf) << 1
-                    | i64::from(f.neg_inf) << 2
-                    | i64::from(s.any_float) << 3;
                 let mut items = vec![
                     Value::Int(s.count),
                     Value::Int((s.ints >> 64) as i64),
                     Value::Int(s.ints as u64 as i64),
-                    Value::Int(flags),
+                    Value::Bool(s.any_float),
                 ];
-                items.extend(f.partials.iter().map(|&p| Value::Float(p)));
+                s.floats.encode(&mut items);
                 Value::Array(Arc::from(items))
             }
         }
     }
 
-    /// Reads a state written by [`State::to_value`]; `None` when it is not one.
+    /// Reads a state of `op` written by [`State::to_value`]; `None` when it is not one.
     pub(super) fn from_value(op: AggOp, value: Value) -> Option<State> {
-        Some(match op {
-            AggOp::Count => match value {
+        Some(match State::new(op) {
+            State::Count(_) | State::Held(_) => match value {
+                Value::Int(n) if op.is_ranked() => State::Held(n),
                 Value::Int(n) => State::Count(n),
                 _ => return None,
             },
-            AggOp::Min => State::Min(value),
-            AggOp::Max => State::Max(value),
-            AggOp::Sum | AggOp::Mean => {
+            State::Min(_) => State::Min(value),
+            State::Max(_) => State::Max(value),
+            State::First(_) => State::First(value),
+            State::Last(_) => State::Last(value),
+            State::Moments(_) => State::Moments(Moments::from_value(&value)?),
+            State::Sum(_) => {
                 let Value::Array(items) = value else {
                     return None;
                 };
@@ -173,25 +312,20 @@ impl State {
                     Some(Value::Int(n)) => Some(*n),
                     _ => None,
                 };
-                let (count, hi, lo, flags) = (int(0)?, int(1)?, int(2)?, int(3)?);
-                let partials = items
-                    .get(4..)?
-                    .iter()
-                    .map(|v| match v {
-                        Value::Float(f) => Some(*f),
-                        _ => None,
-                    })
-                    .collect::<Option<Vec<f64>>>()?;
+                let (count, hi, lo) = (int(0)?, int(1)?, int(2)?);
+                let Some(Value::Bool(any_float)) = items.get(3) else {
+                    return None;
+                };
+                let mut at = 4;
+                let floats = Fsum::decode(&items, &mut at)?;
+                if at != items.len() {
+                    return None;
+                }
                 State::Sum(Sum {
                     ints: (i128::from(hi) << 64) | i128::from(lo as u64),
                     count,
-                    any_float: flags & 8 != 0,
-                    floats: Fsum {
-                        partials,
-                        nan: flags & 1 != 0,
-                        pos_inf: flags & 2 != 0,
-                        neg_inf: flags & 4 != 0,
-                    },
+                    any_float: *any_float,
+                    floats,
                 })
             }
         })
@@ -203,13 +337,17 @@ impl State {
 #[inline]
 fn keep_if(cur: &mut Value, new: Option<&Value>, want: Ordering) -> usize {
     match new {
-        Some(v) if !v.is_null() && (cur.is_null() || v.total_cmp(cur) == want) => {
-            let grew = v.heap_size().saturating_sub(cur.heap_size());
-            *cur = v.clone();
-            grew
-        }
+        Some(v) if !v.is_null() && (cur.is_null() || v.total_cmp(cur) == want) => replace(cur, v),
         _ => 0,
     }
+}
+
+/// Sets `cur` to `new`; returns the bytes the state grew by.
+#[inline]
+fn replace(cur: &mut Value, new: &Value) -> usize {
+    let grew = new.heap_size().saturating_sub(cur.heap_size());
+    *cur = new.clone();
+    grew
 }
 
 /// The state of `sum` and `mean`.
@@ -240,110 +378,6 @@ impl Sum {
     }
 }
 
-/// An exact running sum of floats (see the module docs).
-#[derive(Debug, Clone, Default, PartialEq)]
-pub(super) struct Fsum {
-    /// Non-overlapping, increasing in magnitude; their exact sum is the sum so far.
-    partials: Vec<f64>,
-    nan: bool,
-    pos_inf: bool,
-    neg_inf: bool,
-}
-
-impl Fsum {
-    /// Adds `x`; returns the bytes the partials grew by.
-    fn add(&mut self, mut x: f64) -> usize {
-        if !x.is_finite() {
-            if x.is_nan() {
-                self.nan = true;
-            } else if x > 0.0 {
-                self.pos_inf = true;
-            } else {
-                self.neg_inf = true;
-            }
-            return 0;
-        }
-        let before = self.partials.capacity();
-        let mut kept = 0;
-        for j in 0..self.partials.len() {
-            let mut y = self.partials[j];
-            if x.abs() < y.abs() {
-                std::mem::swap(&mut x, &mut y);
-            }
-            let hi = x + y;
-            if !hi.is_finite() {
-                // Beyond the float range: the sum is infinite (documented).
-                if hi > 0.0 {
-                    self.pos_inf = true;
-                } else {
-                    self.neg_inf = true;
-                }
-                self.partials.clear();
-                return 0;
-            }
-            let lo = y - (hi - x);
-            if lo != 0.0 {
-                self.partials[kept] = lo;
-                kept += 1;
-            }
-            x = hi;
-        }
-        self.partials.truncate(kept);
-        self.partials.push(x);
-        (self.partials.capacity() - before) * 8
-    }
-
-    fn combine(&mut self, other: &Fsum) {
-        for &p in &other.partials {
-            self.add(p);
-        }
-        self.nan |= other.nan;
-        self.pos_inf |= other.pos_inf;
-        self.neg_inf |= other.neg_inf;
-    }
-
-    /// The exact sum, correctly rounded.
-    fn value(&self) -> f64 {
-        if self.nan || (self.pos_inf && self.neg_inf) {
-            return f64::NAN;
-        }
-        if self.pos_inf {
-            return f64::INFINITY;
-        }
-        if self.neg_inf {
-            return f64::NEG_INFINITY;
-        }
-        let p = &self.partials;
-        let mut n = p.len();
-        if n == 0 {
-            return 0.0;
-        }
-        n -= 1;
-        let mut hi = p[n];
-        let mut lo = 0.0;
-        while n > 0 {
-            let x = hi;
-            n -= 1;
-            let y = p[n];
-            hi = x + y;
-            lo = y - (hi - x);
-            if lo != 0.0 {
-                break;
-            }
-        }
-        // Round half-even across partials: a lower partial of the same sign as `lo` tips a
-        // tie.
-        if n > 0 && ((lo < 0.0 && p[n - 1] < 0.0) || (lo > 0.0 && p[n - 1] > 0.0)) {
-            let y = lo * 2.0;
-            let x = hi + y;
-            if y == x - hi {
-                hi = x;
-            }
-        }
-        hi
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -351,7 +385,7 @@ mod tests {
     fn sum_of(values: &[Value]) -> State {
         let mut s = State::new(AggOp::Sum);
         for v in values {
-            assert!(s.add(Some(v)).is_ok());
+            assert!(s.add(AggOp::Sum, Some(v)).is_ok());
         }
         s
     }
@@ -429,15 +463,19 @@ mod tests {
             Value::from("z"),
             Value::Int(-1),
         ] {
-            let _ = min.add(Some(&v));
-            let _ = max.add(Some(&v));
+            let _ = min.add(AggOp::Min, Some(&v));
+            let _ = max.add(AggOp::Max, Some(&v));
         }
         assert_eq!(min.finish(AggOp::Min), Value::Int(-1));
         assert_eq!(max.finish(AggOp::Max), Value::from("z"));
         let mut a = State::Min(Value::Int(2));
         a.combine(State::Min(Value::Float(2.0)));
         assert_eq!(a, State::Min(Value::Int(2)));
-        assert!(State::new(AggOp::Sum).add(Some(&Value::from("x"))).is_err());
+        assert!(
+            State::new(AggOp::Sum)
+                .add(AggOp::Sum, Some(&Value::from("x")))
+                .is_err()
+        );
         assert!(State::from_value(AggOp::Sum, Value::Int(1)).is_none());
         assert!(State::from_value(AggOp::Count, Value::Null).is_none());
     }
