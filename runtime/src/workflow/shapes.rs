@@ -117,3 +117,29 @@ fn report_error(e: &ActionError, with: &Node, pos: Pos, node: &str, d: &mut Diag
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn column(source: &str, offset: usize) -> Option<usize> {
+        let root = super::super::yaml::parse(source).unwrap();
+        expression_column(root.get("e").unwrap(), offset, source)
+    }
+
+    #[test]
+    fn a_one_line_expression_is_pointed_at_its_character() {
+        // `b` is character 4 of `a + b`.
+        assert_eq!(column("e: a + b\n", 4), Some(8));
+        assert_eq!(column("e: \"a + b\"\n", 4), Some(9));
+        assert_eq!(column("e: 'a + b'\n", 4), Some(9));
+        assert_eq!(column("x: 1\ne: >-\n  a + b\n", 4), Some(7));
+    }
+
+    #[test]
+    fn escapes_and_several_lines_are_not_guessed() {
+        assert_eq!(column("e: \"a +\\tb\"\n", 4), None);
+        assert_eq!(column("e: 'it''s + b'\n", 4), None);
+        assert_eq!(column("e: |\n  a +\n  b\n", 4), None);
+    }
+}
