@@ -25,10 +25,22 @@ fn orders() -> Vec<Feature> {
     };
     let tags = |t: &[&str]| Value::Array(t.iter().map(|s| Value::from(*s)).collect());
     vec![
-        row(1, "Harbour Park", Value::Float(120.0), "Oslo", tags(&["a", "b"])),
+        row(
+            1,
+            "Harbour Park",
+            Value::Float(120.0),
+            "Oslo",
+            tags(&["a", "b"]),
+        ),
         row(2, "Old Mill", Value::Float(14.5), "Bergen", tags(&["c"])),
         row(3, "Library", Value::Null, "Oslo", tags(&[])),
-        row(4, "Kiosk", Value::Float(6.2), "Stavanger", tags(&["d", "e"])),
+        row(
+            4,
+            "Kiosk",
+            Value::Float(6.2),
+            "Stavanger",
+            tags(&["d", "e"]),
+        ),
     ]
 }
 
@@ -37,11 +49,14 @@ fn squares() -> Vec<Feature> {
         .map(|i| {
             let x = i as f64;
             let poly = geo_types::Rect::new((x, 0.0), (x + 1.0, 1.0)).to_polygon();
-            Feature::from_pairs(i, [("id", Value::Int(i as i64)), ("kind", Value::from("lot"))])
-                .with_geometry(Some(Geometry {
-                    geom: poly.into(),
-                    crs: Some(3857),
-                }))
+            Feature::from_pairs(
+                i,
+                [("id", Value::Int(i as i64)), ("kind", Value::from("lot"))],
+            )
+            .with_geometry(Some(Geometry {
+                geom: poly.into(),
+                crs: Some(3857),
+            }))
         })
         .collect()
 }
@@ -86,7 +101,10 @@ fn attribute_manager_and_mapper_shapes_follow_each_operation() {
         vec![orders()],
     );
     let names: Vec<&str> = s[0].names().collect();
-    assert_eq!(names, ["id", "name", "total", "city", "date", "label", "big"]);
+    assert_eq!(
+        names,
+        ["id", "name", "total", "city", "date", "label", "big"]
+    );
     assert_eq!(s[0].get("id"), Some(Type::String));
     assert_eq!(s[0].get("big"), Some(Type::Bool));
     assert_shapes_match(
@@ -157,8 +175,22 @@ fn counting_exploding_and_statistics_add_typed_attributes() {
 #[test]
 fn join_names_supplier_attributes_as_the_run_does() {
     let cities = vec![
-        Feature::from_pairs(0, [("city", "Oslo".into()), ("name", "Norway's capital".into()), ("pop", Value::Int(709_000))]),
-        Feature::from_pairs(1, [("city", "Bergen".into()), ("name", "West coast".into()), ("pop", Value::Int(286_000))]),
+        Feature::from_pairs(
+            0,
+            [
+                ("city", "Oslo".into()),
+                ("name", "Norway's capital".into()),
+                ("pop", Value::Int(709_000)),
+            ],
+        ),
+        Feature::from_pairs(
+            1,
+            [
+                ("city", "Bergen".into()),
+                ("name", "West coast".into()),
+                ("pop", Value::Int(286_000)),
+            ],
+        ),
     ];
     for mode in ["inner", "left", "full"] {
         let s = assert_shapes_match(
@@ -169,7 +201,16 @@ fn join_names_supplier_attributes_as_the_run_does() {
         let names: Vec<&str> = s[0].names().collect();
         assert_eq!(
             names,
-            ["id", "name", "amount", "city", "date", "tags", "supplier_name", "pop"],
+            [
+                "id",
+                "name",
+                "amount",
+                "city",
+                "date",
+                "tags",
+                "supplier_name",
+                "pop"
+            ],
             "{mode}"
         );
     }
@@ -198,6 +239,18 @@ fn geometry_actions_measure_and_move_geometries() {
     );
     assert_eq!(s[0].geometry, GeometryShape::Absent);
     assert_shapes_match(&geometry::geometry_filter::SPEC, json!({}), vec![squares()]);
+    assert_shapes_match(&geometry::bounds::SPEC, json!({"prefix": "b_"}), vec![squares()]);
+    let wkt: Vec<Feature> = ["POINT (1 2)", "LINESTRING (0 0, 1 1)"]
+        .iter()
+        .enumerate()
+        .map(|(i, w)| Feature::from_pairs(i as u64, [("id", Value::Int(i as i64)), ("wkt", Value::from(*w))]))
+        .collect();
+    let s = assert_shapes_match(
+        &geometry::wkt_to_geometry::SPEC,
+        json!({"attribute": "wkt", "remove_attribute": true, "crs": 4326}),
+        vec![wkt],
+    );
+    assert_eq!(s[0].names().collect::<Vec<_>>(), ["id"]);
 }
 
 #[test]

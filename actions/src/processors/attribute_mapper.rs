@@ -23,8 +23,8 @@ use std::sync::Arc;
 use schemars::JsonSchema;
 use serde::Deserialize;
 use sluice_runtime::action::schema_of;
-use sluice_runtime::shape::{GeometryShape, Shape, ShapeContext, Type};
 use sluice_runtime::expr::{Evaluator, Expr};
+use sluice_runtime::shape::{GeometryShape, Shape, ShapeContext, Type};
 use sluice_runtime::{
     ActionError, ActionKind, ActionSpec, BuildContext, BuiltAction, DEFAULT_PORT, Emitter, Feature,
     NodeImpl, REJECTED_PORT, Schema, Transform, Value,
@@ -76,7 +76,11 @@ fn shape(ctx: &ShapeContext) -> Result<Vec<Shape>, ActionError> {
     let input = ctx.input(0);
     let mut out = Shape::closed(Vec::<(String, Type)>::new());
     for (i, a) in p.attributes.iter().enumerate() {
-        let t = ctx.expression(&format!("attributes[{i}].expression"), &a.expression, &input);
+        let t = ctx.expression(
+            &format!("attributes[{i}].expression"),
+            &a.expression,
+            &input,
+        );
         if !out.has(&a.name) {
             out.set(&a.name, t);
         }

@@ -40,11 +40,11 @@ use std::sync::Arc;
 use serde::de::DeserializeOwned;
 
 use crate::error::{ActionError, did_you_mean, nearest};
+pub use crate::expr::Type;
 use crate::expr::{Expr, TypeEnv};
 use crate::feature::Feature;
-pub use infer::{NodeShapes, infer};
 pub(crate) use infer::infer_nodes;
-pub use crate::expr::Type;
+pub use infer::{NodeShapes, infer};
 
 /// What is known about the geometry of the features on a port.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

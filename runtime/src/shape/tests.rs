@@ -8,7 +8,11 @@ fn shape(attrs: &[(&str, Type)]) -> Shape {
 #[test]
 fn merging_two_edges_keeps_every_attribute_and_widens_types() {
     let a = shape(&[("id", Type::Int), ("name", Type::String)]);
-    let b = shape(&[("id", Type::Float), ("name", Type::Int), ("extra", Type::Date)]);
+    let b = shape(&[
+        ("id", Type::Float),
+        ("name", Type::Int),
+        ("extra", Type::Date),
+    ]);
     let m = a.merge(&b);
     assert_eq!(
         m.attributes,
@@ -43,7 +47,10 @@ fn the_shape_of_features_types_by_non_null_values() {
         }))
     };
     let s = Shape::of_features(&[f(0, Value::Null, false), f(1, Value::Int(2), true)]);
-    assert_eq!(s.to_string(), "{v: int, k: string} with geometry (EPSG:4326)");
+    assert_eq!(
+        s.to_string(),
+        "{v: int, k: string} with geometry (EPSG:4326)"
+    );
     let s = Shape::of_features(&[f(0, Value::Int(1), false), f(1, Value::Float(2.5), false)]);
     assert_eq!(s.to_string(), "{v: float, k: string} without geometry");
     assert_eq!(Shape::unknown().to_string(), "{...}");

@@ -42,8 +42,8 @@ use std::sync::Arc;
 use schemars::JsonSchema;
 use serde::Deserialize;
 use sluice_runtime::action::schema_of;
-use sluice_runtime::shape::{Shape, ShapeContext};
 use sluice_runtime::memory::Reservation;
+use sluice_runtime::shape::{Shape, ShapeContext};
 use sluice_runtime::{
     ActionError, ActionKind, ActionSpec, Batch, BuildContext, BuiltAction, DEFAULT_PORT, Emitter,
     NodeContext, NodeImpl, Processor, Schema, Value,

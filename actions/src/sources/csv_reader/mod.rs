@@ -51,7 +51,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use super::file_input::{files_param, open_buffered};
+use super::file_input::{files_param, open_buffered, peekable};
 use sluice_runtime::input::{FileOut, FileReader, FileSource, Files, SharedCache};
 use sluice_runtime::shape::{GeometryShape, Shape, ShapeContext, Type};
 
@@ -266,6 +266,9 @@ fn shape(ctx: &ShapeContext) -> Result<Vec<Shape>, ActionError> {
     let locations = files.locations();
     let mut merged: Option<(Shape, Shape)> = None;
     for location in locations.iter().take(SHAPE_FILES) {
+        if !peekable(location) {
+            return Ok(Vec::new());
+        }
         let head = match reader.head(location) {
             Ok(Some(head)) => head,
             Ok(None) => continue,
@@ -286,7 +289,9 @@ fn shape(ctx: &ShapeContext) -> Result<Vec<Shape>, ActionError> {
         } else {
             GeometryShape::Absent
         };
-        let attributes = plan.attributes().map(|(n, t)| (n.to_string(), t.static_type()));
+        let attributes = plan
+            .attributes()
+            .map(|(n, t)| (n.to_string(), t.static_type()));
         let shape = Shape::closed(attributes).with_geometry(geometry);
         merged = Some(match merged {
             None => (shape, rejected),
@@ -479,7 +484,8 @@ impl FileSource for CsvReader {
         else {
             return Ok(());
         };
-        let mut next = |rec: &mut Record| -> Result<bool, ActionError> { read(&mut rdr, location, rec) };
+        let mut next =
+            |rec: &mut Record| -> Result<bool, ActionError> { read(&mut rdr, location, rec) };
 
         // 2. The plan: a type and a target slot per column, the geometry, the schemas.
         let plan = self.plan(location, header, &sample)?;

@@ -54,7 +54,7 @@ use sluice_runtime::{
     Geometry, NodeContext, NodeImpl, REJECTED_PORT, REJECTION_REASON, Schema, Value,
 };
 
-use super::file_input::files_param;
+use super::file_input::{files_param, peekable};
 use sluice_runtime::input::{FileOut, FileReader, FileSource, SharedCache};
 
 /// Parameters of `parquet_reader`.
@@ -136,7 +136,8 @@ fn shape(ctx: &ShapeContext) -> Result<Vec<PortShape>, ActionError> {
     let locations = files.locations();
     let mut merged: Option<PortShape> = None;
     for location in locations.iter().take(SHAPE_FILES) {
-        let Some(file) = local_path(location).and_then(|p| std::fs::File::open(p).ok()) else {
+        let local = local_path(location).filter(|_| peekable(location));
+        let Some(file) = local.and_then(|p| std::fs::File::open(p).ok()) else {
             return Ok(Vec::new());
         };
         let Ok(shape) = file_shape(file, location) else {
@@ -156,7 +157,10 @@ fn shape(ctx: &ShapeContext) -> Result<Vec<PortShape>, ActionError> {
 }
 
 /// The shape of one Parquet file, from its footer.
-fn file_shape<R: ChunkReader + 'static>(input: R, location: &str) -> Result<PortShape, ActionError> {
+fn file_shape<R: ChunkReader + 'static>(
+    input: R,
+    location: &str,
+) -> Result<PortShape, ActionError> {
     let builder = ParquetRecordBatchReaderBuilder::try_new(input)
         .map_err(|e| ActionError::data(Some(location.to_string()), e.to_string()))?;
     let geo = geo_column(
@@ -168,7 +172,12 @@ fn file_shape<R: ChunkReader + 'static>(input: R, location: &str) -> Result<Port
         .fields()
         .iter()
         .filter(|f| geo.as_ref().is_none_or(|g| g.name != *f.name()))
-        .map(|f| (f.name().clone(), value_type(f.data_type()).unwrap_or(Type::Any)));
+        .map(|f| {
+            (
+                f.name().clone(),
+                value_type(f.data_type()).unwrap_or(Type::Any),
+            )
+        });
     let geometry = match &geo {
         Some(g) => GeometryShape::Present { crs: g.crs },
         None => GeometryShape::Absent,
