@@ -131,7 +131,10 @@ fn a_variable_in_an_expression_is_a_constant_not_code() {
     // "0 || true", and dividing a float by a string is refused before the run.
     let (code, stderr, _) = run(dir.path(), &["--var", "threshold=0 || true"]);
     assert_eq!(code, 1, "{stderr}");
-    assert!(stderr.contains("cannot divide a float by a string"), "{stderr}");
+    assert!(
+        stderr.contains("cannot divide a float by a string"),
+        "{stderr}"
+    );
     assert!(!dir.path().join("out/kept.csv").exists(), "{stderr}");
     // A number stays a number.
     let (code, stderr, _) = run(dir.path(), &["--var", "threshold=900"]);

@@ -239,11 +239,20 @@ fn geometry_actions_measure_and_move_geometries() {
     );
     assert_eq!(s[0].geometry, GeometryShape::Absent);
     assert_shapes_match(&geometry::geometry_filter::SPEC, json!({}), vec![squares()]);
-    assert_shapes_match(&geometry::bounds::SPEC, json!({"prefix": "b_"}), vec![squares()]);
+    assert_shapes_match(
+        &geometry::bounds::SPEC,
+        json!({"prefix": "b_"}),
+        vec![squares()],
+    );
     let wkt: Vec<Feature> = ["POINT (1 2)", "LINESTRING (0 0, 1 1)"]
         .iter()
         .enumerate()
-        .map(|(i, w)| Feature::from_pairs(i as u64, [("id", Value::Int(i as i64)), ("wkt", Value::from(*w))]))
+        .map(|(i, w)| {
+            Feature::from_pairs(
+                i as u64,
+                [("id", Value::Int(i as i64)), ("wkt", Value::from(*w))],
+            )
+        })
         .collect();
     let s = assert_shapes_match(
         &geometry::wkt_to_geometry::SPEC,

@@ -78,7 +78,9 @@ fn shape(ctx: &ShapeContext) -> Result<Vec<Shape>, ActionError> {
         remove_attribute: params.remove_attribute,
         crs,
     };
-    Ok(step_shape(ctx, &step, Type::Any, |_| GeometryShape::Present { crs }))
+    Ok(step_shape(ctx, &step, Type::Any, |_| {
+        GeometryShape::Present { crs }
+    }))
 }
 
 fn build(ctx: &BuildContext) -> Result<BuiltAction, ActionError> {
