@@ -99,7 +99,7 @@ impl NodeContext {
     /// observers; the spill folder keeps the totals for the run report).
     pub fn spilled(&self, bytes: u64, rows: u64) {
         if let Some(state) = &self.state {
-            state.spilled();
+            state.spilled(bytes);
         }
         self.events.send(Event::Spilled {
             node: self.node_id.to_string(),

@@ -54,30 +54,44 @@ impl NodeState {
     }
 }
 
-/// A node's state, shared between its thread (which sets it) and observers.
+/// A node's state, shared between its thread (which sets it) and observers, with the bytes
+/// it spilled so far.
 #[derive(Debug)]
-pub struct StateCell(AtomicU8);
+pub struct StateCell {
+    state: AtomicU8,
+    spilled_bytes: AtomicU64,
+}
 
 impl Default for StateCell {
     fn default() -> StateCell {
-        StateCell(AtomicU8::new(NodeState::Waiting as u8))
+        StateCell {
+            state: AtomicU8::new(NodeState::Waiting as u8),
+            spilled_bytes: AtomicU64::new(0),
+        }
     }
 }
 
 impl StateCell {
     /// The current state.
     pub fn get(&self) -> NodeState {
-        NodeState::from_u8(self.0.load(Ordering::Relaxed))
+        NodeState::from_u8(self.state.load(Ordering::Relaxed))
     }
 
     /// Sets the state.
     pub fn set(&self, state: NodeState) {
-        self.0.store(state as u8, Ordering::Relaxed);
+        self.state.store(state as u8, Ordering::Relaxed);
     }
 
-    /// Marks a running node as spilling (a node already finishing stays so).
-    pub(crate) fn spilled(&self) {
-        let _ = self.0.compare_exchange(
+    /// Bytes the node spilled to disk so far.
+    pub fn spilled_bytes(&self) -> u64 {
+        self.spilled_bytes.load(Ordering::Relaxed)
+    }
+
+    /// Counts a spill, and marks a running node as spilling (a node already finishing stays
+    /// so).
+    pub(crate) fn spilled(&self, bytes: u64) {
+        self.spilled_bytes.fetch_add(bytes, Ordering::Relaxed);
+        let _ = self.state.compare_exchange(
             NodeState::Running as u8,
             NodeState::Spilling as u8,
             Ordering::Relaxed,
@@ -142,6 +156,7 @@ impl Live {
                 .map(|n| NodeSnapshot {
                     id: n.id.clone(),
                     state: n.state.get(),
+                    spilled_bytes: n.state.spilled_bytes(),
                     features_in: n.features_in.load(Ordering::Relaxed),
                     features_out: n
                         .ports
@@ -194,6 +209,8 @@ pub struct NodeSnapshot {
     pub id: String,
     /// Where it is.
     pub state: NodeState,
+    /// Bytes it spilled to disk so far.
+    pub spilled_bytes: u64,
     /// Features received.
     pub features_in: u64,
     /// Features emitted, per output port.
@@ -231,4 +248,41 @@ pub struct MemorySnapshot {
     pub reserved: u64,
     /// The run's memory limit, bytes.
     pub limit: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_spill_counts_bytes_and_marks_only_a_running_node() {
+        let cell = StateCell::default();
+        assert_eq!(cell.get(), NodeState::Waiting);
+        cell.set(NodeState::Running);
+        cell.spilled(1000);
+        assert_eq!(
+            (cell.get(), cell.spilled_bytes()),
+            (NodeState::Spilling, 1000)
+        );
+        cell.set(NodeState::Finishing);
+        cell.spilled(24);
+        // A finishing node (a sort's merge writing its last run) stays finishing.
+        assert_eq!(
+            (cell.get(), cell.spilled_bytes()),
+            (NodeState::Finishing, 1024)
+        );
+        for s in [
+            NodeState::Waiting,
+            NodeState::Running,
+            NodeState::Gated,
+            NodeState::Finishing,
+            NodeState::Spilling,
+            NodeState::Done,
+            NodeState::Failed,
+        ] {
+            cell.set(s);
+            assert_eq!(cell.get(), s);
+            assert_eq!(serde_json::to_value(s).unwrap(), s.name());
+        }
+    }
 }
