@@ -143,11 +143,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             // An unconnected `rejected` port is said by `validate`; a run says, at its end,
             // whether features were actually rejected there.
-            for w in plan
-                .warnings
-                .iter()
-                .filter(|w| w.code != Some(workflow::UNCONNECTED_REJECTED))
-            {
+            for w in plan.warnings.iter().filter(|w| {
+                w.code != Some(workflow::UNCONNECTED_REJECTED)
+                    && w.code != Some(workflow::UNKNOWN_SCHEMA)
+            }) {
                 eprintln!("{w}");
             }
             let capture::Capture {

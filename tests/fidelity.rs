@@ -1,6 +1,10 @@
 //! Nothing vanishes silently: a `rejected` port with no edge is a warning when the workflow
 //! loads, features rejected to it are reported (a warning, exit code 3 with `--strict`), and
 //! a variable in an expression is a typed constant, never code.
+//!
+//! The condition is `value / threshold > 1` (`value > threshold` for a positive threshold):
+//! `threshold=0` divides by zero on every row, an error only the run can see, since
+//! `validate` refuses what fails on every feature by its types alone.
 
 use std::path::Path;
 use std::time::Duration;
@@ -19,7 +23,7 @@ nodes:
   - { id: read, action: csv_reader, with: { path: PLACES } }
   - id: keep
     action: filter
-    with: { expression: "value > ${threshold}" }
+    with: { expression: "value / ${threshold} > 1" }
   - { id: write, action: csv_writer, with: { path: "${out_dir}/kept.csv" } }
 edges:
   - read -> keep
@@ -61,8 +65,8 @@ fn kept(dir: &Path) -> usize {
 #[test]
 fn rejected_features_with_no_edge_are_a_warning_and_strict_fails() {
     let dir = setup();
-    // `value > 'abc'` fails on every row: all 2,000 are rejected, and dropped.
-    let (code, stderr, report) = run(dir.path(), &["--var", "threshold=abc"]);
+    // `value / 0` fails on every row: all 2,000 are rejected, and dropped.
+    let (code, stderr, report) = run(dir.path(), &["--var", "threshold=0"]);
     assert_eq!(code, 0, "{stderr}");
     assert!(
         stderr.contains(
@@ -83,10 +87,10 @@ fn rejected_features_with_no_edge_are_a_warning_and_strict_fails() {
     assert_eq!(keep["dropped"][0]["port"], "rejected");
     assert_eq!(keep["dropped"][0]["features"], 2000);
     let reason = keep["dropped"][0]["first_reason"].as_str().unwrap();
-    assert!(reason.contains("string"), "{reason}");
+    assert!(reason.contains("zero"), "{reason}");
     assert_eq!(kept(dir.path()), 0);
 
-    let (code, stderr, _) = run(dir.path(), &["--var", "threshold=abc", "--strict"]);
+    let (code, stderr, _) = run(dir.path(), &["--var", "threshold=0", "--strict"]);
     assert_eq!(code, 3, "{stderr}");
     assert!(stderr.contains("--strict"), "{stderr}");
 
@@ -123,11 +127,15 @@ fn rejected_features_with_no_edge_are_a_warning_and_strict_fails() {
 #[test]
 fn a_variable_in_an_expression_is_a_constant_not_code() {
     let dir = setup();
-    // Spliced as text this was `value > 0 || true`, which kept all 2,000 rows.
+    // Spliced as text this was `value / 0 || true > 1`; as a constant it is the string
+    // "0 || true", and dividing a float by a string is refused before the run.
     let (code, stderr, _) = run(dir.path(), &["--var", "threshold=0 || true"]);
-    assert_eq!(code, 0, "{stderr}");
-    assert_eq!(kept(dir.path()), 0);
-    assert!(stderr.contains("rejected 2000 features"), "{stderr}");
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains("cannot divide a float by a string"),
+        "{stderr}"
+    );
+    assert!(!dir.path().join("out/kept.csv").exists(), "{stderr}");
     // A number stays a number.
     let (code, stderr, _) = run(dir.path(), &["--var", "threshold=900"]);
     assert_eq!(code, 0, "{stderr}");

@@ -9,6 +9,9 @@ pub mod processors;
 pub mod sinks;
 pub mod sources;
 
+#[cfg(test)]
+mod shape_checks;
+
 use sluice_runtime::{ActionSpec, Registry};
 
 /// Every action of this crate: sources, processors, geometry processors, sinks.

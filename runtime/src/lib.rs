@@ -28,6 +28,7 @@ pub mod feature;
 pub mod input;
 pub mod memory;
 mod pool;
+pub mod shape;
 pub mod store;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;

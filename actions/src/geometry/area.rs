@@ -32,12 +32,13 @@ use geo_types::{Geometry as G, LineString, Polygon};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use sluice_runtime::action::schema_of;
+use sluice_runtime::shape::{Shape, ShapeContext, Type};
 use sluice_runtime::{
     ActionError, ActionKind, ActionSpec, BuildContext, BuiltAction, DEFAULT_PORT, Feature,
     REJECTED_PORT, Value,
 };
 
-use super::per_feature::{GeometryChange, GeometryStep, PerFeature};
+use super::per_feature::{GeometryChange, GeometryStep, PerFeature, step_shape};
 use super::{bad_lonlat, check_attribute_name, is_geographic, type_name};
 
 /// Parameters of `area`.
@@ -78,8 +79,20 @@ pub const SPEC: ActionSpec = ActionSpec::new(
     schema_of::<AreaParams>,
     build,
 )
+.shape(shape)
 .outputs(&[DEFAULT_PORT, REJECTED_PORT])
 .example("attribute: area_m2\nmethod: geodesic\n");
+
+/// The input with the measure (a float) set.
+fn shape(ctx: &ShapeContext) -> Result<Vec<Shape>, ActionError> {
+    let params: AreaParams = ctx.params()?;
+    let step = AreaTransform {
+        attribute: params.attribute,
+        method: params.method,
+        require_geometry: params.require_geometry,
+    };
+    Ok(step_shape(ctx, &step, Type::Float, |g| g))
+}
 
 fn build(ctx: &BuildContext) -> Result<BuiltAction, ActionError> {
     let params: AreaParams = ctx.params()?;

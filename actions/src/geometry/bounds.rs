@@ -19,12 +19,13 @@ use geo_types::Rect;
 use schemars::JsonSchema;
 use serde::Deserialize;
 use sluice_runtime::action::schema_of;
+use sluice_runtime::shape::{Shape, ShapeContext, Type};
 use sluice_runtime::{
     ActionError, ActionKind, ActionSpec, BuildContext, BuiltAction, DEFAULT_PORT, Feature,
     Geometry, REJECTED_PORT, Value,
 };
 
-use super::per_feature::{GeometryChange, GeometryStep, PerFeature};
+use super::per_feature::{GeometryChange, GeometryStep, PerFeature, step_shape};
 use super::type_name;
 
 /// Parameters of `bounds`.
@@ -59,8 +60,20 @@ pub const SPEC: ActionSpec = ActionSpec::new(
     schema_of::<BoundsParams>,
     build,
 )
+.shape(shape)
 .outputs(&[DEFAULT_PORT, REJECTED_PORT])
 .example("mode: attributes\nprefix: bbox_\n");
+
+/// Four float attributes (`mode: attributes`) or the bounding rectangle as the geometry.
+fn shape(ctx: &ShapeContext) -> Result<Vec<Shape>, ActionError> {
+    let params: BoundsParams = ctx.params()?;
+    let names = ["xmin", "ymin", "xmax", "ymax"].map(|n| format!("{}{n}", params.prefix));
+    let step = BoundsTransform {
+        mode: params.mode,
+        names,
+    };
+    Ok(step_shape(ctx, &step, Type::Float, |g| g))
+}
 
 fn build(ctx: &BuildContext) -> Result<BuiltAction, ActionError> {
     let params: BoundsParams = ctx.params()?;

@@ -60,6 +60,7 @@ pub const SPEC: ActionSpec = ActionSpec::new(
     COLLECTION_PORT,
     NONE_PORT,
 ])
+.shape(super::per_feature::same_shape)
 .example("{}\n");
 
 fn build(ctx: &BuildContext) -> Result<BuiltAction, ActionError> {

@@ -16,13 +16,14 @@
 use schemars::JsonSchema;
 use serde::Deserialize;
 use sluice_runtime::action::schema_of;
+use sluice_runtime::shape::{GeometryShape, Shape, ShapeContext, Type};
 use sluice_runtime::{
     ActionError, ActionKind, ActionSpec, BuildContext, BuiltAction, Feature, Value,
 };
 use wkt::ToWkt;
 
 use super::check_attribute_name;
-use super::per_feature::{GeometryChange, GeometryStep, PerFeature};
+use super::per_feature::{GeometryChange, GeometryStep, PerFeature, step_shape};
 
 /// Parameters of `geometry_to_wkt`.
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -48,7 +49,21 @@ pub const SPEC: ActionSpec = ActionSpec::new(
     schema_of::<GeometryToWktParams>,
     build,
 )
+.shape(shape)
 .example("attribute: geom_wkt\nremove_geometry: true\n");
+
+/// The input with the WKT text set (and no geometry with `remove_geometry`).
+fn shape(ctx: &ShapeContext) -> Result<Vec<Shape>, ActionError> {
+    let params: GeometryToWktParams = ctx.params()?;
+    let remove = params.remove_geometry;
+    let step = GeometryToWkt {
+        attribute: params.attribute,
+        remove_geometry: remove,
+    };
+    Ok(step_shape(ctx, &step, Type::String, |g| {
+        if remove { GeometryShape::Absent } else { g }
+    }))
+}
 
 fn build(ctx: &BuildContext) -> Result<BuiltAction, ActionError> {
     let params: GeometryToWktParams = ctx.params()?;

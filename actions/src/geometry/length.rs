@@ -26,12 +26,13 @@ use geo_types::{Geometry as G, LineString};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use sluice_runtime::action::schema_of;
+use sluice_runtime::shape::{Shape, ShapeContext, Type};
 use sluice_runtime::{
     ActionError, ActionKind, ActionSpec, BuildContext, BuiltAction, DEFAULT_PORT, Feature,
     REJECTED_PORT, Value,
 };
 
-use super::per_feature::{GeometryChange, GeometryStep, PerFeature};
+use super::per_feature::{GeometryChange, GeometryStep, PerFeature, step_shape};
 use super::{bad_lonlat, check_attribute_name, is_geographic, type_name};
 
 /// Parameters of `length`.
@@ -74,8 +75,20 @@ pub const SPEC: ActionSpec = ActionSpec::new(
     schema_of::<LengthParams>,
     build,
 )
+.shape(shape)
 .outputs(&[DEFAULT_PORT, REJECTED_PORT])
 .example("attribute: length_m\nmethod: geodesic\n");
+
+/// The input with the measure (a float) set.
+fn shape(ctx: &ShapeContext) -> Result<Vec<Shape>, ActionError> {
+    let params: LengthParams = ctx.params()?;
+    let step = LengthTransform {
+        attribute: params.attribute,
+        method: params.method,
+        require_geometry: params.require_geometry,
+    };
+    Ok(step_shape(ctx, &step, Type::Float, |g| g))
+}
 
 fn build(ctx: &BuildContext) -> Result<BuiltAction, ActionError> {
     let params: LengthParams = ctx.params()?;

@@ -15,6 +15,37 @@ use sluice_runtime::{
 };
 
 use super::Reshaper;
+use sluice_runtime::shape::{GeometryShape, Shape, ShapeContext, Type};
+
+/// The output shapes of a per-feature step: what [`Reshaper`] does to a schema (written
+/// attributes, of type `ty`, set in place or appended; removed ones dropped) and the
+/// geometry `geometry` gives; `rejected` carries the input with the reason.
+pub(crate) fn step_shape<S: GeometryStep>(
+    ctx: &ShapeContext,
+    step: &S,
+    ty: Type,
+    geometry: impl FnOnce(GeometryShape) -> GeometryShape,
+) -> Vec<Shape> {
+    let input = ctx.input(0);
+    let mut s = input.clone();
+    let writes = step.writes();
+    for r in step.removes() {
+        if !writes.contains(&r) {
+            s.remove(r);
+        }
+    }
+    for w in writes {
+        s.set(w, ty);
+    }
+    s.geometry = geometry(s.geometry);
+    vec![s, input.rejected()]
+}
+
+/// The schema function of an action that changes only geometries: every port carries its
+/// input's attributes.
+pub(crate) fn same_shape(ctx: &ShapeContext) -> Result<Vec<Shape>, ActionError> {
+    Ok(ctx.pass(ctx.input(0)))
+}
 
 /// What a step does to the geometry of a feature it accepts.
 pub(crate) enum GeometryChange {

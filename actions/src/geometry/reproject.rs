@@ -26,6 +26,7 @@ use proj4rs::Proj;
 use schemars::JsonSchema;
 use serde::Deserialize;
 use sluice_runtime::action::schema_of;
+use sluice_runtime::shape::{GeometryShape, Shape, ShapeContext};
 use sluice_runtime::{
     ActionError, ActionKind, ActionSpec, BuildContext, BuiltAction, DEFAULT_PORT, Feature,
     Geometry, REJECTED_PORT, Value,
@@ -55,8 +56,22 @@ pub const SPEC: ActionSpec = ActionSpec::new(
     schema_of::<ReprojectParams>,
     build,
 )
+.shape(shape)
 .outputs(&[DEFAULT_PORT, REJECTED_PORT])
 .example("from: 4326\nto: 32632\n");
+
+/// The input, with geometries in the target CRS.
+fn shape(ctx: &ShapeContext) -> Result<Vec<Shape>, ActionError> {
+    let params: ReprojectParams = ctx.params()?;
+    let mut s = ctx.input(0);
+    if let GeometryShape::Present { .. } = s.geometry {
+        s.geometry = GeometryShape::Present {
+            crs: Some(params.to),
+        };
+    }
+    let rejected = ctx.input(0).rejected();
+    Ok(vec![s, rejected])
+}
 
 fn build(ctx: &BuildContext) -> Result<BuiltAction, ActionError> {
     let params: ReprojectParams = ctx.params()?;

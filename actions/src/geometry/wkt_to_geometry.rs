@@ -23,6 +23,7 @@ use geo_types::Geometry as G;
 use schemars::JsonSchema;
 use serde::Deserialize;
 use sluice_runtime::action::schema_of;
+use sluice_runtime::shape::{GeometryShape, Shape, ShapeContext, Type};
 use sluice_runtime::{
     ActionError, ActionKind, ActionSpec, BuildContext, BuiltAction, DEFAULT_PORT, Feature,
     Geometry, REJECTED_PORT, Value,
@@ -30,7 +31,7 @@ use sluice_runtime::{
 use wkt::TryFromWkt;
 
 use super::check_attribute_name;
-use super::per_feature::{GeometryChange, GeometryStep, PerFeature};
+use super::per_feature::{GeometryChange, GeometryStep, PerFeature, step_shape};
 
 /// Parameters of `wkt_to_geometry`.
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -63,8 +64,24 @@ pub const SPEC: ActionSpec = ActionSpec::new(
     schema_of::<WktToGeometryParams>,
     build,
 )
+.shape(shape)
 .outputs(&[DEFAULT_PORT, REJECTED_PORT])
 .example("attribute: geom_wkt\nremove_attribute: true\ncrs: 4326\n");
+
+/// The input (without the WKT attribute with `remove_attribute`) with a geometry in `crs`.
+fn shape(ctx: &ShapeContext) -> Result<Vec<Shape>, ActionError> {
+    let params: WktToGeometryParams = ctx.params()?;
+    ctx.attribute("attribute", &params.attribute, &ctx.input(0));
+    let crs = params.crs;
+    let step = WktToGeometry {
+        attribute: params.attribute,
+        remove_attribute: params.remove_attribute,
+        crs,
+    };
+    Ok(step_shape(ctx, &step, Type::Any, |_| {
+        GeometryShape::Present { crs }
+    }))
+}
 
 fn build(ctx: &BuildContext) -> Result<BuiltAction, ActionError> {
     let params: WktToGeometryParams = ctx.params()?;

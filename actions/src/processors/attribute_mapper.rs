@@ -24,6 +24,7 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use sluice_runtime::action::schema_of;
 use sluice_runtime::expr::{Evaluator, Expr};
+use sluice_runtime::shape::{GeometryShape, Shape, ShapeContext, Type};
 use sluice_runtime::{
     ActionError, ActionKind, ActionSpec, BuildContext, BuiltAction, DEFAULT_PORT, Emitter, Feature,
     NodeImpl, REJECTED_PORT, Schema, Transform, Value,
@@ -63,10 +64,34 @@ pub const SPEC: ActionSpec = ActionSpec::new(
     schema_of::<AttributeMapperParams>,
     build,
 )
+.shape(shape)
 .outputs(&[DEFAULT_PORT, REJECTED_PORT])
 .example(
     "attributes:\n  - { name: name, expression: upper(nom) }\n  - { name: density, expression: population / area }\n  - { name: source, expression: '\"census\"' }\nkeep_geometry: true\n",
 );
+
+/// Exactly the listed attributes, typed by their expressions over the input.
+fn shape(ctx: &ShapeContext) -> Result<Vec<Shape>, ActionError> {
+    let p: AttributeMapperParams = ctx.params()?;
+    let input = ctx.input(0);
+    let mut out = Shape::closed(Vec::<(String, Type)>::new());
+    for (i, a) in p.attributes.iter().enumerate() {
+        let t = ctx.expression(
+            &format!("attributes[{i}].expression"),
+            &a.expression,
+            &input,
+        );
+        if !out.has(&a.name) {
+            out.set(&a.name, t);
+        }
+    }
+    out.geometry = if p.keep_geometry {
+        input.geometry
+    } else {
+        GeometryShape::Absent
+    };
+    Ok(vec![out, input.rejected()])
+}
 
 fn build(ctx: &BuildContext) -> Result<BuiltAction, ActionError> {
     let params: AttributeMapperParams = ctx.params()?;

@@ -28,6 +28,7 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use sluice_runtime::action::schema_of;
 use sluice_runtime::memory::Reservation;
+use sluice_runtime::shape::{Shape, ShapeContext, Type};
 use sluice_runtime::{
     ActionError, ActionKind, ActionSpec, Batch, BuildContext, BuiltAction, Emitter, NodeContext,
     NodeImpl, Processor, Schema, Value,
@@ -66,7 +67,19 @@ pub const SPEC: ActionSpec = ActionSpec::new(
     schema_of::<CounterParams>,
     build,
 )
+.shape(shape)
 .example("attribute: rank_in_city\ngroup_by: [city]\nstart: 1\n");
+
+/// The input's attributes and the count (an int, in place when it exists already).
+fn shape(ctx: &ShapeContext) -> Result<Vec<Shape>, ActionError> {
+    let p: CounterParams = ctx.params()?;
+    let mut s = ctx.input(0);
+    for (i, name) in p.group_by.iter().enumerate() {
+        ctx.attribute(&format!("group_by[{i}]"), name, &s);
+    }
+    s.set(&p.attribute, Type::Int);
+    Ok(ctx.pass(s))
+}
 
 fn build(ctx: &BuildContext) -> Result<BuiltAction, ActionError> {
     let params: CounterParams = ctx.params()?;

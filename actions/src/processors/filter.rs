@@ -28,6 +28,7 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use sluice_runtime::action::schema_of;
 use sluice_runtime::expr::Expr;
+use sluice_runtime::shape::{Shape, ShapeContext};
 use sluice_runtime::{
     ActionError, ActionKind, ActionSpec, BuildContext, BuiltAction, Emitter, Feature, NodeImpl,
     REJECTED_PORT, Transform,
@@ -86,9 +87,29 @@ pub const SPEC: ActionSpec = ActionSpec::new(
 )
 .outputs(&[UNFILTERED_PORT, REJECTED_PORT])
 .dynamic_outputs()
+.shape(shape)
 .example(
     "conditions:\n  - port: big\n    expression: population >= 1000000\n  - port: french\n    expression: lower(country) == \"fr\"\nmode: first\n",
 );
+
+/// Every port carries the input's features as they are; each condition must give a bool.
+fn shape(ctx: &ShapeContext) -> Result<Vec<Shape>, ActionError> {
+    let p: FilterParams = ctx.params()?;
+    let input = ctx.input(0);
+    let conditions: Vec<(String, String)> = match (p.conditions, p.expression) {
+        (Some(list), _) => list
+            .into_iter()
+            .enumerate()
+            .map(|(i, c)| (format!("conditions[{i}].expression"), c.expression))
+            .collect(),
+        (None, Some(e)) => vec![("expression".to_string(), e)],
+        (None, None) => Vec::new(),
+    };
+    for (path, source) in &conditions {
+        ctx.condition(path, source, &input, "a filter condition");
+    }
+    Ok(ctx.pass(input))
+}
 
 fn build(ctx: &BuildContext) -> Result<BuiltAction, ActionError> {
     let params: FilterParams = ctx.params()?;

@@ -22,6 +22,7 @@ use std::sync::Arc;
 use schemars::JsonSchema;
 use serde::Deserialize;
 use sluice_runtime::action::schema_of;
+use sluice_runtime::shape::{Shape, ShapeContext, Type};
 use sluice_runtime::{
     ActionError, ActionKind, ActionSpec, BuildContext, BuiltAction, DEFAULT_PORT, Emitter, Feature,
     NodeImpl, REJECTED_PORT, Transform, Value,
@@ -57,8 +58,27 @@ pub const SPEC: ActionSpec = ActionSpec::new(
     schema_of::<ListExploderParams>,
     build,
 )
+.shape(shape)
 .outputs(&[DEFAULT_PORT, REJECTED_PORT])
 .example("attribute: tags\nnon_list: reject\n");
+
+/// The exploded attribute holds one element (of any type); `rejected` and passed non-lists
+/// carry the input as it is.
+fn shape(ctx: &ShapeContext) -> Result<Vec<Shape>, ActionError> {
+    let p: ListExploderParams = ctx.params()?;
+    let input = ctx.input(0);
+    let mut s = input.clone();
+    if let Some(t) = ctx.attribute("attribute", &p.attribute, &input) {
+        // An array's elements may be of any type; a value that is not an array is passed
+        // (or rejected) as it is.
+        let element = match t {
+            Type::Array | Type::Any => Type::Any,
+            other => other,
+        };
+        s.set(&p.attribute, element);
+    }
+    Ok(vec![s, input.rejected()])
+}
 
 fn build(ctx: &BuildContext) -> Result<BuiltAction, ActionError> {
     let params: ListExploderParams = ctx.params()?;

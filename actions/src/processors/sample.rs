@@ -16,6 +16,7 @@
 use schemars::JsonSchema;
 use serde::Deserialize;
 use sluice_runtime::action::schema_of;
+use sluice_runtime::shape::{Shape, ShapeContext};
 use sluice_runtime::{
     ActionError, ActionKind, ActionSpec, Batch, BuildContext, BuiltAction, Emitter, NodeContext,
     NodeImpl, Processor,
@@ -47,7 +48,13 @@ pub const SPEC: ActionSpec = ActionSpec::new(
     schema_of::<SampleParams>,
     build,
 )
+.shape(shape)
 .example("mode: first\ncount: 100\n");
+
+/// Sampling keeps the features as they are.
+fn shape(ctx: &ShapeContext) -> Result<Vec<Shape>, ActionError> {
+    Ok(ctx.pass(ctx.input(0)))
+}
 
 fn build(ctx: &BuildContext) -> Result<BuiltAction, ActionError> {
     let params: SampleParams = ctx.params()?;

@@ -24,6 +24,7 @@ use std::sync::Arc;
 use schemars::JsonSchema;
 use serde::Deserialize;
 use sluice_runtime::action::schema_of;
+use sluice_runtime::shape::{GeometryShape, Shape, ShapeContext, Type, widen};
 use sluice_runtime::{
     ActionError, ActionKind, ActionSpec, BuildContext, BuiltAction, Emitter, Feature, Geometry,
     NodeContext, NodeImpl, Schema, Source, Value,
@@ -56,9 +57,35 @@ pub const SPEC: ActionSpec = ActionSpec::new(
     schema_of::<FeatureCreatorParams>,
     build,
 )
+.shape(shape)
 .example(
     "features:\n  - { name: Paris, population: 2102650 }\n  - name: Lyon\n    population: 522250\n    geometry: { type: Point, coordinates: [4.8357, 45.764] }\nrepeat: 2\n",
 );
+
+/// The attributes of the written entries (an entry without one has it null), typed by their
+/// values as the run converts them; the geometry when an entry has one.
+fn shape(ctx: &ShapeContext) -> Result<Vec<Shape>, ActionError> {
+    let p: FeatureCreatorParams = ctx.params()?;
+    let mut shape = Shape::closed(Vec::<(String, Type)>::new());
+    let mut geometry = GeometryShape::Absent;
+    for entry in &p.features {
+        let Some(object) = entry.as_object() else {
+            continue;
+        };
+        for (k, v) in object {
+            if k == "geometry" {
+                if !v.is_null() {
+                    geometry = GeometryShape::Present { crs: p.crs };
+                }
+                continue;
+            }
+            let t = Type::of(&Value::from_json(v));
+            let t = shape.get(k).map_or(t, |before| widen(before, t));
+            shape.set(k, t);
+        }
+    }
+    Ok(vec![shape.with_geometry(geometry)])
+}
 
 fn build(ctx: &BuildContext) -> Result<BuiltAction, ActionError> {
     let p: FeatureCreatorParams = ctx.params()?;

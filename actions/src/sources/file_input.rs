@@ -31,6 +31,21 @@ pub(crate) fn files_param(
         .extensions(extensions_param(extensions, defaults, gzip)))
 }
 
+/// Whether validation may read the head of `location` to learn its schema: a regular local
+/// file (not standard input, a FIFO or a device, which reading would consume), or a file of
+/// the in-process `memory://` store; never a remote store.
+pub(crate) fn peekable(location: &str) -> bool {
+    if location.starts_with("memory://") {
+        return true;
+    }
+    let path = match location.strip_prefix("file://") {
+        Some(p) => p,
+        None if location == "-" || location.contains("://") => return false,
+        None => location,
+    };
+    std::fs::metadata(path).is_ok_and(|m| m.is_file())
+}
+
 /// The `path` of an input: anything but empty (or white space).
 pub(crate) fn check_path(path: &str) -> Result<(), ActionError> {
     if path.trim().is_empty() {

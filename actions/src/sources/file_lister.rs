@@ -17,6 +17,7 @@
 use schemars::JsonSchema;
 use serde::Deserialize;
 use sluice_runtime::action::schema_of;
+use sluice_runtime::shape::{Shape, ShapeContext, Type};
 use sluice_runtime::store;
 use sluice_runtime::{
     ActionError, ActionKind, ActionSpec, BuildContext, BuiltAction, Emitter, Feature, NodeContext,
@@ -41,7 +42,19 @@ pub const SPEC: ActionSpec = ActionSpec::new(
     build,
 )
 .reads_from("path")
+.shape(shape)
 .example("path: data/**/*.csv\n");
+
+/// The five attributes every listed file gets.
+fn shape(_: &ShapeContext) -> Result<Vec<Shape>, ActionError> {
+    Ok(vec![Shape::closed([
+        ("path", Type::String),
+        ("name", Type::String),
+        ("extension", Type::String),
+        ("size", Type::Int),
+        ("modified", Type::DateTime),
+    ])])
+}
 
 fn build(ctx: &BuildContext) -> Result<BuiltAction, ActionError> {
     let p: FileListerParams = ctx.params()?;

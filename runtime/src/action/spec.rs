@@ -138,6 +138,9 @@ pub struct ActionSpec {
     pub example: &'static str,
     /// The JSON Schema of the parameters.
     pub schema: fn() -> schemars::Schema,
+    /// The static schema of the output ports, from the parameters and the inputs' schemas
+    /// (see [`crate::shape`]); `None` gives unknown outputs, which stops checking downstream.
+    pub shape: Option<crate::shape::ShapeFn>,
     /// The factory.
     pub build: BuildFn,
 }
@@ -177,6 +180,7 @@ impl ActionSpec {
             input_path: None,
             example: "",
             schema,
+            shape: None,
             build,
         }
     }
@@ -236,6 +240,13 @@ impl ActionSpec {
     /// Sets the YAML example of the `with:` block.
     pub const fn example(mut self, example: &'static str) -> ActionSpec {
         self.example = example;
+        self
+    }
+
+    /// Sets the schema function: how the action's output schemas follow from its
+    /// parameters and input schemas ([`crate::shape`]).
+    pub const fn shape(mut self, shape: crate::shape::ShapeFn) -> ActionSpec {
+        self.shape = Some(shape);
         self
     }
 

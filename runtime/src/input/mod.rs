@@ -158,6 +158,15 @@ impl Files {
         self
     }
 
+    /// The files a run would read now, in order (empty when none matches or the path
+    /// cannot be listed). Validation reads their heads to know their schemas.
+    pub fn locations(&self) -> Vec<String> {
+        match store::list(&self.path) {
+            Ok(files) => by_extension(files, &self.path, &self.extensions).0,
+            Err(_) => Vec::new(),
+        }
+    }
+
     /// Lists the files and reads every one with `source`, several at once, emitting in file
     /// order. See the [module docs](self).
     ///
@@ -305,6 +314,19 @@ fn send(tx: &Sender<Msg>, cancel: &CancelToken, msg: Msg) -> Result<(), ActionEr
 }
 
 /// The body of [`Files::read`].
+/// The listed files `path` reads, and those skipped for their names.
+fn by_extension(
+    files: Vec<store::FileEntry>,
+    path: &str,
+    extensions: &[String],
+) -> (Vec<String>, Vec<String>) {
+    let single = files.len() == 1 && files[0].location == *path;
+    files
+        .into_iter()
+        .map(|f| f.location)
+        .partition(|l| single || extensions.is_empty() || has_extension(l, extensions))
+}
+
 fn read_files<S: FileSource>(
     source: &S,
     files: &Files,
@@ -323,11 +345,7 @@ fn read_files<S: FileSource>(
             std::io::Error::new(std::io::ErrorKind::NotFound, "no file matches"),
         ));
     }
-    let single = files.len() == 1 && files[0].location == *path;
-    let (locations, skipped): (Vec<String>, Vec<String>) = files
-        .into_iter()
-        .map(|f| f.location)
-        .partition(|l| single || extensions.is_empty() || has_extension(l, extensions));
+    let (locations, skipped) = by_extension(files, path, extensions);
     if !skipped.is_empty() {
         let shown: Vec<&str> = skipped.iter().take(5).map(String::as_str).collect();
         let more = if skipped.len() > 5 { ", ..." } else { "" };

@@ -11,12 +11,14 @@
 mod actions;
 pub mod fuzz;
 mod harness;
+mod shapes;
 
 pub use actions::*;
 pub use harness::{
     DEFAULT_TIMEOUT, Harness, Outputs, run_processor, run_sink, run_source, run_with_timeout,
     run_workflow_yaml, run_yaml,
 };
+pub use shapes::{assert_shapes_match, predict};
 
 use std::sync::Arc;
 

@@ -8,6 +8,9 @@ use crate::error::{Diagnostic, Severity};
 pub(crate) struct Diags {
     pub file: String,
     pub list: Vec<Diagnostic>,
+    /// The workflow's text, when known: lets a problem inside an expression point at its
+    /// character (see `shapes.rs`).
+    pub source: String,
 }
 
 impl Diags {
@@ -15,6 +18,7 @@ impl Diags {
         Diags {
             file: file.to_string(),
             list: Vec::new(),
+            source: String::new(),
         }
     }
 

@@ -14,6 +14,7 @@ mod model;
 mod params;
 mod paths;
 mod schema;
+mod shapes;
 mod validate;
 mod vars;
 pub mod yaml;
@@ -22,6 +23,12 @@ pub mod yaml;
 /// validate` prints it; `sluice run` leaves it out (on a large workflow it would be a line per
 /// node at every run) and warns instead, at the end, about features actually rejected.
 pub const UNCONNECTED_REJECTED: &str = "unconnected-rejected";
+
+/// The [`Diagnostic::code`] of the warning that a source's attributes cannot be known before
+/// it reads (a JSON file without declared columns) while something downstream names
+/// attributes: those names and expressions are checked at run time. `sluice validate`
+/// prints it; `sluice run` leaves it out.
+pub const UNKNOWN_SCHEMA: &str = "unknown-schema";
 
 pub use model::{EdgeDecl, Endpoint, Graph, NodeDecl, NodeRef, Subgraph, VarDecl, Workflow};
 pub use paths::{LoadOptions, MISSING_INPUT};
@@ -84,6 +91,7 @@ pub fn load_with(
     options: &LoadOptions,
 ) -> Result<Plan, ValidationError> {
     let mut d = diag::Diags::new(file);
+    d.source = source.to_string();
     let Some(wf) = parse_into(source, &mut d) else {
         return Err(ValidationError {
             diagnostics: d.sorted(),

@@ -120,6 +120,7 @@ pub(crate) fn build_plan(
     }
     let edges = check_edges(&scope.edges, &nodes, &index, d);
     check_cycles(&nodes, &edges, &positions, d);
+    super::shapes::check(&scope.nodes, &nodes, &edges, d);
     check_unconnected(&nodes, &edges, &positions, &scope.fed, d);
     check_rejected_unconnected(&nodes, &edges, &positions, d);
     Plan {

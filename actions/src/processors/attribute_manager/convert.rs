@@ -28,6 +28,20 @@ pub enum TargetType {
 }
 
 impl TargetType {
+    /// The type of a converted value.
+    pub(super) fn static_type(self) -> sluice_runtime::shape::Type {
+        use sluice_runtime::shape::Type;
+        match self {
+            TargetType::String => Type::String,
+            TargetType::Int => Type::Int,
+            TargetType::Float => Type::Float,
+            TargetType::Bool => Type::Bool,
+            TargetType::Date => Type::Date,
+            TargetType::Datetime => Type::DateTime,
+            TargetType::LocalDatetime => Type::LocalDateTime,
+        }
+    }
+
     fn name(self) -> &'static str {
         match self {
             TargetType::String => "string",

@@ -46,6 +46,7 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use sluice_runtime::action::schema_of;
 use sluice_runtime::expr::{Evaluator, Expr};
+use sluice_runtime::shape::{Shape, ShapeContext, Type};
 use sluice_runtime::{
     ActionError, ActionKind, ActionSpec, BuildContext, BuiltAction, DEFAULT_PORT, Emitter, Feature,
     NodeImpl, REJECTED_PORT, Transform, Value,
@@ -113,9 +114,82 @@ pub const SPEC: ActionSpec = ActionSpec::new(
     build,
 )
 .outputs(&[DEFAULT_PORT, REJECTED_PORT])
+.shape(shape)
 .example(
     "operations:\n  - { op: convert, attribute: population, to: int }\n  - { op: set, attribute: density, expression: population / area }\n  - { op: rename, from: nom, to: name }\n  - { op: remove, attributes: [tmp, debug] }\n  - { op: keep, attributes: [name, population, density] }\n",
 );
+
+/// The operations applied in order to the input's shape, as [`plan`] applies them to a
+/// feature's schema; names are checked against the attributes as earlier operations left
+/// them. A feature that fails goes to `rejected` unchanged.
+fn shape(ctx: &ShapeContext) -> Result<Vec<Shape>, ActionError> {
+    let p: AttributeManagerParams = ctx.params()?;
+    let input = ctx.input(0);
+    let mut s = input.clone();
+    for (i, op) in p.operations.iter().enumerate() {
+        let path = |field: &str| format!("operations[{i}].{field}");
+        match op {
+            Operation::Set {
+                attribute,
+                expression,
+            } => {
+                let t = ctx.expression(&path("expression"), expression, &s);
+                s.set(attribute, t);
+            }
+            Operation::Rename { from, to } => {
+                if let Some(t) = ctx.attribute(&path("from"), from, &s) {
+                    match s.attributes.iter().position(|(n, _)| n == from) {
+                        Some(at) => {
+                            s.attributes[at].0 = to.clone();
+                            if let Some(q) = (0..s.attributes.len())
+                                .find(|&j| j != at && s.attributes[j].0 == *to)
+                            {
+                                s.attributes.remove(q);
+                            }
+                        }
+                        // An open shape may hold it: it becomes `to`, of unknown type.
+                        None => s.set(to, t),
+                    }
+                }
+            }
+            Operation::Remove {
+                attribute,
+                attributes,
+            } => {
+                let one = attribute.iter().map(|a| (path("attribute"), a));
+                let many = attributes.iter().flatten().enumerate();
+                let many = many.map(|(k, a)| (path(&format!("attributes[{k}]")), a));
+                for (at, name) in one.chain(many) {
+                    if ctx.attribute(&at, name, &s).is_some() {
+                        s.remove(name);
+                    }
+                }
+            }
+            Operation::Convert { attribute, to } => {
+                if ctx.attribute(&path("attribute"), attribute, &s).is_some() {
+                    s.set(attribute, to.static_type());
+                }
+            }
+            Operation::Keep { attributes } => {
+                for (k, name) in attributes.iter().enumerate() {
+                    ctx.attribute(&path(&format!("attributes[{k}]")), name, &s);
+                }
+                s.attributes.retain(|(n, _)| attributes.contains(n));
+                // What an open shape held beyond its listed names is gone, except the kept.
+                if s.open {
+                    for name in attributes {
+                        if !s.has(name) {
+                            s.set(name, Type::Any);
+                        }
+                    }
+                    s.open = false;
+                    s.unread = None;
+                }
+            }
+        }
+    }
+    Ok(vec![s, input.rejected()])
+}
 
 fn build(ctx: &BuildContext) -> Result<BuiltAction, ActionError> {
     let params: AttributeManagerParams = ctx.params()?;

@@ -43,6 +43,7 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use sluice_runtime::action::schema_of;
 use sluice_runtime::memory::Reservation;
+use sluice_runtime::shape::{Shape, ShapeContext};
 use sluice_runtime::{
     ActionError, ActionKind, ActionSpec, Batch, BuildContext, BuiltAction, DEFAULT_PORT, Emitter,
     NodeContext, NodeImpl, Processor, Schema, Value,
@@ -91,10 +92,21 @@ pub const SPEC: ActionSpec = ActionSpec::new(
     schema_of::<DedupParams>,
     build,
 )
+.shape(shape)
 .outputs(&[DEFAULT_PORT, DUPLICATES_PORT])
 .accumulates()
 .heavy_finish()
 .example("by: [email, country]\nkeep: first\n");
+
+/// Both ports carry the features as they are; the key must name attributes.
+fn shape(ctx: &ShapeContext) -> Result<Vec<Shape>, ActionError> {
+    let p: DedupParams = ctx.params()?;
+    let input = ctx.input(0);
+    for (i, name) in p.by.iter().enumerate() {
+        ctx.attribute(&format!("by[{i}]"), name, &input);
+    }
+    Ok(ctx.pass(input))
+}
 
 fn build(ctx: &BuildContext) -> Result<BuiltAction, ActionError> {
     let params: DedupParams = ctx.params()?;

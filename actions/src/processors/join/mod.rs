@@ -57,6 +57,7 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use sluice_runtime::action::schema_of;
 use sluice_runtime::memory::{Reservation, SpillRun};
+use sluice_runtime::shape::{Shape as PortShape, ShapeContext};
 use sluice_runtime::{
     ActionError, ActionKind, ActionSpec, Batch, BuildContext, BuiltAction, Emitter, Feature,
     NodeContext, NodeImpl, Processor, Value,
@@ -126,7 +127,29 @@ pub const SPEC: ActionSpec = ActionSpec::new(
 .outputs(&[JOINED_PORT, UNJOINED_REQUESTOR_PORT, UNJOINED_SUPPLIER_PORT])
 .accumulates()
 .heavy_finish()
+.shape(static_shape)
 .example("requestor_key: [customer_id]\nsupplier_key: [id]\nmode: left\nprefix: customer_\n");
+
+/// `joined` as `join/shape.rs` builds it; the unjoined ports carry their input as it is.
+fn static_shape(ctx: &ShapeContext) -> Result<Vec<PortShape>, ActionError> {
+    let p: JoinParams = ctx.params()?;
+    let (requestor, supplier) = (ctx.input(0), ctx.input(1));
+    for (i, name) in p.requestor_key.iter().enumerate() {
+        ctx.attribute(&format!("requestor_key[{i}]"), name, &requestor);
+    }
+    for (i, name) in p.supplier_key.iter().enumerate() {
+        ctx.attribute(&format!("supplier_key[{i}]"), name, &supplier);
+    }
+    let joined = shape::joined(
+        &requestor,
+        &supplier,
+        &p.requestor_key,
+        &p.supplier_key,
+        &p.prefix,
+        p.mode,
+    );
+    Ok(vec![joined, requestor, supplier])
+}
 
 fn build(ctx: &BuildContext) -> Result<BuiltAction, ActionError> {
     let params: JoinParams = ctx.params()?;

@@ -16,6 +16,52 @@ use std::sync::Arc;
 use sluice_runtime::{Feature, Schema, Value};
 
 use super::super::keys::SchemaCache;
+use super::JoinMode;
+use sluice_runtime::shape::{self as schema, Type};
+
+/// The static shape of `joined`, by the rule of [`Shape::new`] applied to the input shapes.
+/// Supplier attributes are listed only when the requestor's shape is closed (otherwise which
+/// names are taken, and so renamed, is known only at run time).
+pub(super) fn joined(
+    requestor: &schema::Shape,
+    supplier: &schema::Shape,
+    requestor_key: &[String],
+    supplier_key: &[String],
+    prefix: &str,
+    mode: JoinMode,
+) -> schema::Shape {
+    let mut out = requestor.clone();
+    let mut dropped: HashSet<&str> = HashSet::new();
+    for (r, s) in requestor_key.iter().zip(supplier_key) {
+        if r == s && dropped.insert(s.as_str()) {
+            let t = match (requestor.get(r), supplier.get(s)) {
+                (Some(a), Some(b)) if mode == JoinMode::Full => schema::widen(a, b),
+                (Some(a), _) if requestor.has(r) => a,
+                (_, Some(b)) => b,
+                _ => Type::Any,
+            };
+            out.set(r, t);
+        }
+    }
+    if requestor.open {
+        out.open = true;
+    } else {
+        for (name, t) in &supplier.attributes {
+            if dropped.contains(name.as_str()) {
+                continue;
+            }
+            let mut name = name.clone();
+            while out.has(&name) {
+                name = format!("{prefix}{name}");
+            }
+            out.attributes.push((name, *t));
+        }
+        out.open = supplier.open;
+    }
+    out.unread = requestor.unread.clone().or_else(|| supplier.unread.clone());
+    out.geometry = requestor.geometry.merge(supplier.geometry);
+    out
+}
 
 /// The union of the attribute names seen on one input, in first-seen order.
 #[derive(Default)]

@@ -38,6 +38,7 @@
 use schemars::JsonSchema;
 use serde::Deserialize;
 use sluice_runtime::action::schema_of;
+use sluice_runtime::shape::{Shape, ShapeContext};
 use sluice_runtime::{
     ActionError, ActionKind, ActionSpec, Batch, BuildContext, BuiltAction, Emitter, NodeContext,
     NodeImpl, Processor,
@@ -88,11 +89,22 @@ pub const SPEC: ActionSpec = ActionSpec::new(
     schema_of::<SortParams>,
     build,
 )
+.shape(shape)
 .accumulates()
 .heavy_finish()
 .example(
     "by:\n  - attribute: city\n  - attribute: population\n    descending: true\n    nulls: last\n",
 );
+
+/// Sorting keeps the features as they are; the keys must name attributes.
+fn shape(ctx: &ShapeContext) -> Result<Vec<Shape>, ActionError> {
+    let p: SortParams = ctx.params()?;
+    let input = ctx.input(0);
+    for (i, key) in p.by.iter().enumerate() {
+        ctx.attribute(&format!("by[{i}].attribute"), &key.attribute, &input);
+    }
+    Ok(ctx.pass(input))
+}
 
 fn build(ctx: &BuildContext) -> Result<BuiltAction, ActionError> {
     let params: SortParams = ctx.params()?;

@@ -78,6 +78,7 @@
 mod exact;
 mod ranked;
 mod rows;
+mod schema;
 mod state;
 
 use std::cmp::Ordering;
@@ -143,6 +144,7 @@ pub const SPEC: ActionSpec = ActionSpec::new(
 )
 .accumulates()
 .heavy_finish()
+.shape(schema::shape)
 .example(
     "group_by: [city]\naggregates:\n  - { op: count }\n  - { op: sum, attribute: amount, as: total }\n  - { op: median, attribute: amount }\n  - { op: percentile, attribute: amount, p: 0.9, as: p90_amount }\n  - { op: stddev, attribute: amount }\n  - { op: count_distinct, attribute: customer, as: customers }\n  - { op: last, attribute: date, as: last_order }\n",
 );

@@ -51,15 +51,16 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use super::file_input::{files_param, open_buffered};
-use sluice_runtime::input::{FileOut, FileReader, FileSource, SharedCache};
+use super::file_input::{files_param, open_buffered, peekable};
+use sluice_runtime::input::{FileOut, FileReader, FileSource, Files, SharedCache};
+use sluice_runtime::shape::{GeometryShape, Shape, ShapeContext, Type};
 
 use schemars::JsonSchema;
 use serde::Deserialize;
 use sluice_runtime::action::schema_of;
 use sluice_runtime::{
     ActionError, ActionKind, ActionSpec, BuildContext, BuiltAction, DEFAULT_PORT, NodeContext,
-    NodeImpl, REJECTED_PORT, Schema,
+    NodeImpl, REJECTED_PORT, REJECTION_REASON, Schema,
 };
 
 use plan::{KeptAsText, Row, encoding_name, header_names, inference_notes};
@@ -197,6 +198,19 @@ pub enum ColumnType {
 }
 
 impl ColumnType {
+    /// The static type of the column's values.
+    fn static_type(self) -> Type {
+        match self {
+            ColumnType::String => Type::String,
+            ColumnType::Int => Type::Int,
+            ColumnType::Float => Type::Float,
+            ColumnType::Bool => Type::Bool,
+            ColumnType::Date => Type::Date,
+            ColumnType::Datetime => Type::DateTime,
+            ColumnType::LocalDatetime => Type::LocalDateTime,
+        }
+    }
+
     fn name(self) -> &'static str {
         match self {
             ColumnType::String => "string",
@@ -230,12 +244,70 @@ pub const SPEC: ActionSpec = ActionSpec::new(
 )
 .outputs(&[DEFAULT_PORT, REJECTED_PORT])
 .reads_from("path")
+.shape(shape)
 .example(
     "path: data/trips-*.csv.gz\ndelimiter: \",\"\ncolumns:\n  zip: string\ngeometry:\n  x: lon\n  y: lat\ncrs: 4326\n",
 );
 
 fn build(ctx: &BuildContext) -> Result<BuiltAction, ActionError> {
-    let p: CsvReaderParams = ctx.params()?;
+    let (files, reader) = reader(ctx.params()?)?;
+    Ok(BuiltAction::new(NodeImpl::Source(Box::new(
+        FileReader::new(files, reader),
+    ))))
+}
+
+/// Files a run lists at most to know the schema before it: a path naming more is open.
+const SHAPE_FILES: usize = 8;
+
+/// The header and the types inferred from the first rows of the files `path` names (the
+/// first [`SHAPE_FILES`]), through the same [`CsvReader::head`] and plan the run uses.
+/// Unknown when no file can be read yet.
+fn shape(ctx: &ShapeContext) -> Result<Vec<Shape>, ActionError> {
+    let (files, reader) = reader(ctx.params()?)?;
+    let locations = files.locations();
+    let mut merged: Option<(Shape, Shape)> = None;
+    for location in locations.iter().take(SHAPE_FILES) {
+        if !peekable(location) {
+            return Ok(Vec::new());
+        }
+        let head = match reader.head(location) {
+            Ok(Some(head)) => head,
+            Ok(None) => continue,
+            Err(_) => return Ok(Vec::new()),
+        };
+        let rejected = Shape {
+            open: true,
+            ..Shape::closed(
+                head.header
+                    .iter()
+                    .map(|n| (n.clone(), Type::String))
+                    .chain([(REJECTION_REASON.to_string(), Type::String)]),
+            )
+        };
+        let plan = reader.plan(location, head.header, &head.sample)?;
+        let geometry = if plan.has_geometry() {
+            GeometryShape::Present { crs: reader.crs }
+        } else {
+            GeometryShape::Absent
+        };
+        let attributes = plan
+            .attributes()
+            .map(|(n, t)| (n.to_string(), t.static_type()));
+        let shape = Shape::closed(attributes).with_geometry(geometry);
+        merged = Some(match merged {
+            None => (shape, rejected),
+            Some((a, r)) => (a.merge(&shape), r.merge(&rejected)),
+        });
+    }
+    let Some((mut shape, rejected)) = merged else {
+        return Ok(Vec::new());
+    };
+    shape.open |= locations.len() > SHAPE_FILES;
+    Ok(vec![shape, rejected])
+}
+
+/// The files and the reader the parameters describe.
+fn reader(p: CsvReaderParams) -> Result<(Files, CsvReader), ActionError> {
     let files = files_param(
         p.path,
         p.read_ahead,
@@ -270,23 +342,19 @@ fn build(ctx: &BuildContext) -> Result<BuiltAction, ActionError> {
             keep: g.keep_columns,
         }),
     };
-    Ok(BuiltAction::new(NodeImpl::Source(Box::new(
-        FileReader::new(
-            files,
-            CsvReader {
-                delimiter,
-                quote,
-                has_header: p.has_header,
-                declared: p.columns,
-                infer: p.infer_types,
-                geometry,
-                crs: p.crs,
-                encoding: p.encoding,
-                max_field_bytes: p.max_field_bytes,
-                schemas: SharedCache::new(),
-            },
-        ),
-    ))))
+    let reader = CsvReader {
+        delimiter,
+        quote,
+        has_header: p.has_header,
+        declared: p.columns,
+        infer: p.infer_types,
+        geometry,
+        crs: p.crs,
+        encoding: p.encoding,
+        max_field_bytes: p.max_field_bytes,
+        schemas: SharedCache::new(),
+    };
+    Ok((files, reader))
 }
 
 fn ascii_byte(c: char, param: &str) -> Result<u8, ActionError> {
@@ -330,31 +398,40 @@ struct CsvReader {
     schemas: SharedCache<Vec<String>, (Arc<Schema>, Arc<Schema>)>,
 }
 
-impl FileSource for CsvReader {
-    fn read_file(
-        &self,
-        location: &str,
-        ctx: &NodeContext,
-        out: &mut FileOut<'_>,
-    ) -> Result<(), ActionError> {
+/// A file opened, with its column names and the rows type inference looks at read.
+struct Head {
+    rdr: Records<Box<dyn std::io::BufRead + Send>>,
+    header: Vec<String>,
+    sample: Vec<Record>,
+}
+
+/// Reads the next record of `location`.
+fn read(
+    rdr: &mut Records<Box<dyn std::io::BufRead + Send>>,
+    location: &str,
+    rec: &mut Record,
+) -> Result<bool, ActionError> {
+    rdr.read(rec).map_err(|e| match e {
+        RecordError::Io(e) => ActionError::io(format!("reading {location}"), e),
+        other => ActionError::data(Some(location.to_string()), other.to_string()),
+    })
+}
+
+impl CsvReader {
+    /// Opens `location` and reads its header and up to [`INFER_ROWS`] rows (one when types
+    /// are not inferred); `None` for a file without rows. Validation reads the same head to
+    /// know the schema before the run.
+    fn head(&self, location: &str) -> Result<Option<Head>, ActionError> {
         let mut rdr = Records::new(
             open_buffered(location)?,
             self.delimiter,
             self.quote,
             self.max_field_bytes,
         );
-        let mut next = |rec: &mut Record| -> Result<bool, ActionError> {
-            rdr.read(rec).map_err(|e| match e {
-                RecordError::Io(e) => ActionError::io(format!("reading {location}"), e),
-                other => ActionError::data(Some(location.to_string()), other.to_string()),
-            })
-        };
-
-        // 1. The header, and up to INFER_ROWS rows for type inference.
         let mut rec = Record::default();
         let header: Vec<String> = if self.has_header {
-            if !next(&mut rec)? {
-                return Ok(());
+            if !read(&mut rdr, location, &mut rec)? {
+                return Ok(None);
             }
             header_names(&rec, self.encoding).map_err(|byte| {
                 ActionError::data(
@@ -371,7 +448,7 @@ impl FileSource for CsvReader {
         let mut sample: Vec<Record> = Vec::new();
         let want = if self.infer { INFER_ROWS } else { 1 };
         while sample.len() < want {
-            if !next(&mut rec)? {
+            if !read(&mut rdr, location, &mut rec)? {
                 break;
             }
             sample.push(rec.clone());
@@ -381,9 +458,35 @@ impl FileSource for CsvReader {
         } else {
             match sample.first() {
                 Some(first) => (1..=first.len()).map(|i| format!("column_{i}")).collect(),
-                None => return Ok(()),
+                None => return Ok(None),
             }
         };
+        Ok(Some(Head {
+            rdr,
+            header,
+            sample,
+        }))
+    }
+}
+
+impl FileSource for CsvReader {
+    fn read_file(
+        &self,
+        location: &str,
+        ctx: &NodeContext,
+        out: &mut FileOut<'_>,
+    ) -> Result<(), ActionError> {
+        // 1. The header, and up to INFER_ROWS rows for type inference.
+        let Some(Head {
+            mut rdr,
+            header,
+            sample,
+        }) = self.head(location)?
+        else {
+            return Ok(());
+        };
+        let mut next =
+            |rec: &mut Record| -> Result<bool, ActionError> { read(&mut rdr, location, rec) };
 
         // 2. The plan: a type and a target slot per column, the geometry, the schemas.
         let plan = self.plan(location, header, &sample)?;

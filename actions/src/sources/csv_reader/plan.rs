@@ -381,6 +381,26 @@ impl CsvReader {
     }
 }
 
+impl Plan {
+    /// The attributes of the features, in order, with their column types (a geometry
+    /// column dropped by `keep_columns: false` is not one).
+    pub(super) fn attributes(&self) -> impl Iterator<Item = (&str, ColumnType)> {
+        let mut kept: Vec<(usize, &str, ColumnType)> = self
+            .columns
+            .iter()
+            .zip(&self.header)
+            .filter_map(|(c, n)| Some((c.target?, n.as_str(), c.ty)))
+            .collect();
+        kept.sort_by_key(|(slot, _, _)| *slot);
+        kept.into_iter().map(|(_, n, t)| (n, t))
+    }
+
+    /// Whether the features get a geometry from columns.
+    pub(super) fn has_geometry(&self) -> bool {
+        self.geom.is_some()
+    }
+}
+
 /// How one file's rows become features.
 pub(super) struct Plan {
     header: Vec<String>,

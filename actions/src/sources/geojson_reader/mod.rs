@@ -35,6 +35,7 @@ use serde::de::{
     DeserializeSeed, Deserializer, Error as _, IgnoredAny, MapAccess, SeqAccess, Visitor,
 };
 use sluice_runtime::action::schema_of;
+use sluice_runtime::shape::{GeometryShape, Shape, ShapeContext};
 use sluice_runtime::{
     ActionError, ActionKind, ActionSpec, BuildContext, BuiltAction, DEFAULT_PORT, Feature,
     Geometry, NodeContext, NodeImpl, REJECTED_PORT, REJECTION_REASON, Schema, Value,
@@ -80,9 +81,18 @@ pub const SPEC: ActionSpec = ActionSpec::new(
     schema_of::<GeojsonReaderParams>,
     build,
 )
+.shape(shape)
 .outputs(&[DEFAULT_PORT, REJECTED_PORT])
 .reads_from("path")
 .example("path: data/parcels.geojson\ncrs: 4326\n");
+
+/// The attributes are known only once the file is read: unread (open, naming this node).
+fn shape(ctx: &ShapeContext) -> Result<Vec<Shape>, ActionError> {
+    let p: GeojsonReaderParams = ctx.params()?;
+    let geometry = GeometryShape::Present { crs: Some(p.crs) };
+    let shape = Shape::unread(ctx.node_id).with_geometry(geometry);
+    Ok(vec![shape.clone(), shape.rejected()])
+}
 
 fn build(ctx: &BuildContext) -> Result<BuiltAction, ActionError> {
     let p: GeojsonReaderParams = ctx.params()?;

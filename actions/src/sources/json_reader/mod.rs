@@ -35,6 +35,7 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use serde::de::{DeserializeSeed, Error as _, SeqAccess, Visitor};
 use sluice_runtime::action::schema_of;
+use sluice_runtime::shape::{GeometryShape, Shape, ShapeContext};
 use sluice_runtime::{
     ActionError, ActionKind, ActionSpec, BuildContext, BuiltAction, DEFAULT_PORT, Feature,
     Geometry, NodeContext, NodeImpl, REJECTED_PORT, REJECTION_REASON, Schema, Value,
@@ -96,9 +97,21 @@ pub const SPEC: ActionSpec = ActionSpec::new(
     schema_of::<JsonReaderParams>,
     build,
 )
+.shape(shape)
 .outputs(&[DEFAULT_PORT, REJECTED_PORT])
 .reads_from("path")
 .example("path: data/events-*.jsonl.gz\nformat: auto\ngeometry_field: location\ncrs: 4326\n");
+
+/// The attributes are known only once the file is read: unread (open, naming this node).
+fn shape(ctx: &ShapeContext) -> Result<Vec<Shape>, ActionError> {
+    let p: JsonReaderParams = ctx.params()?;
+    let geometry = match p.geometry_field {
+        Some(_) => GeometryShape::Present { crs: p.crs },
+        None => GeometryShape::Absent,
+    };
+    let shape = Shape::unread(ctx.node_id).with_geometry(geometry);
+    Ok(vec![shape.clone(), shape.rejected()])
+}
 
 fn build(ctx: &BuildContext) -> Result<BuiltAction, ActionError> {
     let p: JsonReaderParams = ctx.params()?;

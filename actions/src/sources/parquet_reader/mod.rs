@@ -46,14 +46,15 @@ use parquet::file::reader::ChunkReader;
 use schemars::JsonSchema;
 use serde::Deserialize;
 use sluice_runtime::action::schema_of;
-use sluice_runtime::feature::arrow::{WkbColumn, column_values};
+use sluice_runtime::feature::arrow::{WkbColumn, column_values, value_type};
+use sluice_runtime::shape::{GeometryShape, Shape as PortShape, ShapeContext, Type};
 use sluice_runtime::store;
 use sluice_runtime::{
     ActionError, ActionKind, ActionSpec, BuildContext, BuiltAction, DEFAULT_PORT, Feature,
     Geometry, NodeContext, NodeImpl, REJECTED_PORT, REJECTION_REASON, Schema, Value,
 };
 
-use super::file_input::files_param;
+use super::file_input::{files_param, peekable};
 use sluice_runtime::input::{FileOut, FileReader, FileSource, SharedCache};
 
 /// Parameters of `parquet_reader`.
@@ -92,6 +93,7 @@ pub const SPEC: ActionSpec = ActionSpec::new(
 )
 .outputs(&[DEFAULT_PORT, REJECTED_PORT])
 .reads_from("path")
+.shape(shape)
 .example("path: data/buildings/*.parquet\nbatch_rows: 8192\n");
 
 fn build(ctx: &BuildContext) -> Result<BuiltAction, ActionError> {
@@ -115,6 +117,73 @@ fn build(ctx: &BuildContext) -> Result<BuiltAction, ActionError> {
             },
         ),
     ))))
+}
+
+/// Files whose footers validation reads at most: a path naming more is open.
+const SHAPE_FILES: usize = 8;
+
+/// The columns of the files `path` names, from their footers (no row is decoded), typed as
+/// [`column_values`] reads them; the GeoParquet primary column is the geometry. Unknown when
+/// no file can be read yet.
+fn shape(ctx: &ShapeContext) -> Result<Vec<PortShape>, ActionError> {
+    let p: ParquetReaderParams = ctx.params()?;
+    let files = files_param(
+        p.path,
+        p.read_ahead,
+        p.extensions,
+        &["parquet", "geoparquet", "pq"],
+        false,
+    )?;
+    let locations = files.locations();
+    let mut merged: Option<PortShape> = None;
+    for location in locations.iter().take(SHAPE_FILES) {
+        let local = local_path(location).filter(|_| peekable(location));
+        let Some(file) = local.and_then(|p| std::fs::File::open(p).ok()) else {
+            return Ok(Vec::new());
+        };
+        let Ok(shape) = file_shape(file, location) else {
+            return Ok(Vec::new());
+        };
+        merged = Some(match merged {
+            None => shape,
+            Some(before) => before.merge(&shape),
+        });
+    }
+    let Some(mut shape) = merged else {
+        return Ok(Vec::new());
+    };
+    shape.open |= locations.len() > SHAPE_FILES;
+    let rejected = shape.rejected();
+    Ok(vec![shape, rejected])
+}
+
+/// The shape of one Parquet file, from its footer.
+fn file_shape<R: ChunkReader + 'static>(
+    input: R,
+    location: &str,
+) -> Result<PortShape, ActionError> {
+    let builder = ParquetRecordBatchReaderBuilder::try_new(input)
+        .map_err(|e| ActionError::data(Some(location.to_string()), e.to_string()))?;
+    let geo = geo_column(
+        builder.metadata().file_metadata().key_value_metadata(),
+        location,
+    )?;
+    let attributes = builder
+        .schema()
+        .fields()
+        .iter()
+        .filter(|f| geo.as_ref().is_none_or(|g| g.name != *f.name()))
+        .map(|f| {
+            (
+                f.name().clone(),
+                value_type(f.data_type()).unwrap_or(Type::Any),
+            )
+        });
+    let geometry = match &geo {
+        Some(g) => GeometryShape::Present { crs: g.crs },
+        None => GeometryShape::Absent,
+    };
+    Ok(PortShape::closed(attributes).with_geometry(geometry))
 }
 
 struct ParquetReader {

@@ -35,7 +35,7 @@ use arrow_schema::{ArrowError, DataType, Field, Schema as ArrowSchema, SchemaRef
 pub use build::{AppendError, ColumnBuilder, WkbBuilder};
 pub use encoded::EncodeError;
 pub use kind::{ColumnKind, ColumnPolicy, MixedAs, NestedAs};
-pub use read::{ColumnReader, WkbColumn, column_values};
+pub use read::{ColumnReader, WkbColumn, column_values, value_type};
 
 use crate::feature::{Feature, Geometry, Schema, Value};
 

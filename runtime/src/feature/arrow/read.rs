@@ -174,6 +174,38 @@ impl WkbColumn {
     }
 }
 
+/// The type of the values [`column_values`] gives for a column of type `dt` (`None` for a
+/// type it refuses). Kept next to it, arm for arm, so the two say the same.
+pub fn value_type(dt: &DataType) -> Option<crate::expr::Type> {
+    use crate::expr::Type as T;
+    use DataType as D;
+    Some(match dt {
+        D::Null => T::Null,
+        D::Boolean => T::Bool,
+        D::Int8 | D::Int16 | D::Int32 | D::Int64 | D::UInt8 | D::UInt16 | D::UInt32 | D::UInt64 => {
+            T::Int
+        }
+        D::Float16
+        | D::Float32
+        | D::Float64
+        | D::Decimal32(..)
+        | D::Decimal64(..)
+        | D::Decimal128(..)
+        | D::Decimal256(..) => T::Float,
+        D::Utf8 | D::LargeUtf8 | D::Utf8View => T::String,
+        D::Binary | D::LargeBinary | D::BinaryView | D::FixedSizeBinary(_) => T::Bytes,
+        D::Date32 | D::Date64 => T::Date,
+        D::Timestamp(_, Some(_)) => T::DateTime,
+        D::Timestamp(_, None) => T::LocalDateTime,
+        D::Time32(TimeUnit::Second | TimeUnit::Millisecond)
+        | D::Time64(TimeUnit::Microsecond | TimeUnit::Nanosecond) => T::String,
+        D::List(_) | D::LargeList(_) | D::FixedSizeList(..) => T::Array,
+        D::Struct(_) | D::Map(..) => T::Map,
+        D::Dictionary(_, values) => value_type(values)?,
+        _ => return None,
+    })
+}
+
 /// Converts every row of `array` into a value (see the module docs for the mapping).
 pub fn column_values(array: &dyn Array) -> Result<Vec<Value>, String> {
     use DataType as D;
