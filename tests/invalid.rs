@@ -26,7 +26,7 @@ fn invalid_workflows_report_exact_diagnostics() {
         .collect();
     cases.sort();
     assert!(
-        cases.len() >= 50,
+        cases.len() >= 60,
         "need at least 60 broken workflows, found {}",
         cases.len()
     );
