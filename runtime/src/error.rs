@@ -240,6 +240,13 @@ pub(crate) fn nearest<'a>(
 ) -> Vec<&'a str> {
     let mut scored: Vec<(f64, &str)> = candidates
         .into_iter()
+        // A name less than half as long as the other is no likely typo of it (`a` for
+        // `value`), however the letters line up, unless it is an abbreviation (`pop` for
+        // `population`).
+        .filter(|c| {
+            let (a, b) = (name.chars().count(), c.chars().count());
+            a.min(b) * 2 >= a.max(b) || (a >= 3 && c.starts_with(name))
+        })
         .map(|c| (strsim::jaro_winkler(name, c), c))
         .filter(|(s, _)| *s > 0.7)
         .collect();
