@@ -103,6 +103,19 @@ fn parameters(
     s: &mut String,
 ) {
     let schema = resolve(schema, defs);
+    if let Some(variants) = tagged_variants(schema, defs) {
+        // A choice selected by a tag (`mode: first`, `op: set`): each variant's own
+        // parameters, under the tag value that selects it.
+        for (tag, value, variant) in variants {
+            let value = value.as_str().map_or(value.to_string(), str::to_string);
+            let _ = writeln!(s, "  {prefix}{tag}: {value}");
+            if let Some(text) = variant.get("description").and_then(Value::as_str) {
+                wrap(s, text, 6);
+            }
+            parameters(variant, defs, prefix, depth + 1, s);
+        }
+        return;
+    }
     let Some(props) = schema.get("properties").and_then(Value::as_object) else {
         return;
     };
@@ -111,7 +124,8 @@ fn parameters(
         .and_then(Value::as_array)
         .map(|r| r.iter().filter_map(Value::as_str).collect())
         .unwrap_or_default();
-    for (name, p) in props {
+    // A `const` property is a choice's tag, said in the heading above its parameters.
+    for (name, p) in props.iter().filter(|(_, p)| p.get("const").is_none()) {
         let path = format!("{prefix}{name}");
         let mut facts = vec![type_name(p, defs)];
         if required.contains(&name.as_str()) {
@@ -132,6 +146,33 @@ fn parameters(
     }
 }
 
+/// The alternatives of a tagged choice: for each, the tag key, its value and the variant.
+fn tagged_variants<'a>(
+    schema: &'a Value,
+    defs: &'a Map<String, Value>,
+) -> Option<Vec<(&'a str, &'a Value, &'a Value)>> {
+    let alts = schema
+        .get("oneOf")
+        .or_else(|| schema.get("anyOf"))?
+        .as_array()?;
+    let alts: Vec<&Value> = alts.iter().map(|a| resolve(a, defs)).collect();
+    let first = alts.first()?.get("properties")?.as_object()?;
+    let tag = first.iter().find_map(|(k, v)| {
+        let shared = alts.iter().all(|a| {
+            a.get("properties")
+                .and_then(|p| p.get(k))
+                .and_then(|t| t.get("const"))
+                .is_some()
+        });
+        (v.get("const").is_some() && shared).then_some(k.as_str())
+    })?;
+    Some(
+        alts.into_iter()
+            .map(|a| (tag, &a["properties"][tag]["const"], a))
+            .collect(),
+    )
+}
+
 /// The object schema a property holds (itself, a list's items, a map's values, one of its
 /// alternatives), with what goes between the parent's name and the child's.
 fn nested<'a>(p: &'a Value, defs: &'a Map<String, Value>) -> Option<(&'a Value, &'static str)> {
@@ -144,6 +185,9 @@ fn nested<'a>(p: &'a Value, defs: &'a Map<String, Value>) -> Option<(&'a Value, 
     }
     if let Some(values) = p.get("additionalProperties").filter(|v| v.is_object()) {
         return nested(values, defs).map(|(c, _)| (c, ".<name>"));
+    }
+    if tagged_variants(p, defs).is_some() {
+        return Some((p, ""));
     }
     for key in ["anyOf", "oneOf"] {
         if let Some(list) = p.get(key).and_then(Value::as_array) {
@@ -333,8 +377,18 @@ mod tests {
         for spec in sluice_actions::all() {
             let text = action(&spec);
             let schema = (spec.schema)().to_value();
-            let props = schema.get("properties").and_then(Value::as_object);
-            for name in props.into_iter().flat_map(|p| p.keys()) {
+            let defs = Map::new();
+            // The block's own parameters, or those of each variant of a tagged choice.
+            let blocks: Vec<&Value> = match tagged_variants(&schema, &defs) {
+                Some(variants) => variants.into_iter().map(|(_, _, v)| v).collect(),
+                None => vec![&schema],
+            };
+            let names = blocks
+                .into_iter()
+                .filter_map(|b| b.get("properties").and_then(Value::as_object))
+                .flat_map(|p| p.iter().filter(|(_, v)| v.get("const").is_none()))
+                .map(|(k, _)| k);
+            for name in names {
                 assert!(
                     text.contains(&format!("\n  {name}  (")),
                     "{}: {name}\n{text}",
