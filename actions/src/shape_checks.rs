@@ -226,6 +226,36 @@ fn geometry_actions_measure_and_move_geometries() {
     assert_eq!(s[0].get("m2"), Some(Type::Float));
     assert_shapes_match(&geometry::length::SPEC, json!({}), vec![squares()]);
     assert_shapes_match(&geometry::centroid::SPEC, json!({}), vec![squares()]);
+    assert_shapes_match(&geometry::convex_hull::SPEC, json!({}), vec![squares()]);
+    let districts: Vec<Feature> = squares()
+        .into_iter()
+        .map(|f| {
+            let g = f.geometry().cloned();
+            Feature::from_pairs(
+                f.id(),
+                [("id", Value::Int(7)), ("district", Value::from("north"))],
+            )
+            .with_geometry(g)
+        })
+        .collect();
+    for params in [
+        json!({}),
+        json!({"merge_attributes": true, "prefix": "d_"}),
+        json!({"merge_attributes": true}),
+    ] {
+        assert_shapes_match(
+            &geometry::spatial_filter::SPEC,
+            params,
+            vec![squares(), districts.clone()],
+        );
+    }
+    let s = assert_shapes_match(
+        &geometry::convex_hull::SPEC,
+        json!({"group_by": ["kind"]}),
+        vec![squares()],
+    );
+    assert_eq!(s[0].names().collect::<Vec<_>>(), ["kind"]);
+    assert_eq!(s[0].get("kind"), Some(Type::String));
     let s = assert_shapes_match(
         &geometry::reproject::SPEC,
         json!({"to": 4326}),

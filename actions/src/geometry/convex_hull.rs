@@ -41,6 +41,7 @@ use sluice_runtime::{
 };
 
 use super::{non_finite, type_name};
+use sluice_runtime::shape::{GeometryShape, Shape, ShapeContext, Type};
 
 /// Parameters of `convex_hull`.
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -61,7 +62,37 @@ pub const SPEC: ActionSpec = ActionSpec::new(
 )
 .outputs(&[DEFAULT_PORT, REJECTED_PORT])
 .accumulates()
+.shape(shape)
 .example("group_by: [species]\n");
+
+/// Without `group_by`: the input's attributes, each geometry replaced. With it: the group
+/// attributes only, typed as the input has them, and the hull in the input's CRS.
+fn shape(ctx: &ShapeContext) -> Result<Vec<Shape>, ActionError> {
+    let params: ConvexHullParams = ctx.params()?;
+    let input = ctx.input(0);
+    if params.group_by.is_empty() {
+        return Ok(ctx.pass(input));
+    }
+    let attributes: Vec<(String, Type)> = params
+        .group_by
+        .iter()
+        .enumerate()
+        .map(|(i, name)| {
+            let ty = ctx
+                .attribute(&format!("group_by[{i}]"), name, &input)
+                .unwrap_or(Type::Any);
+            (name.clone(), ty)
+        })
+        .collect();
+    let geometry = match input.geometry {
+        GeometryShape::Present { crs } => GeometryShape::Present { crs },
+        _ => GeometryShape::Unknown,
+    };
+    Ok(vec![
+        Shape::closed(attributes).with_geometry(geometry),
+        input.rejected(),
+    ])
+}
 
 fn build(ctx: &BuildContext) -> Result<BuiltAction, ActionError> {
     let params: ConvexHullParams = ctx.params()?;

@@ -57,6 +57,7 @@ use sluice_runtime::{
 };
 
 use super::{Reshaper, non_finite};
+use sluice_runtime::shape::{Shape, ShapeContext, Type};
 
 /// Parameters of `spatial_filter`.
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -110,7 +111,32 @@ pub const SPEC: ActionSpec = ActionSpec::new(
 .outputs(&[PASSED_PORT, FAILED_PORT, REJECTED_PORT])
 .accumulates()
 .heavy_finish()
+.shape(shape)
 .example("predicate: within\nmerge_attributes: true\nprefix: district_\n");
+
+/// `passed`: the candidates' attributes, then (with `merge_attributes`) the filter's, each
+/// named with `prefix` and replacing a candidate attribute of that name; `failed`: the
+/// candidates'; `rejected`: either input's features.
+fn shape(ctx: &ShapeContext) -> Result<Vec<Shape>, ActionError> {
+    let params: SpatialFilterParams = ctx.params()?;
+    let (candidates, filters) = (ctx.input(0), ctx.input(1));
+    let mut passed = candidates.clone();
+    if params.merge_attributes {
+        if filters.open {
+            passed = Shape::unknown().with_geometry(candidates.geometry);
+        } else {
+            for name in filters.names() {
+                let ty = filters.get(name).unwrap_or(Type::Any);
+                passed.set(&format!("{}{name}", params.prefix), ty);
+            }
+        }
+    }
+    Ok(vec![
+        passed,
+        candidates.clone(),
+        candidates.rejected().merge(&filters.rejected()),
+    ])
+}
 
 fn build(ctx: &BuildContext) -> Result<BuiltAction, ActionError> {
     let params: SpatialFilterParams = ctx.params()?;
