@@ -85,23 +85,25 @@ pub const SPEC: ActionSpec = ActionSpec::new(
 
 /// The input with the measure (a float) set.
 fn shape(ctx: &ShapeContext) -> Result<Vec<Shape>, ActionError> {
-    let params: AreaParams = ctx.params()?;
-    let step = AreaTransform {
-        attribute: params.attribute,
-        method: params.method,
-        require_geometry: params.require_geometry,
-    };
+    let step = AreaTransform::from(ctx.params::<AreaParams>()?);
     Ok(step_shape(ctx, &step, Type::Float, |g| g))
 }
 
 fn build(ctx: &BuildContext) -> Result<BuiltAction, ActionError> {
     let params: AreaParams = ctx.params()?;
     check_attribute_name("attribute", &params.attribute)?;
-    Ok(PerFeature::build(AreaTransform {
-        attribute: params.attribute,
-        method: params.method,
-        require_geometry: params.require_geometry,
-    }))
+    Ok(PerFeature::build(AreaTransform::from(params)))
+}
+
+/// The step a node runs, and its schema function predicts, from the parameters.
+impl From<AreaParams> for AreaTransform {
+    fn from(params: AreaParams) -> AreaTransform {
+        AreaTransform {
+            attribute: params.attribute,
+            method: params.method,
+            require_geometry: params.require_geometry,
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

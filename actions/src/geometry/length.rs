@@ -81,23 +81,25 @@ pub const SPEC: ActionSpec = ActionSpec::new(
 
 /// The input with the measure (a float) set.
 fn shape(ctx: &ShapeContext) -> Result<Vec<Shape>, ActionError> {
-    let params: LengthParams = ctx.params()?;
-    let step = LengthTransform {
-        attribute: params.attribute,
-        method: params.method,
-        require_geometry: params.require_geometry,
-    };
+    let step = LengthTransform::from(ctx.params::<LengthParams>()?);
     Ok(step_shape(ctx, &step, Type::Float, |g| g))
 }
 
 fn build(ctx: &BuildContext) -> Result<BuiltAction, ActionError> {
     let params: LengthParams = ctx.params()?;
     check_attribute_name("attribute", &params.attribute)?;
-    Ok(PerFeature::build(LengthTransform {
-        attribute: params.attribute,
-        method: params.method,
-        require_geometry: params.require_geometry,
-    }))
+    Ok(PerFeature::build(LengthTransform::from(params)))
+}
+
+/// The step a node runs, and its schema function predicts, from the parameters.
+impl From<LengthParams> for LengthTransform {
+    fn from(params: LengthParams) -> LengthTransform {
+        LengthTransform {
+            attribute: params.attribute,
+            method: params.method,
+            require_geometry: params.require_geometry,
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

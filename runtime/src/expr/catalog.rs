@@ -2,7 +2,7 @@
 //! type checker) and help texts. What they do is in `functions.rs`, which the compiler binds
 //! to each call.
 
-use super::types::{Type, TypeSet, short_name};
+use super::types::{Type, TypeSet};
 
 /// A built-in function.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -392,7 +392,7 @@ impl FuncInfo {
             sig.push_str(&"]".repeat(optional));
         }
         let ret = match self.ret {
-            Ret::Is(t) => short_name(t).to_owned(),
+            Ret::Is(t) => t.short_name().to_owned(),
             Ret::Arg(n) => self
                 .params
                 .get(n)

@@ -109,6 +109,26 @@ impl Type {
         })
     }
 
+    /// The type's short name, as signatures and schemas print it (`int`,
+    /// `local_datetime`, `any`); [`Type::from_type_name`] reads it back.
+    pub fn short_name(self) -> &'static str {
+        match self {
+            Type::Any => "any",
+            Type::Null => "null",
+            Type::Bool => "bool",
+            Type::Int => "int",
+            Type::Float => "float",
+            Type::String => "string",
+            Type::Date => "date",
+            Type::DateTime => "datetime",
+            Type::LocalDateTime => "local_datetime",
+            Type::Bytes => "bytes",
+            Type::Array => "array",
+            Type::Map => "map",
+            Type::Geometry => "geometry",
+        }
+    }
+
     fn is_number(self) -> bool {
         matches!(self, Type::Int | Type::Float)
     }
@@ -215,29 +235,10 @@ impl TypeSet {
         }
         for t in Type::ALL {
             if t != Type::Any && t != Type::Null && rest.0 & (1 << t as u16) != 0 {
-                names.push(short_name(t));
+                names.push(t.short_name());
             }
         }
         names.join("|")
-    }
-}
-
-/// A type's short name in signatures.
-pub(crate) fn short_name(t: Type) -> &'static str {
-    match t {
-        Type::Any => "any",
-        Type::Null => "null",
-        Type::Bool => "bool",
-        Type::Int => "int",
-        Type::Float => "float",
-        Type::String => "string",
-        Type::Date => "date",
-        Type::DateTime => "datetime",
-        Type::LocalDateTime => "local_datetime",
-        Type::Bytes => "bytes",
-        Type::Array => "array",
-        Type::Map => "map",
-        Type::Geometry => "geometry",
     }
 }
 

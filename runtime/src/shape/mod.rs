@@ -232,25 +232,6 @@ pub fn widen(a: Type, b: Type) -> Type {
     }
 }
 
-/// A type's short name as schemas print it (`int`, `local_datetime`, `any`).
-pub fn type_name(t: Type) -> &'static str {
-    match t {
-        Type::Any => "any",
-        Type::Null => "null",
-        Type::Bool => "bool",
-        Type::Int => "int",
-        Type::Float => "float",
-        Type::String => "string",
-        Type::Date => "date",
-        Type::DateTime => "datetime",
-        Type::LocalDateTime => "local_datetime",
-        Type::Bytes => "bytes",
-        Type::Array => "array",
-        Type::Map => "map",
-        Type::Geometry => "geometry",
-    }
-}
-
 /// `{id: int, name: string, ...}` (with `...` when open), then the geometry when known.
 impl fmt::Display for Shape {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -259,7 +240,7 @@ impl fmt::Display for Shape {
             if i > 0 {
                 write!(f, ", ")?;
             }
-            write!(f, "{n}: {}", type_name(*t))?;
+            write!(f, "{n}: {}", t.short_name())?;
         }
         if self.open {
             let sep = if self.attributes.is_empty() { "" } else { ", " };

@@ -2,7 +2,7 @@
 
 use crate::action::ActionSpec;
 use crate::feature::Feature;
-use crate::shape::{GeometryShape, Shape, ShapeContext, Type, type_name};
+use crate::shape::{GeometryShape, Shape, ShapeContext, Type};
 
 use super::Harness;
 
@@ -76,8 +76,8 @@ fn agrees(want: &Shape, got: &Shape) -> Result<(), String> {
         if !(w == *t || w == Type::Any || *t == Type::Null) {
             return Err(format!(
                 "\"{name}\" predicted {}, emitted {}",
-                type_name(w),
-                type_name(*t)
+                w.short_name(),
+                t.short_name()
             ));
         }
     }

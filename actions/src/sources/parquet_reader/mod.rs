@@ -96,15 +96,24 @@ pub const SPEC: ActionSpec = ActionSpec::new(
 .shape(shape)
 .example("path: data/buildings/*.parquet\nbatch_rows: 8192\n");
 
-fn build(ctx: &BuildContext) -> Result<BuiltAction, ActionError> {
-    let p: ParquetReaderParams = ctx.params()?;
-    let files = files_param(
-        p.path,
-        p.read_ahead,
-        p.extensions,
+/// The files a `path` names, read by the run and, for their footers, by validation.
+fn parquet_files(
+    path: String,
+    read_ahead: Option<usize>,
+    extensions: Option<Vec<String>>,
+) -> Result<sluice_runtime::input::Files, ActionError> {
+    files_param(
+        path,
+        read_ahead,
+        extensions,
         &["parquet", "geoparquet", "pq"],
         false,
-    )?;
+    )
+}
+
+fn build(ctx: &BuildContext) -> Result<BuiltAction, ActionError> {
+    let p: ParquetReaderParams = ctx.params()?;
+    let files = parquet_files(p.path, p.read_ahead, p.extensions)?;
     if p.batch_rows == 0 {
         return Err(ActionError::param("batch_rows", "must be at least 1"));
     }
@@ -127,13 +136,7 @@ const SHAPE_FILES: usize = 8;
 /// no file can be read yet.
 fn shape(ctx: &ShapeContext) -> Result<Vec<PortShape>, ActionError> {
     let p: ParquetReaderParams = ctx.params()?;
-    let files = files_param(
-        p.path,
-        p.read_ahead,
-        p.extensions,
-        &["parquet", "geoparquet", "pq"],
-        false,
-    )?;
+    let files = parquet_files(p.path, p.read_ahead, p.extensions)?;
     let locations = files.locations();
     let mut merged: Option<PortShape> = None;
     for location in locations.iter().take(SHAPE_FILES) {
