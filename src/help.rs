@@ -156,16 +156,7 @@ fn tagged_variants<'a>(
         .or_else(|| schema.get("anyOf"))?
         .as_array()?;
     let alts: Vec<&Value> = alts.iter().map(|a| resolve(a, defs)).collect();
-    let first = alts.first()?.get("properties")?.as_object()?;
-    let tag = first.iter().find_map(|(k, v)| {
-        let shared = alts.iter().all(|a| {
-            a.get("properties")
-                .and_then(|p| p.get(k))
-                .and_then(|t| t.get("const"))
-                .is_some()
-        });
-        (v.get("const").is_some() && shared).then_some(k.as_str())
-    })?;
+    let tag = sluice_runtime::workflow::choice_tag(&alts)?;
     Some(
         alts.into_iter()
             .map(|a| (tag, &a["properties"][tag]["const"], a))

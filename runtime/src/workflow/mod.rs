@@ -32,7 +32,7 @@ pub const UNKNOWN_SCHEMA: &str = "unknown-schema";
 
 pub use model::{EdgeDecl, Endpoint, Graph, NodeDecl, NodeRef, Subgraph, VarDecl, Workflow};
 pub use paths::{LoadOptions, MISSING_INPUT};
-pub use schema::json_schema;
+pub use schema::{choice_tag, json_schema};
 pub use vars::VarSources;
 
 use crate::action::Registry;

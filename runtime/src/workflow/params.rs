@@ -159,10 +159,10 @@ impl<'s> Walker<'s> {
             }
             return;
         }
-        if let Some(tag) = tag_key(&non_null)
+        if let Some(tag) = super::schema::choice_tag(&non_null)
             && let Kind::Map(_) = node.kind
         {
-            self.walk_tagged(&non_null, &tag, node, path, depth);
+            self.walk_tagged(&non_null, tag, node, path, depth);
             return;
         }
         // Untagged: the value must fit one alternative; explain the one of its shape.
@@ -424,24 +424,6 @@ impl<'s> Walker<'s> {
             }
         }
     }
-}
-
-/// The key whose `const` tells every object alternative apart (`op`, `mode`), if any.
-fn tag_key(alts: &[&J]) -> Option<String> {
-    let first = alts.first()?.get("properties")?.as_object()?;
-    first
-        .iter()
-        .filter(|(_, v)| v.get("const").is_some())
-        .map(|(k, _)| k)
-        .find(|k| {
-            alts.iter().all(|a| {
-                a.get("properties")
-                    .and_then(|p| p.get(k.as_str()))
-                    .and_then(|t| t.get("const"))
-                    .is_some()
-            })
-        })
-        .cloned()
 }
 
 /// The numeric bounds a schema sets, with the integer `format`s' ranges.
