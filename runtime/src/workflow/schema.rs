@@ -128,6 +128,26 @@ pub fn json_schema(registry: &Registry) -> Value {
     })
 }
 
+/// The key whose `const` tells every alternative of a choice apart (`op`, `mode`), if any:
+/// the tag of a tagged enum's schema. The alternatives are given with their `$ref`s
+/// followed. Validation checks a value against the variant its tag selects; `sluice actions`
+/// lists each variant's parameters under its tag value.
+pub fn choice_tag<'a>(alternatives: &[&'a serde_json::Value]) -> Option<&'a str> {
+    let first = alternatives.first()?.get("properties")?.as_object()?;
+    first
+        .iter()
+        .filter(|(_, v)| v.get("const").is_some())
+        .map(|(k, _)| k.as_str())
+        .find(|k| {
+            alternatives.iter().all(|a| {
+                a.get("properties")
+                    .and_then(|p| p.get(*k))
+                    .and_then(|t| t.get("const"))
+                    .is_some()
+            })
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -154,24 +174,4 @@ mod tests {
             Some(json!({ "path": "out/a.csv", "limit": 5 }))
         );
     }
-}
-
-/// The key whose `const` tells every alternative of a choice apart (`op`, `mode`), if any:
-/// the tag of a tagged enum's schema. The alternatives are given with their `$ref`s
-/// followed. Validation checks a value against the variant its tag selects; `sluice actions`
-/// lists each variant's parameters under its tag value.
-pub fn choice_tag<'a>(alternatives: &[&'a serde_json::Value]) -> Option<&'a str> {
-    let first = alternatives.first()?.get("properties")?.as_object()?;
-    first
-        .iter()
-        .filter(|(_, v)| v.get("const").is_some())
-        .map(|(k, _)| k.as_str())
-        .find(|k| {
-            alternatives.iter().all(|a| {
-                a.get("properties")
-                    .and_then(|p| p.get(*k))
-                    .and_then(|t| t.get("const"))
-                    .is_some()
-            })
-        })
 }
