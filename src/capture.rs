@@ -59,13 +59,21 @@ pub fn prepare(
     Ok(Capture { options, plan })
 }
 
-/// A new folder under `.sluice/jobs/`, named by the time and process.
+/// A new folder under `.sluice/jobs/`, named by the time and process (and a number when a
+/// run of the same second already has that name: a live view runs again at a click).
 fn new_job_dir() -> String {
-    format!(
+    let base = format!(
         ".sluice/jobs/{}-{}",
         chrono::Utc::now().format("%Y%m%d-%H%M%S"),
         std::process::id()
-    )
+    );
+    (1..)
+        .map(|n| match n {
+            1 => base.clone(),
+            n => format!("{base}-{n}"),
+        })
+        .find(|d| !std::path::Path::new(d).exists())
+        .unwrap_or(base)
 }
 
 /// Says where the capture went, and how the job ended (the manifest says which edges

@@ -68,6 +68,53 @@ pub enum Command {
             conflicts_with = "capture"
         )]
         from: Option<String>,
+        /// Serve a live view of the run (a page with the graph, its counts and a Cancel
+        /// button) while it goes on; the URL is the first line printed.
+        #[arg(long, conflicts_with = "from")]
+        ui: bool,
+        /// The live view's port (0: a free one).
+        #[arg(long, default_value_t = 0, requires = "ui")]
+        port: u16,
+        /// The live view's address (default loopback; another address lets other machines
+        /// watch and, with the page's token, cancel).
+        #[arg(long, default_value = "127.0.0.1", requires = "ui")]
+        bind: std::net::IpAddr,
+    },
+    /// Serve a live view of a workflow: the page runs it at once, and again at a click.
+    /// The URL is the first line printed; Ctrl-C cancels the run and stops the server.
+    Serve {
+        /// The workflow file (read again for every run).
+        file: PathBuf,
+        /// Set a variable: --var name=value (repeatable).
+        #[arg(long = "var", value_name = "NAME=VALUE")]
+        vars: Vec<String>,
+        /// The port (0: a free one).
+        #[arg(long, default_value_t = 0)]
+        port: u16,
+        /// The address (default loopback).
+        #[arg(long, default_value = "127.0.0.1")]
+        bind: std::net::IpAddr,
+        /// Write each run's report (counts, timings, memory) as JSON.
+        #[arg(long, value_name = "FILE")]
+        report: Option<PathBuf>,
+        /// Memory limit for each run, e.g. 64MB or 2GiB.
+        #[arg(long, value_name = "SIZE", value_parser = memory_limit)]
+        memory_limit: Option<u64>,
+        /// Threads in the shared pool (default: one per core).
+        #[arg(long, default_value_t = 0)]
+        threads: usize,
+        /// Folder for spill files.
+        #[arg(long, value_name = "DIR")]
+        spill_dir: Option<PathBuf>,
+        /// Capture edges (`all`, or names): the page previews captured edges.
+        #[arg(long, value_name = "EDGES")]
+        capture: Option<String>,
+        /// The first run's job folder (later runs: DIR-run2, ...).
+        #[arg(long, value_name = "DIR")]
+        job_dir: Option<String>,
+        /// Do not start a run until the page asks for one.
+        #[arg(long)]
+        no_start: bool,
     },
     /// Show what a capture job holds: its edges, or the features of one edge.
     Inspect {

@@ -131,6 +131,21 @@ pub fn render(features: &[Feature], format: Format) -> String {
     }
 }
 
+/// `features` as a header and rows of cells, each cut to `width` characters (geometry as
+/// WKT): what the live view's preview shows.
+pub fn grid(features: &[Feature], width: usize) -> (Vec<String>, Vec<Vec<String>>) {
+    let (names, geometry) = columns(features);
+    let mut header: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+    if geometry {
+        header.push("geometry".into());
+    }
+    let rows = features
+        .iter()
+        .map(|f| cells(f, &names, geometry, Some(width)))
+        .collect();
+    (header, rows)
+}
+
 fn columns(features: &[Feature]) -> (Vec<Arc<str>>, bool) {
     let mut names: Vec<Arc<str>> = Vec::new();
     let mut seen: HashMap<Arc<str>, ()> = HashMap::new();

@@ -7,6 +7,7 @@ mod allocator;
 mod capture;
 mod cli;
 mod progress;
+mod serve;
 mod signals;
 
 use std::collections::BTreeMap;
@@ -115,6 +116,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             capture,
             job_dir,
             from,
+            ui,
+            port,
+            bind,
         } => {
             // Before any thread starts: every later thread inherits the blocked signals,
             // and one thread takes them (cancel, clean up, exit 130/143/129).
@@ -136,6 +140,30 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             {
                 eprintln!("error: --report {}: {e}", p.display());
                 return Ok(ExitCode::from(1));
+            }
+            if ui {
+                let settings = serve::RunSettings {
+                    file,
+                    vars,
+                    batch_size,
+                    threads,
+                    memory_limit,
+                    gate,
+                    spill_dir,
+                    capture,
+                    job_dir,
+                    // Written by the command line, as without --ui.
+                    report: None,
+                };
+                return live_run(
+                    settings,
+                    (bind, port),
+                    cancel,
+                    signal,
+                    report,
+                    quiet,
+                    strict,
+                );
             }
             let plan = match workflow::load_file(&file, &registry, &vars) {
                 Ok(p) => p,
@@ -220,6 +248,38 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let code = finish(result, report.as_deref(), quiet, strict);
             tell_capture();
             code
+        }
+        Command::Serve {
+            file,
+            vars,
+            port,
+            bind,
+            report,
+            memory_limit,
+            threads,
+            spill_dir,
+            capture,
+            job_dir,
+            no_start,
+        } => {
+            let stop = CancelToken::new();
+            signals::catch(stop.clone())?;
+            let Some(vars) = parse_vars(&vars) else {
+                return Ok(ExitCode::from(1));
+            };
+            let settings = serve::RunSettings {
+                file,
+                vars,
+                batch_size: 1024,
+                threads,
+                memory_limit,
+                gate: Default::default(),
+                spill_dir,
+                capture,
+                job_dir,
+                report,
+            };
+            serve_until_stopped(settings, (bind, port), stop, no_start)
         }
         Command::Validate { file, vars, format } => {
             let Some(vars) = parse_vars(&vars) else {
@@ -357,6 +417,88 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// `sluice run --ui`: the run, watched from a page; the process ends with the run, with the
+/// exit code it would have without the page.
+fn live_run(
+    settings: serve::RunSettings,
+    (bind, port): (std::net::IpAddr, u16),
+    cancel: CancelToken,
+    signal: signals::Caught,
+    report: Option<std::path::PathBuf>,
+    quiet: bool,
+    strict: bool,
+) -> anyhow::Result<ExitCode> {
+    let session = serve::Session::new(settings, sluice::actions::registry(), true);
+    let server = match serve::Server::start(session.clone(), bind, port) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: --ui: {e}");
+            return Ok(ExitCode::from(1));
+        }
+    };
+    out(&format!("{}\n", server.url()))?;
+    let (run, handle) = match session.start(cancel) {
+        Ok(started) => started,
+        Err(serve::StartError::Invalid(e)) => {
+            server.linger(std::time::Duration::from_secs(1));
+            return Ok(invalid(&e));
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(ExitCode::from(1));
+        }
+    };
+    let result = handle.wait();
+    session.finished(run, &result);
+    // The pages get the end of the run before the server goes.
+    server.linger(std::time::Duration::from_secs(2));
+    match result {
+        Err(RunError::Cancelled) => {
+            eprintln!("run cancelled; no output was written");
+            Ok(ExitCode::from(signal.exit_code()))
+        }
+        other => finish(other, report.as_deref(), quiet, strict),
+    }
+}
+
+/// `sluice serve`: the page, and runs at its asking, until a signal; the run going on then is
+/// cancelled (leaving nothing behind) before the process ends.
+fn serve_until_stopped(
+    settings: serve::RunSettings,
+    (bind, port): (std::net::IpAddr, u16),
+    stop: CancelToken,
+    no_start: bool,
+) -> anyhow::Result<ExitCode> {
+    let session = serve::Session::new(settings, sluice::actions::registry(), false);
+    let server = match serve::Server::start(session.clone(), bind, port) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: serve: {e}");
+            return Ok(ExitCode::from(1));
+        }
+    };
+    out(&format!("{}\n", server.url()))?;
+    eprintln!("serving the live view at {}; Ctrl-C stops", server.url());
+    if !no_start {
+        match session.spawn_run() {
+            Ok(_) => {}
+            // Shown on the page, and here.
+            Err(serve::StartError::Invalid(e)) => {
+                for d in &e.diagnostics {
+                    eprintln!("{d}");
+                }
+            }
+            Err(e) => eprintln!("error: {e}"),
+        }
+    }
+    let _ = stop.receiver().recv();
+    session.cancel();
+    session.wait_idle();
+    drop(server);
+    eprintln!("stopped");
+    Ok(ExitCode::SUCCESS)
 }
 
 fn parse_vars(vars: &[String]) -> Option<VarSources> {

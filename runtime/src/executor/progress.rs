@@ -192,7 +192,8 @@ impl Live {
 /// returns and [`crate::Event::Progress`] carries.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Progress {
-    /// Time since the run started.
+    /// Time since the run started (in JSON: `elapsed_ms`, a number of milliseconds).
+    #[serde(rename = "elapsed_ms", serialize_with = "as_millis")]
     pub elapsed: Duration,
     /// Every node, in plan order.
     pub nodes: Vec<NodeSnapshot>,
@@ -200,6 +201,10 @@ pub struct Progress {
     pub edges: Vec<EdgeSnapshot>,
     /// Memory now.
     pub memory: MemorySnapshot,
+}
+
+fn as_millis<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(d.as_secs_f64() * 1e3)
 }
 
 /// One node in a [`Progress`] snapshot.

@@ -288,6 +288,8 @@ impl Prepared {
             progress: &live.nodes,
             edges,
         });
+        // The last snapshot, with the final counts, so a UI ends on what the report says.
+        events.send(Event::Progress(live.snapshot()));
         events.send(Event::RunFinished {
             ok: report.ok,
             elapsed: started.elapsed(),

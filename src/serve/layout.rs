@@ -1,0 +1,268 @@
+//! Where the live view draws each node: layers left to right (a node one layer right of its
+//! furthest input), nodes in a layer ordered by their subgraph instance and then by where
+//! their inputs are, so edges cross little and an instance's nodes stay together.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use sluice::runtime::ActionKind;
+use sluice::runtime::dag::Plan;
+
+/// Width of a node's box, in page units.
+const NODE_W: f64 = 150.0;
+/// Height of a node's box.
+const NODE_H: f64 = 44.0;
+/// Horizontal room per layer (the box and the edge's label).
+const LAYER_W: f64 = 230.0;
+/// Vertical room per node.
+const ROW_H: f64 = 78.0;
+/// Margin around the drawing.
+const MARGIN: f64 = 24.0;
+
+/// The workflow as the page draws it (`GET /api/graph`).
+#[derive(Debug, Clone, Serialize)]
+pub struct Graph {
+    /// The workflow's name.
+    pub name: Option<String>,
+    /// Nodes, in plan order (the same order as a progress snapshot's).
+    pub nodes: Vec<GraphNode>,
+    /// Edges, in plan order (the same order as a progress snapshot's).
+    pub edges: Vec<GraphEdge>,
+    /// Subgraph instances, each a box around its nodes.
+    pub groups: Vec<Group>,
+    /// The drawing's size.
+    pub width: f64,
+    /// The drawing's size.
+    pub height: f64,
+}
+
+/// One node, placed.
+#[derive(Debug, Clone, Serialize)]
+pub struct GraphNode {
+    /// Node id (`clean/filter` inside a subgraph instance).
+    pub id: String,
+    /// Its action.
+    pub action: &'static str,
+    /// `source`, `processor` or `sink`.
+    pub kind: &'static str,
+    /// The subgraph instance it belongs to, if any (`clean`).
+    pub group: Option<String>,
+    /// Its layer, from 0 at the left.
+    pub layer: usize,
+    /// Top-left corner.
+    pub x: f64,
+    /// Top-left corner.
+    pub y: f64,
+    /// Box size.
+    pub width: f64,
+    /// Box size.
+    pub height: f64,
+}
+
+/// One edge.
+#[derive(Debug, Clone, Serialize)]
+pub struct GraphEdge {
+    /// Its name (`read->keep`), as `--capture` and `sluice inspect` take it.
+    pub name: String,
+    /// Upstream node index.
+    pub from: usize,
+    /// Downstream node index.
+    pub to: usize,
+    /// The upstream port.
+    pub from_port: String,
+    /// The downstream port.
+    pub to_port: String,
+    /// Whether this run captures it (so it can be previewed).
+    pub captured: bool,
+}
+
+/// A subgraph instance's box.
+#[derive(Debug, Clone, Serialize)]
+pub struct Group {
+    /// The instance's id.
+    pub id: String,
+    /// Top-left corner.
+    pub x: f64,
+    /// Top-left corner.
+    pub y: f64,
+    /// Size.
+    pub width: f64,
+    /// Size.
+    pub height: f64,
+}
+
+/// Lays out `plan`; `captured` are the indexes of the edges the run captures.
+pub fn of(plan: &Plan, captured: &[usize]) -> Graph {
+    let n = plan.nodes.len();
+    let group_of = |i: usize| {
+        plan.nodes[i]
+            .id
+            .rsplit_once('/')
+            .map(|(g, _)| g.to_string())
+    };
+    let mut preds: Vec<Vec<usize>> = vec![Vec::new(); n];
+    for e in &plan.edges {
+        preds[e.to].push(e.from);
+    }
+    // Layers by longest path from a source, in topological order (a validated plan is
+    // acyclic; `layers` falls back to plan order should it not be).
+    let order = topological(
+        n,
+        &plan
+            .edges
+            .iter()
+            .map(|e| (e.from, e.to))
+            .collect::<Vec<_>>(),
+    );
+    let mut layer = vec![0usize; n];
+    for &v in &order {
+        layer[v] = preds[v].iter().map(|&p| layer[p] + 1).max().unwrap_or(0);
+    }
+    let layers = layer.iter().copied().max().map_or(0, |m| m + 1);
+    let mut rows = vec![0f64; n];
+    let mut tallest = 0usize;
+    for l in 0..layers {
+        let mut members: Vec<usize> = (0..n).filter(|&v| layer[v] == l).collect();
+        // Where its inputs are (their mean row), or its plan position for a source.
+        let key = |v: usize| -> f64 {
+            if preds[v].is_empty() {
+                v as f64
+            } else {
+                preds[v].iter().map(|&p| rows[p]).sum::<f64>() / preds[v].len() as f64
+            }
+        };
+        // An instance's nodes side by side, the instances in the order of their inputs.
+        let mut group_key: BTreeMap<Option<String>, f64> = BTreeMap::new();
+        for &v in &members {
+            let k = key(v);
+            group_key
+                .entry(group_of(v))
+                .and_modify(|g| *g = g.min(k))
+                .or_insert(k);
+        }
+        members.sort_by(|&a, &b| {
+            let (ga, gb) = (group_of(a), group_of(b));
+            group_key[&ga]
+                .total_cmp(&group_key[&gb])
+                .then_with(|| ga.cmp(&gb))
+                .then_with(|| key(a).total_cmp(&key(b)))
+                .then_with(|| a.cmp(&b))
+        });
+        for (row, &v) in members.iter().enumerate() {
+            rows[v] = row as f64;
+        }
+        tallest = tallest.max(members.len());
+    }
+    let nodes: Vec<GraphNode> = (0..n)
+        .map(|v| {
+            let node = &plan.nodes[v];
+            GraphNode {
+                id: node.id.clone(),
+                action: node.spec.name,
+                kind: match node.spec.kind {
+                    ActionKind::Source => "source",
+                    ActionKind::Processor => "processor",
+                    ActionKind::Sink => "sink",
+                },
+                group: group_of(v),
+                layer: layer[v],
+                x: MARGIN + layer[v] as f64 * LAYER_W,
+                y: MARGIN + 14.0 + rows[v] * ROW_H,
+                width: NODE_W,
+                height: NODE_H,
+            }
+        })
+        .collect();
+    let mut boxes: BTreeMap<String, (f64, f64, f64, f64)> = BTreeMap::new();
+    for node in &nodes {
+        if let Some(g) = &node.group {
+            let b = boxes
+                .entry(g.clone())
+                .or_insert((f64::MAX, f64::MAX, 0.0, 0.0));
+            b.0 = b.0.min(node.x);
+            b.1 = b.1.min(node.y);
+            b.2 = b.2.max(node.x + node.width);
+            b.3 = b.3.max(node.y + node.height);
+        }
+    }
+    let groups = boxes
+        .into_iter()
+        .map(|(id, (x0, y0, x1, y1))| Group {
+            id,
+            x: x0 - 10.0,
+            y: y0 - 18.0,
+            width: x1 - x0 + 20.0,
+            height: y1 - y0 + 28.0,
+        })
+        .collect();
+    let edges = plan
+        .edges
+        .iter()
+        .enumerate()
+        .map(|(i, e)| GraphEdge {
+            name: plan.edge_name(i),
+            from: e.from,
+            to: e.to,
+            from_port: plan.nodes[e.from].outputs[e.from_port].clone(),
+            to_port: plan.nodes[e.to].inputs[e.to_port].clone(),
+            captured: captured.contains(&i),
+        })
+        .collect();
+    Graph {
+        name: plan.name.clone(),
+        nodes,
+        edges,
+        groups,
+        width: 2.0 * MARGIN + layers.max(1) as f64 * LAYER_W,
+        height: 2.0 * MARGIN + 14.0 + tallest.max(1) as f64 * ROW_H,
+    }
+}
+
+/// Nodes `0..n` in an order where every edge goes forward (Kahn's algorithm); nodes on a
+/// cycle, which a validated plan has none of, come last in plan order.
+fn topological(n: usize, edges: &[(usize, usize)]) -> Vec<usize> {
+    let mut indegree = vec![0usize; n];
+    let mut next: Vec<Vec<usize>> = vec![Vec::new(); n];
+    for &(a, b) in edges {
+        indegree[b] += 1;
+        next[a].push(b);
+    }
+    let mut ready: Vec<usize> = (0..n).rev().filter(|&v| indegree[v] == 0).collect();
+    let mut order = Vec::with_capacity(n);
+    while let Some(v) = ready.pop() {
+        order.push(v);
+        for &w in next[v].iter().rev() {
+            indegree[w] -= 1;
+            if indegree[w] == 0 {
+                ready.push(w);
+            }
+        }
+    }
+    let placed: std::collections::HashSet<usize> = order.iter().copied().collect();
+    order.extend((0..n).filter(|v| !placed.contains(v)));
+    order
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_topological_order_puts_every_edge_forward() {
+        let edges = [(2, 0), (0, 1), (2, 1), (3, 2)];
+        let order = topological(4, &edges);
+        let pos = |v: usize| order.iter().position(|&x| x == v).unwrap();
+        for (a, b) in edges {
+            assert!(pos(a) < pos(b), "{a}->{b} in {order:?}");
+        }
+        assert_eq!(order.len(), 4);
+    }
+
+    #[test]
+    fn a_cycle_still_places_every_node_once() {
+        let order = topological(3, &[(0, 1), (1, 0)]);
+        let mut sorted = order.clone();
+        sorted.sort();
+        assert_eq!(sorted, vec![0, 1, 2]);
+    }
+}
