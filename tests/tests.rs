@@ -30,3 +30,6 @@ mod param_errors;
 /// Relative paths resolve against the workflow's folder, `--var` paths against the current
 /// folder; a missing input is a located error.
 mod paths;
+
+/// The live view's HTTP surface: `sluice serve`, `run --ui`.
+mod serve;

@@ -223,7 +223,8 @@ async fn events(State(api): State<Api>) -> Response {
     let rx = api.session.subscribe();
     let first = snapshot_event(&api.session);
     Sse::new(stream(api.session.clone(), rx, first, slot))
-        .keep_alive(KeepAlive::default())
+        // A comment every 2 s: a page that went away is noticed, and its slot freed, soon.
+        .keep_alive(KeepAlive::new().interval(std::time::Duration::from_secs(2)))
         .into_response()
 }
 
