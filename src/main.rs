@@ -481,7 +481,9 @@ fn serve_until_stopped(
     };
     out(&format!("{}\n", server.url()))?;
     eprintln!("serving the live view at {}; Ctrl-C stops", server.url());
-    if !no_start {
+    if no_start {
+        session.show();
+    } else {
         match session.spawn_run() {
             Ok(_) => {}
             // Shown on the page, and here.

@@ -13,7 +13,12 @@ const NODE_W: f64 = 150.0;
 /// Height of a node's box.
 const NODE_H: f64 = 44.0;
 /// Horizontal room per layer (the box and the edge's label).
-const LAYER_W: f64 = 230.0;
+const LAYER_W: f64 = 290.0;
+/// Layers per band: a longer workflow wraps onto bands below one another, left to right in
+/// each, so a 200-node chain is a block to read rather than a line 60,000 units long.
+const BAND_LAYERS: usize = 10;
+/// Room between bands.
+const BAND_GAP: f64 = 46.0;
 /// Vertical room per node.
 const ROW_H: f64 = 78.0;
 /// Margin around the drawing.
@@ -153,6 +158,14 @@ pub fn of(plan: &Plan, captured: &[usize]) -> Graph {
         }
         tallest = tallest.max(members.len());
     }
+    // Wrapped only when it is long; each band is as tall as the tallest layer.
+    let per_band = if layers > BAND_LAYERS + BAND_LAYERS / 2 {
+        BAND_LAYERS
+    } else {
+        layers.max(1)
+    };
+    let bands = layers.div_ceil(per_band).max(1);
+    let band_h = tallest.max(1) as f64 * ROW_H + BAND_GAP;
     let nodes: Vec<GraphNode> = (0..n)
         .map(|v| {
             let node = &plan.nodes[v];
@@ -166,8 +179,8 @@ pub fn of(plan: &Plan, captured: &[usize]) -> Graph {
                 },
                 group: group_of(v),
                 layer: layer[v],
-                x: MARGIN + layer[v] as f64 * LAYER_W,
-                y: MARGIN + 14.0 + rows[v] * ROW_H,
+                x: MARGIN + (layer[v] % per_band) as f64 * LAYER_W,
+                y: MARGIN + 14.0 + (layer[v] / per_band) as f64 * band_h + rows[v] * ROW_H,
                 width: NODE_W,
                 height: NODE_H,
             }
@@ -213,8 +226,8 @@ pub fn of(plan: &Plan, captured: &[usize]) -> Graph {
         nodes,
         edges,
         groups,
-        width: 2.0 * MARGIN + layers.max(1) as f64 * LAYER_W,
-        height: 2.0 * MARGIN + 14.0 + tallest.max(1) as f64 * ROW_H,
+        width: 2.0 * MARGIN + per_band as f64 * LAYER_W - (LAYER_W - NODE_W),
+        height: 2.0 * MARGIN + 14.0 + bands as f64 * band_h - BAND_GAP,
     }
 }
 
@@ -246,6 +259,86 @@ fn topological(n: usize, edges: &[(usize, usize)]) -> Vec<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sluice::runtime::workflow::{self, VarSources};
+
+    fn plan(yaml: &str) -> Plan {
+        workflow::load(
+            "wf.yaml",
+            yaml,
+            &sluice::actions::registry(),
+            &VarSources::default(),
+        )
+        .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn chain(n: usize) -> Plan {
+        let mut y = String::from(
+            "nodes:\n  - { id: read, action: csv_reader, with: { path: data/places.csv } }\n",
+        );
+        let mut edges = String::from("edges:\n");
+        let mut prev = "read".to_string();
+        for i in 1..n - 1 {
+            y.push_str(&format!(
+                "  - {{ id: f{i}, action: filter, with: {{ conditions: [ {{ port: kept, expression: \"true\" }} ] }} }}\n"
+            ));
+            let from = if i == 1 {
+                prev.clone()
+            } else {
+                format!("{prev}.kept")
+            };
+            edges.push_str(&format!("  - {from} -> f{i}\n"));
+            prev = format!("f{i}");
+        }
+        y.push_str("  - { id: write, action: csv_writer, with: { path: out.csv } }\n");
+        edges.push_str(&format!("  - {prev}.kept -> write\n"));
+        plan(&(y + &edges))
+    }
+
+    fn overlap(a: &GraphNode, b: &GraphNode) -> bool {
+        a.x < b.x + b.width && b.x < a.x + a.width && a.y < b.y + b.height && b.y < a.y + a.height
+    }
+
+    #[test]
+    fn a_short_chain_runs_left_to_right_on_one_line() {
+        let g = of(&chain(5), &[]);
+        for w in g.nodes.windows(2) {
+            assert!(w[0].x < w[1].x && w[0].y == w[1].y, "{w:?}");
+        }
+        assert!(g.nodes.iter().all(|n| n.x + n.width <= g.width));
+    }
+
+    #[test]
+    fn a_200_node_chain_wraps_into_bands_with_nothing_overlapping() {
+        let g = of(&chain(200), &[]);
+        assert_eq!(g.nodes.len(), 200);
+        let bands: std::collections::BTreeSet<i64> = g.nodes.iter().map(|n| n.y as i64).collect();
+        assert_eq!(bands.len(), 20, "ten layers a band");
+        for (i, a) in g.nodes.iter().enumerate() {
+            assert!(a.x >= 0.0 && a.x + a.width <= g.width && a.y + a.height <= g.height);
+            for b in &g.nodes[i + 1..] {
+                assert!(!overlap(a, b), "{} and {} overlap", a.id, b.id);
+            }
+        }
+        // Within a band, left to right.
+        assert!(g.nodes[0].x < g.nodes[1].x && g.nodes[9].x > g.nodes[8].x);
+        assert!(g.nodes[10].y > g.nodes[9].y);
+    }
+
+    #[test]
+    fn branches_share_a_layer_and_subgraph_nodes_are_grouped() {
+        let g = of(
+            &plan(
+                "nodes:\n  - { id: read, action: csv_reader, with: { path: data/places.csv } }\n  - { id: keep, action: filter, with: { conditions: [ { port: big, expression: \"true\" } ] } }\n  - { id: a, action: csv_writer, with: { path: a.csv } }\n  - { id: b, action: csv_writer, with: { path: b.csv } }\nedges: [ read -> keep, keep.big -> a, keep.unfiltered -> b ]\n",
+            ),
+            &[1],
+        );
+        let (a, b) = (&g.nodes[2], &g.nodes[3]);
+        assert_eq!((a.layer, b.layer), (2, 2));
+        assert_eq!(a.x, b.x);
+        assert!(!overlap(a, b));
+        assert!(g.edges[1].captured && !g.edges[0].captured);
+        assert!(g.groups.is_empty());
+    }
 
     #[test]
     fn a_topological_order_puts_every_edge_forward() {

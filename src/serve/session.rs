@@ -16,6 +16,8 @@ use sluice::runtime::memory::GatePolicy;
 use sluice::runtime::workflow::{self, VarSources};
 use tokio::sync::broadcast;
 
+use sluice::runtime::capture::{CaptureEdges, select_edges};
+
 use super::layout::{self, Graph};
 
 /// How each run of the workflow is made: what `sluice serve` and `run --ui` were given.
@@ -218,12 +220,22 @@ impl Session {
             (Some(d), n) => Some(format!("{d}-run{n}")),
             (None, _) => None,
         };
+        let failed = |inner: &mut Inner, message: String| {
+            inner.state.status = RunStatus::Failed;
+            inner.state.error = Some(message.clone());
+            self.send_state(&inner.state, "run_started");
+            StartError::Other(message)
+        };
         let prepared =
-            crate::capture::prepare(plan, s.capture.as_deref(), job_dir.as_deref(), None)
-                .map_err(StartError::Other)?;
+            match crate::capture::prepare(plan, s.capture.as_deref(), job_dir.as_deref(), None) {
+                Ok(p) => p,
+                Err(message) => return Err(failed(&mut inner, message)),
+            };
         let captured = match &prepared.options {
-            Some(c) => sluice::runtime::capture::select_edges(&prepared.plan, &c.edges)
-                .map_err(|e| StartError::Other(format!("--capture: {e}")))?,
+            Some(c) => match select_edges(&prepared.plan, &c.edges) {
+                Ok(edges) => edges,
+                Err(e) => return Err(failed(&mut inner, format!("--capture: {e}"))),
+            },
             None => Vec::new(),
         };
         inner.graph = Some(Arc::new(layout::of(&prepared.plan, &captured)));
@@ -233,8 +245,16 @@ impl Session {
             if let Some(me) = me.upgrade() {
                 me.on_event(run, e);
             }
-        })
-        .map_err(|e| StartError::Other(format!("starting the event thread: {e}")))?;
+        });
+        let events = match events {
+            Ok(e) => e,
+            Err(e) => {
+                return Err(failed(
+                    &mut inner,
+                    format!("starting the event thread: {e}"),
+                ));
+            }
+        };
         let options = RunOptions {
             batch_size: s.batch_size,
             threads: s.threads,
@@ -246,18 +266,46 @@ impl Session {
             capture: prepared.options,
             ..RunOptions::default()
         };
-        let handle = executor::start(prepared.plan, options).map_err(|e| {
-            inner.state.status = RunStatus::Failed;
-            inner.state.error = Some(e.to_string());
-            self.send_state(&inner.state, "run_started");
-            StartError::Other(e.to_string())
-        })?;
+        let handle = match executor::start(prepared.plan, options) {
+            Ok(h) => h,
+            Err(e) => return Err(failed(&mut inner, e.to_string())),
+        };
         inner.state.status = RunStatus::Running;
         inner.state.progress = Some(handle.progress());
         inner.cancel = Some(cancel);
         inner.events = Some(events);
         self.send_state(&inner.state, "run_started");
         Ok((run, handle))
+    }
+
+    /// Reads and validates the workflow, to show its graph (or its diagnostics) before any
+    /// run. Does nothing while a run goes on.
+    pub fn show(&self) {
+        let mut inner = self.state.lock();
+        if inner.state.status == RunStatus::Running {
+            return;
+        }
+        let s = &self.settings;
+        let loaded = workflow::load_file(&s.file, &self.registry, &s.vars);
+        inner.state.validation = Some(workflow::Validation::of(
+            &s.file.display().to_string(),
+            &loaded,
+        ));
+        match loaded {
+            Ok(plan) => {
+                let which = match &s.capture {
+                    Some(list) => CaptureEdges::parse(list),
+                    None => CaptureEdges::Marked,
+                };
+                let captured = select_edges(&plan, &which).unwrap_or_default();
+                inner.graph = Some(Arc::new(layout::of(&plan, &captured)));
+            }
+            Err(_) => {
+                inner.graph = None;
+                inner.state.status = RunStatus::Invalid;
+            }
+        }
+        self.send_state(&inner.state, "snapshot");
     }
 
     /// Starts a run on a thread of its own (`POST /api/run`).

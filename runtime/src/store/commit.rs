@@ -14,6 +14,16 @@ thread_local! {
     static STAGING: RefCell<Option<Vec<Staged>>> = const { RefCell::new(None) };
 }
 
+/// Removes `folders` (innermost first) that are empty; a folder something else has put a
+/// file in stays, and so do the folders above it.
+pub(super) fn remove_empty(folders: &[PathBuf]) {
+    for f in folders {
+        if std::fs::remove_dir(f).is_err() {
+            break;
+        }
+    }
+}
+
 /// An output written out and ready to be moved into place.
 pub(super) enum Staged {
     Local {
@@ -21,6 +31,9 @@ pub(super) enum Staged {
         /// The temporary file; `None` once renamed into place.
         temp: Option<PathBuf>,
         target: PathBuf,
+        /// Folders made for it, innermost first: removed again (when empty) if it is not
+        /// published.
+        made: Vec<PathBuf>,
         _claim: Claim,
     },
     Direct {
@@ -45,9 +58,10 @@ impl Staged {
 impl Drop for Staged {
     fn drop(&mut self) {
         match self {
-            Staged::Local { temp, .. } => {
+            Staged::Local { temp, made, .. } => {
                 if let Some(t) = temp.take() {
                     let _ = std::fs::remove_file(t);
+                    remove_empty(made);
                 }
             }
             Staged::Direct { writer, .. } => {

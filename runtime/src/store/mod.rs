@@ -119,6 +119,50 @@ mod tests {
     }
 
     #[test]
+    fn an_aborted_output_takes_back_the_folders_made_for_it_and_no_others() {
+        let dir = tempfile::tempdir().unwrap();
+        let loc = dir
+            .path()
+            .join("a/b/out.csv")
+            .to_string_lossy()
+            .into_owned();
+        let mut w = AtomicWriter::create(&loc).unwrap();
+        w.write_all(&vec![b'x'; 600_000]).unwrap();
+        w.flush().unwrap();
+        assert!(dir.path().join("a/b").is_dir());
+        w.abort();
+        assert!(
+            !dir.path().join("a").exists(),
+            "a/b made for the output stays"
+        );
+
+        // A folder that was there before stays; one that holds another file stays too.
+        std::fs::create_dir(dir.path().join("kept")).unwrap();
+        let loc = dir
+            .path()
+            .join("kept/new/out.csv")
+            .to_string_lossy()
+            .into_owned();
+        let mut w = AtomicWriter::create(&loc).unwrap();
+        w.write_all(&vec![b'x'; 600_000]).unwrap();
+        w.flush().unwrap();
+        std::fs::write(dir.path().join("kept/new/other.txt"), b"mine").unwrap();
+        drop(w);
+        assert!(dir.path().join("kept/new/other.txt").is_file());
+
+        // A committed output keeps its folders.
+        let loc = dir
+            .path()
+            .join("c/d/out.csv")
+            .to_string_lossy()
+            .into_owned();
+        let mut w = AtomicWriter::create(&loc).unwrap();
+        w.write_all(b"a\n1\n").unwrap();
+        w.commit().unwrap();
+        assert!(dir.path().join("c/d/out.csv").is_file());
+    }
+
+    #[test]
     fn abort_and_drop_leave_no_file_commit_leaves_the_final_one() {
         let dir = tempfile::tempdir().unwrap();
         let loc = dir.path().join("out.csv").to_string_lossy().into_owned();

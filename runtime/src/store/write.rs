@@ -56,6 +56,9 @@ enum Dest {
         writer: Option<opendal::Writer>,
         temp: PathBuf,
         target: PathBuf,
+        /// The folders that did not exist and are made for the output, innermost first:
+        /// removed again (when empty) if the output is not committed.
+        made: Vec<PathBuf>,
     },
     /// A store that publishes on close.
     Direct { writer: Option<opendal::Writer> },
@@ -109,6 +112,11 @@ impl AtomicWriter {
                 if folder.is_dir() {
                     clean_folder_once(folder);
                 }
+                let made: Vec<PathBuf> = folder
+                    .ancestors()
+                    .take_while(|d| !d.as_os_str().is_empty() && !d.exists())
+                    .map(Path::to_path_buf)
+                    .collect();
                 let temp = folder.join(marked_name(&name, next(), TEMP_SUFFIX));
                 let t = resolve(&temp.to_string_lossy())?;
                 let writer = rt
@@ -120,6 +128,7 @@ impl AtomicWriter {
                         writer: Some(writer),
                         temp,
                         target,
+                        made,
                     },
                     buf: Vec::with_capacity(WRITE_BUFFER),
                     written: 0,
@@ -205,12 +214,14 @@ impl AtomicWriter {
                 writer,
                 temp,
                 target,
+                made,
             } => {
                 // From here the staged value owns the temporary file.
                 let staged = Staged::Local {
                     location,
                     temp: Some(temp),
                     target,
+                    made,
                     _claim: claim,
                 };
                 if let Some(mut w) = writer {
@@ -251,11 +262,14 @@ impl Drop for AtomicWriter {
     fn drop(&mut self) {
         match &mut self.dest {
             Dest::Stdout => {}
-            Dest::Local { writer, temp, .. } => {
+            Dest::Local {
+                writer, temp, made, ..
+            } => {
                 if let (Some(mut w), Ok(rt)) = (writer.take(), runtime()) {
                     let _ = rt.block_on(w.abort());
                 }
                 let _ = std::fs::remove_file(temp);
+                super::commit::remove_empty(made);
             }
             Dest::Direct { writer } => {
                 if let (Some(mut w), Ok(rt)) = (writer.take(), runtime()) {

@@ -16,14 +16,17 @@ const view = {
   status: "connecting",
   endsWithRun: false,
   failures: {},
+  drawing: 0,      // the draw in progress (a newer one stops an older one)
+  slowestUpdateMs: 0, // the longest applyProgress so far (the browser test reads it)
   source: null,    // the EventSource
   loading: null,   // the graph fetch in flight
 };
 // For tests and other scripts: what the page shows now.
 window.sluiceView = view;
 
+const numbers = new Intl.NumberFormat("en-US", { maximumFractionDigits: 0 });
 function fmt(n) {
-  return Math.round(n).toLocaleString("en-US");
+  return numbers.format(n);
 }
 function rate(n) {
   if (n >= 1e6) return (n / 1e6).toFixed(1) + "M/s";
@@ -62,12 +65,23 @@ function draw(graph) {
   view.edges = graph.edges.map((e, i) => {
     const a = graph.nodes[e.from], b = graph.nodes[e.to];
     const x1 = a.x + a.width, y1 = a.y + a.height / 2, x2 = b.x, y2 = b.y + b.height / 2;
-    const dx = Math.max(30, (x2 - x1) / 2);
-    const d = `M${x1},${y1} C${x1 + dx},${y1} ${x2 - dx},${y2} ${x2},${y2}`;
-    const g = el("g", { class: "edge" + (e.captured ? " captured" : ""), "data-edge": e.name, "data-index": i }, edgeLayer);
+    let d, lx, ly;
+    if (x2 > x1) {
+      const dx = Math.max(30, (x2 - x1) / 2);
+      d = `M${x1},${y1} C${x1 + dx},${y1} ${x2 - dx},${y2} ${x2},${y2}`;
+      lx = (x1 + x2) / 2;
+      ly = (y1 + y2) / 2 - 5;
+    } else {
+      // Onto the next band: out to the right, back along the gap above the target, in.
+      const gap = b.y - 22;
+      d = `M${x1},${y1} C${x1 + 60},${y1} ${x1 + 60},${gap} ${x1},${gap} L${x2},${gap} C${x2 - 60},${gap} ${x2 - 60},${y2} ${x2},${y2}`;
+      lx = (x1 + x2) / 2;
+      ly = gap - 4;
+    }
+    const g = el("g", { class: "edge" + (e.captured ? " captured" : ""), "data-edge": e.name, "data-index": i });
     el("path", { class: "line", d }, g);
     el("path", { class: "hit", d }, g);
-    const label = el("text", { x: (x1 + x2) / 2, y: (y1 + y2) / 2 - 5, "text-anchor": "middle", "data-count": 0 }, g);
+    const label = el("text", { x: lx, y: ly, "text-anchor": "middle", "data-count": 0 }, g);
     label.textContent = "0";
     const title = el("title", {}, g);
     title.textContent = `${e.name}${e.captured ? " (captured: click to preview)" : ""}`;
@@ -75,7 +89,7 @@ function draw(graph) {
     return { g, label, count: 0, rate: 0, lastCount: 0 };
   });
   view.nodes = graph.nodes.map((n, i) => {
-    const g = el("g", { class: "node waiting", "data-node": n.id, "data-state": "waiting", transform: `translate(${n.x},${n.y})` }, nodeLayer);
+    const g = el("g", { class: "node waiting", "data-node": n.id, "data-state": "waiting", transform: `translate(${n.x},${n.y})` });
     el("rect", { width: n.width, height: n.height }, g);
     const short = n.group ? n.id.slice(n.group.length + 1) : n.id;
     el("text", { x: 8, y: 17 }, g).textContent = short.length > 20 ? short.slice(0, 19) + "…" : short;
@@ -83,11 +97,33 @@ function draw(graph) {
     sub.textContent = n.action;
     const title = el("title", {}, g);
     title.textContent = `${n.id} (${n.action})`;
+    // The tooltip is written when the pointer comes, not at every update.
+    g.addEventListener("mouseenter", () => {
+      const v = view.nodes[i];
+      const spill = v.spilled ? ` · spilled ${mib(v.spilled)}` : "";
+      title.textContent = `${n.id} (${n.action}): ${v.state}, in ${fmt(v.inCount)}, out ${fmt(v.outCount)}${spill}`;
+    });
     g.addEventListener("click", () => showNode(i));
-    return { g, sub, title, state: "waiting", inCount: 0, outCount: 0 };
+    return { g, sub, state: "waiting", shownState: "waiting", inCount: 0, outCount: 0, spilled: 0 };
   });
   view.lastElapsed = 0;
   fit();
+  // Into the page a slice per frame, so a large workflow never blocks the page for long
+  // (updates meanwhile go to the elements not yet shown).
+  const drawn = ++view.drawing;
+  const SLICE = 40;
+  let at = 0;
+  const step = () => {
+    if (drawn !== view.drawing) return;
+    const edges = document.createDocumentFragment(), nodes = document.createDocumentFragment();
+    for (let i = at; i < at + SLICE && i < view.edges.length; i++) edges.appendChild(view.edges[i].g);
+    for (let i = at; i < at + SLICE && i < view.nodes.length; i++) nodes.appendChild(view.nodes[i].g);
+    edgeLayer.appendChild(edges);
+    nodeLayer.appendChild(nodes);
+    at += SLICE;
+    if (at < Math.max(view.edges.length, view.nodes.length)) requestAnimationFrame(step);
+  };
+  step();
 }
 
 function applyScale() {
@@ -109,6 +145,12 @@ function fit() {
 
 function applyProgress(p) {
   if (!p || !view.graph || p.nodes.length !== view.nodes.length) return;
+  const t0 = performance.now();
+  drawProgress(p);
+  view.slowestUpdateMs = Math.max(view.slowestUpdateMs, performance.now() - t0);
+}
+
+function drawProgress(p) {
   const dt = (p.elapsed_ms - view.lastElapsed) / 1000;
   for (let i = 0; i < p.nodes.length; i++) {
     const s = p.nodes[i], n = view.nodes[i];
@@ -120,13 +162,13 @@ function applyProgress(p) {
     }
     let out = 0;
     for (const port of s.features_out) out += port.features;
-    if (n.inCount !== s.features_in || n.outCount !== out) {
-      n.inCount = s.features_in;
-      n.outCount = out;
-      const spill = s.spilled_bytes ? ` · spilled ${mib(s.spilled_bytes)}` : "";
-      n.title.textContent = `${s.id} (${view.graph.nodes[i].action}): ${state}, in ${fmt(s.features_in)}, out ${fmt(out)}${spill}`;
+    n.inCount = s.features_in;
+    n.outCount = out;
+    n.spilled = s.spilled_bytes;
+    if (n.shownState !== state) {
+      n.shownState = state;
+      n.sub.textContent = view.graph.nodes[i].action + (state === "waiting" || state === "done" ? "" : " · " + state);
     }
-    setText(n.sub, view.graph.nodes[i].action + (state === "waiting" || state === "done" ? "" : " · " + state));
   }
   let sourceRate = 0;
   for (let i = 0; i < p.edges.length && i < view.edges.length; i++) {
@@ -137,12 +179,12 @@ function applyProgress(p) {
       e.lastCount = c;
     }
     if (view.graph.nodes[view.graph.edges[i].from].kind === "source") sourceRate += e.rate;
-    if (e.count !== c || dt > 0.05) {
+    if (e.count !== c) {
       e.count = c;
       e.label.setAttribute("data-count", c);
-      const running = view.status === "running" && e.rate > 0;
-      setText(e.label, fmt(c) + (running ? " · " + rate(e.rate) : ""));
     }
+    const running = view.status === "running" && e.rate >= 0.5;
+    setText(e.label, fmt(c) + (running ? " · " + rate(e.rate) : ""));
   }
   if (dt > 0.05) view.lastElapsed = p.elapsed_ms;
   setText($("elapsed"), (p.elapsed_ms / 1000).toFixed(1) + " s");
