@@ -116,6 +116,15 @@ pub enum Command {
         #[arg(long)]
         no_start: bool,
     },
+    /// Draw a run report (`run --report FILE`) as a self-contained HTML page: a timeline per
+    /// node, memory over time against the limit, features per edge.
+    Report {
+        /// The run report (JSON).
+        file: PathBuf,
+        /// The page to write.
+        #[arg(long, value_name = "OUT.html")]
+        html: PathBuf,
+    },
     /// Show what a capture job holds: its edges, or the features of one edge.
     Inspect {
         /// The job folder.

@@ -7,8 +7,8 @@
 //!
 //! This crate is the facade: it re-exports the engine ([`runtime`]) and the action library
 //! ([`actions`]), and adds [`generate`] (sample data for benchmarks and demos), [`help`]
-//! (what `sluice actions` prints) and [`inspect`] (how `sluice inspect` prints a capture
-//! job).
+//! (what `sluice actions` prints), [`inspect`] (how `sluice inspect` prints a capture
+//! job) and [`report`] (a run report drawn as a page).
 //!
 //! ```no_run
 //! use sluice::runtime::{executor::{self, RunOptions}, workflow::{self, VarSources}};
@@ -22,6 +22,7 @@
 pub mod generate;
 pub mod help;
 pub mod inspect;
+pub mod report;
 
 pub use sluice_actions as actions;
 pub use sluice_runtime as runtime;

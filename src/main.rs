@@ -281,6 +281,36 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             serve_until_stopped(settings, (bind, port), stop, no_start)
         }
+        Command::Report { file, html } => {
+            let read = std::fs::read_to_string(&file)
+                .map_err(|e| e.to_string())
+                .and_then(|t| {
+                    serde_json::from_str::<serde_json::Value>(&t).map_err(|e| e.to_string())
+                });
+            let page = read.and_then(|v| sluice::report::html(&v).map_err(|e| e.to_string()));
+            let page = match page {
+                Ok(p) => p,
+                Err(e) => {
+                    eprintln!("error: {}: {e}", file.display());
+                    return Ok(ExitCode::from(1));
+                }
+            };
+            // Whole or not at all: a temporary sibling renamed into place.
+            let tmp = html.with_file_name(format!(
+                ".{}.{}.tmp",
+                html.file_name()
+                    .map_or("report".into(), |n| n.to_string_lossy()),
+                std::process::id()
+            ));
+            let written = std::fs::write(&tmp, page).and_then(|()| std::fs::rename(&tmp, &html));
+            if let Err(e) = written {
+                let _ = std::fs::remove_file(&tmp);
+                eprintln!("error: --html {}: {e}", html.display());
+                return Ok(ExitCode::from(1));
+            }
+            eprintln!("wrote {}", html.display());
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Validate { file, vars, format } => {
             let Some(vars) = parse_vars(&vars) else {
                 return Ok(ExitCode::from(1));

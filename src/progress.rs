@@ -1,6 +1,7 @@
 //! What the user sees while a run goes on and when it ends: a redrawn table of nodes on a
 //! terminal, log lines otherwise, and the figures of a run that succeeded.
 
+use sluice::report::thousands;
 use sluice::runtime::Event;
 use sluice::runtime::events::EventStream;
 use sluice::runtime::executor::{Progress, RunReport};
@@ -105,23 +106,12 @@ fn drop_lines(report: &RunReport) -> Vec<String> {
 }
 
 /// `n` with a comma between each group of three digits: `1,000,873`.
-fn thousands(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use sluice::runtime::executor::{DroppedReport, NodeReport, RunReport};
 
-    use super::{drop_lines, thousands};
+    use super::drop_lines;
+    use sluice::report::thousands;
 
     #[test]
     fn thousands_are_separated_by_commas() {
@@ -158,6 +148,7 @@ mod tests {
             elapsed_ms: 0.0,
             peak_reservation: 0,
             gate_wait_ms: 0.0,
+            timeline: Vec::new(),
         }
     }
 
@@ -179,6 +170,7 @@ mod tests {
                 node("keep", &[("unfiltered", 1_000_873), ("rejected", 12)]),
             ],
             edges: Vec::new(),
+            memory: Default::default(),
         };
         assert_eq!(
             drop_lines(&report),

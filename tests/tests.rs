@@ -33,3 +33,6 @@ mod paths;
 
 /// The live view's HTTP surface: `sluice serve`, `run --ui`.
 mod serve;
+
+/// `run --report` timelines and memory; `sluice report --html`.
+mod report;

@@ -239,19 +239,28 @@ fn stream(
     first: SseEvent,
     slot: StreamSlot,
 ) -> impl Stream<Item = Result<SseEvent, Infallible>> {
+    // The stream ends after the end of a run whose server ends with it, so the page has
+    // everything and the server need not wait for the page to go.
+    let ends_with_run = session.state().server_ends_with_run;
     futures_util::stream::unfold(
-        (Some(first), rx, session, slot),
-        |(first, mut rx, session, slot)| async move {
-            if let Some(e) = first {
-                return Some((Ok(e), (None, rx, session, slot)));
+        (Some(first), rx, session, slot, false),
+        move |(first, mut rx, session, slot, over)| async move {
+            if over {
+                return None;
             }
-            let event = match rx.recv().await {
-                Ok((name, data)) => SseEvent::default().event(name).data(&*data),
+            if let Some(e) = first {
+                return Some((Ok(e), (None, rx, session, slot, false)));
+            }
+            let (event, over) = match rx.recv().await {
+                Ok((name, data)) => (
+                    SseEvent::default().event(name).data(&*data),
+                    ends_with_run && name == "run_finished",
+                ),
                 // Fell behind: the whole state again, then live events.
-                Err(RecvError::Lagged(_)) => snapshot_event(&session),
+                Err(RecvError::Lagged(_)) => (snapshot_event(&session), false),
                 Err(RecvError::Closed) => return None,
             };
-            Some((Ok(event), (None, rx, session, slot)))
+            Some((Ok(event), (None, rx, session, slot, over)))
         },
     )
 }

@@ -60,15 +60,34 @@ impl NodeState {
 pub struct StateCell {
     state: AtomicU8,
     spilled_bytes: AtomicU64,
+    /// Each change of state and when it happened (a few per node; at most
+    /// [`MAX_CHANGES`]): the run report's timeline.
+    changes: parking_lot::Mutex<Vec<(NodeState, Instant)>>,
 }
+
+/// The most state changes a node's timeline keeps (a node changes state a handful of times).
+const MAX_CHANGES: usize = 64;
 
 impl Default for StateCell {
     fn default() -> StateCell {
         StateCell {
             state: AtomicU8::new(NodeState::Waiting as u8),
             spilled_bytes: AtomicU64::new(0),
+            changes: parking_lot::Mutex::new(Vec::new()),
         }
     }
+}
+
+/// One span of a node's timeline in the run report: a state, from when to when
+/// (milliseconds since the run started).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct StateSpan {
+    /// The state (`running`, `gated`, `spilling`, `finishing`).
+    pub state: NodeState,
+    /// When it began.
+    pub start_ms: f64,
+    /// When it ended.
+    pub end_ms: f64,
 }
 
 impl StateCell {
@@ -80,6 +99,33 @@ impl StateCell {
     /// Sets the state.
     pub fn set(&self, state: NodeState) {
         self.state.store(state as u8, Ordering::Relaxed);
+        self.changed(state);
+    }
+
+    fn changed(&self, state: NodeState) {
+        let mut changes = self.changes.lock();
+        if changes.len() < MAX_CHANGES && changes.last().is_none_or(|(s, _)| *s != state) {
+            changes.push((state, Instant::now()));
+        }
+    }
+
+    /// The node's life from `start` (the run's start) to `end`: a span per state it was in
+    /// (waiting, done and failed leave none).
+    pub fn timeline(&self, start: Instant, end: Instant) -> Vec<StateSpan> {
+        let changes = self.changes.lock();
+        let ms = |t: Instant| t.saturating_duration_since(start).as_secs_f64() * 1e3;
+        changes
+            .iter()
+            .enumerate()
+            .filter(|(_, (s, _))| {
+                !matches!(s, NodeState::Waiting | NodeState::Done | NodeState::Failed)
+            })
+            .map(|(i, &(state, from))| StateSpan {
+                state,
+                start_ms: ms(from),
+                end_ms: ms(changes.get(i + 1).map_or(end, |&(_, t)| t)),
+            })
+            .collect()
     }
 
     /// Bytes the node spilled to disk so far.
@@ -91,12 +137,18 @@ impl StateCell {
     /// so).
     pub(crate) fn spilled(&self, bytes: u64) {
         self.spilled_bytes.fetch_add(bytes, Ordering::Relaxed);
-        let _ = self.state.compare_exchange(
-            NodeState::Running as u8,
-            NodeState::Spilling as u8,
-            Ordering::Relaxed,
-            Ordering::Relaxed,
-        );
+        if self
+            .state
+            .compare_exchange(
+                NodeState::Running as u8,
+                NodeState::Spilling as u8,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            )
+            .is_ok()
+        {
+            self.changed(NodeState::Spilling);
+        }
     }
 }
 
@@ -258,6 +310,34 @@ pub struct MemorySnapshot {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_timeline_has_a_span_per_state_in_order() {
+        let start = Instant::now();
+        let cell = StateCell::default();
+        cell.set(NodeState::Running);
+        cell.spilled(10);
+        cell.set(NodeState::Gated);
+        cell.set(NodeState::Finishing);
+        cell.set(NodeState::Done);
+        let spans = cell.timeline(start, Instant::now());
+        let states: Vec<NodeState> = spans.iter().map(|s| s.state).collect();
+        assert_eq!(
+            states,
+            [
+                NodeState::Running,
+                NodeState::Spilling,
+                NodeState::Gated,
+                NodeState::Finishing
+            ]
+        );
+        for w in spans.windows(2) {
+            assert!(
+                w[0].start_ms <= w[0].end_ms && w[0].end_ms == w[1].start_ms,
+                "{w:?}"
+            );
+        }
+    }
 
     #[test]
     fn a_spill_counts_bytes_and_marks_only_a_running_node() {

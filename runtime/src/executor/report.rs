@@ -40,6 +40,9 @@ pub struct NodeReport {
     pub peak_reservation: u64,
     /// Time its heavy finish waited at the gate, milliseconds.
     pub gate_wait_ms: f64,
+    /// The node's life: a span per state it was in (running, gated, spilling, finishing),
+    /// in milliseconds since the run started.
+    pub timeline: Vec<super::progress::StateSpan>,
 }
 
 /// Features an action emitted to a port with no edge.
@@ -171,6 +174,9 @@ pub struct RunReport {
     pub nodes: Vec<NodeReport>,
     /// Per edge.
     pub edges: Vec<EdgeReport>,
+    /// Memory over the run: samples about ten a second, thinned evenly to at most 2,000,
+    /// and the pressure changes.
+    pub memory: crate::memory::MemoryTrace,
 }
 
 impl RunReport {
@@ -211,6 +217,8 @@ impl RunReport {
 /// What a run measured, gathered once its threads have ended.
 pub(super) struct Measured<'a> {
     pub workflow: Option<String>,
+    pub started: std::time::Instant,
+    pub memory: crate::memory::MemoryTrace,
     pub ok: bool,
     pub elapsed: Duration,
     pub peak_rss_bytes: u64,
@@ -246,7 +254,10 @@ impl RunReport {
                 .nodes
                 .into_iter()
                 .zip(m.progress)
-                .map(|(end, p)| NodeReport::of(end, p, &peaks))
+                .map(|(end, p)| {
+                    let timeline = p.state.timeline(m.started, std::time::Instant::now());
+                    NodeReport::of(end, p, &peaks, timeline)
+                })
                 .collect(),
             edges: m
                 .edges
@@ -257,12 +268,18 @@ impl RunReport {
                     features: e.features.load(Ordering::Relaxed),
                 })
                 .collect(),
+            memory: m.memory,
         }
     }
 }
 
 impl NodeReport {
-    fn of(end: NodeEnd, p: &NodeProgress, peaks: &HashMap<String, usize>) -> NodeReport {
+    fn of(
+        end: NodeEnd,
+        p: &NodeProgress,
+        peaks: &HashMap<String, usize>,
+        timeline: Vec<super::progress::StateSpan>,
+    ) -> NodeReport {
         let dropped = DroppedReport::collect(&end.outputs, &end.drops);
         NodeReport {
             peak_reservation: peaks.get(&end.id).copied().unwrap_or(0) as u64,
@@ -278,6 +295,7 @@ impl NodeReport {
             dropped,
             elapsed_ms: end.took.as_secs_f64() * 1e3,
             gate_wait_ms: end.gate_wait_ns.load(Ordering::Relaxed) as f64 / 1e6,
+            timeline,
             id: end.id,
         }
     }

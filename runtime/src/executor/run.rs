@@ -277,9 +277,11 @@ impl Prepared {
         }
         // The plan's reservations go back; what is still reserved after this was leaked.
         shared.planned.clear();
-        let peak_rss_bytes = monitor.stop();
+        let (peak_rss_bytes, memory) = monitor.stop_with_trace();
         let report = RunReport::assemble(Measured {
             workflow,
+            started,
+            memory,
             ok: result.is_none(),
             elapsed: started.elapsed(),
             peak_rss_bytes,

@@ -11,7 +11,7 @@ mod spill_dir;
 
 pub use budget::{ConsumerStats, MemoryBudget, Reservation};
 pub use gate::{Gate, GatePermit, GatePolicy};
-pub use monitor::{Monitor, Pressure};
+pub use monitor::{MemoryPoint, MemoryTrace, Monitor, Pressure, PressureMark};
 pub use plan::{
     ACCUMULATOR_MIN_BYTES, BUDGET_SHARE, CRITICAL_BATCH_DIVISOR, CRITICAL_PERCENT, FEATURE_BYTES,
     LimitTooSmall, MIN_EDGE_FEATURES, MemoryPlan, NODE_BYTES, PRESSURE_MIN_BATCH, PlanInput,

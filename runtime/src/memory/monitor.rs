@@ -83,11 +83,82 @@ pub struct Knobs {
     pub read_ahead: Arc<AtomicUsize>,
 }
 
+/// The most points a [`MemoryTrace`] keeps: when full, every other point is dropped and
+/// samples are kept half as often, so a run of any length keeps at most this many, evenly
+/// spread.
+pub const MAX_TRACE_POINTS: usize = 2000;
+/// The most pressure changes a [`MemoryTrace`] keeps.
+pub const MAX_PRESSURE_MARKS: usize = 1000;
+
+/// Memory over a run, for the run report's picture: samples (downsampled to at most
+/// [`MAX_TRACE_POINTS`]) and the pressure changes.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct MemoryTrace {
+    /// Samples, in time order.
+    pub points: Vec<MemoryPoint>,
+    /// Pressure level changes, in time order.
+    pub pressure: Vec<PressureMark>,
+    /// Samples kept: one in this many taken at the report interval.
+    #[serde(skip)]
+    stride: usize,
+    #[serde(skip)]
+    seen: usize,
+}
+
+/// One memory sample.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct MemoryPoint {
+    /// Milliseconds since the run started.
+    pub t_ms: f64,
+    /// Resident set size, bytes.
+    pub rss: u64,
+    /// Bytes reserved from the budget.
+    pub reserved: u64,
+}
+
+/// A change of memory pressure.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct PressureMark {
+    /// Milliseconds since the run started.
+    pub t_ms: f64,
+    /// `normal`, `warning` or `critical`.
+    pub level: &'static str,
+    /// Resident set size then, bytes.
+    pub rss: u64,
+}
+
+impl MemoryTrace {
+    fn sample(&mut self, point: MemoryPoint) {
+        self.stride = self.stride.max(1);
+        self.seen += 1;
+        if !(self.seen - 1).is_multiple_of(self.stride) {
+            return;
+        }
+        if self.points.len() >= MAX_TRACE_POINTS {
+            let mut i = 0;
+            self.points.retain(|_| {
+                i += 1;
+                i % 2 == 1
+            });
+            self.stride *= 2;
+            self.seen = 1;
+        }
+        self.points.push(point);
+    }
+
+    fn pressure(&mut self, mark: PressureMark) {
+        if self.pressure.len() < MAX_PRESSURE_MARKS {
+            self.pressure.push(mark);
+        }
+    }
+}
+
 /// A running monitor; stop it to get the peak.
 pub struct Monitor {
     stop: Option<Sender<()>>,
     handle: Option<JoinHandle<()>>,
     peak: Arc<AtomicU64>,
+    trace: Arc<parking_lot::Mutex<MemoryTrace>>,
 }
 
 impl Monitor {
@@ -103,6 +174,9 @@ impl Monitor {
         let (stop, stopped) = crossbeam_channel::bounded::<()>(0);
         let peak = Arc::new(AtomicU64::new(current_rss()));
         let peak2 = peak.clone();
+        let trace = Arc::new(parking_lot::Mutex::new(MemoryTrace::default()));
+        let trace2 = trace.clone();
+        let started = Instant::now();
         let base_batch = knobs.batch_size.load(Ordering::Relaxed);
         let base_ahead = knobs.read_ahead.load(Ordering::Relaxed);
         let handle = std::thread::Builder::new()
@@ -116,10 +190,13 @@ impl Monitor {
                     // Observers get at most ~10 samples a second, whatever the interval.
                     if last_report.is_none_or(|t| t.elapsed() >= REPORT_EVERY) {
                         last_report = Some(Instant::now());
-                        events.send(Event::MemorySampled {
+                        let reserved = budget.reserved() as u64;
+                        trace2.lock().sample(MemoryPoint {
+                            t_ms: started.elapsed().as_secs_f64() * 1e3,
                             rss,
-                            reserved: budget.reserved() as u64,
+                            reserved,
                         });
+                        events.send(Event::MemorySampled { rss, reserved });
                         tick();
                     }
                     let now = Pressure::of(rss, limit);
@@ -128,6 +205,11 @@ impl Monitor {
                         let (batch, ahead) = now.knobs(base_batch, base_ahead);
                         knobs.batch_size.store(batch, Ordering::Relaxed);
                         knobs.read_ahead.store(ahead, Ordering::Relaxed);
+                        trace2.lock().pressure(PressureMark {
+                            t_ms: started.elapsed().as_secs_f64() * 1e3,
+                            level: now.name(),
+                            rss,
+                        });
                         events.send(Event::MemoryPressureChanged {
                             level: now.name().into(),
                             rss,
@@ -145,6 +227,7 @@ impl Monitor {
             stop: Some(stop),
             handle,
             peak,
+            trace,
         }
     }
 
@@ -158,6 +241,14 @@ impl Monitor {
         self.shutdown();
         self.peak.fetch_max(current_rss(), Ordering::Relaxed);
         self.peak()
+    }
+
+    /// Stops the monitor and returns the peak RSS and the memory over the run.
+    pub fn stop_with_trace(mut self) -> (u64, MemoryTrace) {
+        self.shutdown();
+        self.peak.fetch_max(current_rss(), Ordering::Relaxed);
+        let trace = std::mem::take(&mut *self.trace.lock());
+        (self.peak(), trace)
     }
 
     fn shutdown(&mut self) {
@@ -177,6 +268,25 @@ impl Drop for Monitor {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_long_trace_is_thinned_evenly_and_stays_bounded() {
+        let mut t = MemoryTrace::default();
+        for i in 0..50_000u64 {
+            t.sample(MemoryPoint {
+                t_ms: i as f64,
+                rss: i,
+                reserved: 0,
+            });
+        }
+        assert!(t.points.len() <= MAX_TRACE_POINTS, "{}", t.points.len());
+        assert!(t.points.len() > MAX_TRACE_POINTS / 2);
+        assert_eq!(t.points[0].t_ms, 0.0);
+        // Evenly spread: every gap the same, and the last point near the end.
+        let gap = t.points[1].t_ms - t.points[0].t_ms;
+        assert!(t.points.windows(2).all(|w| w[1].t_ms - w[0].t_ms == gap));
+        assert!(t.points.last().unwrap().t_ms >= 50_000.0 - 2.0 * gap);
+    }
 
     #[test]
     fn levels() {

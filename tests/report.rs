@@ -1,0 +1,107 @@
+//! `run --report` keeps a timeline per node and memory over time; `sluice report --html`
+//! draws them.
+
+use std::time::Duration;
+
+use crate::util::{sluice, stderr};
+
+const T: Duration = Duration::from_secs(120);
+
+#[test]
+fn a_spilling_run_s_report_draws_its_timeline_memory_and_edges() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = sluice(
+        dir.path(),
+        &["generate", "w1", "--rows", "150000", "--out", "in.csv"],
+        T,
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    std::fs::write(
+        dir.path().join("wf.yaml"),
+        "nodes:\n  - { id: read, action: csv_reader, with: { path: in.csv } }\n  - { id: order, action: sort, with: { by: [ { attribute: value } ] } }\n  - { id: write, action: csv_writer, with: { path: out/sorted.csv } }\nedges: [ read -> order, order -> write ]\n",
+    )
+    .unwrap();
+    let o = sluice(
+        dir.path(),
+        &[
+            "run",
+            "wf.yaml",
+            "--quiet",
+            "--memory-limit",
+            "24MB",
+            "--report",
+            "run.json",
+        ],
+        T,
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("run.json")).unwrap())
+            .unwrap();
+    // The sort ran, spilled, then finished, in that order and within the run.
+    let order = &report["nodes"][1];
+    let states: Vec<&str> = order["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["state"].as_str().unwrap())
+        .collect();
+    assert_eq!(states.first(), Some(&"running"), "{states:?}");
+    assert!(states.contains(&"spilling"), "{states:?}");
+    assert_eq!(states.last(), Some(&"finishing"), "{states:?}");
+    let elapsed = report["elapsed_ms"].as_f64().unwrap();
+    for span in order["timeline"].as_array().unwrap() {
+        let (a, b) = (
+            span["start_ms"].as_f64().unwrap(),
+            span["end_ms"].as_f64().unwrap(),
+        );
+        assert!(
+            0.0 <= a && a <= b && b <= elapsed + 1.0,
+            "{span} in {elapsed} ms"
+        );
+    }
+    let points = report["memory"]["points"].as_array().unwrap();
+    assert!(!points.is_empty() && points.len() <= 2000);
+    assert!(points.iter().any(|p| p["reserved"].as_u64() > Some(0)));
+
+    let o = sluice(dir.path(), &["report", "run.json", "--html", "run.html"], T);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let page = std::fs::read_to_string(dir.path().join("run.html")).unwrap();
+    assert!(page.contains("data-node=\"order\" data-state=\"spilling\""));
+    assert!(page.contains("data-node=\"order\" data-state=\"finishing\""));
+    assert!(page.contains("<polyline class=\"rss\" points=\""));
+    assert!(
+        page.contains("class=\"spill\""),
+        "a spill is marked on the memory chart"
+    );
+    assert!(
+        page.contains("<td class=\"n\">150,000</td>"),
+        "the edges' counts"
+    );
+    assert!(!page.contains("<script"), "no script");
+    assert!(
+        !page.contains("http://") && !page.contains("https://"),
+        "nothing fetched"
+    );
+}
+
+#[test]
+fn report_refuses_what_is_not_a_report_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("bad.json"), "{\"ok\": true}").unwrap();
+    std::fs::write(dir.path().join("text.json"), "not json").unwrap();
+    for (file, says) in [
+        (
+            "bad.json",
+            "not a sluice run report: no number \"elapsed_ms\"",
+        ),
+        ("text.json", "expected ident"),
+        ("missing.json", "No such file"),
+    ] {
+        let o = sluice(dir.path(), &["report", file, "--html", "out.html"], T);
+        assert_eq!(o.status.code(), Some(1), "{file}");
+        let err = stderr(&o);
+        assert!(err.contains(file) && err.contains(says), "{file}: {err}");
+        assert!(!dir.path().join("out.html").exists());
+    }
+}
