@@ -394,3 +394,33 @@ fn event_streams_are_bounded() {
         pause(Duration::from_millis(20));
     }
 }
+
+#[test]
+fn a_failed_node_s_error_is_in_the_state() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("in.csv"), "a\n1\n").unwrap();
+    std::fs::write(dir.path().join("blocker"), "a file, not a folder").unwrap();
+    std::fs::write(
+        dir.path().join("wf.yaml"),
+        "nodes:\n  - { id: read, action: csv_reader, with: { path: in.csv } }\n  - { id: write, action: csv_writer, with: { path: blocker/out.csv } }\nedges: [ read -> write ]\n",
+    )
+    .unwrap();
+    let served = Served::start(dir.path(), &["serve", "wf.yaml"]);
+    let state = served.wait_for("the failure", |v| v["status"] == "failed");
+    let error = state["failures"]["write"].as_str().unwrap_or_default();
+    assert!(error.contains("not a directory"), "{state}");
+    assert!(
+        state["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("\"write\""),
+        "the run's error names the node: {state}"
+    );
+    let states: Vec<&str> = state["progress"]["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["state"].as_str().unwrap())
+        .collect();
+    assert_eq!(states[1], "failed", "{states:?}");
+}
