@@ -7,7 +7,7 @@
 //   tests/browser/run.sh            # once: installs playwright-core under target/browser/
 //   node benches/live_view.mjs [path/to/sluice]
 import { spawn } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { createRequire } from "node:module";
@@ -40,6 +40,22 @@ function exec(args, cwd, onUrl) {
   });
 }
 
+/** CPU seconds used so far by every Chromium process (Linux /proc; 0 elsewhere). */
+function browserCpu() {
+  let ticks = 0;
+  try {
+    for (const pid of readdirSync("/proc")) {
+      if (!/^\d+$/.test(pid)) continue;
+      try {
+        if (!readFileSync(`/proc/${pid}/cmdline`, "utf8").includes("chromium")) continue;
+        const f = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1].split(" ");
+        ticks += Number(f[11]) + Number(f[12]);
+      } catch {}
+    }
+  } catch {}
+  return ticks / 100;
+}
+
 const median = (v) => [...v].sort((a, b) => a - b)[Math.floor(v.length / 2)];
 
 const work = mkdtempSync(join(tmpdir(), "sluice-live-bench-"));
@@ -55,14 +71,20 @@ try {
   await exec(args, work); // warm the page cache
   const plain = [], watched = [];
   for (let r = 0; r < rounds; r++) {
-    const a = await exec(args, work);
+    const report = join(work, "run.json");
+    const ran = () => JSON.parse(readFileSync(report, "utf8")).elapsed_ms / 1000;
+    const a = await exec([...args, "--report", report], work);
+    const aRun = ran();
     const page = await browser.newPage();
     let opened;
-    const b = await exec([...args, "--ui"], work, (url) => { opened = page.goto(url); });
+    const cpu0 = browserCpu();
+    const b = await exec([...args, "--report", report, "--ui"], work, (url) => { opened = page.goto(url); });
+    const bRun = ran();
+    const cpu = browserCpu() - cpu0;
     await opened?.catch(() => {});
     const updates = await page.evaluate(() => Number(document.querySelector('g.edge text')?.dataset.count || 0)).catch(() => -1);
     await page.close();
-    console.log(`round ${r}: plain ${a.toFixed(2)} s, with the live view ${b.toFixed(2)} s (page's first edge count at the end: ${updates})`);
+    console.log(`round ${r}: plain ${a.toFixed(2)} s (run ${aRun.toFixed(2)} s), with the live view ${b.toFixed(2)} s (run ${bRun.toFixed(2)} s; browser CPU ${cpu.toFixed(2)} s; page's first edge count at the end: ${updates})`);
     plain.push(a);
     watched.push(b);
   }

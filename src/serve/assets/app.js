@@ -143,6 +143,26 @@ function fit() {
 
 // ---- state -----------------------------------------------------------------------------
 
+// Snapshots arrive about ten a second; the page draws at most four a second (the latest),
+// and none while it is hidden: a browser watching a run takes as little as it can from it.
+const DRAW_EVERY_MS = 250;
+let pending = null, timer = null;
+function later(p) {
+  pending = p;
+  if (timer === null) {
+    timer = setTimeout(() => {
+      timer = null;
+      if (document.hidden) return;
+      const q = pending;
+      pending = null;
+      applyProgress(q);
+    }, DRAW_EVERY_MS);
+  }
+}
+document.addEventListener("visibilitychange", () => {
+  if (!document.hidden && pending) later(pending);
+});
+
 function applyProgress(p) {
   if (!p || !view.graph || p.nodes.length !== view.nodes.length) return;
   const t0 = performance.now();
@@ -198,6 +218,8 @@ function drawProgress(p) {
 }
 
 function applyState(s) {
+  // The state carries the newest snapshot: an older one waiting to be drawn is dropped.
+  pending = null;
   view.status = s.status;
   view.endsWithRun = s.server_ends_with_run;
   view.failures = s.failures || {};
@@ -345,7 +367,7 @@ function listen() {
   source.addEventListener("snapshot", whole);
   source.addEventListener("run_started", whole);
   source.addEventListener("run_finished", whole);
-  source.addEventListener("progress", (m) => applyProgress(JSON.parse(m.data)));
+  source.addEventListener("progress", (m) => later(JSON.parse(m.data)));
   source.addEventListener("node_failed", (m) => {
     const f = JSON.parse(m.data);
     view.failures[f.node] = f.error;
