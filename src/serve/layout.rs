@@ -105,6 +105,8 @@ pub fn of(plan: &Plan, captured: &[usize]) -> Graph {
             .rsplit_once('/')
             .map(|(g, _)| g.to_string())
     };
+    // The outermost instance a node is in, for keeping instances together.
+    let top_of = |i: usize| plan.nodes[i].id.split_once('/').map(|(g, _)| g.to_string());
     let mut preds: Vec<Vec<usize>> = vec![Vec::new(); n];
     for e in &plan.edges {
         preds[e.to].push(e.from);
@@ -136,20 +138,22 @@ pub fn of(plan: &Plan, captured: &[usize]) -> Graph {
                 preds[v].iter().map(|&p| rows[p]).sum::<f64>() / preds[v].len() as f64
             }
         };
-        // An instance's nodes side by side, the instances in the order of their inputs.
+        // An instance's nodes side by side (nested ones inside their outer instance), the
+        // instances in the order of their inputs.
         let mut group_key: BTreeMap<Option<String>, f64> = BTreeMap::new();
         for &v in &members {
             let k = key(v);
             group_key
-                .entry(group_of(v))
+                .entry(top_of(v))
                 .and_modify(|g| *g = g.min(k))
                 .or_insert(k);
         }
         members.sort_by(|&a, &b| {
-            let (ga, gb) = (group_of(a), group_of(b));
+            let (ga, gb) = (top_of(a), top_of(b));
             group_key[&ga]
                 .total_cmp(&group_key[&gb])
                 .then_with(|| ga.cmp(&gb))
+                .then_with(|| group_of(a).cmp(&group_of(b)))
                 .then_with(|| key(a).total_cmp(&key(b)))
                 .then_with(|| a.cmp(&b))
         });
@@ -186,12 +190,20 @@ pub fn of(plan: &Plan, captured: &[usize]) -> Graph {
             }
         })
         .collect();
+    // A box per instance, nested instances included (`clean/tag` inside `clean`), each
+    // around every node whose id it prefixes; inner boxes pad less, so they sit inside.
     let mut boxes: BTreeMap<String, (f64, f64, f64, f64)> = BTreeMap::new();
     for node in &nodes {
-        if let Some(g) = &node.group {
+        let mut prefix = String::new();
+        let parts: Vec<&str> = node.id.split('/').collect();
+        for part in &parts[..parts.len() - 1] {
+            if !prefix.is_empty() {
+                prefix.push('/');
+            }
+            prefix.push_str(part);
             let b = boxes
-                .entry(g.clone())
-                .or_insert((f64::MAX, f64::MAX, 0.0, 0.0));
+                .entry(prefix.clone())
+                .or_insert((f64::MAX, f64::MAX, f64::MIN, f64::MIN));
             b.0 = b.0.min(node.x);
             b.1 = b.1.min(node.y);
             b.2 = b.2.max(node.x + node.width);
@@ -200,12 +212,17 @@ pub fn of(plan: &Plan, captured: &[usize]) -> Graph {
     }
     let groups = boxes
         .into_iter()
-        .map(|(id, (x0, y0, x1, y1))| Group {
-            id,
-            x: x0 - 10.0,
-            y: y0 - 18.0,
-            width: x1 - x0 + 20.0,
-            height: y1 - y0 + 28.0,
+        .map(|(id, (x0, y0, x1, y1))| {
+            let depth = id.matches('/').count() as f64;
+            let pad = (14.0 - 5.0 * depth).max(4.0);
+            let top = (22.0 - 5.0 * depth).max(12.0);
+            Group {
+                id,
+                x: x0 - pad,
+                y: y0 - top,
+                width: x1 - x0 + 2.0 * pad,
+                height: y1 - y0 + top + pad,
+            }
         })
         .collect();
     let edges = plan
@@ -322,6 +339,53 @@ mod tests {
         // Within a band, left to right.
         assert!(g.nodes[0].x < g.nodes[1].x && g.nodes[9].x > g.nodes[8].x);
         assert!(g.nodes[10].y > g.nodes[9].y);
+    }
+
+    #[test]
+    fn subgraph_instances_get_boxes_around_their_nodes_nested_ones_inside() {
+        let dir = "tests/fixtures/subgraph_reuse";
+        let yaml = std::fs::read_to_string(format!("{dir}/workflow.yaml")).unwrap();
+        let vars = VarSources::new(
+            [
+                ("input", format!("{dir}/input")),
+                ("output", "out".to_string()),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect(),
+        );
+        let plan = workflow::load("wf.yaml", &yaml, &sluice::actions::registry(), &vars)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let g = of(&plan, &[]);
+        let ids: Vec<&str> = g.groups.iter().map(|b| b.id.as_str()).collect();
+        assert_eq!(ids, ["clean_a", "clean_a/tag", "clean_b", "clean_b/tag"]);
+        let inside = |n: &GraphNode, b: &Group| {
+            n.x >= b.x
+                && n.y >= b.y
+                && n.x + n.width <= b.x + b.width
+                && n.y + n.height <= b.y + b.height
+        };
+        for b in &g.groups {
+            let prefix = format!("{}/", b.id);
+            for n in &g.nodes {
+                assert_eq!(
+                    n.id.starts_with(&prefix),
+                    inside(n, b),
+                    "{} and box {}",
+                    n.id,
+                    b.id
+                );
+            }
+        }
+        assert_eq!(
+            g.nodes
+                .iter()
+                .find(|n| n.id == "clean_a/tag/calc")
+                .unwrap()
+                .group
+                .as_deref(),
+            Some("clean_a/tag")
+        );
     }
 
     #[test]
