@@ -8,16 +8,24 @@
 //!     to: 32632
 //! ```
 //!
-//! - Supported EPSG codes: 4326 (WGS 84 longitude/latitude, degrees), 3857 (Web Mercator,
-//!   also under its old alias 900913), 32601-32660 (WGS 84 / UTM zones 1-60 north) and
-//!   32701-32760 (WGS 84 / UTM zones 1-60 south). All share the WGS 84 datum, so no datum
-//!   shift is involved. The projections run in pure Rust (`proj4rs`); no PROJ install needed.
+//! - `from` and `to` take a CRS as users write it: an EPSG code (`4326`, `"4326"`,
+//!   `"EPSG:4326"`, `"urn:ogc:def:crs:EPSG::4326"`,
+//!   `"http://www.opengis.net/def/crs/EPSG/0/4326"`; `"OGC:CRS84"` is 4326 as sluice keeps
+//!   longitude first), a WKT that names its EPSG code (`AUTHORITY["EPSG","2154"]` or
+//!   `ID["EPSG",2154]`, the outermost one), or a PROJ string (`+proj=utm +zone=32
+//!   +datum=WGS84`). Every EPSG code with a PROJ definition is known (from the
+//!   `crs-definitions` tables: 4326, 3857 and its old alias 900913, the UTM zones, 2154, the
+//!   Japanese plane rectangular systems 6669-6687, 27700, ...); datum shifts given as
+//!   `+towgs84` parameters are applied, grid shifts (`+nadgrids` files) are not available and
+//!   such a code is refused. The projections run in pure Rust (`proj4rs`); no PROJ install
+//!   needed.
 //! - `from` is the CRS the coordinates are in. When given it is used for every feature, whatever
 //!   CRS the feature carries (for untagged or mis-tagged data); when absent, each feature's own
-//!   CRS is used. The output geometry carries `to` as its CRS.
-//! - An unknown code in `from` or `to` fails the build, naming the code and the supported ones.
+//!   CRS is used. The output geometry carries `to` as its CRS (no code when `to` is a PROJ
+//!   string).
+//! - An unknown or unusable CRS in `from` or `to` fails the build, naming it.
 //! - Rejected, with the reason: a feature without a geometry; a feature with neither a CRS nor
-//!   `from`; a feature whose own CRS is not supported; a coordinate that cannot be projected
+//!   `from`; a feature whose own CRS is not known; a coordinate that cannot be projected
 //!   (a latitude beyond ±90°, a pole in Web Mercator, a non-finite value).
 
 use geo::MapCoords;
@@ -38,36 +46,156 @@ use super::per_feature::{GeometryChange, GeometryStep, PerFeature};
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReprojectParams {
-    /// EPSG code of the input coordinates; default: each feature's own CRS.
+    /// The CRS of the input coordinates; default: each feature's own CRS.
     #[serde(default)]
-    pub from: Option<u32>,
-    /// EPSG code to transform to (4326, 3857, 326xx or 327xx).
-    pub to: u32,
+    pub from: Option<CrsParam>,
+    /// The CRS to transform to.
+    pub to: CrsParam,
 }
 
-/// The supported codes, for messages.
-pub const SUPPORTED: &str = "EPSG:4326, EPSG:3857 (or 900913), EPSG:32601-32660 (UTM north) and EPSG:32701-32760 (UTM south)";
+/// A CRS as written in a workflow: an EPSG code (`4326`, `"EPSG:4326"`,
+/// `"urn:ogc:def:crs:EPSG::4326"`), a WKT naming its EPSG code, or a PROJ string
+/// (`"+proj=utm +zone=32 +datum=WGS84"`).
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum CrsParam {
+    /// An EPSG code.
+    Code(u32),
+    /// A code in words, a WKT or a PROJ string.
+    Text(String),
+}
+
+/// What a [`CrsParam`] names: an EPSG code with its PROJ definition, or a PROJ string alone.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CrsDefinition {
+    /// The EPSG code, when it has one.
+    pub code: Option<u32>,
+    /// The PROJ string.
+    pub proj: String,
+}
+
+impl CrsParam {
+    /// The definition this names, or a message saying why it names none.
+    pub fn resolve(&self) -> Result<CrsDefinition, String> {
+        match self {
+            CrsParam::Code(code) => epsg(*code),
+            CrsParam::Text(text) => {
+                let t = text.trim();
+                if t.starts_with('+') || t.contains("+proj=") {
+                    return Ok(CrsDefinition {
+                        code: None,
+                        proj: t.to_string(),
+                    });
+                }
+                match code_in(t) {
+                    Some(code) => epsg(code),
+                    None => Err(format!(
+                        "\"{t}\" names no CRS sluice knows; give an EPSG code (4326, \"EPSG:2154\", \"urn:ogc:def:crs:EPSG::6677\"), a WKT with its EPSG AUTHORITY or ID, or a PROJ string (\"+proj=...\")"
+                    )),
+                }
+            }
+        }
+    }
+}
+
+/// The EPSG code a text names: `4326`, `EPSG:4326`, `urn:ogc:def:crs:EPSG:[version]:4326`,
+/// `http(s)://www.opengis.net/def/crs/EPSG/0/4326`, `OGC:CRS84`, or the outermost EPSG
+/// authority of a WKT.
+fn code_in(t: &str) -> Option<u32> {
+    let upper = t.to_ascii_uppercase();
+    if matches!(
+        upper.as_str(),
+        "CRS84" | "OGC:CRS84" | "URN:OGC:DEF:CRS:OGC:1.3:CRS84" | "URN:OGC:DEF:CRS:OGC::CRS84"
+    ) || upper.ends_with("/DEF/CRS/OGC/1.3/CRS84")
+    {
+        return Some(4326);
+    }
+    let digits = |s: &str| s.trim().parse::<u32>().ok();
+    if let Some(code) = digits(&upper) {
+        return Some(code);
+    }
+    if let Some(rest) = upper.strip_prefix("EPSG:") {
+        return digits(rest);
+    }
+    if let Some(rest) = upper.strip_prefix("URN:OGC:DEF:CRS:EPSG:") {
+        // urn:ogc:def:crs:EPSG::4326 or urn:ogc:def:crs:EPSG:9.8.15:4326
+        return rest.rsplit(':').next().and_then(digits);
+    }
+    if upper.starts_with("HTTP://") || upper.starts_with("HTTPS://") {
+        return upper
+            .split_once("/DEF/CRS/EPSG/")
+            .and_then(|(_, rest)| rest.rsplit('/').next())
+            .and_then(digits);
+    }
+    // A WKT: the outermost object's authority is the last one in the text.
+    let wkt_head = [
+        "GEOGCS[",
+        "PROJCS[",
+        "GEOCCS[",
+        "COMPD_CS[",
+        "GEOGCRS[",
+        "PROJCRS[",
+        "GEODCRS[",
+        "COMPOUNDCRS[",
+        "GEOGRAPHICCRS[",
+        "PROJECTEDCRS[",
+    ];
+    if wkt_head.iter().any(|h| upper.starts_with(h)) {
+        let compact: String = upper.chars().filter(|c| !c.is_whitespace()).collect();
+        let last = ["AUTHORITY[\"EPSG\",", "ID[\"EPSG\","]
+            .iter()
+            .filter_map(|key| compact.rfind(key).map(|at| (at, at + key.len())))
+            .max()?;
+        let rest = &compact[last.1..];
+        let end = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '"'))
+            .unwrap_or(rest.len());
+        // The outermost authority closes the text: `...AUTHORITY["EPSG","2154"]]`.
+        if rest[end..].trim_start_matches(']').is_empty() {
+            return digits(&rest[..end].replace('"', ""));
+        }
+    }
+    None
+}
+
+/// The PROJ definition of an EPSG code.
+fn epsg(code: u32) -> Result<CrsDefinition, String> {
+    // The old unofficial code of Web Mercator.
+    let code = if code == 900913 { 3857 } else { code };
+    let def = u16::try_from(code)
+        .ok()
+        .and_then(crs_definitions::from_code)
+        .ok_or_else(|| {
+            format!("unknown CRS EPSG:{code} (not an EPSG code with a PROJ definition)")
+        })?;
+    Ok(CrsDefinition {
+        code: Some(code),
+        proj: def.proj4.to_string(),
+    })
+}
 
 /// The `reproject` action.
 pub const SPEC: ActionSpec = ActionSpec::new(
     "reproject",
     ActionKind::Processor,
-    "Transforms geometries between EPSG:4326, EPSG:3857 and the WGS 84 UTM zones.",
+    "Transforms geometries from one coordinate reference system to another (any EPSG code, a WKT with its code, or a PROJ string).",
     schema_of::<ReprojectParams>,
     build,
 )
 .shape(shape)
 .outputs(&[DEFAULT_PORT, REJECTED_PORT])
-.example("from: 4326\nto: 32632\n");
+.example("from: 4326\nto: \"EPSG:32632\"\n");
 
 /// The input, with geometries in the target CRS.
 fn shape(ctx: &ShapeContext) -> Result<Vec<Shape>, ActionError> {
     let params: ReprojectParams = ctx.params()?;
     let mut s = ctx.input(0);
+    let to = params
+        .to
+        .resolve()
+        .map_err(|m| ActionError::param("to", m))?;
     if let GeometryShape::Present { .. } = s.geometry {
-        s.geometry = GeometryShape::Present {
-            crs: Some(params.to),
-        };
+        s.geometry = GeometryShape::Present { crs: to.code };
     }
     let rejected = ctx.input(0).rejected();
     Ok(vec![s, rejected])
@@ -75,10 +203,12 @@ fn shape(ctx: &ShapeContext) -> Result<Vec<Shape>, ActionError> {
 
 fn build(ctx: &BuildContext) -> Result<BuiltAction, ActionError> {
     let params: ReprojectParams = ctx.params()?;
-    let to = Crs::new(params.to).map_err(|m| ActionError::param("to", m))?;
+    let crs = |p: &CrsParam| p.resolve().and_then(|d| Crs::new(&d));
+    let to = crs(&params.to).map_err(|m| ActionError::param("to", m))?;
     let from = params
         .from
-        .map(Crs::new)
+        .as_ref()
+        .map(crs)
         .transpose()
         .map_err(|m| ActionError::param("from", m))?;
     Ok(PerFeature::build(Reproject { from, to }))
@@ -88,25 +218,38 @@ fn build(ctx: &BuildContext) -> Result<BuiltAction, ActionError> {
 // Coordinate reference systems
 // ---------------------------------------------------------------------------------------------
 
-/// A supported CRS: its code and its projection.
+/// A CRS ready to project with: its code (if it has one), a name for messages, its projection.
 struct Crs {
-    code: u32,
+    code: Option<u32>,
+    name: String,
     proj: Proj,
 }
 
 impl Crs {
-    /// The CRS of an EPSG code, or a message naming the supported ones.
-    fn new(code: u32) -> Result<Crs, String> {
-        let definition = match code {
-            4326 => "+proj=longlat +datum=WGS84 +no_defs".to_string(),
-            3857 | 900913 => "+proj=merc +a=6378137 +b=6378137 +lat_ts=0 +lon_0=0 +x_0=0 +y_0=0 +k=1 +units=m +nadgrids=@null +no_defs".to_string(),
-            32601..=32660 => format!("+proj=utm +zone={} +datum=WGS84 +units=m +no_defs", code - 32600),
-            32701..=32760 => format!("+proj=utm +zone={} +south +datum=WGS84 +units=m +no_defs", code - 32700),
-            _ => return Err(format!("unsupported CRS EPSG:{code}; supported: {SUPPORTED}")),
+    /// Sets up the projection of `def`, or says why it cannot be.
+    fn new(def: &CrsDefinition) -> Result<Crs, String> {
+        let name = match def.code {
+            Some(code) => format!("EPSG:{code}"),
+            None => format!("\"{}\"", def.proj),
         };
-        let proj = Proj::from_proj_string(&definition)
-            .map_err(|e| format!("cannot set up EPSG:{code}: {e}"))?;
-        Ok(Crs { code, proj })
+        if def.proj.contains("+nadgrids=") && !def.proj.contains("+nadgrids=@null") {
+            return Err(format!(
+                "{name} needs a datum grid file ({}), which sluice does not carry",
+                def.proj
+            ));
+        }
+        let proj = Proj::from_proj_string(&def.proj)
+            .map_err(|e| format!("cannot set up {name} ({}): {e}", def.proj))?;
+        Ok(Crs {
+            code: def.code,
+            name,
+            proj,
+        })
+    }
+
+    /// The CRS of an EPSG code a feature carries.
+    fn of_code(code: u32) -> Result<Crs, String> {
+        epsg(code).and_then(|d| Crs::new(&d))
     }
 
     fn is_latlong(&self) -> bool {
@@ -118,8 +261,8 @@ impl Crs {
 fn transform(from: &Crs, to: &Crs, c: Coord<f64>) -> Result<Coord<f64>, String> {
     let fail = |why: &str| {
         format!(
-            "reproject: coordinate ({}, {}) cannot be transformed from EPSG:{} to EPSG:{}: {why}",
-            c.x, c.y, from.code, to.code
+            "reproject: coordinate ({}, {}) cannot be transformed from {} to {}: {why}",
+            c.x, c.y, from.name, to.name
         )
     };
     if !(c.x.is_finite() && c.y.is_finite()) {
@@ -171,26 +314,24 @@ impl Reproject {
                         .to_string(),
                 );
             }
-            (None, Some(code)) => match sources.iter().position(|c| c.code == code) {
+            (None, Some(code)) => match sources.iter().position(|c| c.code == Some(code)) {
                 Some(i) => &sources[i],
                 None => {
                     let crs =
-                        Crs::new(code).map_err(|m| format!("reproject: the geometry's {m}"))?;
+                        Crs::of_code(code).map_err(|m| format!("reproject: the geometry's {m}"))?;
                     sources.push(crs);
                     &sources[sources.len() - 1]
                 }
             },
         };
-        let geom = if from.code == self.to.code
-            || (matches!(from.code, 3857 | 900913) && matches!(self.to.code, 3857 | 900913))
-        {
+        let geom = if from.code.is_some() && from.code == self.to.code {
             g.geom.clone()
         } else {
             g.geom.try_map_coords(|c| transform(from, &self.to, c))?
         };
         Ok(Geometry {
             geom,
-            crs: Some(self.to.code),
+            crs: self.to.code,
         })
     }
 }
@@ -293,19 +434,28 @@ mod tests {
     }
 
     #[test]
-    fn unknown_codes_are_parameter_errors_naming_them() {
-        for (params, path) in [
-            (json!({"to": 2154}), "to"),
-            (json!({"from": 27700, "to": 4326}), "from"),
-            (json!({"to": 32661}), "to"),
+    fn unknown_or_unusable_crs_are_parameter_errors_naming_them() {
+        for (params, path, says) in [
+            (json!({"to": 99999}), "to", "unknown CRS EPSG:99999"),
+            (
+                json!({"from": "EPSG:123456", "to": 4326}),
+                "from",
+                "unknown CRS EPSG:123456",
+            ),
+            (json!({"to": "Lambert"}), "to", "\"Lambert\" names no CRS"),
+            (
+                json!({"to": "GEOGCS[\"x\",DATUM[\"y\"]]"}),
+                "to",
+                "names no CRS",
+            ),
+            (json!({"to": "+proj=nonsense"}), "to", "cannot set up"),
         ] {
-            match build(&SPEC, params) {
+            match build(&SPEC, params.clone()) {
                 Err(ActionError::Param { path: p, message }) => {
-                    assert_eq!(p, path);
-                    assert!(message.contains("unsupported CRS EPSG:"), "{message}");
-                    assert!(message.contains("EPSG:32601-32660"), "{message}");
+                    assert_eq!(p, path, "{params}");
+                    assert!(message.contains(says), "{params}: {message}");
                 }
-                _ => panic!("expected a parameter error at {path}"),
+                _ => panic!("expected a parameter error at {path} for {params}"),
             }
         }
         assert!(matches!(
@@ -315,12 +465,97 @@ mod tests {
     }
 
     #[test]
+    fn a_crs_is_taken_as_users_write_it() {
+        let wkt = r#"PROJCS["RGF93 v1 / Lambert-93",GEOGCS["RGF93 v1",AUTHORITY["EPSG","4171"]],PROJECTION["Lambert_Conformal_Conic_2SP"],AUTHORITY["EPSG","2154"]]"#;
+        let wkt2 = r#"PROJCRS["JGD2011 / Japan Plane Rectangular CS IX",BASEGEOGCRS["JGD2011",ID["EPSG",6668]],ID["EPSG",6677]]"#;
+        for (param, code) in [
+            (json!(4326), 4326),
+            (json!("4326"), 4326),
+            (json!("EPSG:3857"), 3857),
+            (json!("epsg:2154"), 2154),
+            (json!("urn:ogc:def:crs:EPSG::6677"), 6677),
+            (json!("urn:ogc:def:crs:EPSG:9.8.15:27700"), 27700),
+            (json!("http://www.opengis.net/def/crs/EPSG/0/3035"), 3035),
+            (json!("OGC:CRS84"), 4326),
+            (json!(900913), 3857),
+            (json!(wkt), 2154),
+            (json!(wkt2), 6677),
+        ] {
+            let p: CrsParam = serde_json::from_value(param.clone()).unwrap();
+            assert_eq!(p.resolve().map(|d| d.code), Ok(Some(code)), "{param}");
+        }
+        let proj: CrsParam =
+            serde_json::from_value(json!("+proj=utm +zone=32 +datum=WGS84")).unwrap();
+        assert_eq!(proj.resolve().unwrap().code, None);
+    }
+
+    #[test]
+    fn national_grids_agree_with_pyproj() {
+        // pyproj 3.7 (PROJ), always_xy, from EPSG:4326; the same points in each system.
+        for (to, (lon, lat), (x, y), tolerance) in [
+            (
+                json!("EPSG:2154"),
+                (2.35, 48.85),
+                (652_301.564_830_528, 6_861_302.725_899_576),
+                0.01,
+            ),
+            (
+                json!(6677),
+                (139.76, 35.68),
+                (-6_637.949_198_869, -35_499.904_013_956),
+                0.01,
+            ),
+            (json!(3035), (10.0, 52.0), (4_321_000.0, 3_210_000.0), 0.01),
+            // OSGB36 through a seven-parameter shift (PROJ's default without its grid file).
+            (
+                json!(27700),
+                (-0.1276, 51.5072),
+                (530_043.194_981_407, 180_358.208_620_003),
+                5.0,
+            ),
+        ] {
+            let f = project(
+                json!({"to": to.clone()}),
+                point!(x: lon, y: lat),
+                Some(4326),
+            );
+            let p = point_of(&f);
+            assert!(
+                (p.x() - x).abs() < tolerance && (p.y() - y).abs() < tolerance,
+                "{to}: {p:?} vs ({x}, {y})"
+            );
+        }
+        // And back, with the code a reader would tag.
+        let back = project(
+            json!({"to": 4326}),
+            point!(x: 652_301.564_830_528, y: 6_861_302.725_899_576),
+            Some(2154),
+        );
+        let p = point_of(&back);
+        assert!(
+            (p.x() - 2.35).abs() < 1e-8 && (p.y() - 48.85).abs() < 1e-8,
+            "{p:?}"
+        );
+    }
+
+    #[test]
+    fn a_proj_string_target_leaves_the_geometry_without_a_code() {
+        let f = project(
+            json!({"to": "+proj=utm +zone=32 +datum=WGS84 +units=m +no_defs"}),
+            point!(x: 9.0, y: 60.0),
+            Some(4326),
+        );
+        assert!((point_of(&f).x() - 500_000.0).abs() < 1.0);
+        assert_eq!(f.geometry().unwrap().crs, None);
+    }
+
+    #[test]
     fn bad_data_is_rejected_with_a_reason() {
         let t = transform(&SPEC, json!({"to": 3857}));
         let input = vec![
             Feature::from_pairs(1, [("name", "none".into())]),
             feature(2, point!(x: 1.0, y: 1.0).into(), None),
-            feature(3, point!(x: 1.0, y: 1.0).into(), Some(2154)),
+            feature(3, point!(x: 1.0, y: 1.0).into(), Some(99999)),
             feature(4, point!(x: 1.0, y: 91.0).into(), Some(4326)),
             feature(5, point!(x: 1.0, y: f64::NAN).into(), Some(4326)),
             feature(6, point!(x: 1.0, y: 1.0).into(), Some(4326)),
@@ -332,7 +567,7 @@ mod tests {
         assert!(reasons[0].contains("no geometry"));
         assert!(reasons[1].contains("no CRS"));
         assert!(
-            reasons[2].contains("unsupported CRS EPSG:2154"),
+            reasons[2].contains("unknown CRS EPSG:99999"),
             "{}",
             reasons[2]
         );
