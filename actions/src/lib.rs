@@ -4,6 +4,7 @@
 //! listed in [`all`] and served by [`registry`]. The runtime knows none of them by name.
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
+pub mod crs;
 pub mod geometry;
 pub mod processors;
 pub mod sinks;

@@ -43,8 +43,10 @@ pub struct WktToGeometryParams {
     /// Drop the WKT attribute once parsed.
     #[serde(default = "default_true")]
     pub remove_attribute: bool,
-    /// EPSG code of the coordinates (overrides an EWKT `SRID=` prefix).
-    #[serde(default)]
+    /// The CRS of the coordinates (overrides an EWKT `SRID=` prefix): an EPSG code (`2154`,
+    /// `"EPSG:2154"`, `"urn:ogc:def:crs:EPSG::2154"`) or a WKT naming one.
+    #[serde(default, deserialize_with = "crate::crs::code")]
+    #[schemars(with = "Option<crate::crs::CrsParam>")]
     pub crs: Option<u32>,
 }
 
@@ -318,9 +320,11 @@ mod tests {
 
     #[test]
     fn bad_parameters_are_located() {
+        // "EPSG:4326" is a CRS as users write it; an unknown code is located.
+        assert!(build(&SPEC, json!({"crs": "EPSG:4326"})).is_ok());
         assert!(matches!(
-            build(&SPEC, json!({"crs": "EPSG:4326"})),
-            Err(ActionError::Param { path, .. }) if path == "crs"
+            build(&SPEC, json!({"crs": "EPSG:99999"})),
+            Err(ActionError::Param { path, message }) if path == "crs" && message.contains("unknown CRS EPSG:99999")
         ));
         assert!(matches!(
             build(&SPEC, json!({"attribute": ""})),

@@ -112,8 +112,10 @@ pub struct CsvReaderParams {
     /// Build a geometry from columns: `{x: lon, y: lat}` for points, or `{wkt: geom}`.
     #[serde(default)]
     pub geometry: Option<GeometryColumns>,
-    /// EPSG code of the geometry's coordinates.
-    #[serde(default)]
+    /// The CRS of the geometry's coordinates: an EPSG code (`2154`, `"EPSG:2154"`,
+    /// `"urn:ogc:def:crs:EPSG::2154"`) or a WKT naming one.
+    #[serde(default, deserialize_with = "crate::crs::code")]
+    #[schemars(with = "Option<crate::crs::CrsParam>")]
     pub crs: Option<u32>,
     /// Most files read at once when `path` names several (default: the run's read-ahead,
     /// which shrinks under memory pressure; it also caps this value). 1 reads them one

@@ -54,8 +54,10 @@ pub struct GeojsonReaderParams {
     /// A file, a folder (every file in it) or a glob pattern such as `data/*.geojson`.
     /// Files are read in name order; a name ending in `.gz` is decompressed.
     pub path: String,
-    /// EPSG code of the coordinates (RFC 7946 GeoJSON is always WGS 84, 4326).
-    #[serde(default = "wgs84")]
+    /// The CRS of the coordinates (RFC 7946 GeoJSON is always WGS 84, 4326): an EPSG code
+    /// (`2154`, `"EPSG:2154"`, `"urn:ogc:def:crs:EPSG::2154"`) or a WKT naming one.
+    #[serde(default = "wgs84", deserialize_with = "crate::crs::code_or_default")]
+    #[schemars(with = "crate::crs::CrsParam")]
     pub crs: u32,
     /// Most files read at once when `path` names several (default: the run's read-ahead,
     /// which shrinks under memory pressure; it also caps this value). 1 reads them one

@@ -61,8 +61,10 @@ pub struct JsonReaderParams {
     /// A key holding a GeoJSON geometry object, which becomes the feature's geometry.
     #[serde(default)]
     pub geometry_field: Option<String>,
-    /// EPSG code of the geometries' coordinates.
-    #[serde(default)]
+    /// The CRS of the geometries' coordinates: an EPSG code (`2154`, `"EPSG:2154"`,
+    /// `"urn:ogc:def:crs:EPSG::2154"`) or a WKT naming one.
+    #[serde(default, deserialize_with = "crate::crs::code")]
+    #[schemars(with = "Option<crate::crs::CrsParam>")]
     pub crs: Option<u32>,
     /// Most files read at once when `path` names several (default: the run's read-ahead,
     /// which shrinks under memory pressure; it also caps this value). 1 reads them one
