@@ -303,15 +303,24 @@ fn move_into_place(
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default();
             let aside = target.with_file_name(marked_name(&name, next(), ASIDE_SUFFIX));
-            std::fs::rename(target, &aside)
-                .map_err(|e| StorageError::io("committing", location, e))?;
+            // The previous file is kept under a second name (a hard link), so the target
+            // never goes missing: the rename below replaces it in one step, and a reader sees
+            // the old file or the new one. Where links cannot be made, it is moved aside.
+            if std::fs::hard_link(target, &aside).is_err() {
+                std::fs::rename(target, &aside)
+                    .map_err(|e| StorageError::io("committing", location, e))?;
+            }
             Some(aside)
         }
         Err(_) => None,
     };
     if let Err(e) = std::fs::rename(temp, target) {
         if let Some(a) = &aside {
-            let _ = std::fs::rename(a, target);
+            if std::fs::symlink_metadata(target).is_ok() {
+                let _ = std::fs::remove_file(a);
+            } else {
+                let _ = std::fs::rename(a, target);
+            }
         }
         return Err(StorageError::io("committing", location, e));
     }

@@ -119,6 +119,37 @@ mod tests {
     }
 
     #[test]
+    fn a_replaced_output_is_never_missing_for_a_reader() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("manifest.json");
+        let loc = path.to_string_lossy().into_owned();
+        write_file(&loc, b"0");
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let reader = {
+            let (path, stop) = (path.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let mut reads = 0u64;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let text = std::fs::read_to_string(&path).expect("the file is always there");
+                    assert!(!text.is_empty(), "never half written");
+                    reads += 1;
+                }
+                reads
+            })
+        };
+        for i in 1..=300 {
+            let mut w = AtomicWriter::create(&loc).unwrap();
+            w.write_all(i.to_string().as_bytes()).unwrap();
+            w.commit().unwrap();
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        assert!(reader.join().unwrap() > 0);
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "300");
+        // Nothing is left beside it.
+        assert_eq!(names(dir.path()), ["manifest.json"]);
+    }
+
+    #[test]
     fn an_aborted_output_takes_back_the_folders_made_for_it_and_no_others() {
         let dir = tempfile::tempdir().unwrap();
         let loc = dir
