@@ -28,7 +28,7 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const children = [];
 /** Starts sluice; resolves with {url, child, exited} once it printed its URL. */
 function start(args, cwd, { apart = false } = {}) {
-  // Apart: the run on the last core only, so that on a small machine its 200 busy threads do
+  // Apart: the run on the last core only, so that on a small machine its busy threads do
   // not starve the browser: what is measured is the page's own work.
   const cores = availableParallelism();
   const child = apart && cores > 1
@@ -95,7 +95,7 @@ async function main() {
       "  - order -> write",
       "",
     ].join("\n"));
-    const served = await start(["serve", "wf.yaml", "--no-start", "--report", "run.json", "--capture", "keep.kept->order"], a);
+    const served = await start(["serve", "wf.yaml", "--no-start", "--report", "run.json", "--capture", "keep.kept->order"], a, { apart: true });
     const page = await browser.newPage({ viewport: { width: 1400, height: 700 } });
     await page.addInitScript(LONG_TASKS);
     await page.goto(served.url);
