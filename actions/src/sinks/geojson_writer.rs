@@ -16,7 +16,11 @@
 //!   reads back to the same value (ints as ints, floats with `ryu`), so coordinates and
 //!   attributes round-trip exactly.
 //! - Coordinates are written as they are: RFC 7946 GeoJSON is WGS 84 (EPSG 4326), so
-//!   reproject upstream when the features are in another CRS.
+//!   reproject upstream for strict RFC 7946 readers. When the first feature of a file is in
+//!   another known CRS, the collection records it in the 2008 GeoJSON `crs` member
+//!   (`{"type":"name","properties":{"name":"urn:ogc:def:crs:EPSG::2154"}}`, which GDAL and
+//!   QGIS read), so the coordinates are never mistaken for degrees. One file holds one CRS:
+//!   a later feature in another known CRS fails the run, naming both (reproject first).
 //! - The file is written under a temporary name and renamed into place when the run
 //!   succeeds; a failed or cancelled run leaves no file. `gzip` defaults to whether the name
 //!   ends in `.gz`.
@@ -81,27 +85,55 @@ struct GeojsonEncoder;
 
 impl RecordEncoder for GeojsonEncoder {
     /// Whether a feature was written (the next one is preceded by a comma).
-    type State = bool;
-    /// After the first feature the flag stays true.
+    /// Whether a feature was written, and the collection's CRS (from its first feature).
+    type State = (bool, Option<u32>);
+    /// After the first feature the flag stays true; the CRS never changes.
     const PARALLEL: bool = true;
 
-    fn header(&mut self, _first: &Feature, buf: &mut Vec<u8>) -> Result<bool, ActionError> {
-        buf.extend_from_slice(HEADER);
-        Ok(false)
+    fn header(
+        &mut self,
+        first: &Feature,
+        buf: &mut Vec<u8>,
+    ) -> Result<(bool, Option<u32>), ActionError> {
+        let crs = first.geometry().and_then(|g| g.crs);
+        match crs {
+            Some(code) if code != 4326 => {
+                buf.extend_from_slice(
+                    format!(
+                        "{{\"type\":\"FeatureCollection\",\"crs\":{{\"type\":\"name\",\"properties\":{{\"name\":\"urn:ogc:def:crs:EPSG::{code}\"}}}},\"features\":["
+                    )
+                    .as_bytes(),
+                );
+            }
+            _ => buf.extend_from_slice(HEADER),
+        }
+        Ok((false, crs))
     }
 
     fn encode(
         &mut self,
-        any: &mut bool,
+        (any, crs): &mut (bool, Option<u32>),
         f: &Feature,
         buf: &mut Vec<u8>,
     ) -> Result<(), ActionError> {
+        if let (Some(file), Some(own)) = (*crs, f.geometry().and_then(|g| g.crs))
+            && own != file
+        {
+            return Err(ActionError::data(
+                None,
+                format!(
+                    "feature {} is in EPSG:{own} but its GeoJSON file is in EPSG:{file} (the CRS of \
+                     its first feature); one file holds one CRS: reproject upstream",
+                    f.id()
+                ),
+            ));
+        }
         buf.extend_from_slice(if *any { b",\n" } else { b"\n" });
         *any = true;
         write_feature(buf, f).map_err(|e| ActionError::io("encoding a feature as GeoJSON", e))
     }
 
-    fn footer(&mut self, _any: bool, buf: &mut Vec<u8>) {
+    fn footer(&mut self, _state: (bool, Option<u32>), buf: &mut Vec<u8>) {
         buf.extend_from_slice(FOOTER);
     }
 
@@ -198,6 +230,57 @@ mod tests {
         assert_eq!(back[1].values(), b.values());
         assert_eq!(back[0].geometry().unwrap().geom, a.geometry().unwrap().geom);
         assert!(back[1].geometry().is_none());
+    }
+
+    fn at(id: u64, x: f64, crs: Option<u32>) -> Feature {
+        Feature::from_pairs(id, [("id", Value::Int(id as i64))]).with_geometry(Some(Geometry {
+            geom: geo_types::Point::new(x, 1.0).into(),
+            crs,
+        }))
+    }
+
+    #[test]
+    fn a_collection_in_another_crs_says_so_and_one_file_holds_one_crs() {
+        write_all(
+            "memory://geojson_writer/lambert.geojson",
+            vec![at(1, 652_301.5, Some(2154)), at(2, 652_400.0, Some(2154))],
+        );
+        let text = read_back("memory://geojson_writer/lambert.geojson");
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(
+            v["crs"],
+            serde_json::json!({"type": "name", "properties": {"name": "urn:ogc:def:crs:EPSG::2154"}})
+        );
+        assert_eq!(v["features"].as_array().unwrap().len(), 2);
+
+        // WGS 84 (RFC 7946) and unknown CRS: no member.
+        write_all(
+            "memory://geojson_writer/wgs84.geojson",
+            vec![at(1, 2.0, Some(4326)), at(2, 3.0, None)],
+        );
+        let v: serde_json::Value =
+            serde_json::from_str(&read_back("memory://geojson_writer/wgs84.geojson")).unwrap();
+        assert!(v.get("crs").is_none());
+
+        // Mixed: the run fails naming the feature and both codes, and nothing is written.
+        let ctx = NodeContext::standalone("t");
+        let mut w = sink(serde_json::json!({ "path": "memory://geojson_writer/mixed.geojson" }));
+        let r = w
+            .write(
+                0,
+                vec![at(1, 2.0, Some(4326)), at(7, 652_301.5, Some(2154))],
+                &ctx,
+            )
+            .and_then(|()| w.finish(&ctx));
+        let e = r.expect_err("mixed CRS must fail").to_string();
+        assert!(
+            e.contains("feature 7 is in EPSG:2154") && e.contains("EPSG:4326"),
+            "{e}"
+        );
+        drop(w);
+        assert!(
+            sluice_runtime::testing::read_bytes("memory://geojson_writer/mixed.geojson").is_err()
+        );
     }
 
     #[test]
