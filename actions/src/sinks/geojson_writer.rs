@@ -252,6 +252,10 @@ mod tests {
             serde_json::json!({"type": "name", "properties": {"name": "urn:ogc:def:crs:EPSG::2154"}})
         );
         assert_eq!(v["features"].as_array().unwrap().len(), 2);
+        // Read back, the features know their CRS again.
+        let (back, rejected) = read_geojson("memory://geojson_writer/lambert.geojson");
+        assert!(rejected.is_empty());
+        assert!(back.iter().all(|f| f.geometry().unwrap().crs == Some(2154)));
 
         // WGS 84 (RFC 7946) and unknown CRS: no member.
         write_all(

@@ -17,7 +17,11 @@
 //!   either (one per line, with or without the RFC 8142 record separator).
 //! - `properties` become attributes (nested objects maps, arrays arrays; features with the
 //!   same keys in the same order share one schema); `geometry` becomes the feature's geometry
-//!   (null: none) with the EPSG code `crs` (default 4326: RFC 7946 coordinates are WGS 84).
+//!   (null: none) with the CRS `crs` when it is given; otherwise the CRS the collection's
+//!   2008-style `crs` member names (`{"type":"name","properties":{"name":
+//!   "urn:ogc:def:crs:EPSG::2154"}}`, as GDAL and sluice's own geojson_writer write it, before
+//!   `features`); otherwise 4326 (RFC 7946 coordinates are WGS 84). A `crs` member that names
+//!   no CRS sluice knows fails the run naming the file (give the `crs` parameter).
 //!   A feature's `id` becomes the attribute `id` when its properties have no `id` of their own.
 //!   Other members (`bbox`, foreign members) are ignored.
 //! - Bad data goes to the `rejected` port with its properties and `_rejection_reason` =
@@ -56,9 +60,10 @@ pub struct GeojsonReaderParams {
     pub path: String,
     /// The CRS of the coordinates (RFC 7946 GeoJSON is always WGS 84, 4326): an EPSG code
     /// (`2154`, `"EPSG:2154"`, `"urn:ogc:def:crs:EPSG::2154"`) or a WKT naming one.
-    #[serde(default = "wgs84", deserialize_with = "crate::crs::code_or_default")]
-    #[schemars(with = "crate::crs::CrsParam")]
-    pub crs: u32,
+    /// Default: the file's `crs` member, else 4326.
+    #[serde(default, deserialize_with = "crate::crs::code")]
+    #[schemars(with = "Option<crate::crs::CrsParam>")]
+    pub crs: Option<u32>,
     /// Most files read at once when `path` names several (default: the run's read-ahead,
     /// which shrinks under memory pressure; it also caps this value). 1 reads them one
     /// after another.
@@ -69,10 +74,6 @@ pub struct GeojsonReaderParams {
     /// `geojson`, `json`, each also with `.gz`. An empty list reads every file.
     #[serde(default)]
     pub extensions: Option<Vec<String>>,
-}
-
-fn wgs84() -> u32 {
-    4326
 }
 
 /// The `geojson_reader` action.
@@ -91,7 +92,8 @@ pub const SPEC: ActionSpec = ActionSpec::new(
 /// The attributes are known only once the file is read: unread (open, naming this node).
 fn shape(ctx: &ShapeContext) -> Result<Vec<Shape>, ActionError> {
     let p: GeojsonReaderParams = ctx.params()?;
-    let geometry = GeometryShape::Present { crs: Some(p.crs) };
+    // Without the parameter the file may name its CRS: unknown until it is read.
+    let geometry = GeometryShape::Present { crs: p.crs };
     let shape = Shape::unread(ctx.node_id).with_geometry(geometry);
     Ok(vec![shape.clone(), shape.rejected()])
 }
@@ -117,7 +119,7 @@ fn build(ctx: &BuildContext) -> Result<BuiltAction, ActionError> {
 }
 
 struct GeojsonReader {
-    crs: u32,
+    crs: Option<u32>,
     schemas: SharedCache<Vec<Arc<str>>, Arc<Schema>>,
 }
 
@@ -143,6 +145,7 @@ impl FileSource for GeojsonReader {
             rejected: Extender::new(REJECTION_REASON),
             index: 0,
             stopped: None,
+            file_crs: None,
         };
         // A concrete BufReader on top: serde_json reads byte by byte, which std makes cheap
         // only for `BufReader`.
@@ -219,6 +222,8 @@ struct Walk<'r, 'o, 'p> {
     index: u64,
     /// The error that stopped the walk (emitting failed, or the run was cancelled).
     stopped: Option<ActionError>,
+    /// The CRS the collection's `crs` member names, once read.
+    file_crs: Option<u32>,
 }
 
 /// The members of a GeoJSON object that matter here.
@@ -301,7 +306,7 @@ impl Walk<'_, '_, '_> {
             None | Some(Ok(None)) => None,
             Some(Ok(Some(g))) => Some(Geometry {
                 geom: g,
-                crs: Some(self.reader.crs),
+                crs: Some(self.reader.crs.or(self.file_crs).unwrap_or(4326)),
             }),
             Some(Err(message)) => {
                 let row = Row {
@@ -405,6 +410,24 @@ fn read_parts<'de, A: MapAccess<'de>>(
             }
             "geometry" => parts.geometry = Some(map.next_value::<serde_json::Value>()?),
             "id" => parts.id = Some(map.next_value_seed(ValueSeed)?),
+            "crs" if stream && walk.reader.crs.is_none() => {
+                let member = map.next_value::<serde_json::Value>()?;
+                let name = member
+                    .pointer("/properties/name")
+                    .and_then(serde_json::Value::as_str)
+                    .unwrap_or_default();
+                match crate::crs::CrsParam::Text(name.to_string()).resolve() {
+                    Ok(crate::crs::CrsDefinition {
+                        code: Some(code), ..
+                    }) => walk.file_crs = Some(code),
+                    _ => {
+                        return Err(serde::de::Error::custom(format!(
+                            "the collection's crs member names {member}, which is not a CRS \
+                             sluice knows; give the crs parameter"
+                        )));
+                    }
+                }
+            }
             "features" if stream => {
                 parts.has_features = true;
                 map.next_value_seed(FeaturesSeed { walk: &mut *walk })?

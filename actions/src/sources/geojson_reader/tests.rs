@@ -221,3 +221,44 @@ fn a_feature_collection_without_features_is_an_error() {
     .unwrap();
     assert!(ok.is_empty() && rejected.is_empty());
 }
+
+#[test]
+fn a_collection_s_crs_member_tags_its_features_unless_the_parameter_says_otherwise() {
+    let text = r#"{"type":"FeatureCollection","crs":{"type":"name","properties":{"name":"urn:ogc:def:crs:EPSG::2154"}},"features":[
+{"type":"Feature","properties":{"a":1},"geometry":{"type":"Point","coordinates":[652301.5,6861302.7]}}]}"#;
+    put("memory://geojson_reader/crs.geojson", text.as_bytes());
+    let crs_of = |params: serde_json::Value| {
+        let (ok, _) = read_pair(&SPEC, params).unwrap();
+        ok[0].geometry().unwrap().crs
+    };
+    let path = "memory://geojson_reader/crs.geojson";
+    assert_eq!(crs_of(serde_json::json!({ "path": path })), Some(2154));
+    assert_eq!(
+        crs_of(serde_json::json!({ "path": path, "crs": "EPSG:27700" })),
+        Some(27700)
+    );
+    // No member: RFC 7946's WGS 84.
+    put(
+        "memory://geojson_reader/plain.geojson",
+        br#"{"type":"FeatureCollection","features":[{"type":"Feature","properties":{},"geometry":{"type":"Point","coordinates":[1,2]}}]}"#,
+    );
+    assert_eq!(
+        crs_of(serde_json::json!({ "path": "memory://geojson_reader/plain.geojson" })),
+        Some(4326)
+    );
+    // A member naming nothing known fails, naming the file.
+    put(
+        "memory://geojson_reader/odd.geojson",
+        br#"{"type":"FeatureCollection","crs":{"type":"name","properties":{"name":"my own"}},"features":[]}"#,
+    );
+    let e = read_pair(
+        &SPEC,
+        serde_json::json!({ "path": "memory://geojson_reader/odd.geojson" }),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("odd.geojson") && e.contains("not a CRS sluice knows"),
+        "{e}"
+    );
+}
