@@ -449,6 +449,27 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// The session and its server on `bind:port`, the URL printed on the first line of standard
+/// output; `None` (the reason said, naming `what` asked for it) when the server cannot start.
+fn start_live_view(
+    settings: serve::RunSettings,
+    ends_with_run: bool,
+    (bind, port): (std::net::IpAddr, u16),
+    what: &str,
+) -> anyhow::Result<Option<(std::sync::Arc<serve::Session>, serve::Server)>> {
+    let session = serve::Session::new(settings, sluice::actions::registry(), ends_with_run);
+    match serve::Server::start(session.clone(), bind, port) {
+        Ok(server) => {
+            out(&format!("{}\n", server.url()))?;
+            Ok(Some((session, server)))
+        }
+        Err(e) => {
+            eprintln!("error: {what}: {e}");
+            Ok(None)
+        }
+    }
+}
+
 /// `sluice run --ui`: the run, watched from a page; the process ends with the run, with the
 /// exit code it would have without the page.
 fn live_run(
@@ -460,15 +481,9 @@ fn live_run(
     quiet: bool,
     strict: bool,
 ) -> anyhow::Result<ExitCode> {
-    let session = serve::Session::new(settings, sluice::actions::registry(), true);
-    let server = match serve::Server::start(session.clone(), bind, port) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("error: --ui: {e}");
-            return Ok(ExitCode::from(1));
-        }
+    let Some((session, server)) = start_live_view(settings, true, (bind, port), "--ui")? else {
+        return Ok(ExitCode::from(1));
     };
-    out(&format!("{}\n", server.url()))?;
     let (run, handle) = match session.start(cancel) {
         Ok(started) => started,
         Err(serve::StartError::Invalid(e)) => {
@@ -501,15 +516,9 @@ fn serve_until_stopped(
     stop: CancelToken,
     no_start: bool,
 ) -> anyhow::Result<ExitCode> {
-    let session = serve::Session::new(settings, sluice::actions::registry(), false);
-    let server = match serve::Server::start(session.clone(), bind, port) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("error: serve: {e}");
-            return Ok(ExitCode::from(1));
-        }
+    let Some((session, server)) = start_live_view(settings, false, (bind, port), "serve")? else {
+        return Ok(ExitCode::from(1));
     };
-    out(&format!("{}\n", server.url()))?;
     eprintln!("serving the live view at {}; Ctrl-C stops", server.url());
     if no_start {
         session.show();

@@ -5,7 +5,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::util::{
-    files, root, signal, sluice, sluice_with_stdin, spawn_sluice, stderr, stdout, wait_with_timeout,
+    files, root, signal, sluice, sluice_with_stdin, sort_workflow, spawn_sluice, stderr, stdout,
+    wait_with_timeout,
 };
 
 const T: Duration = Duration::from_secs(120);
@@ -558,24 +559,7 @@ fn a_closed_pipe_ends_quietly_with_0() {
 
 /// A workflow that spills: sort under a small memory limit, input from `sluice generate`.
 fn spilling_run(dir: &Path, rows: u64) -> Vec<String> {
-    let o = sluice(
-        dir,
-        &[
-            "generate",
-            "w1",
-            "--rows",
-            &rows.to_string(),
-            "--out",
-            "in.csv",
-        ],
-        T,
-    );
-    assert!(o.status.success(), "{}", stderr(&o));
-    write(
-        dir,
-        "wf.yaml",
-        "nodes:\n  - { id: read, action: csv_reader, with: { path: in.csv } }\n  - { id: order, action: sort, with: { by: [ { attribute: value } ] } }\n  - { id: write, action: csv_writer, with: { path: out/sorted.csv } }\nedges: [ read -> order, order -> write ]\n",
-    );
+    sort_workflow(dir, rows);
     std::fs::create_dir_all(dir.join("spill")).unwrap();
     [
         "run",

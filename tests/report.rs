@@ -3,24 +3,14 @@
 
 use std::time::Duration;
 
-use crate::util::{sluice, stderr};
+use crate::util::{sluice, sort_workflow, stderr};
 
 const T: Duration = Duration::from_secs(120);
 
 #[test]
 fn a_spilling_run_s_report_draws_its_timeline_memory_and_edges() {
     let dir = tempfile::tempdir().unwrap();
-    let o = sluice(
-        dir.path(),
-        &["generate", "w1", "--rows", "150000", "--out", "in.csv"],
-        T,
-    );
-    assert!(o.status.success(), "{}", stderr(&o));
-    std::fs::write(
-        dir.path().join("wf.yaml"),
-        "nodes:\n  - { id: read, action: csv_reader, with: { path: in.csv } }\n  - { id: order, action: sort, with: { by: [ { attribute: value } ] } }\n  - { id: write, action: csv_writer, with: { path: out/sorted.csv } }\nedges: [ read -> order, order -> write ]\n",
-    )
-    .unwrap();
+    sort_workflow(dir.path(), 150_000);
     let o = sluice(
         dir.path(),
         &[

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::{Child, ExitStatus};
 use std::time::{Duration, Instant};
 
-use crate::util::{files, root, sluice, spawn_sluice, stderr, wait_with_timeout};
+use crate::util::{files, root, sluice, sort_workflow, spawn_sluice, stderr, wait_with_timeout};
 
 const T: Duration = Duration::from_secs(120);
 
@@ -153,28 +153,6 @@ fn quickstart(dir: &Path) -> String {
     wf.display().to_string()
 }
 
-/// A run that takes a while: a sort of generated rows, spilling under a small limit.
-fn slow_workflow(dir: &Path, rows: u64) {
-    let o = sluice(
-        dir,
-        &[
-            "generate",
-            "w1",
-            "--rows",
-            &rows.to_string(),
-            "--out",
-            "in.csv",
-        ],
-        T,
-    );
-    assert!(o.status.success(), "{}", stderr(&o));
-    std::fs::write(
-        dir.join("wf.yaml"),
-        "nodes:\n  - { id: read, action: csv_reader, with: { path: in.csv } }\n  - { id: order, action: sort, with: { by: [ { attribute: value } ] } }\n  - { id: write, action: csv_writer, with: { path: out/sorted.csv } }\nedges: [ read -> order, order -> write ]\n",
-    )
-    .unwrap();
-}
-
 #[test]
 fn graph_progress_events_preview_and_a_second_run() {
     let dir = tempfile::tempdir().unwrap();
@@ -286,7 +264,7 @@ fn graph_progress_events_preview_and_a_second_run() {
 #[test]
 fn cancel_from_the_page_needs_the_token_and_leaves_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    slow_workflow(dir.path(), 400_000);
+    sort_workflow(dir.path(), 400_000);
     let served = Served::start(dir.path(), &["run", "wf.yaml", "--ui", "--quiet"]);
     served.wait_for("features flowing", |v| {
         v["status"] == "running" && v["progress"]["edges"][0]["features"].as_u64() > Some(0)

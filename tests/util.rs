@@ -124,3 +124,26 @@ pub fn stderr(o: &Output) -> String {
 pub fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).to_string()
 }
+
+/// `rows` generated W1 rows in `dir/in.csv` and `dir/wf.yaml` sorting them by value into
+/// `out/sorted.csv`: a run that takes a while, and spills under a small memory limit.
+pub fn sort_workflow(dir: &Path, rows: u64) {
+    let o = sluice(
+        dir,
+        &[
+            "generate",
+            "w1",
+            "--rows",
+            &rows.to_string(),
+            "--out",
+            "in.csv",
+        ],
+        Duration::from_secs(120),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    std::fs::write(
+        dir.join("wf.yaml"),
+        "nodes:\n  - { id: read, action: csv_reader, with: { path: in.csv } }\n  - { id: order, action: sort, with: { by: [ { attribute: value } ] } }\n  - { id: write, action: csv_writer, with: { path: out/sorted.csv } }\nedges: [ read -> order, order -> write ]\n",
+    )
+    .unwrap();
+}
