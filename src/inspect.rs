@@ -230,10 +230,7 @@ mod tests {
         let point = geo_types::Geometry::Point(geo_types::Point::new(1.5, -2.0));
         vec![
             Feature::from_pairs(1, [("id", Value::Int(1)), ("name", "a, \"b\"".into())])
-                .with_geometry(Some(Geometry {
-                    geom: point,
-                    crs: Some(4326),
-                })),
+                .with_geometry(Some(Geometry::in_crs(point, Some(4326)))),
             Feature::from_pairs(2, [("id", Value::Int(22)), ("extra", Value::Float(0.5))]),
         ]
     }

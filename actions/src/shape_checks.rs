@@ -53,10 +53,7 @@ fn squares() -> Vec<Feature> {
                 i,
                 [("id", Value::Int(i as i64)), ("kind", Value::from("lot"))],
             )
-            .with_geometry(Some(Geometry {
-                geom: poly.into(),
-                crs: Some(3857),
-            }))
+            .with_geometry(Some(Geometry::in_crs(poly.into(), Some(3857))))
         })
         .collect()
 }

@@ -134,10 +134,9 @@ impl GeometryStep for BoundsTransform {
                 values.extend([min.x, min.y, max.x, max.y].map(Value::Float));
                 GeometryChange::Keep
             }
-            BoundsMode::Geometry => GeometryChange::Set(Geometry {
-                geom: rect.to_polygon().into(),
-                crs,
-            }),
+            BoundsMode::Geometry => {
+                GeometryChange::Set(Geometry::in_crs(rect.to_polygon().into(), crs))
+            }
         })
     }
 }

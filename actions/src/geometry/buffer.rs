@@ -159,7 +159,7 @@ impl BufferTransform {
         } else {
             result.into()
         };
-        Ok(Geometry { geom, crs: g.crs })
+        Ok(Geometry::in_crs(geom, g.crs))
     }
 }
 

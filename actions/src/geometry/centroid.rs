@@ -65,10 +65,7 @@ impl GeometryStep for CentroidTransform {
             return Err("centroid: the feature has no geometry".to_string());
         };
         match g.geom.centroid() {
-            Some(p) => Ok(GeometryChange::Set(Geometry {
-                geom: p.into(),
-                crs: g.crs,
-            })),
+            Some(p) => Ok(GeometryChange::Set(Geometry::in_crs(p.into(), g.crs))),
             None => Err(format!(
                 "centroid: the geometry ({}) is empty",
                 type_name(&g.geom)

@@ -299,9 +299,11 @@ impl Processor for Hulls {
     ) -> Result<(), ActionError> {
         for mut feature in batch {
             if self.group_by.is_empty() {
-                let hull = checked(&feature).map(|g| Geometry {
-                    geom: hull_geometry(g.geom.coords_iter().map(Point).collect()),
-                    crs: g.crs,
+                let hull = checked(&feature).map(|g| {
+                    Geometry::in_crs(
+                        hull_geometry(g.geom.coords_iter().map(Point).collect()),
+                        g.crs,
+                    )
                 });
                 match hull {
                     Ok(g) => {
@@ -326,10 +328,7 @@ impl Processor for Hulls {
             }
             let held = group.points.len() * POINT_BYTES;
             let feature = Feature::new(group.id, self.schema.clone(), group.key).with_geometry(
-                Some(Geometry {
-                    geom: hull_geometry(group.points),
-                    crs: group.crs,
-                }),
+                Some(Geometry::in_crs(hull_geometry(group.points), group.crs)),
             );
             self.shrink(held);
             out.emit(feature)?;
@@ -352,10 +351,10 @@ mod tests {
             id,
             [("species", species.into()), ("n", Value::Int(id as i64))],
         )
-        .with_geometry(Some(Geometry {
-            geom: point!(x: x, y: y).into(),
-            crs: Some(32632),
-        }))
+        .with_geometry(Some(Geometry::in_crs(
+            point!(x: x, y: y).into(),
+            Some(32632),
+        )))
     }
 
     #[test]
@@ -466,10 +465,10 @@ mod tests {
         let ctx = NodeContext::standalone("t");
         let mut out = Emitter::for_outputs(SPEC.outputs);
         let mut other = animal(2, "owl", 1.0, 1.0);
-        other.set_geometry(Some(Geometry {
-            geom: point!(x: 1.0, y: 1.0).into(),
-            crs: Some(4326),
-        }));
+        other.set_geometry(Some(Geometry::in_crs(
+            point!(x: 1.0, y: 1.0).into(),
+            Some(4326),
+        )));
         p.process(0, vec![animal(1, "owl", 0.0, 0.0), other], &ctx, &mut out)
             .unwrap();
         p.finish(&ctx, &mut out).unwrap();

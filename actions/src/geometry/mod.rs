@@ -311,7 +311,7 @@ pub(crate) mod test_util {
         static SCHEMA: OnceLock<Arc<Schema>> = OnceLock::new();
         let schema = SCHEMA.get_or_init(|| Schema::new(["name"])).clone();
         Feature::new(id, schema, vec![format!("f{id}").into()])
-            .with_geometry(Some(Geometry { geom, crs }))
+            .with_geometry(Some(Geometry::in_crs(geom, crs)))
     }
 
     /// `p` with its exterior ring and/or its holes running the other way.

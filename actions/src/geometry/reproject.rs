@@ -209,10 +209,10 @@ impl Reproject {
         } else {
             g.geom.try_map_coords(|c| transform(from, &self.to, c))?
         };
-        Ok(Geometry {
-            geom,
-            crs: self.to.code,
-        })
+        // Z and M ride along unchanged: the projections here are horizontal.
+        let mut out = g.with_shape(geom);
+        out.crs = self.to.code;
+        Ok(out)
     }
 }
 

@@ -180,10 +180,10 @@ impl GeometryStep for SimplifyTransform {
                 c.x, c.y
             ));
         }
-        Ok(GeometryChange::Set(Geometry {
-            geom: self.simplify(&g.geom),
-            crs: g.crs,
-        }))
+        Ok(GeometryChange::Set(Geometry::in_crs(
+            self.simplify(&g.geom),
+            g.crs,
+        )))
     }
 }
 

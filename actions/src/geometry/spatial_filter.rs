@@ -467,15 +467,14 @@ mod tests {
         let ctx = NodeContext::standalone("t");
         let mut out = Emitter::for_outputs(SPEC.outputs);
         let mut tagged = shop(3, 0.5, 0.5);
-        tagged.set_geometry(Some(Geometry {
-            geom: point!(x: 0.5, y: 0.5).into(),
-            crs: Some(4326),
-        }));
+        tagged.set_geometry(Some(Geometry::in_crs(
+            point!(x: 0.5, y: 0.5).into(),
+            Some(4326),
+        )));
         let mut filter = district(100, "A", 0.0, 0.0, 2.0);
-        filter.set_geometry(Some(Geometry {
-            crs: Some(3857),
-            ..filter.geometry().unwrap().clone()
-        }));
+        let mut moved = filter.geometry().unwrap().clone();
+        moved.crs = Some(3857);
+        filter.set_geometry(Some(moved));
         let batch = vec![
             Feature::from_pairs(1, [("shop", Value::Int(1))]),
             shop(2, f64::NAN, 0.0),

@@ -133,10 +133,7 @@ impl WktToGeometry {
                 lower_first(&e.to_string())
             ))
         })?;
-        Ok(Geometry {
-            geom,
-            crs: self.crs.or(srid),
-        })
+        Ok(Geometry::in_crs(geom, self.crs.or(srid)))
     }
 
     fn reason(&self, what: &str) -> String {

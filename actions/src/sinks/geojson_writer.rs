@@ -233,10 +233,9 @@ mod tests {
     }
 
     fn at(id: u64, x: f64, crs: Option<u32>) -> Feature {
-        Feature::from_pairs(id, [("id", Value::Int(id as i64))]).with_geometry(Some(Geometry {
-            geom: geo_types::Point::new(x, 1.0).into(),
-            crs,
-        }))
+        Feature::from_pairs(id, [("id", Value::Int(id as i64))]).with_geometry(Some(
+            Geometry::in_crs(geo_types::Point::new(x, 1.0).into(), crs),
+        ))
     }
 
     #[test]

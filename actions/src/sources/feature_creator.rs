@@ -115,11 +115,11 @@ fn build(ctx: &BuildContext) -> Result<BuiltAction, ActionError> {
         }
         let geometry = match object.get("geometry") {
             None | Some(serde_json::Value::Null) => None,
-            Some(g) => Some(Arc::new(Geometry {
-                geom: parse_geojson(g)
+            Some(g) => Some(Arc::new(Geometry::in_crs(
+                parse_geojson(g)
                     .map_err(|m| ActionError::param(format!("features[{i}].geometry"), m))?,
-                crs: p.crs,
-            })),
+                p.crs,
+            ))),
         };
         templates.push(Template {
             schema,

@@ -42,10 +42,10 @@ fn mixed_stream() -> Vec<Feature> {
                 a.clone(),
                 vec!["text".into(), Value::Int(-(i as i64))],
             )
-            .with_geometry(Some(Geometry {
-                geom: geo_types::Geometry::Point(geo_types::Point::new(i as f64, -1.5)),
-                crs: if i % 2 == 0 { Some(3857) } else { None },
-            })),
+            .with_geometry(Some(Geometry::in_crs(
+                geo_types::Geometry::Point(geo_types::Point::new(i as f64, -1.5)),
+                if i % 2 == 0 { Some(3857) } else { None },
+            ))),
         };
         out.push(f);
     }

@@ -25,41 +25,144 @@ pub use value::{
 
 use std::sync::Arc;
 
-/// A geometry with an optional coordinate reference system (an EPSG code).
+/// A geometry with an optional coordinate reference system (an EPSG code) and, where the
+/// source had them, Z and M ordinates.
+///
+/// `geo-types` shapes are two-dimensional; the third and fourth ordinates ride beside them
+/// in [`Ordinates`], one value per coordinate in the order WKB writes coordinates (see
+/// [`coord_count`]). Actions that only move coordinates (`reproject`) keep them; actions that
+/// build a new shape (`buffer`, `convex_hull`, ...) make a 2D geometry.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Geometry {
     /// The shape, in `geo-types`.
     pub geom: geo_types::Geometry<f64>,
     /// EPSG code of the coordinates, when known.
     pub crs: Option<u32>,
+    ordinates: Option<Box<Ordinates>>,
+}
+
+/// The Z and M ordinates of a geometry, one value per coordinate in WKB order.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Ordinates {
+    /// Heights (Z), when the geometry has them.
+    pub z: Option<Vec<f64>>,
+    /// Measures (M), when the geometry has them.
+    pub m: Option<Vec<f64>>,
+}
+
+impl Ordinates {
+    /// Whether neither Z nor M is present.
+    pub fn is_empty(&self) -> bool {
+        self.z.is_none() && self.m.is_none()
+    }
+}
+
+/// Why ordinates could not be put on a geometry.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{which} has {got} values for a geometry of {coords} coordinates")]
+pub struct OrdinatesError {
+    /// `"z"` or `"m"`.
+    pub which: &'static str,
+    /// How many values were given.
+    pub got: usize,
+    /// How many coordinates the geometry has.
+    pub coords: usize,
 }
 
 impl Geometry {
     /// A geometry with no CRS.
     pub fn new(geom: geo_types::Geometry<f64>) -> Geometry {
-        Geometry { geom, crs: None }
+        Geometry {
+            geom,
+            crs: None,
+            ordinates: None,
+        }
     }
 
-    /// A rough count of heap bytes (16 per coordinate), for memory accounting.
-    pub fn heap_size(&self) -> usize {
-        use geo_types::Geometry as G;
-        fn coords(g: &G<f64>) -> usize {
-            match g {
-                G::Point(_) => 1,
-                G::Line(_) => 2,
-                G::LineString(l) => l.0.len(),
-                G::Polygon(p) => {
-                    p.exterior().0.len() + p.interiors().iter().map(|r| r.0.len()).sum::<usize>()
-                }
-                G::MultiPoint(m) => m.0.len(),
-                G::MultiLineString(m) => m.0.iter().map(|l| l.0.len()).sum(),
-                G::MultiPolygon(m) => m.0.iter().map(|p| coords(&G::Polygon(p.clone()))).sum(),
-                G::GeometryCollection(c) => c.0.iter().map(coords).sum(),
-                G::Rect(_) => 2,
-                G::Triangle(_) => 3,
+    /// A 2D geometry in `crs`.
+    pub fn in_crs(geom: geo_types::Geometry<f64>, crs: Option<u32>) -> Geometry {
+        Geometry {
+            geom,
+            crs,
+            ordinates: None,
+        }
+    }
+
+    /// The same geometry with Z and/or M ordinates; each list must hold one value per
+    /// coordinate ([`coord_count`]). Empty ordinates make a 2D geometry.
+    pub fn with_ordinates(mut self, ordinates: Ordinates) -> Result<Geometry, OrdinatesError> {
+        let coords = coord_count(&self.geom);
+        for (which, list) in [("z", &ordinates.z), ("m", &ordinates.m)] {
+            if let Some(list) = list
+                && list.len() != coords
+            {
+                return Err(OrdinatesError {
+                    which,
+                    got: list.len(),
+                    coords,
+                });
             }
         }
-        32 + 16 * coords(&self.geom)
+        self.ordinates = (!ordinates.is_empty()).then(|| Box::new(ordinates));
+        Ok(self)
+    }
+
+    /// A new shape with this geometry's CRS, keeping the Z and M ordinates when the new
+    /// shape has as many coordinates (an action that moves coordinates one by one), and
+    /// dropping them otherwise.
+    pub fn with_shape(&self, geom: geo_types::Geometry<f64>) -> Geometry {
+        let keep = self.ordinates.is_some() && coord_count(&geom) == coord_count(&self.geom);
+        Geometry {
+            geom,
+            crs: self.crs,
+            ordinates: if keep { self.ordinates.clone() } else { None },
+        }
+    }
+
+    /// The Z and M ordinates, when the geometry has either.
+    pub fn ordinates(&self) -> Option<&Ordinates> {
+        self.ordinates.as_deref()
+    }
+
+    /// The Z values, one per coordinate, when the geometry has them.
+    pub fn z(&self) -> Option<&[f64]> {
+        self.ordinates.as_ref()?.z.as_deref()
+    }
+
+    /// The M values, one per coordinate, when the geometry has them.
+    pub fn m(&self) -> Option<&[f64]> {
+        self.ordinates.as_ref()?.m.as_deref()
+    }
+
+    /// A rough count of heap bytes (16 per coordinate, 8 more per Z or M), for memory
+    /// accounting.
+    pub fn heap_size(&self) -> usize {
+        let n = coord_count(&self.geom);
+        let extra = self.ordinates.as_ref().map_or(0, |o| {
+            8 * n * (usize::from(o.z.is_some()) + usize::from(o.m.is_some()))
+        });
+        32 + 16 * n + extra
+    }
+}
+
+/// How many coordinates `g` has, counted as WKB writes them: a `Line` has 2, a `Rect` 5 and
+/// a `Triangle` 4 (closed rings), every ring with its closing point.
+pub fn coord_count(g: &geo_types::Geometry<f64>) -> usize {
+    use geo_types::Geometry as G;
+    fn polygon(p: &geo_types::Polygon<f64>) -> usize {
+        p.exterior().0.len() + p.interiors().iter().map(|r| r.0.len()).sum::<usize>()
+    }
+    match g {
+        G::Point(_) => 1,
+        G::Line(_) => 2,
+        G::LineString(l) => l.0.len(),
+        G::Polygon(p) => polygon(p),
+        G::MultiPoint(m) => m.0.len(),
+        G::MultiLineString(m) => m.0.iter().map(|l| l.0.len()).sum(),
+        G::MultiPolygon(m) => m.0.iter().map(polygon).sum(),
+        G::GeometryCollection(c) => c.0.iter().map(coord_count).sum(),
+        G::Rect(_) => 5,
+        G::Triangle(_) => 4,
     }
 }
 

@@ -1,15 +1,18 @@
 //! Well-known binary (WKB) geometry encoding, written by hand (about 300 lines, no crate).
 //!
-//! [`to_wkb`] writes little-endian ISO WKB in two dimensions. `geo-types` shapes that WKB has
+//! [`to_wkb`] writes little-endian ISO WKB: 2D, or with the ISO Z, M or ZM type codes
+//! (1001…3007) when the geometry carries [`Ordinates`]. `geo-types` shapes that WKB has
 //! no word for are written as their plain equivalent: a `Line` as a two-point `LineString`,
 //! a `Rect` and a `Triangle` as a `Polygon` (so they read back as those).
 //!
-//! [`from_wkb`] reads either byte order. It also accepts ISO Z/M/ZM type codes (1001…3007)
-//! and PostGIS EWKB flags (Z, M, SRID), dropping the extra ordinates and the SRID. Bad input
+//! [`from_wkb`] reads either byte order, ISO Z/M/ZM type codes and PostGIS EWKB flags (Z, M,
+//! SRID). Z and M values are kept as the geometry's [`Ordinates`] (a member of a collection
+//! without them gets NaN there); the SRID is skipped. Bad input
 //! gives a [`WkbError`], never a panic: every read is bounds-checked, counts are checked
 //! against the bytes left before anything is allocated, and nesting of geometry collections
 //! is limited to [`MAX_DEPTH`] levels.
 
+use super::Ordinates;
 use geo_types::{
     Coord, Geometry, GeometryCollection, LineString, MultiLineString, MultiPoint, MultiPolygon,
     Point, Polygon,
@@ -58,6 +61,10 @@ pub enum WkbError {
     /// Geometry collections nest deeper than [`MAX_DEPTH`].
     #[error("wkb geometry collections nest deeper than {MAX_DEPTH} levels")]
     TooDeep,
+    /// The Z or M values read do not match the coordinates (a reader defect, reported
+    /// rather than panicking).
+    #[error("wkb ordinates: {0}")]
+    Ordinates(String),
     /// Bytes are left after the geometry.
     #[error("{0} unexpected bytes after the wkb geometry")]
     TrailingBytes(usize),
@@ -73,62 +80,137 @@ const MULTILINESTRING: u32 = 5;
 const MULTIPOLYGON: u32 = 6;
 const COLLECTION: u32 = 7;
 
-/// Appends `g` to `out` as little-endian ISO WKB (2D).
-pub fn to_wkb(g: &Geometry<f64>, out: &mut Vec<u8>) {
-    match g {
-        Geometry::Point(p) => {
-            header(out, POINT);
-            coord(out, p.0);
-        }
-        Geometry::Line(l) => {
-            header(out, LINESTRING);
-            u32_le(out, 2);
-            coord(out, l.start);
-            coord(out, l.end);
-        }
-        Geometry::LineString(l) => {
-            header(out, LINESTRING);
-            coords(out, &l.0);
-        }
-        Geometry::Polygon(p) => polygon(out, p),
-        Geometry::Rect(r) => polygon(out, &r.to_polygon()),
-        Geometry::Triangle(t) => polygon(out, &t.to_polygon()),
-        Geometry::MultiPoint(m) => {
-            header(out, MULTIPOINT);
-            u32_le(out, len32(m.0.len()));
-            for p in &m.0 {
-                header(out, POINT);
-                coord(out, p.0);
+/// Appends `g` to `out` as little-endian ISO WKB, with its Z and M ordinates when it has
+/// them.
+pub fn to_wkb(g: &super::Geometry, out: &mut Vec<u8>) {
+    let (z, m) = (g.z(), g.m());
+    let dims = match (z.is_some(), m.is_some()) {
+        (false, false) => 0,
+        (true, false) => 1000,
+        (false, true) => 2000,
+        (true, true) => 3000,
+    };
+    Writer {
+        out,
+        z,
+        m,
+        dims,
+        i: 0,
+    }
+    .geometry(&g.geom);
+}
+
+/// Appends a 2D shape to `out` as little-endian ISO WKB.
+pub fn to_wkb_2d(g: &Geometry<f64>, out: &mut Vec<u8>) {
+    Writer {
+        out,
+        z: None,
+        m: None,
+        dims: 0,
+        i: 0,
+    }
+    .geometry(g);
+}
+
+/// Writes coordinates in order, taking the i-th Z and M value for the i-th coordinate.
+struct Writer<'a> {
+    out: &'a mut Vec<u8>,
+    z: Option<&'a [f64]>,
+    m: Option<&'a [f64]>,
+    /// 0, 1000 (Z), 2000 (M) or 3000 (ZM), added to every type code.
+    dims: u32,
+    i: usize,
+}
+
+impl Writer<'_> {
+    fn geometry(&mut self, g: &Geometry<f64>) {
+        match g {
+            Geometry::Point(p) => {
+                self.header(POINT);
+                self.coord(p.0);
             }
-        }
-        Geometry::MultiLineString(m) => {
-            header(out, MULTILINESTRING);
-            u32_le(out, len32(m.0.len()));
-            for l in &m.0 {
-                header(out, LINESTRING);
-                coords(out, &l.0);
+            Geometry::Line(l) => {
+                self.header(LINESTRING);
+                u32_le(self.out, 2);
+                self.coord(l.start);
+                self.coord(l.end);
             }
-        }
-        Geometry::MultiPolygon(m) => {
-            header(out, MULTIPOLYGON);
-            u32_le(out, len32(m.0.len()));
-            for p in &m.0 {
-                polygon(out, p);
+            Geometry::LineString(l) => {
+                self.header(LINESTRING);
+                self.coords(&l.0);
             }
-        }
-        Geometry::GeometryCollection(c) => {
-            header(out, COLLECTION);
-            u32_le(out, len32(c.0.len()));
-            for g in &c.0 {
-                to_wkb(g, out);
+            Geometry::Polygon(p) => self.polygon(p),
+            Geometry::Rect(r) => self.polygon(&r.to_polygon()),
+            Geometry::Triangle(t) => self.polygon(&t.to_polygon()),
+            Geometry::MultiPoint(m) => {
+                self.header(MULTIPOINT);
+                u32_le(self.out, len32(m.0.len()));
+                for p in &m.0 {
+                    self.header(POINT);
+                    self.coord(p.0);
+                }
+            }
+            Geometry::MultiLineString(m) => {
+                self.header(MULTILINESTRING);
+                u32_le(self.out, len32(m.0.len()));
+                for l in &m.0 {
+                    self.header(LINESTRING);
+                    self.coords(&l.0);
+                }
+            }
+            Geometry::MultiPolygon(m) => {
+                self.header(MULTIPOLYGON);
+                u32_le(self.out, len32(m.0.len()));
+                for p in &m.0 {
+                    self.polygon(p);
+                }
+            }
+            Geometry::GeometryCollection(c) => {
+                self.header(COLLECTION);
+                u32_le(self.out, len32(c.0.len()));
+                for g in &c.0 {
+                    self.geometry(g);
+                }
             }
         }
     }
-}
 
-fn header(out: &mut Vec<u8>, code: u32) {
-    out.push(1);
-    u32_le(out, code);
+    fn header(&mut self, code: u32) {
+        self.out.push(1);
+        u32_le(self.out, code + self.dims);
+    }
+
+    fn coord(&mut self, c: Coord<f64>) {
+        self.out.extend_from_slice(&c.x.to_le_bytes());
+        self.out.extend_from_slice(&c.y.to_le_bytes());
+        // The lengths were checked when the ordinates were set; NaN is a guard, not a value.
+        for list in [self.z, self.m].into_iter().flatten() {
+            let v = list.get(self.i).copied().unwrap_or(f64::NAN);
+            self.out.extend_from_slice(&v.to_le_bytes());
+        }
+        self.i += 1;
+    }
+
+    fn coords(&mut self, cs: &[Coord<f64>]) {
+        u32_le(self.out, len32(cs.len()));
+        for c in cs {
+            self.coord(*c);
+        }
+    }
+
+    fn polygon(&mut self, p: &Polygon<f64>) {
+        self.header(POLYGON);
+        // An empty polygon (no exterior, no holes) has zero rings.
+        if p.exterior().0.is_empty() && p.interiors().is_empty() {
+            u32_le(self.out, 0);
+            return;
+        }
+        u32_le(self.out, len32(1 + p.interiors().len()));
+        self.coords(&p.exterior().0);
+        for ring in p.interiors() {
+            self.coords(&ring.0);
+        }
+    }
 }
 
 fn u32_le(out: &mut Vec<u8>, n: u32) {
@@ -140,55 +222,58 @@ fn len32(n: usize) -> u32 {
     u32::try_from(n).unwrap_or(u32::MAX)
 }
 
-fn coord(out: &mut Vec<u8>, c: Coord<f64>) {
-    out.extend_from_slice(&c.x.to_le_bytes());
-    out.extend_from_slice(&c.y.to_le_bytes());
-}
-
-fn coords(out: &mut Vec<u8>, cs: &[Coord<f64>]) {
-    u32_le(out, len32(cs.len()));
-    for c in cs {
-        coord(out, *c);
-    }
-}
-
-fn polygon(out: &mut Vec<u8>, p: &Polygon<f64>) {
-    header(out, POLYGON);
-    // An empty polygon (no exterior, no holes) has zero rings.
-    if p.exterior().0.is_empty() && p.interiors().is_empty() {
-        u32_le(out, 0);
-        return;
-    }
-    u32_le(out, len32(1 + p.interiors().len()));
-    coords(out, &p.exterior().0);
-    for ring in p.interiors() {
-        coords(out, &ring.0);
-    }
-}
-
 // ─── reading ────────────────────────────────────────────────────────────────────────────────
 
-/// Reads one WKB geometry that fills `bytes` exactly.
-pub fn from_wkb(bytes: &[u8]) -> Result<Geometry<f64>, WkbError> {
-    let mut r = Reader { bytes, pos: 0 };
+/// Reads one WKB geometry that fills `bytes` exactly, with its Z and M ordinates (no CRS:
+/// an EWKB SRID is skipped).
+pub fn from_wkb(bytes: &[u8]) -> Result<super::Geometry, WkbError> {
+    let mut r = Reader {
+        bytes,
+        pos: 0,
+        coords: 0,
+        z: None,
+        m: None,
+    };
     let g = r.geometry(0)?;
     match bytes.len() - r.pos {
-        0 => Ok(g),
-        n => Err(WkbError::TrailingBytes(n)),
+        0 => {}
+        n => return Err(WkbError::TrailingBytes(n)),
     }
+    let ordinates = Ordinates { z: r.z, m: r.m };
+    super::Geometry::new(g)
+        .with_ordinates(ordinates)
+        .map_err(|e| WkbError::Ordinates(e.to_string()))
+}
+
+/// Reads one WKB geometry that fills `bytes` exactly, as a 2D shape: Z and M are dropped.
+/// For callers that only look at the outline (indexes, tests); readers use [`from_wkb`].
+pub fn from_wkb_2d(bytes: &[u8]) -> Result<Geometry<f64>, WkbError> {
+    from_wkb(bytes).map(|g| g.geom)
 }
 
 struct Reader<'a> {
     bytes: &'a [u8],
     pos: usize,
+    /// Coordinates read so far.
+    coords: usize,
+    /// Z values, started (with NaN for the coordinates before) at the first Z header.
+    z: Option<Vec<f64>>,
+    m: Option<Vec<f64>>,
 }
 
-/// A geometry header: byte order, base type (1..=7) and ordinates per coordinate.
+/// A geometry header: byte order, base type (1..=7) and which extra ordinates follow x, y.
 #[derive(Clone, Copy)]
 struct Header {
     little: bool,
     code: u32,
-    dims: usize,
+    has_z: bool,
+    has_m: bool,
+}
+
+impl Header {
+    fn dims(self) -> usize {
+        2 + usize::from(self.has_z) + usize::from(self.has_m)
+    }
 }
 
 fn type_name(code: u32) -> &'static str {
@@ -261,19 +346,29 @@ impl Reader<'_> {
         if !(POINT..=COLLECTION).contains(&base) {
             return Err(unknown);
         }
-        let extra = match extra {
-            0 => usize::from(ez) + usize::from(em),
-            1 | 2 if !(ez || em) => 1,
-            3 if !(ez || em) => 2,
+        let (has_z, has_m) = match extra {
+            0 => (ez, em),
+            1 if !(ez || em) => (true, false),
+            2 if !(ez || em) => (false, true),
+            3 if !(ez || em) => (true, true),
             _ => return Err(unknown),
         };
         if srid {
             self.u32(little)?;
         }
+        // A Z or M header starts the list, so an empty `LINESTRING Z` keeps its dimension.
+        let coords = self.coords;
+        if has_z {
+            self.z.get_or_insert_with(|| vec![f64::NAN; coords]);
+        }
+        if has_m {
+            self.m.get_or_insert_with(|| vec![f64::NAN; coords]);
+        }
         Ok(Header {
             little,
             code: base,
-            dims: 2 + extra,
+            has_z,
+            has_m,
         })
     }
 
@@ -293,14 +388,27 @@ impl Reader<'_> {
     fn coord(&mut self, h: Header) -> Result<Coord<f64>, WkbError> {
         let x = self.f64(h.little)?;
         let y = self.f64(h.little)?;
-        for _ in 2..h.dims {
-            self.f64(h.little)?;
+        let z = if h.has_z {
+            Some(self.f64(h.little)?)
+        } else {
+            None
+        };
+        let m = if h.has_m {
+            Some(self.f64(h.little)?)
+        } else {
+            None
+        };
+        for (list, v) in [(&mut self.z, z), (&mut self.m, m)] {
+            if let Some(list) = list {
+                list.push(v.unwrap_or(f64::NAN));
+            }
         }
+        self.coords += 1;
         Ok(Coord { x, y })
     }
 
     fn line(&mut self, h: Header) -> Result<LineString<f64>, WkbError> {
-        let n = self.count(h, 8 * h.dims)?;
+        let n = self.count(h, 8 * h.dims())?;
         let mut cs = Vec::with_capacity(n);
         for _ in 0..n {
             cs.push(self.coord(h)?);
@@ -313,12 +421,27 @@ impl Reader<'_> {
         if n == 0 {
             return Ok(Polygon::new(LineString(Vec::new()), Vec::new()));
         }
-        let exterior = self.line(h)?;
+        let exterior = self.ring(h)?;
         let mut holes = Vec::with_capacity(n - 1);
         for _ in 1..n {
-            holes.push(self.line(h)?);
+            holes.push(self.ring(h)?);
         }
         Ok(Polygon::new(exterior, holes))
+    }
+
+    /// A polygon ring. `Polygon::new` closes a ring that is not closed, so the first
+    /// coordinate's Z and M are repeated for the point it adds.
+    fn ring(&mut self, h: Header) -> Result<LineString<f64>, WkbError> {
+        let start = self.coords;
+        let ring = self.line(h)?;
+        if ring.0.first() != ring.0.last() {
+            for list in [&mut self.z, &mut self.m].into_iter().flatten() {
+                let first = list[start];
+                list.push(first);
+            }
+            self.coords += 1;
+        }
+        Ok(ring)
     }
 
     /// Reads a member of a multi-geometry, which must be of type `want`.
@@ -391,8 +514,8 @@ mod tests {
 
     fn round_trip(g: &Geometry<f64>) -> Geometry<f64> {
         let mut buf = Vec::new();
-        to_wkb(g, &mut buf);
-        from_wkb(&buf).unwrap()
+        to_wkb_2d(g, &mut buf);
+        from_wkb_2d(&buf).unwrap()
     }
 
     fn samples() -> Vec<Geometry<f64>> {
@@ -452,7 +575,7 @@ mod tests {
     #[test]
     fn point_encoding_is_little_endian_iso() {
         let mut buf = Vec::new();
-        to_wkb(&point!(x: 1.0, y: 2.0).into(), &mut buf);
+        to_wkb_2d(&point!(x: 1.0, y: 2.0).into(), &mut buf);
         let mut want = vec![1, 1, 0, 0, 0];
         want.extend_from_slice(&1.0f64.to_le_bytes());
         want.extend_from_slice(&2.0f64.to_le_bytes());
@@ -461,17 +584,20 @@ mod tests {
 
     #[test]
     fn big_endian_and_extended_dimensions_are_read() {
-        // Big-endian LINESTRING Z with two points: the z values are dropped.
+        // Big-endian LINESTRING Z with two points: the z values are kept beside the shape.
         let mut buf = vec![0];
         buf.extend_from_slice(&1002u32.to_be_bytes());
         buf.extend_from_slice(&2u32.to_be_bytes());
         for v in [1.0f64, 2.0, 9.0, 3.0, 4.0, 9.0] {
             buf.extend_from_slice(&v.to_be_bytes());
         }
+        let g = from_wkb(&buf).unwrap();
         assert_eq!(
-            from_wkb(&buf).unwrap(),
+            g.geom,
             Geometry::LineString(line_string![(x: 1.0, y: 2.0), (x: 3.0, y: 4.0)])
         );
+        assert_eq!(g.z(), Some(&[9.0, 9.0][..]));
+        assert_eq!(g.m(), None);
         // EWKB point with SRID 4326 and the Z flag.
         let mut buf = vec![1];
         buf.extend_from_slice(&(0xA000_0001u32).to_le_bytes());
@@ -479,19 +605,80 @@ mod tests {
         for v in [5.0f64, 6.0, 7.0] {
             buf.extend_from_slice(&v.to_le_bytes());
         }
-        assert_eq!(
-            from_wkb(&buf).unwrap(),
-            Geometry::Point(point!(x: 5.0, y: 6.0))
-        );
+        let g = from_wkb(&buf).unwrap();
+        assert_eq!(g.geom, Geometry::Point(point!(x: 5.0, y: 6.0)));
+        assert_eq!((g.z(), g.crs), (Some(&[7.0][..]), None));
+        // EWKB M flag alone: the value is a measure, not a height.
+        let mut buf = vec![1];
+        buf.extend_from_slice(&(0x4000_0001u32).to_le_bytes());
+        for v in [5.0f64, 6.0, 8.0] {
+            buf.extend_from_slice(&v.to_le_bytes());
+        }
+        let g = from_wkb(&buf).unwrap();
+        assert_eq!((g.z(), g.m()), (None, Some(&[8.0][..])));
+    }
+
+    fn with(g: Geometry<f64>, z: Option<Vec<f64>>, m: Option<Vec<f64>>) -> super::super::Geometry {
+        super::super::Geometry::new(g)
+            .with_ordinates(Ordinates { z, m })
+            .unwrap()
+    }
+
+    #[test]
+    fn z_and_m_round_trip_with_iso_codes() {
+        for g in samples() {
+            let n = crate::feature::coord_count(&g);
+            let zs: Vec<f64> = (0..n).map(|i| i as f64 * 1.5 - 3.0).collect();
+            let ms: Vec<f64> = (0..n).map(|i| 100.0 + i as f64).collect();
+            for (z, m, code) in [
+                (Some(zs.clone()), None, 1000),
+                (None, Some(ms.clone()), 2000),
+                (Some(zs.clone()), Some(ms.clone()), 3000),
+            ] {
+                let geometry = with(g.clone(), z, m);
+                let mut buf = Vec::new();
+                to_wkb(&geometry, &mut buf);
+                let outer = u32::from_le_bytes(buf[1..5].try_into().unwrap());
+                assert_eq!(outer / 1000 * 1000, code, "{g:?}");
+                assert_eq!(from_wkb(&buf).unwrap(), geometry, "{g:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn an_unclosed_ring_gets_its_first_z_for_the_closing_point() {
+        // POLYGON Z with one open ring of three points.
+        let mut buf = vec![1];
+        buf.extend_from_slice(&1003u32.to_le_bytes());
+        buf.extend_from_slice(&1u32.to_le_bytes());
+        buf.extend_from_slice(&3u32.to_le_bytes());
+        for v in [0.0f64, 0.0, 5.0, 1.0, 0.0, 6.0, 1.0, 1.0, 7.0] {
+            buf.extend_from_slice(&v.to_le_bytes());
+        }
+        let g = from_wkb(&buf).unwrap();
+        assert_eq!(g.z(), Some(&[5.0, 6.0, 7.0, 5.0][..]));
+        // A collection whose second member has no Z gets NaN there.
+        let mut buf = vec![1];
+        buf.extend_from_slice(&7u32.to_le_bytes());
+        buf.extend_from_slice(&2u32.to_le_bytes());
+        buf.push(1);
+        buf.extend_from_slice(&1001u32.to_le_bytes());
+        for v in [1.0f64, 2.0, 3.0] {
+            buf.extend_from_slice(&v.to_le_bytes());
+        }
+        to_wkb_2d(&point!(x: 4.0, y: 5.0).into(), &mut buf);
+        let z = from_wkb(&buf).unwrap().z().unwrap().to_vec();
+        assert_eq!(z[0], 3.0);
+        assert!(z[1].is_nan());
     }
 
     #[test]
     fn every_truncation_is_an_error_not_a_panic() {
         for g in samples() {
             let mut buf = Vec::new();
-            to_wkb(&g, &mut buf);
+            to_wkb_2d(&g, &mut buf);
             for cut in 0..buf.len() {
-                let err = from_wkb(&buf[..cut]).unwrap_err();
+                let err = from_wkb_2d(&buf[..cut]).unwrap_err();
                 assert!(
                     matches!(err, WkbError::Truncated { .. }),
                     "{g:?} cut at {cut}: {err}"
@@ -503,28 +690,28 @@ mod tests {
     #[test]
     fn bad_input_is_reported() {
         assert!(matches!(
-            from_wkb(&[7, 1, 0, 0, 0]),
+            from_wkb_2d(&[7, 1, 0, 0, 0]),
             Err(WkbError::ByteOrder { flag: 7, .. })
         ));
         assert!(matches!(
-            from_wkb(&[1, 99, 0, 0, 0]),
+            from_wkb_2d(&[1, 99, 0, 0, 0]),
             Err(WkbError::UnknownType { code: 99, .. })
         ));
         let mut buf = Vec::new();
-        to_wkb(&point!(x: 1.0, y: 2.0).into(), &mut buf);
+        to_wkb_2d(&point!(x: 1.0, y: 2.0).into(), &mut buf);
         buf.push(0);
-        assert_eq!(from_wkb(&buf), Err(WkbError::TrailingBytes(1)));
+        assert_eq!(from_wkb_2d(&buf), Err(WkbError::TrailingBytes(1)));
         // A multipoint holding a linestring.
         let mut buf = vec![1, 4, 0, 0, 0, 1, 0, 0, 0];
-        to_wkb(&line_string![(x: 1.0, y: 2.0)].into(), &mut buf);
-        let err = from_wkb(&buf).unwrap_err();
+        to_wkb_2d(&line_string![(x: 1.0, y: 2.0)].into(), &mut buf);
+        let err = from_wkb_2d(&buf).unwrap_err();
         assert_eq!(
             err.to_string(),
             "wkb multipoint at offset 9 holds a linestring"
         );
         // A count far beyond the input allocates nothing and fails.
         let buf = [1, 2, 0, 0, 0, 0xff, 0xff, 0xff, 0xff];
-        assert!(matches!(from_wkb(&buf), Err(WkbError::Truncated { .. })));
+        assert!(matches!(from_wkb_2d(&buf), Err(WkbError::Truncated { .. })));
     }
 
     #[test]
@@ -533,7 +720,7 @@ mod tests {
         for _ in 0..(MAX_DEPTH + 5) {
             buf.extend_from_slice(&[1, 7, 0, 0, 0, 1, 0, 0, 0]);
         }
-        assert_eq!(from_wkb(&buf), Err(WkbError::TooDeep));
+        assert_eq!(from_wkb_2d(&buf), Err(WkbError::TooDeep));
         let mut ok: Geometry<f64> = point!(x: 0.0, y: 0.0).into();
         for _ in 0..MAX_DEPTH {
             ok = Geometry::GeometryCollection(GeometryCollection(vec![ok]));
@@ -549,8 +736,8 @@ mod tests {
         #[test]
         fn random_points_round_trip(x in any::<f64>(), y in any::<f64>()) {
             let mut buf = Vec::new();
-            to_wkb(&point!(x: x, y: y).into(), &mut buf);
-            let Geometry::Point(p) = from_wkb(&buf).unwrap() else { panic!("not a point") };
+            to_wkb_2d(&point!(x: x, y: y).into(), &mut buf);
+            let Geometry::Point(p) = from_wkb_2d(&buf).unwrap() else { panic!("not a point") };
             prop_assert_eq!(p.x().to_bits(), x.to_bits());
             prop_assert_eq!(p.y().to_bits(), y.to_bits());
         }
@@ -563,7 +750,7 @@ mod tests {
 
         #[test]
         fn random_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..64)) {
-            let _ = from_wkb(&bytes);
+            let _ = from_wkb_2d(&bytes);
         }
     }
 }

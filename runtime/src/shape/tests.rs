@@ -41,10 +41,9 @@ fn open_shapes_answer_any_closed_ones_nothing() {
 fn the_shape_of_features_types_by_non_null_values() {
     let f = |id, v: Value, g: bool| {
         let f = Feature::from_pairs(id, [("v", v), ("k", Value::from("x"))]);
-        f.with_geometry(g.then(|| Geometry {
-            geom: geo_types::Point::new(1.0, 2.0).into(),
-            crs: Some(4326),
-        }))
+        f.with_geometry(
+            g.then(|| Geometry::in_crs(geo_types::Point::new(1.0, 2.0).into(), Some(4326))),
+        )
     };
     let s = Shape::of_features(&[f(0, Value::Null, false), f(1, Value::Int(2), true)]);
     assert_eq!(

@@ -47,10 +47,7 @@ fn read_back(location: &str) -> (Vec<Feature>, Vec<Feature>) {
 }
 
 fn point(x: f64, y: f64, crs: Option<u32>) -> Option<Geometry> {
-    Some(Geometry {
-        geom: geo_types::Point::new(x, y).into(),
-        crs,
-    })
+    Some(Geometry::in_crs(geo_types::Point::new(x, y).into(), crs))
 }
 
 #[test]
@@ -60,10 +57,10 @@ fn writes_geoparquet_with_metadata_and_row_groups() {
     let features: Vec<Feature> = (0..10)
         .map(|i| {
             let geom = if i == 7 {
-                Some(Geometry {
-                    geom: geo_types::Rect::new((-5.0, 1.0), (0.0, 2.0)).into(),
-                    crs: Some(3857),
-                })
+                Some(Geometry::in_crs(
+                    geo_types::Rect::new((-5.0, 1.0), (0.0, 2.0)).into(),
+                    Some(3857),
+                ))
             } else if i == 8 {
                 None
             } else {

@@ -374,10 +374,7 @@ impl CsvReader {
                 }
             }
         };
-        Ok(geom.map(|g| Geometry {
-            geom: g,
-            crs: self.crs,
-        }))
+        Ok(geom.map(|g| Geometry::in_crs(g, self.crs)))
     }
 }
 

@@ -304,10 +304,10 @@ impl Walk<'_, '_, '_> {
         }
         let geometry = match geometry.as_ref().map(geojson_geometry) {
             None | Some(Ok(None)) => None,
-            Some(Ok(Some(g))) => Some(Geometry {
-                geom: g,
-                crs: Some(self.reader.crs.or(self.file_crs).unwrap_or(4326)),
-            }),
+            Some(Ok(Some(g))) => Some(Geometry::in_crs(
+                g,
+                Some(self.reader.crs.or(self.file_crs).unwrap_or(4326)),
+            )),
             Some(Err(message)) => {
                 let row = Row {
                     schema,

@@ -305,10 +305,7 @@ impl JsonReader {
         } = row;
         let geometry = match geometry.as_ref().map(geojson_geometry) {
             None | Some(Ok(None)) => None,
-            Some(Ok(Some(g))) => Some(Geometry {
-                geom: g,
-                crs: self.crs,
-            }),
+            Some(Ok(Some(g))) => Some(Geometry::in_crs(g, self.crs)),
             Some(Err(message)) => {
                 let field = self.geometry_field.as_deref().unwrap_or_default();
                 values.push(Value::String(

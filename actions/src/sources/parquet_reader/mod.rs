@@ -51,7 +51,7 @@ use sluice_runtime::shape::{GeometryShape, Shape as PortShape, ShapeContext, Typ
 use sluice_runtime::store;
 use sluice_runtime::{
     ActionError, ActionKind, ActionSpec, BuildContext, BuiltAction, DEFAULT_PORT, Feature,
-    Geometry, NodeContext, NodeImpl, REJECTED_PORT, REJECTION_REASON, Schema, Value,
+    NodeContext, NodeImpl, REJECTED_PORT, REJECTION_REASON, Schema, Value,
 };
 
 use super::file_input::{files_param, peekable};
@@ -353,7 +353,10 @@ impl ParquetReader {
             let wkb = geometries.as_ref().map(|g| g.geometry(r));
             let geometry = match wkb.map(|g| g.map_err(|e| format!("bad WKB: {e}"))) {
                 None | Some(Ok(None)) => None,
-                Some(Ok(Some(geom))) => Some(Geometry { geom, crs }),
+                Some(Ok(Some(mut geom))) => {
+                    geom.crs = crs;
+                    Some(geom)
+                }
                 Some(Err(message)) => {
                     let mut values = values;
                     values.push(Value::String(

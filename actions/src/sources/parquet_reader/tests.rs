@@ -23,7 +23,7 @@ fn parquet(rows: usize, geo: Option<&str>, bad_wkb_at: Option<usize>) -> Vec<u8>
             geoms.append_null();
         } else {
             let mut b = Vec::new();
-            wkb::to_wkb(&geo_types::Point::new(i as f64, -(i as f64)).into(), &mut b);
+            wkb::to_wkb_2d(&geo_types::Point::new(i as f64, -(i as f64)).into(), &mut b);
             geoms.append_value(&b);
         }
     }

@@ -191,7 +191,7 @@ impl WkbBuilder {
             None => self.builder.append_null(),
             Some(g) => {
                 self.scratch.clear();
-                wkb::to_wkb(&g.geom, &mut self.scratch);
+                wkb::to_wkb(g, &mut self.scratch);
                 self.builder.append_value(&self.scratch[..]);
             }
         }

@@ -37,7 +37,7 @@ pub use encoded::EncodeError;
 pub use kind::{ColumnKind, ColumnPolicy, MixedAs, NestedAs};
 pub use read::{ColumnReader, WkbColumn, column_values, value_type};
 
-use crate::feature::{Feature, Geometry, Schema, Value};
+use crate::feature::{Feature, Schema, Value};
 
 /// The columns of a record batch of features: one per attribute name (in order of first
 /// appearance), typed by a [`ColumnPolicy`], then a WKB geometry column when any feature has
@@ -335,7 +335,10 @@ pub fn features_from_batch(
                 Some(w) => w
                     .geometry(r)
                     .map_err(|e| format!("row {r}: geometry: bad WKB: {e}"))?
-                    .map(|geom| Geometry { geom, crs }),
+                    .map(|mut g| {
+                        g.crs = crs;
+                        g
+                    }),
             };
             Ok(Feature::new(0, schema.clone(), values).with_geometry(geometry))
         })

@@ -158,9 +158,9 @@ impl WkbColumn {
         .then(|| WkbColumn(array.clone()))
     }
 
-    /// The geometry of row `r` (`None` for a null).
+    /// The geometry of row `r` (`None` for a null), with no CRS.
     #[inline]
-    pub fn geometry(&self, r: usize) -> Result<Option<geo_types::Geometry<f64>>, WkbError> {
+    pub fn geometry(&self, r: usize) -> Result<Option<crate::feature::Geometry>, WkbError> {
         let a = &self.0;
         if a.is_null(r) {
             return Ok(None);

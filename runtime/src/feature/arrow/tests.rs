@@ -163,10 +163,7 @@ fn every_kind_builds_and_reads_back() {
 
 #[test]
 fn features_make_a_record_batch_and_come_back() {
-    let point = |x: f64| Geometry {
-        geom: geo_types::Point::new(x, 1.0).into(),
-        crs: Some(4326),
-    };
+    let point = |x: f64| Geometry::in_crs(geo_types::Point::new(x, 1.0).into(), Some(4326));
     let features = vec![
         Feature::from_pairs(1, [("n", Value::Int(1)), ("s", Value::from("a"))])
             .with_geometry(Some(point(1.0))),

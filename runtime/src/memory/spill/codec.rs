@@ -14,7 +14,7 @@ use crate::error::ActionError;
 use crate::feature::arrow::{
     AppendError, ColumnBuilder, ColumnKind, ColumnPolicy, ColumnReader, WkbBuilder, WkbColumn,
 };
-use crate::feature::{Feature, Geometry, Schema};
+use crate::feature::{Feature, Schema};
 
 /// Key of the run layout in the Parquet key-value metadata.
 pub(super) const META_KEY: &str = "sluice.spill";
@@ -311,9 +311,9 @@ impl Decoded {
             .geometry
             .geometry(r)
             .map_err(|e| bad(e.to_string()))?
-            .map(|geom| Geometry {
-                geom,
-                crs: (!b.crs.is_null(r)).then(|| b.crs.value(r)),
+            .map(|mut g| {
+                g.crs = (!b.crs.is_null(r)).then(|| b.crs.value(r));
+                g
             });
         Ok(Feature::new(b.ids.value(r), schema.clone(), values).with_geometry(geometry))
     }

@@ -107,17 +107,14 @@ fn every_value() -> Vec<Value> {
 fn geometries() -> Vec<Option<Geometry>> {
     vec![
         None,
-        Some(Geometry {
-            geom: point!(x: 1.0, y: -2.0).into(),
-            crs: Some(4326),
-        }),
+        Some(Geometry::in_crs(point!(x: 1.0, y: -2.0).into(), Some(4326))),
         Some(Geometry::new(
             line_string![(x: 0.0, y: 0.0), (x: 1.0, y: 1.0)].into(),
         )),
-        Some(Geometry {
-            geom: polygon![(x: 0.0, y: 0.0), (x: 4.0, y: 0.0), (x: 4.0, y: 4.0)].into(),
-            crs: Some(2154),
-        }),
+        Some(Geometry::in_crs(
+            polygon![(x: 0.0, y: 0.0), (x: 4.0, y: 0.0), (x: 4.0, y: 4.0)].into(),
+            Some(2154),
+        )),
     ]
 }
 
@@ -606,10 +603,7 @@ fn feature() -> impl Strategy<Value = Feature> {
     )
         .prop_map(|(names, values, g)| {
             let f = Feature::from_pairs(0, names.into_iter().zip(values));
-            f.with_geometry(g.map(|(x, y, crs)| Geometry {
-                geom: point!(x: x, y: y).into(),
-                crs,
-            }))
+            f.with_geometry(g.map(|(x, y, crs)| Geometry::in_crs(point!(x: x, y: y).into(), crs)))
         })
 }
 
