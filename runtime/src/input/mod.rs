@@ -161,7 +161,7 @@ impl Files {
     /// The files a run would read now, in order (empty when none matches or the path
     /// cannot be listed). Validation reads their heads to know their schemas.
     pub fn locations(&self) -> Vec<String> {
-        match store::list(&self.path) {
+        match store::list(&self.path).and_then(|f| open_archives(f, &self.extensions)) {
             Ok(files) => by_extension(files, &self.path, &self.extensions).0,
             Err(_) => Vec::new(),
         }
@@ -315,6 +315,37 @@ fn send(tx: &Sender<Msg>, cancel: &CancelToken, msg: Msg) -> Result<(), ActionEr
 
 /// The body of [`Files::read`].
 /// The listed files `path` reads, and those skipped for their names.
+/// Zip archives among `files` opened as folders, for a reader that does not read `.zip`
+/// itself: `data/parcels.zip` gives its members (`data/parcels.zip!/parcels.shp`, ...),
+/// which [`by_extension`] then filters like files in a folder.
+fn open_archives(
+    files: Vec<store::FileEntry>,
+    extensions: &[String],
+) -> Result<Vec<store::FileEntry>, store::StorageError> {
+    let opens = |l: &str| {
+        !extensions.is_empty()
+            && has_extension(l, &["zip".to_string()])
+            && !extensions.iter().any(|e| e == "zip")
+            && store::archive::split(l).is_none()
+    };
+    if !files.iter().any(|f| opens(&f.location)) {
+        return Ok(files);
+    }
+    let mut out = Vec::with_capacity(files.len());
+    for f in files {
+        if opens(&f.location) {
+            out.extend(store::list(&format!(
+                "{}{}",
+                f.location,
+                store::archive::MEMBER_SEPARATOR
+            ))?);
+        } else {
+            out.push(f);
+        }
+    }
+    Ok(out)
+}
+
 fn by_extension(
     files: Vec<store::FileEntry>,
     path: &str,
@@ -338,7 +369,7 @@ fn read_files<S: FileSource>(
         read_ahead,
         extensions,
     } = files;
-    let files = store::list(path)?;
+    let files = open_archives(store::list(path)?, extensions)?;
     if files.is_empty() {
         return Err(ActionError::io(
             format!("listing {path}"),

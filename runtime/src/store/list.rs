@@ -23,6 +23,9 @@ pub struct FileEntry {
 ///   the path part) gives the matching files; `*` does not cross `/`, `**` does. A pattern
 ///   that matches nothing gives an empty list.
 ///
+/// A zip member location lists members: `data/x.zip!/` all of them, `data/x.zip!/*.shp` those
+/// matching (see [`archive`](super::archive)), in archive order.
+///
 /// Hidden files (a name starting with `.`, such as the temporary files of an
 /// [`AtomicWriter`](super::AtomicWriter) in progress) are skipped in folders and globs.
 /// A file or folder that does not exist is [`StorageError::NotFound`]. `-` (standard
@@ -34,6 +37,18 @@ pub fn list(location: &str) -> Result<Vec<FileEntry>, StorageError> {
             size: 0,
             modified: None,
         }]);
+    }
+    if let Some((zip, member)) = super::archive::split(location) {
+        let found = super::archive::list(zip, member)?;
+        let literal =
+            !member.is_empty() && !member.ends_with('/') && !member.contains(['*', '?', '[']);
+        if found.is_empty() && literal {
+            return Err(StorageError::NotFound {
+                op: "listing",
+                location: location.to_string(),
+            });
+        }
+        return Ok(found);
     }
     let (scheme, path) = split_scheme(location);
     let mut found = match path.find(['*', '?', '[']) {

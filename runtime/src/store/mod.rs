@@ -5,7 +5,11 @@
 //! in builds with the `s3` / `gcs` cargo features, `s3://bucket/key` / `gcs://bucket/key`.
 //! A workflow that reads `s3://...` needs no code change, only a build with the feature.
 //!
-//! - [`open_read`] streams a file in large chunks (never whole);
+//! - [`open_read`] streams a file in large chunks (never whole); [`open_seekable`] reads at
+//!   any offset, counting the bytes it fetches; [`local_file`] gives a local path (a
+//!   temporary copy where the file is not local);
+//! - a zip member is a location of its own (`data/x.zip!/a.shp`, see [`archive`]) for all
+//!   of these and for [`list`] (`data/x.zip!/*.shp`);
 //! - [`list`] expands a file, a folder or a glob pattern into [`FileEntry`]s;
 //! - [`AtomicWriter`] writes to a temporary name and renames on [`AtomicWriter::commit`], so
 //!   a failed or cancelled run leaves no partial output; [`Commit`] moves several outputs
@@ -33,12 +37,15 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+pub mod archive;
 mod claim;
 mod commit;
 mod error;
 mod list;
+mod local;
 mod location;
 mod read;
+mod seekable;
 pub mod stale;
 mod target;
 mod write;
@@ -47,9 +54,11 @@ pub use claim::set_writer_name;
 pub use commit::{Commit, CommitError};
 pub use error::{StorageError, to_action_error};
 pub use list::{FileEntry, list};
+pub use local::{LocalFile, local_file};
 pub use location::{STDIO, output_key};
 pub(crate) use location::{local_path, split_scheme};
 pub use read::{READ_CHUNK, open_read};
+pub use seekable::{SEEK_CHUNK, SeekableReader, open_seekable};
 pub use write::AtomicWriter;
 
 #[cfg(test)]

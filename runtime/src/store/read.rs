@@ -14,13 +14,17 @@ pub const READ_CHUNK: usize = 1 << 21;
 /// Opens a file for streaming reads.
 ///
 /// `location` is a plain path, a `file://` URL or a `memory://` key (and `s3://`/`gcs://` in
-/// builds with those features), or `-` for standard input. The file is read in [`READ_CHUNK`]-sized pieces as the caller
+/// builds with those features), a zip member (`data/x.zip!/a.csv`, extracted to a temporary
+/// file first), or `-` for standard input. The file is read in [`READ_CHUNK`]-sized pieces as the caller
 /// consumes it, never whole. Compressed files are returned as stored: callers decompress.
 ///
 /// Must not be called from inside an async (tokio) context.
 pub fn open_read(location: &str) -> Result<Box<dyn Read + Send>, StorageError> {
     if location == super::STDIO {
         return Ok(Box::new(io::stdin()));
+    }
+    if let Some((zip, member)) = super::archive::split(location) {
+        return Ok(Box::new(super::archive::extract(zip, member, location)?));
     }
     let r = resolve(location)?;
     if r.path.is_empty() || r.path.ends_with('/') {
