@@ -6,12 +6,14 @@
 
 pub mod crs;
 pub mod geometry;
+mod geojson_geometry;
 pub mod processors;
 pub mod sinks;
 pub mod sources;
 
 #[cfg(test)]
 mod shape_checks;
+mod wkt_geometry;
 
 use sluice_runtime::{ActionSpec, Registry};
 

@@ -20,7 +20,6 @@ use sluice_runtime::shape::{GeometryShape, Shape, ShapeContext, Type};
 use sluice_runtime::{
     ActionError, ActionKind, ActionSpec, BuildContext, BuiltAction, Feature, Value,
 };
-use wkt::ToWkt;
 
 use super::check_attribute_name;
 use super::per_feature::{GeometryChange, GeometryStep, PerFeature, step_shape};
@@ -99,7 +98,7 @@ impl GeometryStep for GeometryToWkt {
         values.push(
             feature
                 .geometry()
-                .map_or(Value::Null, |g| Value::from(g.geom.wkt_string())),
+                .map_or(Value::Null, |g| Value::from(crate::wkt_geometry::write(g))),
         );
         Ok(if self.remove_geometry {
             GeometryChange::Remove

@@ -19,7 +19,6 @@
 //! - A feature whose attribute is missing, null, not a string or not valid WKT goes to
 //!   `rejected`, unchanged, with `_rejection_reason` naming the attribute and the parse error.
 
-use geo_types::Geometry as G;
 use schemars::JsonSchema;
 use serde::Deserialize;
 use sluice_runtime::action::schema_of;
@@ -28,7 +27,6 @@ use sluice_runtime::{
     ActionError, ActionKind, ActionSpec, BuildContext, BuiltAction, DEFAULT_PORT, Feature,
     Geometry, REJECTED_PORT, Value,
 };
-use wkt::TryFromWkt;
 
 use super::check_attribute_name;
 use super::per_feature::{GeometryChange, GeometryStep, PerFeature, step_shape};
@@ -127,13 +125,10 @@ impl WktToGeometry {
                 "nests parentheses deeper than {MAX_NESTING} levels"
             )));
         }
-        let geom = G::<f64>::try_from_wkt_str(body).map_err(|e| {
-            self.reason(&format!(
-                "is not valid WKT: {}",
-                lower_first(&e.to_string())
-            ))
-        })?;
-        Ok(Geometry::in_crs(geom, self.crs.or(srid)))
+        let mut geometry = crate::wkt_geometry::read(body)
+            .map_err(|e| self.reason(&format!("is not valid WKT: {}", lower_first(&e))))?;
+        geometry.crs = self.crs.or(srid);
+        Ok(geometry)
     }
 
     fn reason(&self, what: &str) -> String {
@@ -211,6 +206,7 @@ impl GeometryStep for WktToGeometry {
 mod tests {
     use super::*;
     use crate::geometry::test_util::{build, example_params, reason, run, transform};
+    use geo_types::Geometry as G;
     use geo_types::{point, polygon};
     use serde_json::json;
     use sluice_runtime::Schema;

@@ -158,7 +158,7 @@ fn write_feature(w: &mut impl Write, f: &Feature) -> std::io::Result<()> {
     match f.geometry() {
         None => w.write_all(b"null")?,
         Some(g) => {
-            let value = geojson::GeometryValue::from(&g.geom);
+            let value = crate::geojson_geometry::write(g);
             serde_json::to_writer(&mut *w, &geojson::Geometry::new(value))?;
         }
     }

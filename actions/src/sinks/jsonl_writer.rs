@@ -109,7 +109,7 @@ pub(crate) fn write_feature(w: &mut impl Write, f: &Feature) -> std::io::Result<
             w.write_all(b",")?;
         }
         w.write_all(b"\"geometry\":")?;
-        let value = geojson::GeometryValue::from(&g.geom);
+        let value = crate::geojson_geometry::write(g);
         serde_json::to_writer(&mut *w, &serde_json::Value::from(&value))?;
     }
     w.write_all(b"}")

@@ -115,11 +115,12 @@ fn build(ctx: &BuildContext) -> Result<BuiltAction, ActionError> {
         }
         let geometry = match object.get("geometry") {
             None | Some(serde_json::Value::Null) => None,
-            Some(g) => Some(Arc::new(Geometry::in_crs(
-                parse_geojson(g)
-                    .map_err(|m| ActionError::param(format!("features[{i}].geometry"), m))?,
-                p.crs,
-            ))),
+            Some(g) => crate::geojson_geometry::read(g)
+                .map_err(|m| ActionError::param(format!("features[{i}].geometry"), m))?
+                .map(|mut g| {
+                    g.crs = p.crs;
+                    Arc::new(g)
+                }),
         };
         templates.push(Template {
             schema,
@@ -133,14 +134,6 @@ fn build(ctx: &BuildContext) -> Result<BuiltAction, ActionError> {
             repeat: p.repeat,
         },
     ))))
-}
-
-/// A GeoJSON geometry object as a `geo-types` geometry.
-fn parse_geojson(g: &serde_json::Value) -> Result<geo_types::Geometry<f64>, String> {
-    let parsed: geojson::Geometry =
-        serde_json::from_value(g.clone()).map_err(|e| format!("not a GeoJSON geometry: {e}"))?;
-    geo_types::Geometry::<f64>::try_from(&parsed.value)
-        .map_err(|e| format!("unsupported GeoJSON geometry: {e}"))
 }
 
 struct Template {

@@ -317,15 +317,8 @@ impl Visitor<'_> for KeySeed<'_> {
 /// Converts a GeoJSON geometry object into a `geo-types` geometry (null: none).
 pub(crate) fn geojson_geometry(
     g: &serde_json::Value,
-) -> Result<Option<geo_types::Geometry<f64>>, String> {
-    if g.is_null() {
-        return Ok(None);
-    }
-    let parsed = <geojson::Geometry as serde::Deserialize>::deserialize(g)
-        .map_err(|e| format!("not a GeoJSON geometry: {e}"))?;
-    geo_types::Geometry::<f64>::try_from(&parsed.value)
-        .map(Some)
-        .map_err(|e| format!("unsupported GeoJSON geometry: {e}"))
+) -> Result<Option<sluice_runtime::Geometry>, String> {
+    crate::geojson_geometry::read(g)
 }
 
 /// Adds one attribute name to schemas, remembering the last result (rows of one file mostly
@@ -449,7 +442,10 @@ mod tests {
         assert_eq!(r.schema.names().len(), 2);
         assert_eq!(r.values, vec![Value::Int(5), Value::Int(0)]);
         let g = geojson_geometry(r.geometry.as_ref().unwrap()).unwrap();
-        assert_eq!(g, Some(geo_types::Point::new(1.0, 2.0).into()));
+        assert_eq!(
+            g.map(|g| g.geom),
+            Some(geo_types::Point::new(1.0, 2.0).into())
+        );
         assert!(geojson_geometry(&serde_json::json!({"type": "Point"})).is_err());
         assert_eq!(geojson_geometry(&serde_json::Value::Null).unwrap(), None);
     }

@@ -279,9 +279,7 @@ impl RecordEncoder for CsvEncoder {
             Some(GeometryFormat::Wkt) => {
                 self.cell.clear();
                 if let Some(g) = f.geometry() {
-                    use std::fmt::Write as _;
-                    use wkt::ToWkt;
-                    let _ = write!(self.cell, "{}", g.geom.to_wkt());
+                    self.cell.push_str(&crate::wkt_geometry::write(g));
                 }
                 row.field(self.cell.as_bytes(), false);
             }

@@ -351,7 +351,7 @@ impl CsvReader {
                         })
                     };
                     let p = geo_types::Point::new(coord(xb, xi)?, coord(yb, yi)?);
-                    Some(p.into())
+                    Some(Geometry::new(p.into()))
                 }
             }
             Some(GeomPlan::Wkt(wi)) => {
@@ -367,14 +367,16 @@ impl CsvReader {
                 if text.is_empty() {
                     None
                 } else {
-                    use wkt::TryFromWkt;
-                    let g = geo_types::Geometry::<f64>::try_from_wkt_str(text)
+                    let g = crate::wkt_geometry::read(text)
                         .map_err(|e| format!("column \"{}\": bad WKT: {e}", plan.header[wi]))?;
                     Some(g)
                 }
             }
         };
-        Ok(geom.map(|g| Geometry::in_crs(g, self.crs)))
+        Ok(geom.map(|mut g| {
+            g.crs = self.crs;
+            g
+        }))
     }
 }
 

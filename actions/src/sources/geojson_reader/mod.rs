@@ -42,7 +42,7 @@ use sluice_runtime::action::schema_of;
 use sluice_runtime::shape::{GeometryShape, Shape, ShapeContext};
 use sluice_runtime::{
     ActionError, ActionKind, ActionSpec, BuildContext, BuiltAction, DEFAULT_PORT, Feature,
-    Geometry, NodeContext, NodeImpl, REJECTED_PORT, REJECTION_REASON, Schema, Value,
+    NodeContext, NodeImpl, REJECTED_PORT, REJECTION_REASON, Schema, Value,
 };
 
 use super::file_input::{files_param, first_byte, open_buffered};
@@ -304,10 +304,10 @@ impl Walk<'_, '_, '_> {
         }
         let geometry = match geometry.as_ref().map(geojson_geometry) {
             None | Some(Ok(None)) => None,
-            Some(Ok(Some(g))) => Some(Geometry::in_crs(
-                g,
-                Some(self.reader.crs.or(self.file_crs).unwrap_or(4326)),
-            )),
+            Some(Ok(Some(mut g))) => {
+                g.crs = Some(self.reader.crs.or(self.file_crs).unwrap_or(4326));
+                Some(g)
+            }
             Some(Err(message)) => {
                 let row = Row {
                     schema,

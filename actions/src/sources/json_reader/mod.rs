@@ -38,7 +38,7 @@ use sluice_runtime::action::schema_of;
 use sluice_runtime::shape::{GeometryShape, Shape, ShapeContext};
 use sluice_runtime::{
     ActionError, ActionKind, ActionSpec, BuildContext, BuiltAction, DEFAULT_PORT, Feature,
-    Geometry, NodeContext, NodeImpl, REJECTED_PORT, REJECTION_REASON, Schema, Value,
+    NodeContext, NodeImpl, REJECTED_PORT, REJECTION_REASON, Schema, Value,
 };
 
 use super::file_input::{files_param, first_byte, open_buffered};
@@ -305,7 +305,10 @@ impl JsonReader {
         } = row;
         let geometry = match geometry.as_ref().map(geojson_geometry) {
             None | Some(Ok(None)) => None,
-            Some(Ok(Some(g))) => Some(Geometry::in_crs(g, self.crs)),
+            Some(Ok(Some(mut g))) => {
+                g.crs = self.crs;
+                Some(g)
+            }
             Some(Err(message)) => {
                 let field = self.geometry_field.as_deref().unwrap_or_default();
                 values.push(Value::String(
