@@ -127,6 +127,17 @@ pub fn epsg(code: u32) -> Result<CrsDefinition, String> {
     })
 }
 
+/// The WKT (OGC WKT 1, with its EPSG authority, which GDAL, QGIS and ArcGIS read) of an
+/// EPSG code, from the `crs-definitions` tables; `None` for a code they do not hold.
+pub fn wkt(code: u32) -> Option<&'static str> {
+    let code = if code == 900913 { 3857 } else { code };
+    u16::try_from(code)
+        .ok()
+        .and_then(crs_definitions::from_code)
+        .map(|d| d.wkt)
+        .filter(|w| !w.is_empty())
+}
+
 /// A reader's `crs` parameter: what a [`CrsParam`] names, as an EPSG code (features carry a
 /// code). Use with `#[serde(default, deserialize_with = "crate::crs::code")]` and
 /// `#[schemars(with = "Option<CrsParam>")]`.

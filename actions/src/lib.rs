@@ -5,8 +5,8 @@
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
 pub mod crs;
-pub mod geometry;
 mod geojson_geometry;
+pub mod geometry;
 pub mod processors;
 pub mod sinks;
 pub mod sources;

@@ -11,11 +11,14 @@
 
 pub mod csv_writer;
 pub mod echo_sink;
+pub mod fgb_writer;
 pub mod geojson_writer;
+pub mod gpkg_writer;
 pub mod jsonl_writer;
 pub mod noop_sink;
 pub mod parquet_writer;
 mod partition;
+pub mod shapefile_writer;
 mod text_writer;
 
 use std::io::Write;
@@ -30,6 +33,9 @@ pub fn specs() -> Vec<ActionSpec> {
         jsonl_writer::SPEC,
         geojson_writer::SPEC,
         parquet_writer::SPEC,
+        shapefile_writer::SPEC,
+        gpkg_writer::SPEC,
+        fgb_writer::SPEC,
         noop_sink::SPEC,
         echo_sink::SPEC,
     ]

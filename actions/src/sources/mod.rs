@@ -10,14 +10,17 @@
 
 pub mod csv_reader;
 pub mod feature_creator;
+pub mod fgb_reader;
 mod file_input;
 pub mod file_lister;
 pub mod geojson_reader;
+pub mod gpkg_reader;
 pub mod json_reader;
 mod json_values;
 pub mod parquet_reader;
 #[cfg(test)]
 mod round_trips;
+pub mod shapefile_reader;
 
 use sluice_runtime::ActionSpec;
 
@@ -29,6 +32,9 @@ pub fn specs() -> Vec<ActionSpec> {
         json_reader::SPEC,
         geojson_reader::SPEC,
         parquet_reader::SPEC,
+        gpkg_reader::SPEC,
+        shapefile_reader::SPEC,
+        fgb_reader::SPEC,
         file_lister::SPEC,
     ]
 }

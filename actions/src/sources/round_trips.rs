@@ -187,3 +187,132 @@ fn csv_with_wkt_to_geojson() {
     );
     assert!(f[2]["geometry"].is_null());
 }
+
+/// Polygons (one with a hole, one multi-part) with attributes of every type a DBF holds,
+/// with heights when `z` is set.
+fn parcels(z: bool) -> Vec<Feature> {
+    use geo_types::{LineString, MultiPolygon, Polygon};
+    use sluice_runtime::feature::{Ordinates, coord_count, parse_date};
+    // Outer rings clockwise, holes counter-clockwise: the shapefile convention, which the
+    // other formats keep as written.
+    let square = |x: f64, y: f64, s: f64, clockwise: bool| {
+        let mut pts = vec![(x, y), (x + s, y), (x + s, y + s), (x, y + s), (x, y)];
+        if clockwise {
+            pts.reverse();
+        }
+        LineString::from(pts)
+    };
+    let with_hole = Polygon::new(
+        square(651_000.125, 6_862_000.5, 100.0, true),
+        vec![square(651_010.0, 6_862_010.0, 10.0, false)],
+    );
+    let two = MultiPolygon(vec![
+        Polygon::new(square(652_000.0, 6_863_000.0, 50.0, true), vec![]),
+        Polygon::new(square(652_100.0, 6_863_100.0, 0.1 + 0.2, true), vec![]),
+    ]);
+    let schema = sluice_runtime::Schema::new(["id", "name", "area", "flag", "day"]);
+    [with_hole.into(), two.into()]
+        .into_iter()
+        .enumerate()
+        .map(|(i, shape): (usize, geo_types::Geometry<f64>)| {
+            let n = coord_count(&shape);
+            let mut g = sluice_runtime::Geometry::in_crs(shape, Some(2154));
+            if z {
+                let heights = (0..n).map(|k| 35.5 + k as f64 * 0.25).collect();
+                g = g
+                    .with_ordinates(Ordinates {
+                        z: Some(heights),
+                        m: None,
+                    })
+                    .unwrap();
+            }
+            let values = vec![
+                Value::Int(9_007_199_254_740_993 + i as i64),
+                Value::from(["Zoë's parcel", "東京"][i]),
+                Value::Float([12_345.678_9, 0.1 + 0.2][i]),
+                Value::Bool(i == 0),
+                Value::Date(parse_date(["2024-02-29", "1969-12-31"][i]).unwrap()),
+            ];
+            Feature::new(i as u64, schema.clone(), values).with_geometry(Some(g))
+        })
+        .collect()
+}
+
+/// Shapefile -> GeoPackage -> FlatGeobuf -> GeoParquet -> Shapefile gives back what the
+/// first Shapefile held: coordinates (and heights) bit for bit, the CRS, and every
+/// attribute with its type.
+#[test]
+fn shapefile_geopackage_flatgeobuf_geoparquet_and_back() {
+    use crate::sinks::{fgb_writer, gpkg_writer, shapefile_writer};
+    use crate::sources::{fgb_reader, gpkg_reader, shapefile_reader};
+    for z in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let at = |name: &str| dir.path().join(name).to_str().unwrap().to_string();
+        let through =
+            |writer: ActionSpec, reader: ActionSpec, path: String, features: &[Feature]| {
+                write(writer, serde_json::json!({ "path": path }), features);
+                let (back, rejected) = read(reader, serde_json::json!({ "path": path }));
+                assert!(rejected.is_empty(), "{path}: {rejected:?}");
+                back
+            };
+        let first = through(
+            shapefile_writer::SPEC,
+            shapefile_reader::SPEC,
+            at("a.shp"),
+            &parcels(z),
+        );
+        let gpkg = through(gpkg_writer::SPEC, gpkg_reader::SPEC, at("b.gpkg"), &first);
+        let fgb = through(fgb_writer::SPEC, fgb_reader::SPEC, at("c.fgb"), &gpkg);
+        let parquet = through(
+            parquet_writer::SPEC,
+            parquet_reader::SPEC,
+            at("d.parquet"),
+            &fgb,
+        );
+        let last = through(
+            shapefile_writer::SPEC,
+            shapefile_reader::SPEC,
+            at("e.shp"),
+            &parquet,
+        );
+        assert_eq!(first.len(), 2);
+        assert_eq!(last.len(), first.len());
+        // A FlatGeobuf with an index holds its features in the index's (Hilbert) order, as
+        // GDAL writes it; the rest keep the order they are given. Match features by `id`.
+        let by_id = |features: &[Feature]| {
+            let mut v = features.to_vec();
+            v.sort_by_key(|f| match f.get("id") {
+                Some(Value::Int(n)) => *n,
+                other => panic!("id {other:?}"),
+            });
+            v
+        };
+        let first = by_id(&first);
+        let (gpkg, fgb, parquet, last) = (by_id(&gpkg), by_id(&fgb), by_id(&parquet), by_id(&last));
+        for (stage, features) in [
+            ("gpkg", &gpkg),
+            ("fgb", &fgb),
+            ("parquet", &parquet),
+            ("shp", &last),
+        ] {
+            for (a, b) in first.iter().zip(features.iter()) {
+                let g = b.geometry().unwrap();
+                assert_eq!(
+                    g,
+                    a.geometry().unwrap(),
+                    "{stage} (z: {z}): geometry of {}",
+                    a.id()
+                );
+                assert_eq!(g.z().is_some(), z, "{stage}: heights");
+                assert_eq!(g.crs, Some(2154), "{stage}: crs");
+                for (name, value) in a.attributes() {
+                    assert_eq!(
+                        b.get(name),
+                        Some(value),
+                        "{stage} (z: {z}): attribute {name}"
+                    );
+                }
+            }
+        }
+    }
+}

@@ -1,7 +1,7 @@
 //! Zip archives read as folders: `data/parcels.zip!/parcels.shp` names a member,
 //! `data/parcels.zip!/*.shp` globs members, and `data/parcels.zip!/` lists them all.
 //!
-//! The archive itself is any location [`open_seekable`](super::open_seekable) reads (local,
+//! The archive itself is any location [`open_seekable`] reads (local,
 //! `memory://`, object stores). A member is extracted, streamed, to an unnamed temporary
 //! file that the system removes when it is closed (even if the process is killed), so a
 //! member of any size costs disk, not memory.

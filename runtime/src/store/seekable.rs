@@ -11,13 +11,19 @@ use super::archive;
 use super::error::StorageError;
 use super::location::{resolve, runtime};
 
-/// How much one backend read fetches when the caller reads less: small enough that a
-/// reader following an index fetches little beyond what it needs.
-pub const SEEK_CHUNK: usize = 64 * 1024;
+/// How much one backend read fetches after a seek when the caller reads less: small enough
+/// that a reader following an index fetches little beyond what it needs.
+pub const SEEK_CHUNK: usize = 16 * 1024;
+
+/// The most one backend read fetches ahead while the caller reads on sequentially.
+const MAX_AHEAD: usize = super::READ_CHUNK;
 
 /// A file opened for reading at any offset: `Read + Seek + Send`. Reads go to the backend
-/// in [`SEEK_CHUNK`]-sized ranges (or the caller's size, when larger), and every byte the
-/// backend returns is counted in [`SeekableReader::bytes_fetched`].
+/// in ranges that start at [`SEEK_CHUNK`] after a seek and double while the caller reads on
+/// from where the last range ended (up to 2 MiB), so a reader that follows an index fetches
+/// little more than it reads and one that streams makes few calls. A read larger than the
+/// range goes to the backend at the caller's size. Every byte the backend returns is counted
+/// in [`SeekableReader::bytes_fetched`].
 ///
 /// A zip member (`data/x.zip!/a.fgb`) is first extracted to an unnamed temporary file
 /// (deflate cannot be entered in the middle); its count is then what that file gives.
@@ -28,6 +34,8 @@ pub struct SeekableReader {
     /// The bytes of `[buf_start, buf_start + buf.len())`.
     buf: Bytes,
     buf_start: u64,
+    /// The size of the next fetch.
+    ahead: usize,
     fetched: Arc<AtomicU64>,
 }
 
@@ -84,6 +92,7 @@ impl SeekableReader {
             pos: 0,
             buf: Bytes::new(),
             buf_start: 0,
+            ahead: SEEK_CHUNK,
             fetched: Arc::new(AtomicU64::new(0)),
         }
     }
@@ -138,14 +147,20 @@ impl Read for SeekableReader {
         }
         let buf_end = self.buf_start + self.buf.len() as u64;
         if !(self.buf_start..buf_end).contains(&self.pos) {
-            if out.len() >= SEEK_CHUNK {
+            // Reading on from the last range: fetch more at a time; elsewhere: start small.
+            self.ahead = if self.pos == buf_end && !self.buf.is_empty() {
+                (self.ahead * 2).min(MAX_AHEAD)
+            } else {
+                SEEK_CHUNK
+            };
+            if out.len() >= self.ahead {
                 // A large read goes straight to the caller's buffer size.
                 let bytes = self.fetch(self.pos, out.len())?;
                 out[..bytes.len()].copy_from_slice(&bytes);
                 self.pos += bytes.len() as u64;
                 return Ok(bytes.len());
             }
-            self.buf = self.fetch(self.pos, SEEK_CHUNK)?;
+            self.buf = self.fetch(self.pos, self.ahead)?;
             self.buf_start = self.pos;
             if self.buf.is_empty() {
                 return Ok(0);

@@ -27,7 +27,8 @@
 //! - Geometry: when a feature of the first row group has a geometry, the file gets a
 //!   `geometry` column (Binary, ISO WKB; an attribute named `geometry` is then left out) and
 //!   the GeoParquet `geo` key-value metadata: version `1.1.0`, primary column `geometry`,
-//!   encoding `WKB`, the distinct `geometry_types` seen, the `bbox` of all geometries, and
+//!   encoding `WKB` (ISO WKB, with Z and M where the geometries have them), the distinct
+//!   `geometry_types` seen (`Point Z` for points with heights), the `bbox` of all geometries, and
 //!   the `crs` as PROJJSON-lite `{"id": {"authority": "EPSG", "code": N}}` (left out for
 //!   4326, the GeoParquet default OGC:CRS84 having the same axis order sluice uses; `null`
 //!   when no geometry carries a CRS). Two different CRSs in one file fail the run. Those
@@ -156,7 +157,7 @@ impl GeoStats {
                 Some(_) => {}
             }
         }
-        self.types.insert(geoparquet_type(&g.geom));
+        self.types.insert(geoparquet_type(&g.geom, g.z().is_some()));
         if let Some(r) = g.geom.bounding_rect() {
             let (min, max) = (r.min(), r.max());
             let b = self.bbox.get_or_insert([min.x, min.y, max.x, max.y]);
@@ -195,17 +196,24 @@ impl GeoStats {
 }
 
 /// The GeoParquet name of a shape's type (as its WKB is written: a `Line` is a line string,
-/// a `Rect` and a `Triangle` are polygons).
-fn geoparquet_type(g: &geo_types::Geometry<f64>) -> &'static str {
+/// a `Rect` and a `Triangle` are polygons), with ` Z` when it has heights.
+fn geoparquet_type(g: &geo_types::Geometry<f64>, z: bool) -> &'static str {
     use geo_types::Geometry as G;
-    match g {
-        G::Point(_) => "Point",
-        G::Line(_) | G::LineString(_) => "LineString",
-        G::Polygon(_) | G::Rect(_) | G::Triangle(_) => "Polygon",
-        G::MultiPoint(_) => "MultiPoint",
-        G::MultiLineString(_) => "MultiLineString",
-        G::MultiPolygon(_) => "MultiPolygon",
-        G::GeometryCollection(_) => "GeometryCollection",
+    match (g, z) {
+        (G::Point(_), false) => "Point",
+        (G::Point(_), true) => "Point Z",
+        (G::Line(_) | G::LineString(_), false) => "LineString",
+        (G::Line(_) | G::LineString(_), true) => "LineString Z",
+        (G::Polygon(_) | G::Rect(_) | G::Triangle(_), false) => "Polygon",
+        (G::Polygon(_) | G::Rect(_) | G::Triangle(_), true) => "Polygon Z",
+        (G::MultiPoint(_), false) => "MultiPoint",
+        (G::MultiPoint(_), true) => "MultiPoint Z",
+        (G::MultiLineString(_), false) => "MultiLineString",
+        (G::MultiLineString(_), true) => "MultiLineString Z",
+        (G::MultiPolygon(_), false) => "MultiPolygon",
+        (G::MultiPolygon(_), true) => "MultiPolygon Z",
+        (G::GeometryCollection(_), false) => "GeometryCollection",
+        (G::GeometryCollection(_), true) => "GeometryCollection Z",
     }
 }
 

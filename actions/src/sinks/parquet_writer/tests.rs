@@ -128,6 +128,34 @@ fn writes_geoparquet_with_metadata_and_row_groups() {
 }
 
 #[test]
+fn heights_and_measures_round_trip_and_are_named_in_the_metadata() {
+    use sluice_runtime::feature::Ordinates;
+    let line = geo_types::LineString::from(vec![(0.0, 0.0), (1.0, 1.0), (2.0, 0.5)]);
+    let with_z = Geometry::in_crs(line.clone().into(), Some(2154))
+        .with_ordinates(Ordinates {
+            z: Some(vec![10.0, -0.5, 1e300]),
+            m: Some(vec![0.0, 1.5, 3.0]),
+        })
+        .unwrap();
+    let flat = Geometry::in_crs(geo_types::Point::new(5.0, 6.0).into(), Some(2154));
+    let features = vec![
+        Feature::from_pairs(0, [("n", Value::Int(0))]).with_geometry(Some(with_z.clone())),
+        Feature::from_pairs(1, [("n", Value::Int(1))]).with_geometry(Some(flat.clone())),
+    ];
+    let path = "memory://pw/z.parquet";
+    write_all(serde_json::json!({ "path": path }), vec![features]).unwrap();
+    let (geo, _, _) = inspect(path);
+    assert_eq!(
+        geo.unwrap()["columns"]["geometry"]["geometry_types"],
+        serde_json::json!(["LineString Z", "Point"])
+    );
+    let (back, rejected) = read_back(path);
+    assert!(rejected.is_empty());
+    assert_eq!(back[0].geometry(), Some(&with_z));
+    assert_eq!(back[1].geometry(), Some(&flat));
+}
+
+#[test]
 fn ints_widen_to_floats_in_the_first_row_group_and_4326_has_no_crs() {
     let f = |id: u64, v: Value| {
         Feature::from_pairs(id, [("v", v), ("empty", Value::Null)]).with_geometry(point(
