@@ -150,6 +150,57 @@ fn a_missing_input_is_a_located_error_before_the_run() {
     );
 }
 
+#[test]
+fn a_zip_member_is_checked_in_its_archive_before_the_run() {
+    let l = layout();
+    let csv = std::fs::read(l.project.join("data/in.csv")).unwrap();
+    let mut zip = zip::ZipWriter::new(std::fs::File::create(l.elsewhere.join("in.zip")).unwrap());
+    zip.start_file("in.csv", zip::write::SimpleFileOptions::default())
+        .unwrap();
+    std::io::Write::write_all(&mut zip, &csv).unwrap();
+    zip.finish().unwrap();
+    let wf = l.project.join("flows/copy.yaml").display().to_string();
+    let run = |input: &str| {
+        sluice(
+            &l.elsewhere,
+            &[
+                "run",
+                &wf,
+                "-q",
+                "--var",
+                &format!("input={input}"),
+                "--var",
+                "output=z.csv",
+            ],
+            T,
+        )
+    };
+    let o = run("in.zip!/in.csv");
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(std::fs::read(l.elsewhere.join("z.csv")).unwrap(), csv);
+    // A reader given the archive reads its members (with the reader's extensions).
+    std::fs::remove_file(l.elsewhere.join("z.csv")).unwrap();
+    let o = run("in.zip");
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(std::fs::read(l.elsewhere.join("z.csv")).unwrap(), csv);
+    std::fs::remove_file(l.elsewhere.join("z.csv")).unwrap();
+    let o = run("in.zip!/other.csv");
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let want = format!(
+        "input not found: {} has no member other.csv",
+        l.elsewhere.join("in.zip").display()
+    );
+    assert!(stderr(&o).contains(&want), "{}", stderr(&o));
+    let o = run("none.zip!/in.csv");
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let want = format!(
+        "input not found: {}",
+        l.elsewhere.join("none.zip").display()
+    );
+    assert!(stderr(&o).contains(&want), "{}", stderr(&o));
+    assert!(!l.elsewhere.join("z.csv").exists());
+}
+
 /// The parameters a node is built with, after loading `yaml` from `dir`.
 fn params(yaml: &str, dir: &Path, cli: &[(&str, &str)]) -> Vec<serde_json::Value> {
     let vars = VarSources::new(

@@ -27,7 +27,9 @@
 //!
 //! A plain local input path (a path or a `file://` URL without `*`, `?` or `[`) must exist,
 //! as a file or a folder: a missing one is an error ([`MISSING_INPUT`]) naming the node, the
-//! parameter and the resolved path. What depends on the run is not checked: a glob (which
+//! parameter and the resolved path. A zip member (`data/x.zip!/a.shp`) needs its local
+//! archive, and a member named without a glob must be in it. What depends on the run is
+//! not checked: a glob (which
 //! files match is decided when the run lists them), `-`, and locations of other stores
 //! (`memory://` is filled by the same process, `s3://` needs the network).
 
@@ -159,17 +161,35 @@ impl<'a> Paths<'a> {
                 return;
             }
         }
-        let (scheme, rest) = crate::store::split_scheme(location);
+        // A zip member: the archive must exist, and a member named without a glob must be
+        // in it.
+        let (archive, member) = match crate::store::archive::split(location) {
+            Some((zip, member)) => (zip, Some(member)),
+            None => (location, None),
+        };
+        let (scheme, rest) = crate::store::split_scheme(archive);
         if rest.contains(['*', '?', '[']) || !matches!(scheme, "" | "file://") {
             return;
         }
-        let Some(Ok(local)) = crate::store::local_path(location) else {
+        let Some(Ok(local)) = crate::store::local_path(archive) else {
             return;
         };
-        match std::fs::metadata(&local) {
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        let missing = match std::fs::metadata(&local) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                format!("input not found: {}", local.display())
+            }
+            Ok(m) if m.is_file() && member.is_some_and(|m| !m.contains(['*', '?', '['])) => {
+                match crate::store::list(location) {
+                    Err(e) if e.is_not_found() => format!(
+                        "input not found: {} has no member {}",
+                        local.display(),
+                        member.unwrap_or_default()
+                    ),
+                    _ => return,
+                }
+            }
             _ => return,
-        }
+        };
         let as_written = with.get(param).and_then(|v| v.as_str()).unwrap_or(location);
         let origin = self.origin(written, param);
         let help = if !scheme.is_empty() || Path::new(as_written).is_absolute() {
@@ -189,10 +209,7 @@ impl<'a> Paths<'a> {
             })
         };
         let diag = d
-            .error(
-                with.locate(param, None),
-                format!("input not found: {}", local.display()),
-            )
+            .error(with.locate(param, None), missing)
             .node(node)
             .param(param);
         diag.code = Some(MISSING_INPUT);
