@@ -90,6 +90,29 @@ mod tests {
     }
 
     #[test]
+    fn a_library_writes_the_local_temporary_file_by_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("out.db");
+        let loc = target.to_str().unwrap();
+        let mut w = AtomicWriter::create(loc).unwrap();
+        let temp = w.local_temp_file().unwrap().to_path_buf();
+        std::fs::write(&temp, b"built by path").unwrap();
+        assert!(!target.exists());
+        w.commit().unwrap();
+        assert_eq!(std::fs::read(&target).unwrap(), b"built by path");
+        assert!(!temp.exists());
+        // Aborted: neither the target nor the temporary file is left.
+        let mut w = AtomicWriter::create(dir.path().join("b.db").to_str().unwrap()).unwrap();
+        let temp = w.local_temp_file().unwrap().to_path_buf();
+        std::fs::write(&temp, b"x").unwrap();
+        w.abort();
+        assert!(!temp.exists() && !dir.path().join("b.db").exists());
+        // Other stores have no local file: the bytes go through the writer.
+        let mut w = AtomicWriter::create("memory://lt/x.db").unwrap();
+        assert!(w.local_temp_file().is_none());
+    }
+
+    #[test]
     fn memory_write_then_read_back() {
         let data: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
         write_file("memory://store-tests/big.bin", &data);

@@ -171,6 +171,26 @@ impl AtomicWriter {
         }
     }
 
+    /// For a local output, the temporary file this writer will move into place, for a
+    /// library that writes files by path itself (SQLite): the writer's own stream is closed
+    /// first, so the caller owns the file's contents (nothing written through this writer
+    /// before is kept). [`commit`](AtomicWriter::commit) and abort work as usual, and the
+    /// file's name marks it as this process's, so a killed run's copy is cleaned up like
+    /// any other temporary output. `None` for other stores: write the bytes through the
+    /// writer.
+    pub fn local_temp_file(&mut self) -> Option<&Path> {
+        let Dest::Local { writer, temp, .. } = &mut self.dest else {
+            return None;
+        };
+        if let Some(mut w) = writer.take()
+            && let Ok(rt) = runtime()
+        {
+            let _ = rt.block_on(w.abort());
+        }
+        self.buf.clear();
+        Some(temp)
+    }
+
     /// Hands the buffered bytes to the backend.
     fn flush_buffer(&mut self) -> Result<(), StorageError> {
         if self.buf.is_empty() {

@@ -51,10 +51,12 @@
 //!   (`gpkg_rtree_index`), with the spec's six triggers, created last: they call `ST_*`
 //!   functions that GDAL and other GeoPackage libraries provide, not plain SQLite, as in
 //!   every GDAL-written file. `spatial_index: false` leaves it out.
-//! - The file is built in a local SQLite file (beside the target when that folder exists,
-//!   else in the temporary folder) with the journal off, in one transaction, then copied
-//!   through an `AtomicWriter`: nothing appears at `path` until the run succeeds, and a
-//!   failed or cancelled run leaves neither the file nor the build file behind.
+//! - The file is built with the journal off, in one transaction, in the output's own
+//!   temporary file (an `AtomicWriter`'s, beside the target, renamed into place when the
+//!   run succeeds; for other stores a local temporary file copied through the writer):
+//!   nothing appears at `path` until the run succeeds, and a failed, cancelled or killed
+//!   run leaves neither the file nor the build file behind. Pages are 64 KiB when the
+//!   first `sample_features` features hold a megabyte of geometry, else SQLite's 4 KiB.
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -166,32 +168,6 @@ fn build(ctx: &BuildContext) -> Result<BuiltAction, ActionError> {
         build: None,
         pending: None,
     }))))
-}
-
-/// The existing local folder of a local target (the build file is made there, on the
-/// target's file system); `None` for other locations or a folder not made yet.
-fn local_folder(location: &str) -> Option<std::path::PathBuf> {
-    let path = std::path::Path::new(local_path(location)?);
-    let folder = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => std::path::Path::new("."),
-    };
-    folder.is_dir().then(|| folder.to_path_buf())
-}
-
-/// The file path of a local location (a plain path or a `file://` URL); `None` for URLs of
-/// other schemes and for standard output.
-fn local_path(location: &str) -> Option<&str> {
-    if location == sluice_runtime::store::STDIO {
-        return None;
-    }
-    if let Some(path) = location.strip_prefix("file://") {
-        return Some(path);
-    }
-    match location.find("://") {
-        Some(i) if i > 1 && location[..i].chars().all(|c| c.is_ascii_alphanumeric()) => None,
-        _ => Some(location),
-    }
 }
 
 fn check_name(param: &str, name: &str) -> Result<(), ActionError> {
@@ -499,9 +475,12 @@ enum Slot {
 
 /// The file being built and the layer table's state.
 struct Build {
-    /// Declared before `temp`: the connection closes before the file is removed.
+    /// Declared before `out` and `temp`: the connection closes before the file is removed.
     conn: Connection,
-    temp: tempfile::TempPath,
+    /// The output; for a local one, its temporary file is the database being built.
+    out: AtomicWriter,
+    /// For other stores: the local file the database is built in, copied to `out` at the end.
+    temp: Option<tempfile::TempPath>,
     table: Table,
 }
 
@@ -553,20 +532,35 @@ impl GpkgWriter {
     /// from the buffered features.
     fn start(&mut self, ctx: &NodeContext) -> Result<(), ActionError> {
         let io = |e| ActionError::io(format!("writing {}", self.path), e);
-        let folder = local_folder(&self.path);
-        let mut builder = tempfile::Builder::new();
-        builder.prefix(".sluice-gpkg-").suffix(".tmp");
-        let temp = match folder {
-            Some(f) => builder.tempfile_in(f),
-            None => builder.tempfile(),
-        }
-        .map_err(io)?
-        .into_temp_path();
-        let conn = Connection::open(&temp).map_err(|e| self.sql_error("creating", e))?;
+        // A local output's database is built in the output's own temporary file, so the
+        // commit is a rename (no copy), and a killed run's file is cleaned up like any other.
+        let mut out = AtomicWriter::create(&self.path)?;
+        let (file, temp) = match out.local_temp_file() {
+            Some(p) => (p.to_path_buf(), None),
+            None => {
+                let t = tempfile::Builder::new()
+                    .prefix(".sluice-gpkg-")
+                    .suffix(".tmp")
+                    .tempfile()
+                    .map_err(io)?
+                    .into_temp_path();
+                (t.to_path_buf(), Some(t))
+            }
+        };
+        let conn = Connection::open(&file).map_err(|e| self.sql_error("creating", e))?;
+        // Large pages when the sample already holds a megabyte of geometry: a quarter fewer
+        // pages to write for big layers (each 200-vertex polygon then shares a page with
+        // others); small files keep SQLite's 4 KiB pages, so an empty GeoPackage stays small.
+        let sample_bytes: usize = self
+            .buffer
+            .iter()
+            .filter_map(|f| f.geometry().map(|g| g.heap_size()))
+            .sum();
+        let page_size = if sample_bytes >= 1 << 20 { 65536 } else { 4096 };
         let mut table = self.decide(ctx)?;
         conn.execute_batch(&format!(
-            "PRAGMA application_id = 1196444487; PRAGMA user_version = 10300;
-             PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF; PRAGMA cache_size = -16384;
+            "PRAGMA page_size = {page_size}; PRAGMA application_id = 1196444487; PRAGMA user_version = 10300;
+             PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF; PRAGMA cache_size = -4096;
              BEGIN;
              {GPKG_TABLES}"
         ))
@@ -593,7 +587,12 @@ impl GpkgWriter {
             self.create_rtree(&conn)?;
         }
         table.insert = self.insert_sql(&table);
-        self.build = Some(Build { conn, temp, table });
+        self.build = Some(Build {
+            conn,
+            out,
+            temp,
+            table,
+        });
         let buffered = std::mem::take(&mut self.buffer);
         self.insert(buffered, ctx)
     }
@@ -1034,16 +1033,20 @@ impl GpkgWriter {
             ));
         }
         let written = table.written;
-        let Build { conn, temp, .. } = build;
+        let Build {
+            conn,
+            mut out,
+            temp,
+            ..
+        } = build;
         conn.close()
             .map_err(|(_, e)| self.sql_error("closing", e))?;
-        let io = |e| ActionError::io(format!("writing {}", self.path), e);
-        let mut out = AtomicWriter::create(&self.path)?;
-        let mut file = std::fs::File::open(&temp).map_err(io)?;
-        std::io::copy(&mut file, &mut out).map_err(io)?;
-        out.flush().map_err(io)?;
-        drop(file);
-        drop(temp);
+        if let Some(temp) = temp {
+            let io = |e| ActionError::io(format!("writing {}", self.path), e);
+            let mut file = std::fs::File::open(&temp).map_err(io)?;
+            std::io::copy(&mut file, &mut out).map_err(io)?;
+            out.flush().map_err(io)?;
+        }
         self.pending = Some(out);
         ctx.log(format!(
             "wrote {written} features to layer \"{}\" of {}",
