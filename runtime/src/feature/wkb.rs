@@ -409,10 +409,37 @@ impl Reader<'_> {
 
     fn line(&mut self, h: Header) -> Result<LineString<f64>, WkbError> {
         let n = self.count(h, 8 * h.dims())?;
-        let mut cs = Vec::with_capacity(n);
-        for _ in 0..n {
-            cs.push(self.coord(h)?);
+        if h.has_z || h.has_m {
+            let mut cs = Vec::with_capacity(n);
+            for _ in 0..n {
+                cs.push(self.coord(h)?);
+            }
+            return Ok(LineString(cs));
         }
+        // 2D, the common case: `count` checked that the bytes are there, so the coordinates
+        // are decoded from one slice without a bounds check each.
+        let end = self.pos + 16 * n;
+        let f = |chunk: &[u8]| {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(chunk);
+            if h.little {
+                f64::from_le_bytes(b)
+            } else {
+                f64::from_be_bytes(b)
+            }
+        };
+        let cs: Vec<Coord<f64>> = self.bytes[self.pos..end]
+            .chunks_exact(16)
+            .map(|c| Coord {
+                x: f(&c[..8]),
+                y: f(&c[8..]),
+            })
+            .collect();
+        self.pos = end;
+        for list in [&mut self.z, &mut self.m].into_iter().flatten() {
+            list.resize(list.len() + n, f64::NAN);
+        }
+        self.coords += n;
         Ok(LineString(cs))
     }
 
