@@ -2,12 +2,16 @@
 //! `data/parcels.zip!/*.shp` globs members, and `data/parcels.zip!/` lists them all.
 //!
 //! The archive itself is any location [`open_seekable`] reads (local,
-//! `memory://`, object stores). A member is extracted, streamed, to an unnamed temporary
-//! file that the system removes when it is closed (even if the process is killed), so a
-//! member of any size costs disk, not memory.
+//! `memory://`, object stores). A member read from start to end ([`open_read`]) is inflated
+//! on a thread of its own, a megabyte or two ahead of the reader; one read at random
+//! offsets ([`open_seekable`], `local_file`) is first extracted to an unnamed temporary file
+//! that the system removes when it is closed (even if the process is killed), so a member
+//! of any size costs disk, not memory.
+//!
+//! [`open_read`]: super::open_read
 
 use std::fs::File;
-use std::io::{Seek, SeekFrom};
+use std::io::{Read, Seek, SeekFrom};
 
 use super::error::StorageError;
 use super::list::FileEntry;
@@ -87,23 +91,129 @@ pub(crate) fn list(zip: &str, pattern: &str) -> Result<Vec<FileEntry>, StorageEr
     Ok(found)
 }
 
+/// The error for a member `zip` does not hold, listing (some of) what it holds.
+fn no_member(
+    archive: &zip::ZipArchive<SeekableReader>,
+    zip: &str,
+    member: &str,
+    location: &str,
+) -> StorageError {
+    let names: Vec<String> = archive
+        .file_names()
+        .filter_map(Result::ok)
+        .filter(|n| listed(n))
+        .map(|n| n.into_owned())
+        .collect();
+    let shown = names.iter().take(8).cloned().collect::<Vec<_>>().join(", ");
+    let more = if names.len() > 8 { ", ..." } else { "" };
+    StorageError::bad_location(
+        location,
+        format!("{zip} has no member {member} (it holds: {shown}{more})"),
+    )
+}
+
+/// How much of a member one message of [`stream`] carries.
+const STREAM_CHUNK: usize = 1 << 20;
+
+/// Streams `member` of `zip`: a thread of its own inflates it, at most two chunks ahead of
+/// the reader, so inflating overlaps with whatever the reader does with the bytes. The
+/// thread ends when the member does, on an error (passed on to the reader), or when the
+/// reader is dropped.
+pub(crate) fn stream(
+    zip: &str,
+    member: &str,
+    location: &str,
+) -> Result<Box<dyn Read + Send>, StorageError> {
+    let mut archive = open(zip)?;
+    if archive.index_for_name(member).is_none() {
+        return Err(no_member(&archive, zip, member, location));
+    }
+    let (tx, rx) = crossbeam_channel::bounded::<std::io::Result<Vec<u8>>>(2);
+    let name = member.to_string();
+    let inflate = move || {
+        let mut entry = match archive.by_name(&name) {
+            Ok(entry) => entry,
+            Err(e) => {
+                let _ = tx.send(Err(std::io::Error::other(e)));
+                return;
+            }
+        };
+        loop {
+            let mut chunk = vec![0u8; STREAM_CHUNK];
+            let mut filled = 0;
+            while filled < chunk.len() {
+                match entry.read(&mut chunk[filled..]) {
+                    Ok(0) => break,
+                    Ok(n) => filled += n,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(e) => {
+                        let _ = tx.send(Err(e));
+                        return;
+                    }
+                }
+            }
+            chunk.truncate(filled);
+            let end = chunk.is_empty();
+            // An empty chunk says the member ended (a closed channel alone could be a
+            // thread that died).
+            if tx.send(Ok(chunk)).is_err() || end {
+                return;
+            }
+        }
+    };
+    std::thread::Builder::new()
+        .name("sluice-unzip".into())
+        .spawn(inflate)
+        .map_err(|e| StorageError::io("reading", location, e))?;
+    Ok(Box::new(ChunkStream {
+        rx,
+        current: Vec::new(),
+        at: 0,
+        ended: false,
+    }))
+}
+
+/// The reading end of [`stream`].
+struct ChunkStream {
+    rx: crossbeam_channel::Receiver<std::io::Result<Vec<u8>>>,
+    current: Vec<u8>,
+    at: usize,
+    ended: bool,
+}
+
+impl Read for ChunkStream {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        while self.at == self.current.len() {
+            if self.ended || out.is_empty() {
+                return Ok(0);
+            }
+            match self.rx.recv() {
+                Ok(Ok(chunk)) if chunk.is_empty() => self.ended = true,
+                Ok(Ok(chunk)) => {
+                    self.current = chunk;
+                    self.at = 0;
+                }
+                Ok(Err(e)) => return Err(e),
+                Err(_) => {
+                    return Err(std::io::Error::other(
+                        "the thread inflating the zip member stopped",
+                    ));
+                }
+            }
+        }
+        let n = out.len().min(self.current.len() - self.at);
+        out[..n].copy_from_slice(&self.current[self.at..self.at + n]);
+        self.at += n;
+        Ok(n)
+    }
+}
+
 /// Extracts `member` of `zip` to an unnamed temporary file, positioned at its start.
 /// `location` (the whole `zip!/member`) names it in errors.
 pub(crate) fn extract(zip: &str, member: &str, location: &str) -> Result<File, StorageError> {
     let mut archive = open(zip)?;
     if archive.index_for_name(member).is_none() {
-        let names: Vec<String> = archive
-            .file_names()
-            .filter_map(Result::ok)
-            .filter(|n| listed(n))
-            .map(|n| n.into_owned())
-            .collect();
-        let shown = names.iter().take(8).cloned().collect::<Vec<_>>().join(", ");
-        let more = if names.len() > 8 { ", ..." } else { "" };
-        return Err(StorageError::bad_location(
-            location,
-            format!("{zip} has no member {member} (it holds: {shown}{more})"),
-        ));
+        return Err(no_member(&archive, zip, member, location));
     }
     let mut entry = match archive.by_name(member) {
         Ok(entry) => entry,
@@ -210,6 +320,47 @@ mod tests {
         let path = local.path().to_path_buf();
         drop(local);
         assert!(!path.exists(), "the temporary copy is removed");
+    }
+
+    #[test]
+    fn a_damaged_member_is_an_error_not_a_short_read() {
+        let big: Vec<u8> = (0..3_000_000u32)
+            .map(|i| (i % 7) as u8 ^ (i >> 12) as u8)
+            .collect();
+        zip_at(
+            "memory://zip/e.zip",
+            &[("head.txt", b"h"), ("big.bin", &big)],
+        );
+        let mut bytes = Vec::new();
+        open_read("memory://zip/e.zip")
+            .unwrap()
+            .read_to_end(&mut bytes)
+            .unwrap();
+        // Flip bytes inside the deflated data (after the first member and the second's
+        // local header), keeping the archive's directory intact.
+        for at in [200, 300, 400] {
+            bytes[at] ^= 0x55;
+        }
+        let mut w = AtomicWriter::create("memory://zip/e2.zip").unwrap();
+        w.write_all(&bytes).unwrap();
+        w.commit().unwrap();
+        let mut out = Vec::new();
+        let read = open_read("memory://zip/e2.zip!/big.bin").and_then(|mut r| {
+            r.read_to_end(&mut out)
+                .map_err(|e| crate::store::StorageError::io("reading", "e2", e))
+        });
+        assert!(
+            read.is_err(),
+            "read {} of {} bytes without an error",
+            out.len(),
+            big.len()
+        );
+        // Dropping a stream half way is fine (its thread stops).
+        let mut r = open_read("memory://zip/e.zip!/big.bin").unwrap();
+        let mut first = [0u8; 10];
+        r.read_exact(&mut first).unwrap();
+        assert_eq!(first, big[..10]);
+        drop(r);
     }
 
     #[test]

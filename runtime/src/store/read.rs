@@ -14,9 +14,10 @@ pub const READ_CHUNK: usize = 1 << 21;
 /// Opens a file for streaming reads.
 ///
 /// `location` is a plain path, a `file://` URL or a `memory://` key (and `s3://`/`gcs://` in
-/// builds with those features), a zip member (`data/x.zip!/a.csv`, extracted to a temporary
-/// file first), or `-` for standard input. The file is read in [`READ_CHUNK`]-sized pieces as the caller
-/// consumes it, never whole. Compressed files are returned as stored: callers decompress.
+/// builds with those features), a zip member (`data/x.zip!/a.csv`, inflated on a thread of
+/// its own as it is read), or `-` for standard input. The file is read in
+/// [`READ_CHUNK`]-sized pieces as the caller consumes it, never whole. Compressed files are
+/// returned as stored: callers decompress.
 ///
 /// Must not be called from inside an async (tokio) context.
 pub fn open_read(location: &str) -> Result<Box<dyn Read + Send>, StorageError> {
@@ -24,7 +25,7 @@ pub fn open_read(location: &str) -> Result<Box<dyn Read + Send>, StorageError> {
         return Ok(Box::new(io::stdin()));
     }
     if let Some((zip, member)) = super::archive::split(location) {
-        return Ok(Box::new(super::archive::extract(zip, member, location)?));
+        return super::archive::stream(zip, member, location);
     }
     let r = resolve(location)?;
     if r.path.is_empty() || r.path.ends_with('/') {
