@@ -15,7 +15,7 @@ Cases (the issue's three):
      (ogr2ogr only when its GDAL has the Parquet driver; Debian's 3.6 has not)
 
 The inputs are made once with ogr2ogr from a generated GeoJSON file, so every tool reads
-the same bytes.
+the same bytes. "sluice 48MB" is the same run with `--memory-limit 48MB`.
 """
 import argparse
 import json
@@ -116,23 +116,27 @@ def main():
     if not pyogrio:
         print("(pyogrio or pyarrow missing: python3 -m pip install pyogrio pyarrow)")
 
-    def sluice(workflow, inp, ext):
+    def sluice(workflow, inp, ext, limit=None):
+        extra = ["--memory-limit", limit] if limit else []
         return lambda out: [SLUICE, "run", os.path.join(WORKFLOWS, workflow), "--quiet",
-                            "--var", f"input={inp}", "--var", f"output={out}"]
+                            "--var", f"input={inp}", "--var", f"output={out}"] + extra
 
     cases = [
         ("Shapefile -> GeoPackage", "gpkg", [
             ("sluice", sluice("shp_to_gpkg.yaml", shp, "gpkg")),
+            ("sluice 48MB", sluice("shp_to_gpkg.yaml", shp, "gpkg", "48MB")),
             ("ogr2ogr", lambda out: ["ogr2ogr", "-f", "GPKG", out, shp]),
             ("pyogrio", lambda out: pyogrio_cmd(shp, out, "GPKG")),
         ]),
         ("GeoPackage -> FlatGeobuf", "fgb", [
             ("sluice", sluice("gpkg_to_fgb.yaml", gpkg, "fgb")),
+            ("sluice 48MB", sluice("gpkg_to_fgb.yaml", gpkg, "fgb", "48MB")),
             ("ogr2ogr", lambda out: ["ogr2ogr", "-f", "FlatGeobuf", out, gpkg]),
             ("pyogrio", lambda out: pyogrio_cmd(gpkg, out, "FlatGeobuf")),
         ]),
         ("zipped Shapefile -> GeoParquet", "parquet", [
             ("sluice", sluice("zip_to_geoparquet.yaml", zipped, "parquet")),
+            ("sluice 48MB", sluice("zip_to_geoparquet.yaml", zipped, "parquet", "48MB")),
         ] + ([("ogr2ogr", lambda out: ["ogr2ogr", "-f", "Parquet", out, "/vsizip/" + zipped])]
              if ogr_has("Parquet") else [])
           + [("pyogrio", lambda out: pyogrio_cmd("/vsizip/" + zipped, out, "Parquet"))]),
