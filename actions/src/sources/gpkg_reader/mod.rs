@@ -59,8 +59,9 @@ use rusqlite::{Connection, OpenFlags};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use sluice_runtime::action::schema_of;
+use sluice_runtime::expr::Type;
 use sluice_runtime::feature::{parse_date, parse_local_datetime, parse_zoned_datetime, wkb};
-use sluice_runtime::input::{FileOut, FileReader, FileSource, SharedCache};
+use sluice_runtime::input::{FileOut, FileReader, FileSource, Files, SharedCache};
 use sluice_runtime::shape::{GeometryShape, Shape, ShapeContext};
 use sluice_runtime::store;
 use sluice_runtime::{
@@ -68,7 +69,7 @@ use sluice_runtime::{
     Geometry, NodeContext, NodeImpl, REJECTED_PORT, REJECTION_REASON, Schema, Value,
 };
 
-use super::file_input::files_param;
+use super::file_input::{files_param, peekable};
 
 /// Parameters of `gpkg_reader`.
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -131,16 +132,83 @@ pub const SPEC: ActionSpec = ActionSpec::new(
 .reads_from("path")
 .example("path: data/city.gpkg\nlayer: roads\n");
 
-/// The attributes are known only once the file is opened: unread (open, naming this node).
+/// How many files validation reads the layer definitions of.
+const SHAPE_FILES: usize = 8;
+
+/// The attributes of the layers read, from the first local files' table definitions (each
+/// column typed by its declared type; a value stored against it is kept as stored at run
+/// time), with the layer attribute; unread (open) when a file cannot be peeked at (another
+/// store) or does not open (the run reports why).
 fn shape(ctx: &ShapeContext) -> Result<Vec<Shape>, ActionError> {
     let p: GpkgReaderParams = ctx.params()?;
-    let geometry = GeometryShape::Present { crs: p.crs };
-    let shape = Shape::unread(ctx.node_id).with_geometry(geometry);
-    Ok(vec![shape.clone(), shape.rejected()])
+    let crs = p.crs;
+    let unread = || {
+        let shape = Shape::unread(ctx.node_id).with_geometry(GeometryShape::Present { crs });
+        Ok(vec![shape.clone(), shape.rejected()])
+    };
+    let (files, reader) = reader_of(p)?;
+    let locations = files.locations();
+    let mut merged: Option<Shape> = None;
+    for location in locations.iter().take(SHAPE_FILES) {
+        if !peekable(location) {
+            return unread();
+        }
+        let Ok(layers) = reader.layers_of(location) else {
+            return unread();
+        };
+        for layer in layers {
+            let mut attributes: Vec<(String, Type)> = Vec::new();
+            if let Some(pk) = layer
+                .pk
+                .as_ref()
+                .filter(|pk| !layer.columns.iter().any(|c| c.name == **pk))
+            {
+                attributes.push((pk.clone(), Type::Int));
+            }
+            attributes.extend(layer.columns.iter().map(|c| {
+                let ty = match c.kind {
+                    Kind::Bool => Type::Bool,
+                    Kind::Int => Type::Int,
+                    Kind::Float => Type::Float,
+                    Kind::Text => Type::String,
+                    Kind::Blob => Type::Bytes,
+                    Kind::Date => Type::Date,
+                    // With a zone a datetime, without one a local one.
+                    Kind::DateTime | Kind::AsStored => Type::Any,
+                };
+                (c.name.clone(), ty)
+            }));
+            if let Some(a) = &reader.layer_attribute {
+                attributes.push((a.clone(), Type::String));
+            }
+            let geometry = match &layer.geometry {
+                Some(_) => GeometryShape::Present { crs: layer.crs },
+                None => GeometryShape::Absent,
+            };
+            let shape = Shape::closed(attributes).with_geometry(geometry);
+            merged = Some(match merged {
+                None => shape,
+                Some(before) => before.merge(&shape),
+            });
+        }
+    }
+    let Some(mut shape) = merged else {
+        return unread();
+    };
+    shape.open |= locations.len() > SHAPE_FILES;
+    let rejected = shape.rejected();
+    Ok(vec![shape, rejected])
 }
 
 fn build(ctx: &BuildContext) -> Result<BuiltAction, ActionError> {
-    let p: GpkgReaderParams = ctx.params()?;
+    let (files, reader) = reader_of(ctx.params()?)?;
+    Ok(BuiltAction::new(NodeImpl::Source(Box::new(
+        FileReader::new(files, reader),
+    ))))
+}
+
+/// The files and the reader the parameters ask for.
+fn reader_of(p: GpkgReaderParams) -> Result<(Files, GpkgReader), ActionError> {
     let files = files_param(p.path, p.read_ahead, p.extensions, &["gpkg"], false)?;
     let (layers, several) = match p.layer {
         None => (None, true),
@@ -172,17 +240,13 @@ fn build(ctx: &BuildContext) -> Result<BuiltAction, ActionError> {
         Some(given) => given,
         None => several.then(|| "layer".to_string()),
     };
-    Ok(BuiltAction::new(NodeImpl::Source(Box::new(
-        FileReader::new(
-            files,
-            GpkgReader {
-                layers,
-                layer_attribute,
-                crs: p.crs,
-                schemas: SharedCache::new(),
-            },
-        ),
-    ))))
+    let reader = GpkgReader {
+        layers,
+        layer_attribute,
+        crs: p.crs,
+        schemas: SharedCache::new(),
+    };
+    Ok((files, reader))
 }
 
 struct GpkgReader {
@@ -204,7 +268,17 @@ impl FileSource for GpkgReader {
         // SQLite opens files by name: a location that is not a local file is copied.
         let local = store::local_file(location)?;
         let conn = open(local.path(), location)?;
-        let contents = contents(&conn, location)?;
+        for layer in self.chosen(&conn, location)? {
+            self.read_layer(&conn, &layer, location, ctx, out)?;
+        }
+        Ok(())
+    }
+}
+
+impl GpkgReader {
+    /// The layers of an open file this reader reads, in order.
+    fn chosen(&self, conn: &Connection, location: &str) -> Result<Vec<Layer>, ActionError> {
+        let contents = contents(conn, location)?;
         let chosen: Vec<&Content> = match &self.layers {
             None => contents
                 .iter()
@@ -215,11 +289,17 @@ impl FileSource for GpkgReader {
                 .map(|n| find_layer(&contents, n, location))
                 .collect::<Result<_, _>>()?,
         };
-        for content in chosen {
-            let layer = self.layer(&conn, content, location)?;
-            self.read_layer(&conn, &layer, location, ctx, out)?;
-        }
-        Ok(())
+        chosen
+            .into_iter()
+            .map(|content| self.layer(conn, content, location))
+            .collect()
+    }
+
+    /// The layers this reader would read from a local file (validation).
+    fn layers_of(&self, location: &str) -> Result<Vec<Layer>, ActionError> {
+        let local = store::local_file(location)?;
+        let conn = open(local.path(), location)?;
+        self.chosen(&conn, location)
     }
 }
 

@@ -523,3 +523,47 @@ fn runs_through_the_executor() {
     assert_eq!(out.port("default").len(), 2);
     assert_eq!(out.port("default")[1].get("i"), Some(&Value::Int(6)));
 }
+
+#[test]
+fn validation_types_the_columns_from_the_table_definition() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("t.gpkg");
+    handmade(&file, "");
+    let outputs = ["default".to_string(), "rejected".to_string()];
+    let predict =
+        |params: serde_json::Value| sluice_runtime::testing::predict(&SPEC, &params, &[], &outputs);
+    let shapes = predict(serde_json::json!({ "path": path_str(&file) }));
+    let s = &shapes[0];
+    assert!(!s.open);
+    let got: Vec<(&str, Type)> = s.attributes.iter().map(|(n, t)| (n.as_str(), *t)).collect();
+    use Type as T;
+    assert_eq!(
+        got,
+        [
+            ("fid", T::Int),
+            ("b", T::Bool),
+            ("t", T::Int),
+            ("s", T::Int),
+            ("mi", T::Int),
+            ("i", T::Int),
+            ("n", T::Int),
+            ("f", T::Float),
+            ("d", T::Float),
+            ("r", T::Float),
+            ("txt", T::String),
+            ("bl", T::Bytes),
+            ("day", T::Date),
+            ("at", T::Any),
+            ("other", T::Any),
+            ("layer", T::String),
+        ]
+    );
+    assert_eq!(s.geometry, GeometryShape::Present { crs: Some(2154) });
+    assert!(shapes[1].get(REJECTION_REASON).is_some());
+    // One layer named: no layer attribute; a file that is not there stays open (the run
+    // says why).
+    let shapes = predict(serde_json::json!({ "path": path_str(&file), "layer": "typed" }));
+    assert!(shapes[0].get("layer").is_none());
+    let shapes = predict(serde_json::json!({ "path": path_str(&dir.path().join("none.gpkg")) }));
+    assert!(shapes[0].open);
+}

@@ -68,6 +68,7 @@ use std::sync::Arc;
 use schemars::JsonSchema;
 use serde::Deserialize;
 use sluice_runtime::action::schema_of;
+use sluice_runtime::expr::Type;
 use sluice_runtime::input::{FileOut, FileReader, FileSource, SharedCache};
 use sluice_runtime::shape::{GeometryShape, Shape, ShapeContext};
 use sluice_runtime::store;
@@ -76,7 +77,7 @@ use sluice_runtime::{
     Geometry, NodeContext, NodeImpl, Schema,
 };
 
-use super::file_input::files_param;
+use super::file_input::{files_param, peekable};
 use dbf::Decoded;
 
 /// Parameters of `shapefile_reader`.
@@ -121,11 +122,85 @@ pub const SPEC: ActionSpec = ActionSpec::new(
 .reads_from("path")
 .example("path: data/parcels.shp\n");
 
-/// The attributes are known once the file is read: unread (open).
+/// How many files validation reads the `.dbf` header of.
+const SHAPE_FILES: usize = 8;
+
+/// The attributes from the `.dbf` headers of the first local files (their field names and
+/// types, read at validation), and the CRS of the parameter or the `.prj`; unread (open)
+/// when a file cannot be peeked at (another store, a zip member) or its header is bad (the
+/// run reports that).
 fn shape(ctx: &ShapeContext) -> Result<Vec<Shape>, ActionError> {
     let p: ShapefileReaderParams = ctx.params()?;
-    let geometry = GeometryShape::Present { crs: p.crs };
-    Ok(vec![Shape::unread(ctx.node_id).with_geometry(geometry)])
+    let unread = Ok(vec![
+        Shape::unread(ctx.node_id).with_geometry(GeometryShape::Present { crs: p.crs }),
+    ]);
+    let encoding = p.encoding.as_deref().and_then(Codec::by_name);
+    let files = files_param(p.path, p.read_ahead, p.extensions, &["shp"], false)?;
+    let locations = files.locations();
+    let mut merged: Option<Shape> = None;
+    for shp in locations.iter().take(SHAPE_FILES) {
+        let Some((fields, prj)) = header_fields(shp, encoding.as_ref()) else {
+            return unread;
+        };
+        let crs = p.crs.or(prj);
+        let attributes = fields.into_iter().map(|f| {
+            let ty = match f.kind {
+                b'C' => Type::String,
+                b'L' => Type::Bool,
+                b'D' => Type::Date,
+                b'O' => Type::Float,
+                b'I' => Type::Int,
+                // An integer, or a float where a value is not one.
+                b'N' | b'F' if f.decimals == 0 => Type::Any,
+                b'N' | b'F' => Type::Float,
+                _ => Type::String,
+            };
+            (f.name, ty)
+        });
+        let shape = Shape::closed(attributes).with_geometry(GeometryShape::Present { crs });
+        merged = Some(match merged {
+            None => shape,
+            Some(before) => before.merge(&shape),
+        });
+    }
+    let Some(mut shape) = merged else {
+        return unread;
+    };
+    shape.open |= locations.len() > SHAPE_FILES;
+    Ok(vec![shape])
+}
+
+/// The fields of the `.dbf` beside a local `.shp`, decoded as the run would decode them,
+/// and the EPSG code its `.prj` names; `None` when they cannot be read now.
+fn header_fields(shp: &str, encoding: Option<&Codec>) -> Option<(Vec<dbf::Field>, Option<u32>)> {
+    if !peekable(shp) {
+        return None;
+    }
+    let dbf_at = sidecar(shp, "dbf").ok()??;
+    let mut dbf = store::open_read(&dbf_at).ok()?;
+    let mut fixed = [0u8; dbf::HEADER_LEN];
+    dbf.read_exact(&mut fixed).ok()?;
+    let (_, header_len, record_len, ldid) = dbf::read_fixed(&fixed).ok()?;
+    let mut rest = vec![0u8; header_len - dbf::HEADER_LEN];
+    dbf.read_exact(&mut rest).ok()?;
+    let cpg = sidecar(shp, "cpg")
+        .ok()
+        .flatten()
+        .and_then(|at| small_text(&at).ok());
+    let codec = match (encoding, cpg) {
+        (Some(c), _) => c.clone(),
+        (None, Some(name)) => Codec::by_name(&name)?,
+        (None, None) => Codec::ldid_code_page(ldid)
+            .and_then(Codec::by_code_page)
+            .unwrap_or_else(Codec::guess),
+    };
+    let fields = dbf::read_fields(&rest, record_len, &codec).ok()?;
+    let prj = sidecar(shp, "prj")
+        .ok()
+        .flatten()
+        .and_then(|at| small_text(&at).ok())
+        .and_then(|text| prj::epsg_of(&text));
+    Some((fields, prj))
 }
 
 fn build(ctx: &BuildContext) -> Result<BuiltAction, ActionError> {

@@ -416,3 +416,54 @@ fn reads_what_ogr2ogr_wrote_plain_shift_jis_and_zipped() {
     ));
     assert!(e.contains("zipped.shp.zip"), "{e}");
 }
+
+#[test]
+fn validation_reads_the_fields_and_crs_from_the_sidecars() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("shape.shp").to_string_lossy().into_owned();
+    let f = Feature::from_pairs(
+        0,
+        [
+            ("name", Value::from("Zoë")),
+            ("n", Value::Int(1)),
+            ("x", Value::Float(0.5)),
+            ("ok", Value::Bool(true)),
+            ("day", Value::Date(3)),
+        ],
+    )
+    .with_geometry(Some(Geometry::in_crs(
+        geo_types::Point::new(1.0, 2.0).into(),
+        Some(2154),
+    )));
+    write(&path, vec![f]);
+    let outputs = ["default".to_string()];
+    let shapes = sluice_runtime::testing::predict(
+        &SPEC,
+        &serde_json::json!({ "path": path }),
+        &[],
+        &outputs,
+    );
+    let s = &shapes[0];
+    assert!(!s.open);
+    let got: Vec<(&str, Type)> = s.attributes.iter().map(|(n, t)| (n.as_str(), *t)).collect();
+    assert_eq!(
+        got,
+        [
+            ("name", Type::String),
+            ("n", Type::Any),
+            ("x", Type::Float),
+            ("ok", Type::Bool),
+            ("day", Type::Date)
+        ]
+    );
+    assert_eq!(s.geometry, GeometryShape::Present { crs: Some(2154) });
+    // The parameter wins; a path that cannot be peeked at stays open.
+    let params = serde_json::json!({ "path": path, "crs": 4326 });
+    let shapes = sluice_runtime::testing::predict(&SPEC, &params, &[], &outputs);
+    assert_eq!(
+        shapes[0].geometry,
+        GeometryShape::Present { crs: Some(4326) }
+    );
+    let params = serde_json::json!({ "path": "memory://nowhere/x.shp" });
+    assert!(sluice_runtime::testing::predict(&SPEC, &params, &[], &outputs)[0].open);
+}
