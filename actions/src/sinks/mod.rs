@@ -42,6 +42,9 @@ pub fn specs() -> Vec<ActionSpec> {
 }
 
 /// The byte stream under a file sink: plain or gzip, over an [`AtomicWriter`].
+// One per output file: the size of the gzip state (zlib-rs keeps its window inline) costs
+// nothing worth a box.
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum Output {
     /// Uncompressed.
     Plain(AtomicWriter),
