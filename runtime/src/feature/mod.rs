@@ -145,6 +145,43 @@ impl Geometry {
     }
 }
 
+/// The bounding box `[min_x, min_y, max_x, max_y]` of a shape (a polygon's exterior ring
+/// bounds it), or `None` when it has no coordinates. NaN coordinates are skipped. A tight
+/// loop over the coordinate slices: writers call it for every feature.
+pub fn envelope(g: &geo_types::Geometry<f64>) -> Option<[f64; 4]> {
+    use geo_types::{Coord, Geometry as G};
+    fn add(b: &mut [f64; 4], cs: &[Coord<f64>]) {
+        for c in cs {
+            b[0] = b[0].min(c.x);
+            b[1] = b[1].min(c.y);
+            b[2] = b[2].max(c.x);
+            b[3] = b[3].max(c.y);
+        }
+    }
+    fn walk(b: &mut [f64; 4], g: &G<f64>) {
+        match g {
+            G::Point(p) => add(b, &[p.0]),
+            G::Line(l) => add(b, &[l.start, l.end]),
+            G::LineString(l) => add(b, &l.0),
+            G::Polygon(p) => add(b, &p.exterior().0),
+            G::MultiPoint(m) => m.0.iter().for_each(|p| add(b, &[p.0])),
+            G::MultiLineString(m) => m.0.iter().for_each(|l| add(b, &l.0)),
+            G::MultiPolygon(m) => m.0.iter().for_each(|p| add(b, &p.exterior().0)),
+            G::GeometryCollection(c) => c.0.iter().for_each(|g| walk(b, g)),
+            G::Rect(r) => add(b, &[r.min(), r.max()]),
+            G::Triangle(t) => add(b, &t.to_array()),
+        }
+    }
+    let mut b = [
+        f64::INFINITY,
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+        f64::NEG_INFINITY,
+    ];
+    walk(&mut b, g);
+    (b[0] <= b[2] && b[1] <= b[3]).then_some(b)
+}
+
 /// How many coordinates `g` has, counted as WKB writes them: a `Line` has 2, a `Rect` 5 and
 /// a `Triangle` 4 (closed rings), every ring with its closing point.
 pub fn coord_count(g: &geo_types::Geometry<f64>) -> usize {
@@ -350,6 +387,40 @@ impl Feature {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn envelope_agrees_with_geo() {
+        use geo::BoundingRect;
+        use geo_types::{Geometry as G, LineString, MultiPolygon, Point, Polygon};
+        let poly = Polygon::new(
+            LineString::from(vec![(0.0, 1.0), (5.0, -2.0), (3.0, 7.5), (0.0, 1.0)]),
+            vec![LineString::from(vec![
+                (1.0, 1.0),
+                (2.0, 1.0),
+                (2.0, 2.0),
+                (1.0, 1.0),
+            ])],
+        );
+        let far = Polygon::new(
+            LineString::from(vec![(-9.0, 0.0), (-8.0, 1.0), (-9.0, 0.0)]),
+            vec![],
+        );
+        let shapes: Vec<G<f64>> = vec![
+            Point::new(1.0, 2.0).into(),
+            poly.clone().into(),
+            MultiPolygon(vec![poly.clone(), far]).into(),
+            G::GeometryCollection(geo_types::GeometryCollection(vec![
+                Point::new(-1.0, 50.0).into(),
+                poly.into(),
+            ])),
+        ];
+        for g in &shapes {
+            let r = g.bounding_rect().unwrap();
+            let want = [r.min().x, r.min().y, r.max().x, r.max().y];
+            assert_eq!(super::envelope(g), Some(want), "{g:?}");
+        }
+        assert_eq!(super::envelope(&LineString::<f64>(vec![]).into()), None);
+    }
+
     #[test]
     fn split_batch_keeps_order_and_sizes() {
         for (n, chunk) in [(10, 4), (8, 4), (3, 4), (0, 4), (5, 1), (7, 0)] {

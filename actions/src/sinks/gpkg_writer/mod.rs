@@ -338,9 +338,13 @@ fn range(values: &[f64]) -> (f64, f64) {
 /// an envelope except for points and empty geometries, then ISO WKB). Returns the xy
 /// envelope of a non-empty geometry.
 pub(crate) fn encode_geometry(g: &Geometry, srs_id: i32, out: &mut Vec<u8>) -> Option<[f64; 4]> {
-    use geo::BoundingRect;
     let empty = is_empty(&g.geom);
-    let rect = if empty { None } else { g.geom.bounding_rect() };
+    let rect = if empty {
+        None
+    } else {
+        sluice_runtime::feature::envelope(&g.geom)
+            .map(|[a, b, c, d]| geo_types::Rect::new((a, b), (c, d)))
+    };
     let point = matches!(g.geom, geo_types::Geometry::Point(_));
     let envelope: u8 = match (&rect, point, g.z().is_some(), g.m().is_some()) {
         (None, _, _, _) | (_, true, _, _) => 0,

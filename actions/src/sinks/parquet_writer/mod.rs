@@ -144,7 +144,6 @@ struct GeoStats {
 
 impl GeoStats {
     fn add(&mut self, f: &Feature, g: &sluice_runtime::Geometry) -> Result<(), ActionError> {
-        use geo::BoundingRect;
         if let Some(c) = g.crs {
             match self.crs {
                 None => self.crs = Some(c),
@@ -160,13 +159,12 @@ impl GeoStats {
             }
         }
         self.types.insert(geoparquet_type(&g.geom, g.z().is_some()));
-        if let Some(r) = g.geom.bounding_rect() {
-            let (min, max) = (r.min(), r.max());
-            let b = self.bbox.get_or_insert([min.x, min.y, max.x, max.y]);
-            b[0] = b[0].min(min.x);
-            b[1] = b[1].min(min.y);
-            b[2] = b[2].max(max.x);
-            b[3] = b[3].max(max.y);
+        if let Some(e) = sluice_runtime::feature::envelope(&g.geom) {
+            let b = self.bbox.get_or_insert(e);
+            b[0] = b[0].min(e[0]);
+            b[1] = b[1].min(e[1]);
+            b[2] = b[2].max(e[2]);
+            b[3] = b[3].max(e[3]);
         }
         Ok(())
     }

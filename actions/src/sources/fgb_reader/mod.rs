@@ -773,10 +773,7 @@ impl WithCrs for Geometry {
 
 /// The bounding box of a shape, `None` when it is empty (or NaN, an empty point).
 pub(crate) fn envelope(g: &geo_types::Geometry<f64>) -> Option<[f64; 4]> {
-    use geo::BoundingRect;
-    let r = g.bounding_rect()?;
-    let b = [r.min().x, r.min().y, r.max().x, r.max().y];
-    b.iter().all(|v| !v.is_nan()).then_some(b)
+    sluice_runtime::feature::envelope(g)
 }
 
 /// Reads the properties into `values` (one per column). A malformed encoding is an error;
