@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use sluice::inspect::{self, Format};
 use sluice::runtime::capture::{self, CaptureEdges, CaptureOptions, Job};
 use sluice::runtime::dag::Plan;
+use sluice::runtime::journal::JournalOptions;
 
 /// What `run` does about capture.
 pub struct Capture {
@@ -57,6 +58,34 @@ pub fn prepare(
         None
     };
     Ok(Capture { options, plan })
+}
+
+/// The journals of a run with `--job-dir` (a local folder: `DIR/journal/<node>/`), which
+/// `--resume` replays. A job folder in an object store keeps no journal (`--resume` there
+/// is refused).
+pub fn journal(job_dir: Option<&str>, resume: bool) -> Result<Option<JournalOptions>, String> {
+    let Some(dir) = job_dir else {
+        return Ok(None);
+    };
+    let local = match dir.strip_prefix("file://") {
+        Some(p) => Some(p),
+        None if dir.contains("://") => None,
+        None => Some(dir),
+    };
+    match local {
+        Some(p) => {
+            if resume && !std::path::Path::new(p).is_dir() {
+                return Err(format!(
+                    "--resume: {dir} is not a folder; give the --job-dir of the run to resume"
+                ));
+            }
+            Ok(Some(JournalOptions::new(p, resume)))
+        }
+        None if resume => Err(format!(
+            "--resume needs a local --job-dir (journals are local files), not {dir}"
+        )),
+        None => Ok(None),
+    }
 }
 
 /// A new folder under `.sluice/jobs/`, named by the time and process (and a number when a

@@ -68,6 +68,16 @@ pub enum Command {
             conflicts_with = "capture"
         )]
         from: Option<String>,
+        /// Resume an interrupted run (Ctrl-C, a kill, a crash): readers of APIs
+        /// (`http_reader`, `stac_reader`) take the pages they had completed from the
+        /// journals in --job-dir instead of fetching them again. Without it, a run with
+        /// --job-dir starts its journals over. A resumed run captures nothing.
+        #[arg(
+            long,
+            requires = "job_dir",
+            conflicts_with_all = ["capture", "from", "ui"]
+        )]
+        resume: bool,
         /// Serve a live view of the run (a page with the graph, its counts and a Cancel
         /// button) while it goes on; the URL is the first line printed.
         #[arg(long, conflicts_with = "from")]

@@ -116,6 +116,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             capture,
             job_dir,
             from,
+            resume,
             ui,
             port,
             bind,
@@ -177,15 +178,33 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }) {
                 eprintln!("{w}");
             }
+            // Journals (what API readers completed) live in the job folder, beside a
+            // capture; a resumed run replays them and captures nothing (the folder holds
+            // the first run's capture already).
+            let journal = match capture::journal(job_dir.as_deref(), resume) {
+                Ok(j) => j,
+                Err(message) => {
+                    eprintln!("error: {message}");
+                    return Ok(ExitCode::from(1));
+                }
+            };
+            let prepared = if resume {
+                Ok(capture::Capture {
+                    options: None,
+                    plan,
+                })
+            } else {
+                capture::prepare(
+                    plan,
+                    capture.as_deref(),
+                    job_dir.as_deref(),
+                    from.as_deref(),
+                )
+            };
             let capture::Capture {
                 options: capture,
                 plan,
-            } = match capture::prepare(
-                plan,
-                capture.as_deref(),
-                job_dir.as_deref(),
-                from.as_deref(),
-            ) {
+            } = match prepared {
                 Ok(c) => c,
                 Err(message) => {
                     eprintln!("error: {message}");
@@ -202,6 +221,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 events,
                 cancel,
                 capture: capture.clone(),
+                journal,
                 ..RunOptions::default()
             };
             let handle = match executor::start(plan, options) {

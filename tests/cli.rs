@@ -87,7 +87,7 @@ fn validate_ok_and_invalid_exit_codes() {
     let err = stderr(&o);
     assert!(
         err.contains(
-            "bad.yaml:3:13: node \"a\", unknown action \"csv_raeder\"; did you mean one of \"csv_reader\", \"csv_writer\", \"json_reader\"?"
+            "bad.yaml:3:13: node \"a\", unknown action \"csv_raeder\"; did you mean one of \"csv_reader\", \"csv_writer\", \"stac_reader\"?"
         ),
         "{err}"
     );

@@ -36,3 +36,6 @@ mod serve;
 
 /// `run --report` timelines and memory; `sluice report --html`.
 mod report;
+
+/// API readers: `--resume` after a kill, tokens never shown, the STAC example workflow.
+mod stac;

@@ -15,12 +15,15 @@ mod file_input;
 pub mod file_lister;
 pub mod geojson_reader;
 pub mod gpkg_reader;
+mod http_input;
+pub mod http_reader;
 pub mod json_reader;
 mod json_values;
 pub mod parquet_reader;
 #[cfg(test)]
 mod round_trips;
 pub mod shapefile_reader;
+pub mod stac_reader;
 
 use sluice_runtime::ActionSpec;
 
@@ -36,6 +39,8 @@ pub fn specs() -> Vec<ActionSpec> {
         shapefile_reader::SPEC,
         fgb_reader::SPEC,
         file_lister::SPEC,
+        http_reader::SPEC,
+        stac_reader::SPEC,
     ]
 }
 

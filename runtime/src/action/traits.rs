@@ -59,6 +59,8 @@ pub struct NodeContext {
     pub(crate) gate: Option<crate::memory::Gate>,
     /// The node's live state, for progress snapshots (none outside a run).
     pub(crate) state: Option<Arc<crate::executor::StateCell>>,
+    /// Where journals go (`--job-dir`), when the run keeps them.
+    pub(crate) journal: Option<Arc<crate::journal::JournalOptions>>,
 }
 
 impl NodeContext {
@@ -116,6 +118,26 @@ impl NodeContext {
             .max(1)
     }
 
+    /// This node's journal (see [`crate::journal`]) for parameters whose fingerprint is
+    /// `fingerprint`, when the run keeps journals (`--job-dir`); `None` otherwise. Emptied
+    /// unless the run resumes; a resumed journal written for another fingerprint is an error.
+    pub fn journal(
+        &self,
+        fingerprint: &str,
+    ) -> Result<Option<crate::journal::Journal>, ActionError> {
+        match &self.journal {
+            None => Ok(None),
+            Some(options) => options.open(&self.node_id, fingerprint).map(Some),
+        }
+    }
+
+    /// This context with journals kept under `options` (tests and tools that run an
+    /// action outside a workflow).
+    pub fn with_journal(mut self, options: crate::journal::JournalOptions) -> NodeContext {
+        self.journal = Some(Arc::new(options));
+        self
+    }
+
     /// A context for tests and tools that run an action outside a workflow.
     pub fn standalone(node_id: &str) -> NodeContext {
         NodeContext {
@@ -128,6 +150,7 @@ impl NodeContext {
             read_ahead: Arc::new(std::sync::atomic::AtomicUsize::new(4)),
             gate: None,
             state: None,
+            journal: None,
         }
     }
 }

@@ -39,6 +39,9 @@ pub struct RunOptions {
     /// Capture edges into a job folder (default: none, and capture costs nothing). See
     /// [`crate::capture`].
     pub capture: Option<CaptureOptions>,
+    /// Keep journals of what readers fetched, to resume a killed run (default: none). See
+    /// [`crate::journal`].
+    pub journal: Option<crate::journal::JournalOptions>,
 }
 
 impl Default for RunOptions {
@@ -54,6 +57,7 @@ impl Default for RunOptions {
             events: EventSender::none(),
             cancel: CancelToken::new(),
             capture: None,
+            journal: None,
         }
     }
 }

@@ -141,6 +141,7 @@ fn set_up_node(
         read_ahead: shared.knobs.read_ahead.clone(),
         gate: Some(shared.gate.clone()),
         state: Some(state.clone()),
+        journal: opts.journal.clone().map(Arc::new),
     };
     let features_in = Arc::new(AtomicU64::new(0));
     let progress = NodeProgress {

@@ -12,6 +12,7 @@ mod actions;
 pub mod fuzz;
 mod harness;
 mod shapes;
+pub mod stac_server;
 
 pub use actions::*;
 pub use harness::{
