@@ -89,6 +89,47 @@ pub enum Command {
         /// watch and, with the page's token, cancel).
         #[arg(long, default_value = "127.0.0.1", requires = "ui")]
         bind: std::net::IpAddr,
+        /// Run one stage of a partitioned run (see `sluice plan`): with --partition (or
+        /// --partitions and the index from the environment) and --job.
+        #[arg(
+            long,
+            value_name = "K",
+            requires = "job",
+            conflicts_with_all = ["capture", "from", "resume", "ui", "job_dir"]
+        )]
+        stage: Option<usize>,
+        /// The task of the stage to run: INDEX/COUNT, counting from 0 (`--partition 1/4`).
+        #[arg(
+            long,
+            value_name = "I/N",
+            requires = "stage",
+            conflicts_with = "partitions"
+        )]
+        partition: Option<sluice::runtime::Slice>,
+        /// The count of partitions, the task's index taken from JOB_COMPLETION_INDEX
+        /// (Kubernetes Indexed Jobs), BATCH_TASK_INDEX (Google Cloud Batch) or
+        /// AWS_BATCH_JOB_ARRAY_INDEX (AWS Batch array jobs).
+        #[arg(long, value_name = "N", requires = "stage")]
+        partitions: Option<u64>,
+        /// The job folder of a partitioned run (a folder or a store location such as
+        /// s3://bucket/prefix): where stages hand their outputs to the next.
+        #[arg(long, value_name = "URL", requires = "stage")]
+        job: Option<String>,
+    },
+    /// Show how a workflow runs in partitions: its stages (cut at sorts, joins, aggregates
+    /// and writers of one file), the tasks of each, what each reads and writes.
+    Plan {
+        /// The workflow file.
+        file: PathBuf,
+        /// How many tasks a partitioned stage runs.
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+        partitions: u32,
+        /// Set a variable: --var name=value (repeatable).
+        #[arg(long = "var", value_name = "NAME=VALUE")]
+        vars: Vec<String>,
+        /// Print the plan as JSON, for drivers.
+        #[arg(long)]
+        json: bool,
     },
     /// Serve a live view of a workflow: the page runs it at once, and again at a click.
     /// The URL is the first line printed; Ctrl-C cancels the run and stops the server.

@@ -6,6 +6,7 @@
 mod allocator;
 mod capture;
 mod cli;
+mod partitioned;
 mod progress;
 mod serve;
 mod signals;
@@ -120,6 +121,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             ui,
             port,
             bind,
+            stage,
+            partition,
+            partitions,
+            job,
         } => {
             // Before any thread starts: every later thread inherits the blocked signals,
             // and one thread takes them (cancel, clean up, exit 130/143/129).
@@ -169,6 +174,16 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let plan = match workflow::load_file(&file, &registry, &vars) {
                 Ok(p) => p,
                 Err(e) => return Ok(invalid(&e)),
+            };
+            let (plan, slice) = match stage {
+                None => (plan, sluice::runtime::Slice::WHOLE),
+                Some(stage) => {
+                    let job = job.unwrap_or_default();
+                    match partitioned::task(plan, stage, partition, partitions, &job) {
+                        Ok(t) => (t.plan, t.slice),
+                        Err(code) => return Ok(code),
+                    }
+                }
             };
             // An unconnected `rejected` port is said by `validate`; a run says, at its end,
             // whether features were actually rejected there.
@@ -222,6 +237,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 cancel,
                 capture: capture.clone(),
                 journal,
+                slice,
                 ..RunOptions::default()
             };
             let handle = match executor::start(plan, options) {
@@ -360,6 +376,28 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
                 Err(e) => Ok(invalid(&e)),
             }
+        }
+        Command::Plan {
+            file,
+            partitions,
+            vars,
+            json,
+        } => {
+            let Some(vars) = parse_vars(&vars) else {
+                return Ok(ExitCode::from(1));
+            };
+            let plan = match workflow::load_file(&file, &registry, &vars) {
+                Ok(p) => p,
+                Err(e) => return Ok(invalid(&e)),
+            };
+            let stages = sluice::runtime::stage::plan_stages(&plan, partitions);
+            if json {
+                let text = serde_json::to_string_pretty(&stages.to_json(&plan))?;
+                out(&format!("{text}\n"))?;
+            } else {
+                out(&stages.describe(&plan))?;
+            }
+            Ok(ExitCode::SUCCESS)
         }
         Command::Graph { file, vars, edges } => {
             let Some(vars) = parse_vars(&vars) else {

@@ -39,3 +39,6 @@ mod report;
 
 /// API readers: `--resume` after a kill, tokens never shown, the STAC example workflow.
 mod stac;
+
+/// Partitioned runs: `sluice plan`, stages and tasks, byte-identical outputs.
+mod partitioned;

@@ -31,6 +31,7 @@ pub mod journal;
 pub mod memory;
 mod pool;
 pub mod shape;
+pub mod stage;
 pub mod store;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
@@ -38,7 +39,7 @@ pub mod workflow;
 
 pub use action::{
     ActionKind, ActionSpec, BuildContext, BuiltAction, DEFAULT_PORT, Emitter, NodeContext,
-    NodeImpl, Processor, REJECTED_PORT, REJECTION_REASON, Registry, Sink, Source, Transform,
+    NodeImpl, Processor, REJECTED_PORT, REJECTION_REASON, Registry, Sink, Slice, Source, Transform,
 };
 pub use cancel::CancelToken;
 pub use error::{ActionError, Diagnostic, RunError, Severity, ValidationError};

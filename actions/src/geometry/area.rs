@@ -79,6 +79,7 @@ pub const SPEC: ActionSpec = ActionSpec::new(
     schema_of::<AreaParams>,
     build,
 )
+.per_feature()
 .shape(shape)
 .outputs(&[DEFAULT_PORT, REJECTED_PORT])
 .example("attribute: area_m2\nmethod: geodesic\n");

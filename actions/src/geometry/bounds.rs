@@ -60,6 +60,7 @@ pub const SPEC: ActionSpec = ActionSpec::new(
     schema_of::<BoundsParams>,
     build,
 )
+.per_feature()
 .shape(shape)
 .outputs(&[DEFAULT_PORT, REJECTED_PORT])
 .example("mode: attributes\nprefix: bbox_\n");

@@ -84,6 +84,7 @@ pub const SPEC: ActionSpec = ActionSpec::new(
     schema_of::<BufferParams>,
     build,
 )
+.per_feature()
 .shape(super::per_feature::same_shape)
 .outputs(&[DEFAULT_PORT, REJECTED_PORT])
 .example("distance: 25.0\ncap: flat\njoin: round\n");

@@ -37,6 +37,7 @@ pub const SPEC: ActionSpec = ActionSpec::new(
     schema_of::<CentroidParams>,
     build,
 )
+.per_feature()
 .shape(super::per_feature::same_shape)
 .outputs(&[DEFAULT_PORT, REJECTED_PORT])
 .example("{}\n");

@@ -53,6 +53,7 @@ pub const SPEC: ActionSpec = ActionSpec::new(
     schema_of::<GeometryFilterParams>,
     build,
 )
+.per_feature()
 .outputs(&[
     POINT_PORT,
     LINE_PORT,

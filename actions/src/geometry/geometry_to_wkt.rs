@@ -48,6 +48,7 @@ pub const SPEC: ActionSpec = ActionSpec::new(
     schema_of::<GeometryToWktParams>,
     build,
 )
+.per_feature()
 .shape(shape)
 .example("attribute: geom_wkt\nremove_geometry: true\n");
 

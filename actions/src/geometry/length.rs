@@ -75,6 +75,7 @@ pub const SPEC: ActionSpec = ActionSpec::new(
     schema_of::<LengthParams>,
     build,
 )
+.per_feature()
 .shape(shape)
 .outputs(&[DEFAULT_PORT, REJECTED_PORT])
 .example("attribute: length_m\nmethod: geodesic\n");

@@ -62,6 +62,7 @@ pub const SPEC: ActionSpec = ActionSpec::new(
     schema_of::<ReprojectParams>,
     build,
 )
+.per_feature()
 .shape(shape)
 .outputs(&[DEFAULT_PORT, REJECTED_PORT])
 .example("from: 4326\nto: \"EPSG:32632\"\n");

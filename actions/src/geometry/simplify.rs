@@ -55,6 +55,7 @@ pub const SPEC: ActionSpec = ActionSpec::new(
     schema_of::<SimplifyParams>,
     build,
 )
+.per_feature()
 .shape(super::per_feature::same_shape)
 .outputs(&[DEFAULT_PORT, REJECTED_PORT])
 .example("tolerance: 5.0\npreserve_topology: false\n");

@@ -64,6 +64,7 @@ pub const SPEC: ActionSpec = ActionSpec::new(
     schema_of::<WktToGeometryParams>,
     build,
 )
+.per_feature()
 .shape(shape)
 .outputs(&[DEFAULT_PORT, REJECTED_PORT])
 .example("attribute: geom_wkt\nremove_attribute: true\ncrs: 4326\n");

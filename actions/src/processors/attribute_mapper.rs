@@ -64,6 +64,7 @@ pub const SPEC: ActionSpec = ActionSpec::new(
     schema_of::<AttributeMapperParams>,
     build,
 )
+.per_feature()
 .shape(shape)
 .outputs(&[DEFAULT_PORT, REJECTED_PORT])
 .example(

@@ -85,6 +85,7 @@ pub const SPEC: ActionSpec = ActionSpec::new(
     schema_of::<FilterParams>,
     build,
 )
+.per_feature()
 .outputs(&[UNFILTERED_PORT, REJECTED_PORT])
 .dynamic_outputs()
 .shape(shape)

@@ -58,6 +58,7 @@ pub const SPEC: ActionSpec = ActionSpec::new(
     schema_of::<ListExploderParams>,
     build,
 )
+.per_feature()
 .shape(shape)
 .outputs(&[DEFAULT_PORT, REJECTED_PORT])
 .example("attribute: tags\nnon_list: reject\n");

@@ -3,6 +3,7 @@
 
 mod emit;
 mod registry;
+mod slice;
 mod spec;
 mod tap;
 pub mod traits;
@@ -10,6 +11,7 @@ pub mod traits;
 pub use emit::Emitter;
 pub(crate) use emit::{EdgeOut, PortDrops};
 pub use registry::Registry;
+pub use slice::{BadSlice, Partitioning, Slice};
 pub use spec::{ActionKind, ActionSpec, BuildContext, BuiltAction, NodeImpl, schema_of};
 pub(crate) use tap::{EdgeTap, TapMsg};
 pub use traits::{NodeContext, Processor, Sink, Source, Transform};

@@ -141,6 +141,10 @@ pub struct ActionSpec {
     /// The static schema of the output ports, from the parameters and the inputs' schemas
     /// (see [`crate::shape`]); `None` gives unknown outputs, which stops checking downstream.
     pub shape: Option<crate::shape::ShapeFn>,
+    /// How the action runs when the workflow is run in partitions (`sluice plan`). Default:
+    /// sources are read whole by the first task, processors and sinks are
+    /// [`Partitioning::Global`]; an action declares itself sliced or per-feature.
+    pub partitioning: super::Partitioning,
     /// The factory.
     pub build: BuildFn,
 }
@@ -181,8 +185,26 @@ impl ActionSpec {
             example: "",
             schema,
             shape: None,
+            partitioning: match kind {
+                ActionKind::Source => super::Partitioning::Whole,
+                _ => super::Partitioning::Global,
+            },
             build,
         }
+    }
+
+    /// Declares a source that reads only its slice of the input in a partitioned run;
+    /// `how` says how it splits (for `sluice plan`).
+    pub const fn sliced(mut self, how: &'static str) -> ActionSpec {
+        self.partitioning = super::Partitioning::Sliced(how);
+        self
+    }
+
+    /// Declares a processor whose output for a feature depends on that feature only, so a
+    /// partitioned run runs it in every task.
+    pub const fn per_feature(mut self) -> ActionSpec {
+        self.partitioning = super::Partitioning::PerFeature;
+        self
     }
 
     /// Sets the input ports.
@@ -290,6 +312,7 @@ impl ActionSpec {
             "heavy_finish": self.heavy_finish,
             "output_path": self.output_path,
             "input_path": self.input_path,
+            "partitioning": self.partitioning.name(),
             "example": self.example,
             "parameters": (self.schema)(),
         })

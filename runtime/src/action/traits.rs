@@ -34,6 +34,7 @@
 use std::sync::Arc;
 
 use super::emit::Emitter;
+use super::slice::Slice;
 use crate::cancel::CancelToken;
 use crate::error::ActionError;
 use crate::events::{Event, EventSender};
@@ -61,6 +62,9 @@ pub struct NodeContext {
     pub(crate) state: Option<Arc<crate::executor::StateCell>>,
     /// Where journals go (`--job-dir`), when the run keeps them.
     pub(crate) journal: Option<Arc<crate::journal::JournalOptions>>,
+    /// The part of its input a source reads ([`Slice::WHOLE`] unless the run is one task of
+    /// a partitioned stage).
+    pub(crate) slice: Slice,
 }
 
 impl NodeContext {
@@ -138,6 +142,21 @@ impl NodeContext {
         self
     }
 
+    /// The part of its input this node reads: [`Slice::WHOLE`] unless the run is one task
+    /// of a partitioned stage (`sluice run --stage K --partition I/N`). A source declared
+    /// [`ActionSpec::sliced`](super::ActionSpec::sliced) reads only that part; slices of one
+    /// input are contiguous and in order, so reading them one after the other gives the
+    /// whole input's features in the whole read's order.
+    pub fn slice(&self) -> Slice {
+        self.slice
+    }
+
+    /// This context reading only `slice` (tests and tools).
+    pub fn with_slice(mut self, slice: Slice) -> NodeContext {
+        self.slice = slice;
+        self
+    }
+
     /// A context for tests and tools that run an action outside a workflow.
     pub fn standalone(node_id: &str) -> NodeContext {
         NodeContext {
@@ -151,6 +170,7 @@ impl NodeContext {
             gate: None,
             state: None,
             journal: None,
+            slice: Slice::WHOLE,
         }
     }
 }

@@ -49,7 +49,7 @@ pub use replay::{Rerun, rerun_from};
 pub use select::{CaptureEdges, find_edge, select_edges};
 pub use writer::{FILE_ROWS, ROW_GROUP_ROWS, TAP_BATCHES, edge_budget_bytes};
 
-pub(crate) use writer::{EdgeWriter, JobWriter, tap};
+pub(crate) use writer::{EdgeWriter, JobWriter, properties as file_properties, tap};
 
 /// Where and what a run captures.
 #[derive(Debug, Clone, PartialEq, Eq)]

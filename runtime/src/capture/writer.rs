@@ -307,7 +307,7 @@ impl EdgeWriter {
 /// W1 (2 M rows, four edges, against snappy and lz4, with and without dictionaries): the
 /// smallest files (0.66× what pyarrow writes of the same rows) and within 10% of the
 /// fastest; dictionaries made files larger and writes slower (most columns are unique).
-fn properties() -> WriterProperties {
+pub(crate) fn properties() -> WriterProperties {
     WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::try_new(1).unwrap_or_default()))
         .set_dictionary_enabled(false)

@@ -42,6 +42,9 @@ pub struct RunOptions {
     /// Keep journals of what readers fetched, to resume a killed run (default: none). See
     /// [`crate::journal`].
     pub journal: Option<crate::journal::JournalOptions>,
+    /// The part of their input the sources read (default: the whole input). Set by a task
+    /// of a partitioned stage; see [`crate::action::Slice`].
+    pub slice: crate::action::Slice,
 }
 
 impl Default for RunOptions {
@@ -58,6 +61,7 @@ impl Default for RunOptions {
             cancel: CancelToken::new(),
             capture: None,
             journal: None,
+            slice: crate::action::Slice::WHOLE,
         }
     }
 }

@@ -142,6 +142,7 @@ fn set_up_node(
         gate: Some(shared.gate.clone()),
         state: Some(state.clone()),
         journal: opts.journal.clone().map(Arc::new),
+        slice: opts.slice,
     };
     let features_in = Arc::new(AtomicU64::new(0));
     let progress = NodeProgress {

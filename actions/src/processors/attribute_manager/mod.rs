@@ -113,6 +113,7 @@ pub const SPEC: ActionSpec = ActionSpec::new(
     schema_of::<AttributeManagerParams>,
     build,
 )
+.per_feature()
 .outputs(&[DEFAULT_PORT, REJECTED_PORT])
 .shape(shape)
 .example(

@@ -1,0 +1,401 @@
+//! Partitioned runs: one workflow cut into stages whose tasks run as separate processes
+//! (`sluice plan`, `sluice run --stage K --partition I/N --job URL`), so a driver on a
+//! distributed engine (Ray, Kubernetes Indexed Jobs, cloud batch services) can run it on
+//! many machines. sluice has no scheduler of its own: the binary is the worker.
+//!
+//! # Stages
+//!
+//! [`plan_stages`] reads what every node's spec declares ([`Partitioning`]):
+//!
+//! - sources are *parallel* (a [`Partitioning::Sliced`] one reads its slice, a
+//!   [`Partitioning::Whole`] one is read by the first task);
+//! - a [`Partitioning::PerFeature`] node is parallel when all of its inputs are;
+//! - a [`Partitioning::Global`] node (sorts, joins, aggregates, every sink) is *single*,
+//!   and so is everything downstream of it.
+//!
+//! A stage is a connected group of parallel nodes (it runs as `N` tasks, task `I` reading
+//! slice `I/N` of every source) or of single nodes (it runs as one task). An edge from a
+//! parallel node to a single node is a *cut*: each task of the parallel stage writes what
+//! leaves on that port to the job folder, and the single stage reads the tasks' outputs in
+//! task order. Slices are contiguous and in input order, so the single stage receives
+//! exactly the features a one-process run would give it, in the same order, and its
+//! outputs are byte-identical to that run's. Single stages write the workflow's outputs at
+//! their paths.
+//!
+//! # The job folder
+//!
+//! ```text
+//! JOB/job.json                                       workflow hash and partition count
+//! JOB/stage-K/bucket-00000/cut-C/task-IIIII.json     what task I of stage K wrote on cut C
+//! JOB/stage-K/bucket-00000/cut-C/task-IIIII-PPPPP.parquet   the features, spill's layout
+//! ```
+//!
+//! A task's files are written under temporary names and renamed when the task succeeds;
+//! its `task-IIIII.json` comes last, so a reader never sees half of a task. A task run
+//! again writes the same files. The bucket level is where range- and hash-partitioned
+//! cuts will put one folder per consuming task; every cut has one bucket today, since
+//! every consuming stage is a single task.
+
+mod error;
+mod shuffle;
+mod task;
+
+use std::collections::BTreeSet;
+use std::fmt::Write as _;
+
+pub use error::StageError;
+pub use task::{JOB_FILE, StageTask, stage_task};
+
+use crate::action::{ActionKind, Partitioning};
+use crate::dag::Plan;
+
+/// How a workflow runs in partitions: its stages and the cuts between them.
+#[derive(Debug, Clone)]
+pub struct StagePlan {
+    /// The workflow's name.
+    pub workflow: Option<String>,
+    /// The fingerprint of the resolved workflow (nodes, parameters with variables, edges);
+    /// a job folder holds the outputs of one fingerprint only.
+    pub workflow_hash: String,
+    /// How many tasks a parallel stage runs.
+    pub partitions: u32,
+    /// The stages, every stage after those it depends on.
+    pub stages: Vec<Stage>,
+    /// The cuts, numbered as in the job folder.
+    pub cuts: Vec<Cut>,
+}
+
+/// A connected part of the workflow between cuts.
+#[derive(Debug, Clone)]
+pub struct Stage {
+    /// Its number (`--stage K`).
+    pub index: usize,
+    /// Its nodes (indexes into [`Plan::nodes`]), in the workflow's order.
+    pub nodes: Vec<usize>,
+    /// How many tasks run it: the plan's partitions, or 1.
+    pub tasks: u32,
+    /// Why it runs as one task (the nodes that need all their input in one place), for a
+    /// stage of one task.
+    pub single_task_reason: Option<String>,
+    /// The stages whose outputs it reads.
+    pub depends_on: Vec<usize>,
+}
+
+/// The features leaving one output port of a parallel stage for single stages.
+#[derive(Debug, Clone)]
+pub struct Cut {
+    /// Its number (`cut-C` in the job folder).
+    pub index: usize,
+    /// The producing node (index into [`Plan::nodes`]) and its output port.
+    pub from: usize,
+    /// The output port of `from`.
+    pub from_port: usize,
+    /// The stage that writes it.
+    pub from_stage: usize,
+    /// The plan's edges it carries (each into a single stage).
+    pub edges: Vec<usize>,
+}
+
+impl Cut {
+    /// Where the tasks of the producing stage write it, relative to the job folder.
+    pub fn folder(&self) -> String {
+        format!("stage-{}/bucket-00000/cut-{}", self.from_stage, self.index)
+    }
+}
+
+/// Cuts `plan` into stages for `partitions` tasks per parallel stage (see the module
+/// docs). `partitions` is at least 1.
+pub fn plan_stages(plan: &Plan, partitions: u32) -> StagePlan {
+    let partitions = partitions.max(1);
+    let n = plan.nodes.len();
+    let graph = plan.graph();
+    let order: Vec<usize> = petgraph::algo::toposort(&graph, None)
+        .map(|o| o.into_iter().map(|i| graph[i]).collect())
+        .unwrap_or_else(|_| (0..n).collect());
+    let mut parallel = vec![false; n];
+    for &i in &order {
+        parallel[i] = match plan.nodes[i].spec.partitioning {
+            Partitioning::Sliced(_) | Partitioning::Whole => true,
+            Partitioning::PerFeature => plan
+                .edges
+                .iter()
+                .filter(|e| e.to == i)
+                .all(|e| parallel[e.from]),
+            Partitioning::Global => false,
+        };
+    }
+    // Components of nodes of one kind joined by edges that are not cuts.
+    let mut group: Vec<usize> = (0..n).collect();
+    fn root(group: &mut [usize], mut i: usize) -> usize {
+        while group[i] != i {
+            group[i] = group[group[i]];
+            i = group[i];
+        }
+        i
+    }
+    for e in &plan.edges {
+        if parallel[e.from] == parallel[e.to] {
+            let (a, b) = (root(&mut group, e.from), root(&mut group, e.to));
+            group[a.max(b)] = a.min(b);
+        }
+    }
+    let position: Vec<usize> = {
+        let mut p = vec![0; n];
+        for (k, &i) in order.iter().enumerate() {
+            p[i] = k;
+        }
+        p
+    };
+    // Parallel stages first, each group ordered by its first node in topological order.
+    let mut roots: Vec<usize> = (0..n).map(|i| root(&mut group, i)).collect();
+    roots.sort_unstable();
+    roots.dedup();
+    roots.sort_by_key(|&r| {
+        let first = (0..n)
+            .filter(|&i| root(&mut group, i) == r)
+            .map(|i| position[i])
+            .min()
+            .unwrap_or(0);
+        (!parallel[r], first)
+    });
+    let mut stage_of = vec![0usize; n];
+    let mut stages: Vec<Stage> = Vec::new();
+    for (k, &r) in roots.iter().enumerate() {
+        let nodes: Vec<usize> = (0..n).filter(|&i| root(&mut group, i) == r).collect();
+        for &i in &nodes {
+            stage_of[i] = k;
+        }
+        let single_task_reason = (!parallel[r]).then(|| single_reason(plan, &nodes));
+        stages.push(Stage {
+            index: k,
+            nodes,
+            tasks: if parallel[r] { partitions } else { 1 },
+            single_task_reason,
+            depends_on: Vec::new(),
+        });
+    }
+    let mut cuts: Vec<Cut> = Vec::new();
+    for (i, e) in plan.edges.iter().enumerate() {
+        let is_cut = parallel[e.from] && !parallel[e.to];
+        if !is_cut {
+            continue;
+        }
+        match cuts
+            .iter_mut()
+            .find(|c| c.from == e.from && c.from_port == e.from_port)
+        {
+            Some(c) => c.edges.push(i),
+            None => cuts.push(Cut {
+                index: cuts.len(),
+                from: e.from,
+                from_port: e.from_port,
+                from_stage: stage_of[e.from],
+                edges: vec![i],
+            }),
+        }
+        let deps = &mut stages[stage_of[e.to]].depends_on;
+        if !deps.contains(&stage_of[e.from]) {
+            deps.push(stage_of[e.from]);
+            deps.sort_unstable();
+        }
+    }
+    StagePlan {
+        workflow: plan.name.clone(),
+        workflow_hash: crate::capture::fingerprint::workflow_hash(plan),
+        partitions,
+        stages,
+        cuts,
+    }
+}
+
+/// Why a stage of single nodes runs as one task: the nodes that need all their input.
+fn single_reason(plan: &Plan, nodes: &[usize]) -> String {
+    let reasons: Vec<String> = nodes
+        .iter()
+        .map(|&i| &plan.nodes[i])
+        .filter(|n| n.spec.partitioning == Partitioning::Global)
+        .map(|n| {
+            let why = if n.spec.kind == ActionKind::Sink {
+                "writes one output"
+            } else {
+                "needs all of its input in one place, in order"
+            };
+            format!("{} ({}) {why}", n.id, n.spec.name)
+        })
+        .collect();
+    if reasons.is_empty() {
+        "fed by a stage of one task".to_string()
+    } else {
+        reasons.join("; ")
+    }
+}
+
+impl StagePlan {
+    /// The stage that holds node `node`.
+    pub fn stage_of(&self, node: usize) -> Option<usize> {
+        self.stages.iter().position(|s| s.nodes.contains(&node))
+    }
+
+    /// The cuts a stage writes.
+    pub fn cuts_from(&self, stage: usize) -> impl Iterator<Item = &Cut> {
+        self.cuts.iter().filter(move |c| c.from_stage == stage)
+    }
+
+    /// The cuts a stage reads.
+    pub fn cuts_into<'a>(&'a self, plan: &'a Plan, stage: usize) -> impl Iterator<Item = &'a Cut> {
+        let nodes = &self.stages[stage].nodes;
+        self.cuts
+            .iter()
+            .filter(move |c| c.edges.iter().any(|&e| nodes.contains(&plan.edges[e].to)))
+    }
+
+    /// The plan as JSON for drivers (`sluice plan --json`).
+    pub fn to_json(&self, plan: &Plan) -> serde_json::Value {
+        let port = |c: &Cut| port_name(plan, c.from, c.from_port);
+        let stages: Vec<serde_json::Value> = self
+            .stages
+            .iter()
+            .map(|s| {
+                let mut reads: Vec<serde_json::Value> = Vec::new();
+                let mut writes: Vec<serde_json::Value> = Vec::new();
+                for &i in &s.nodes {
+                    let n = &plan.nodes[i];
+                    match (n.spec.kind, n.spec.partitioning) {
+                        (ActionKind::Source, p) => reads.push(serde_json::json!({
+                            "node": n.id,
+                            "action": n.spec.name,
+                            "path": n.spec.input_path.and_then(|k| n.params.get(k)),
+                            "slicing": match p {
+                                Partitioning::Sliced(how) => how.to_string(),
+                                _ => "not split: the first task reads all of it".to_string(),
+                            },
+                        })),
+                        (ActionKind::Sink, _) => writes.push(serde_json::json!({
+                            "node": n.id,
+                            "action": n.spec.name,
+                            "path": n.spec.output_path.and_then(|k| n.params.get(k)),
+                        })),
+                        _ => {}
+                    }
+                }
+                for c in self.cuts_into(plan, s.index) {
+                    reads.push(serde_json::json!({
+                        "cut": c.index,
+                        "port": port(c),
+                        "from_stage": c.from_stage,
+                        "location": c.folder(),
+                    }));
+                }
+                for c in self.cuts_from(s.index) {
+                    let to: BTreeSet<usize> = c
+                        .edges
+                        .iter()
+                        .filter_map(|&e| self.stage_of(plan.edges[e].to))
+                        .collect();
+                    writes.push(serde_json::json!({
+                        "cut": c.index,
+                        "port": port(c),
+                        "to_stages": to,
+                        "buckets": 1,
+                        "location": c.folder(),
+                    }));
+                }
+                serde_json::json!({
+                    "stage": s.index,
+                    "tasks": s.tasks,
+                    "single_task_reason": s.single_task_reason,
+                    "depends_on": s.depends_on,
+                    "nodes": s.nodes.iter().map(|&i| plan.nodes[i].id.as_str()).collect::<Vec<_>>(),
+                    "reads": reads,
+                    "writes": writes,
+                })
+            })
+            .collect();
+        serde_json::json!({
+            "version": 1,
+            "workflow": self.workflow,
+            "workflow_hash": self.workflow_hash,
+            "partitions": self.partitions,
+            "stages": stages,
+        })
+    }
+
+    /// The plan for people (`sluice plan`).
+    pub fn describe(&self, plan: &Plan) -> String {
+        let mut s = String::new();
+        let _ = writeln!(
+            s,
+            "workflow {} in {} partition(s): {} stage(s)",
+            self.workflow.as_deref().unwrap_or("(unnamed)"),
+            self.partitions,
+            self.stages.len()
+        );
+        for st in &self.stages {
+            let ids: Vec<&str> = st
+                .nodes
+                .iter()
+                .map(|&i| plan.nodes[i].id.as_str())
+                .collect();
+            let _ = writeln!(
+                s,
+                "\nstage {}: {} task(s): {}",
+                st.index,
+                st.tasks,
+                ids.join(", ")
+            );
+            if let Some(why) = &st.single_task_reason {
+                let _ = writeln!(s, "  one task: {why}");
+            }
+            for &i in &st.nodes {
+                let n = &plan.nodes[i];
+                if n.spec.kind == ActionKind::Source {
+                    let how = match n.spec.partitioning {
+                        Partitioning::Sliced(how) => how,
+                        _ => "not split: the first task reads all of it",
+                    };
+                    let _ = writeln!(s, "  reads {} ({}): {how}", n.id, n.spec.name);
+                }
+            }
+            for c in self.cuts_into(plan, st.index) {
+                let _ = writeln!(
+                    s,
+                    "  reads {} from stage {} ({}), every task's output in task order",
+                    port_name(plan, c.from, c.from_port),
+                    c.from_stage,
+                    c.folder()
+                );
+            }
+            for c in self.cuts_from(st.index) {
+                let _ = writeln!(
+                    s,
+                    "  writes {} for the next stage ({})",
+                    port_name(plan, c.from, c.from_port),
+                    c.folder()
+                );
+            }
+            for &i in &st.nodes {
+                let n = &plan.nodes[i];
+                if n.spec.kind == ActionKind::Sink {
+                    let path = n
+                        .spec
+                        .output_path
+                        .and_then(|k| n.params.get(k))
+                        .and_then(|v| v.as_str())
+                        .unwrap_or("its output");
+                    let _ = writeln!(s, "  writes {path} ({} {})", n.spec.name, n.id);
+                }
+            }
+        }
+        s
+    }
+}
+
+/// `node.port` (the port left out when it is the default one).
+fn port_name(plan: &Plan, node: usize, port: usize) -> String {
+    let n = &plan.nodes[node];
+    if n.outputs[port] == crate::action::DEFAULT_PORT {
+        n.id.clone()
+    } else {
+        format!("{}.{}", n.id, n.outputs[port])
+    }
+}

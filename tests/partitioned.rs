@@ -1,0 +1,357 @@
+//! Partitioned runs (`sluice plan`, `sluice run --stage K --partition I/N --job DIR`): the
+//! stages run one task at a time here, as a driver would run them, and every output is
+//! byte-identical to a one-process run's.
+
+use std::path::Path;
+use std::time::Duration;
+
+use crate::util::{files, root, sluice};
+
+const TIMEOUT: Duration = Duration::from_secs(120);
+
+fn ok(out: &std::process::Output, what: &str) {
+    assert!(
+        out.status.success(),
+        "{what}: exit {:?}\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The plan of `workflow` for `n` partitions, as JSON.
+fn plan(workflow: &Path, vars: &[String], n: u32) -> serde_json::Value {
+    let mut args = vec![
+        "plan".to_string(),
+        workflow.display().to_string(),
+        "--partitions".into(),
+        n.to_string(),
+        "--json".into(),
+    ];
+    args.extend(vars.iter().flat_map(|v| ["--var".to_string(), v.clone()]));
+    let a: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = sluice(&root(), &a, TIMEOUT);
+    ok(&out, "sluice plan");
+    serde_json::from_slice(&out.stdout).expect("plan --json prints JSON")
+}
+
+/// Runs every task of every stage in plan order; returns the plan.
+fn run_partitioned(workflow: &Path, vars: &[String], n: u32, job: &Path) -> serde_json::Value {
+    let plan = plan(workflow, vars, n);
+    for stage in plan["stages"].as_array().unwrap() {
+        let k = stage["stage"].as_u64().unwrap();
+        for i in 0..stage["tasks"].as_u64().unwrap() {
+            let mut args = vec![
+                "run".to_string(),
+                workflow.display().to_string(),
+                "--quiet".into(),
+                "--stage".into(),
+                k.to_string(),
+                "--partition".into(),
+                format!("{i}/{n}"),
+                "--job".into(),
+                job.display().to_string(),
+            ];
+            args.extend(vars.iter().flat_map(|v| ["--var".to_string(), v.clone()]));
+            let a: Vec<&str> = args.iter().map(String::as_str).collect();
+            ok(
+                &sluice(&root(), &a, TIMEOUT),
+                &format!("stage {k} task {i}/{n}"),
+            );
+        }
+    }
+    plan
+}
+
+fn run_whole(workflow: &Path, vars: &[String]) {
+    let mut args = vec![
+        "run".to_string(),
+        workflow.display().to_string(),
+        "--quiet".into(),
+    ];
+    args.extend(vars.iter().flat_map(|v| ["--var".to_string(), v.clone()]));
+    let a: Vec<&str> = args.iter().map(String::as_str).collect();
+    ok(&sluice(&root(), &a, TIMEOUT), "one-process run");
+}
+
+/// Every file under `a` has a byte-identical twin under `b`, and the other way round.
+fn same_files(a: &Path, b: &Path) {
+    let rel = |d: &Path| -> Vec<std::path::PathBuf> {
+        let mut v = files(d);
+        v.sort();
+        v
+    };
+    let (fa, fb) = (rel(a), rel(b));
+    assert!(!fa.is_empty(), "no output in {}", a.display());
+    assert_eq!(fa, fb, "the two runs wrote different files");
+    for f in fa {
+        let (x, y) = (
+            std::fs::read(a.join(&f)).unwrap(),
+            std::fs::read(b.join(&f)).unwrap(),
+        );
+        assert!(
+            x == y,
+            "{} differs from the one-process run's ({} vs {} bytes)",
+            f.display(),
+            x.len(),
+            y.len()
+        );
+    }
+}
+
+/// No temporary file anywhere under `dir`.
+fn no_temporary_files(dir: &Path) {
+    for f in files(dir) {
+        let name = f.file_name().unwrap().to_string_lossy().into_owned();
+        assert!(!name.contains("sluice-tmp"), "left behind: {}", f.display());
+    }
+}
+
+/// Runs `workflow` whole and in 1, 2 and 4 partitions; `vars(out_dir)` gives its variables.
+fn identical_for(workflow: &str, vars: impl Fn(&Path) -> Vec<String>) {
+    let dir = tempfile::tempdir().unwrap();
+    let workflow = root().join(workflow);
+    let whole = dir.path().join("whole");
+    run_whole(&workflow, &vars(&whole));
+    for n in [1, 2, 4] {
+        let out = dir.path().join(format!("n{n}"));
+        let job = dir.path().join(format!("job{n}"));
+        let plan = run_partitioned(&workflow, &vars(&out), n, &job);
+        assert!(plan["stages"].as_array().unwrap().len() >= 2, "{plan}");
+        same_files(&whole, &out);
+        no_temporary_files(&job);
+        no_temporary_files(&out);
+    }
+}
+
+#[test]
+fn w1_sorted_output_is_byte_identical_in_1_2_and_4_partitions() {
+    let data = tempfile::tempdir().unwrap();
+    let input = data.path().join("w1.csv");
+    let out = sluice(
+        &root(),
+        &[
+            "generate",
+            "w1",
+            "--rows",
+            "30000",
+            "--out",
+            input.to_str().unwrap(),
+        ],
+        TIMEOUT,
+    );
+    ok(&out, "generate");
+    identical_for("workflows/w1.yaml", |dir| {
+        vec![
+            format!("input={}", input.display()),
+            format!("output={}", dir.join("w1_sorted.csv").display()),
+        ]
+    });
+}
+
+#[test]
+fn tabular_join_and_statistics_are_byte_identical_in_1_2_and_4_partitions() {
+    identical_for("workflows/tabular.yaml", |dir| {
+        vec![format!("out_dir={}", dir.display())]
+    });
+}
+
+#[test]
+fn geometry_workflow_is_byte_identical_in_1_2_and_4_partitions() {
+    identical_for("workflows/districts.yaml", |dir| {
+        vec![format!("out_dir={}", dir.display())]
+    });
+}
+
+#[test]
+fn w1_plan_cuts_before_the_sort_and_runs_the_rest_as_one_task() {
+    let vars = vec![
+        "input=data/places.csv".to_string(),
+        "output=/dev/null".to_string(),
+    ];
+    let p = plan(&root().join("workflows/w1.yaml"), &vars, 4);
+    let stages = p["stages"].as_array().unwrap();
+    assert_eq!(stages.len(), 2, "{p}");
+    assert_eq!(stages[0]["tasks"], 4);
+    assert_eq!(
+        stages[0]["nodes"],
+        serde_json::json!(["read", "value2", "keep"])
+    );
+    assert_eq!(stages[1]["tasks"], 1);
+    assert_eq!(stages[1]["depends_on"], serde_json::json!([0]));
+    assert_eq!(stages[1]["nodes"], serde_json::json!(["order", "write"]));
+    let why = stages[1]["single_task_reason"].as_str().unwrap();
+    assert!(
+        why.contains("order (sort)") && why.contains("write (csv_writer)"),
+        "{why}"
+    );
+    assert_eq!(stages[0]["writes"][0]["port"], "keep.passed");
+    assert_eq!(
+        stages[1]["reads"][0]["location"],
+        "stage-0/bucket-00000/cut-0"
+    );
+}
+
+#[test]
+fn bad_partitions_and_job_folders_get_clear_errors_and_write_nothing_in_the_wrong_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let job = dir.path().join("job");
+    let out = dir.path().join("out");
+    let wf = root().join("workflows/w1.yaml");
+    let input = format!("input={}", root().join("data/places.csv").display());
+    let output = format!("output={}", out.join("sorted.csv").display());
+    let run = |extra: &[&str], output: &str| {
+        let mut args = vec![
+            "run",
+            wf.to_str().unwrap(),
+            "-q",
+            "--var",
+            &input,
+            "--var",
+            output,
+        ];
+        args.extend_from_slice(extra);
+        sluice(&root(), &args, TIMEOUT)
+    };
+    let jobs = job.to_str().unwrap();
+    let stderr = |o: &std::process::Output| String::from_utf8_lossy(&o.stderr).into_owned();
+
+    // An index past the count.
+    let o = run(
+        &["--stage", "0", "--partition", "5/4", "--job", jobs],
+        &output,
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("partition 5/4 does not exist"),
+        "{}",
+        stderr(&o)
+    );
+
+    // The second stage before the first: its input is missing.
+    let o = run(
+        &["--stage", "1", "--partition", "0/2", "--job", jobs],
+        &output,
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("run the first stages"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(
+        !job.exists() && !out.exists(),
+        "a refused task wrote something"
+    );
+
+    // Stage 0 of 2 done by one task only: the missing task is named.
+    ok(
+        &run(
+            &["--stage", "0", "--partition", "0/2", "--job", jobs],
+            &output,
+        ),
+        "stage 0 task 0",
+    );
+    let o = run(
+        &["--stage", "1", "--partition", "0/2", "--job", jobs],
+        &output,
+    );
+    assert_eq!(o.status.code(), Some(2));
+    let e = stderr(&o);
+    assert!(
+        e.contains("stage 0 task 1") && e.contains("task-00001.json"),
+        "{e}"
+    );
+    assert!(
+        !out.exists(),
+        "the sink wrote although an input was missing"
+    );
+
+    // A stage of one task given another index.
+    let o = run(
+        &["--stage", "1", "--partition", "1/2", "--job", jobs],
+        &output,
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("runs as one task"), "{}", stderr(&o));
+
+    // The same job folder with other variables: another workflow.
+    let other = format!("output={}", out.join("other.csv").display());
+    let o = run(
+        &["--stage", "0", "--partition", "1/2", "--job", jobs],
+        &other,
+    );
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("belongs to another workflow"),
+        "{}",
+        stderr(&o)
+    );
+    let o = run(
+        &["--stage", "0", "--partition", "1/3", "--job", jobs],
+        &output,
+    );
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("started with 2 partitions"),
+        "{}",
+        stderr(&o)
+    );
+
+    // The index from a scheduler's variable.
+    let mut args = vec![
+        "run",
+        wf.to_str().unwrap(),
+        "-q",
+        "--var",
+        &input,
+        "--var",
+        &output,
+    ];
+    args.extend_from_slice(&["--stage", "0", "--partitions", "2", "--job", jobs]);
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args(&args)
+        .current_dir(root())
+        .env("JOB_COMPLETION_INDEX", "1")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    ok(
+        &crate::util::wait_with_timeout(child, TIMEOUT),
+        "JOB_COMPLETION_INDEX=1",
+    );
+    let record = job.join("stage-0/bucket-00000/cut-0/task-00001.json");
+    assert!(record.exists(), "task 1 did not commit");
+
+    // Now the last stage runs; running a task again leaves the same files.
+    ok(
+        &run(
+            &["--stage", "1", "--partition", "0/2", "--job", jobs],
+            &output,
+        ),
+        "stage 1",
+    );
+    let first = std::fs::read(out.join("sorted.csv")).unwrap();
+    let listing = |d: &Path| {
+        let mut v = files(d);
+        v.sort();
+        v
+    };
+    let before = listing(&job);
+    ok(
+        &run(
+            &["--stage", "0", "--partition", "0/2", "--job", jobs],
+            &output,
+        ),
+        "again",
+    );
+    assert_eq!(listing(&job), before, "a task run again left other files");
+    ok(
+        &run(
+            &["--stage", "1", "--partition", "0/2", "--job", jobs],
+            &output,
+        ),
+        "stage 1 again",
+    );
+    assert_eq!(std::fs::read(out.join("sorted.csv")).unwrap(), first);
+}
