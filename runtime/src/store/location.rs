@@ -19,6 +19,8 @@ pub(crate) fn runtime() -> Result<&'static tokio::runtime::Runtime, StorageError
                 .worker_threads(2)
                 .max_blocking_threads(16)
                 .thread_name("sluice-io")
+                // Object stores talk HTTP through this runtime (sockets and timers).
+                .enable_all()
                 .build()
                 .map_err(|e| e.to_string())
         })
@@ -213,8 +215,20 @@ fn object_store_operator(
         #[cfg(feature = "s3")]
         "s3://" => cached(format!("s3:{bucket}"), || {
             opendal::install_default();
-            // Region, endpoint and credentials come from the usual AWS_* environment.
-            let builder = opendal::services::S3::default().bucket(bucket);
+            // Credentials come from the usual AWS_* environment (and profiles); the
+            // endpoint (an S3-compatible server) and region are read here, as AWS tools do.
+            let var = |names: &[&str]| {
+                names
+                    .iter()
+                    .find_map(|n| std::env::var(n).ok().filter(|v| !v.is_empty()))
+            };
+            let mut builder = opendal::services::S3::default().bucket(bucket);
+            if let Some(endpoint) = var(&["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"]) {
+                builder = builder.endpoint(&endpoint);
+            }
+            if let Some(region) = var(&["AWS_REGION", "AWS_DEFAULT_REGION"]) {
+                builder = builder.region(&region);
+            }
             opendal::Operator::new(builder)
                 .map_err(|e| StorageError::backend("opening", location, e))
         }),
