@@ -157,7 +157,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--retries", type=_non_negative_int, default=2, metavar="K",
                    help="run a failed task again up to K times (default 2)")
     p.add_argument("--cpus-per-task", type=_positive_int, default=1, metavar="C",
-                   help="CPUs Ray reserves for each task, also its --threads (default 1)")
+                   help="CPUs Ray reserves for each task, also its --threads (default 1); a stage "
+                        "that runs as one task gets those of all partitions, up to the cluster's")
     p.add_argument("--memory-limit", type=_memory_limit, metavar="SIZE",
                    help="every task's `sluice run --memory-limit` (e.g. 2GB); Ray also "
                         "reserves that much memory for each task when it places them")
@@ -545,13 +546,21 @@ class Driver:
             env[name] = value
         return env
 
-    def _task_args(self, stage: _Stage, task: int) -> list[str]:
+    def _stage_cpus(self, stage: _Stage, cluster_cpus: float) -> int:
+        """CPUs for one task of `stage`: --cpus-per-task, or, for a stage that runs as one
+        task (the merge after a cut), the CPUs all partitions had, up to the cluster's."""
+        a = self.args
+        if stage.tasks == 1 and a.partitions > 1:
+            return max(a.cpus_per_task, min(a.cpus_per_task * a.partitions, int(cluster_cpus)))
+        return a.cpus_per_task
+
+    def _task_args(self, stage: _Stage, task: int, threads: int) -> list[str]:
         a = self.args
         out = [self.workflow]
         for v in a.var:
             out += ["--var", v]
         out += ["--stage", str(stage.id), "--partition", f"{task}/{a.partitions}",
-                "--job", self.job, "--threads", str(a.cpus_per_task)]
+                "--job", self.job, "--threads", str(threads)]
         if a.memory_limit:
             out += ["--memory-limit", a.memory_limit]
         if a.quiet:
@@ -589,7 +598,8 @@ class Driver:
         options = {"num_cpus": a.cpus_per_task, "max_retries": 0}
         if a.memory_limit:
             options["memory"] = parse_size(a.memory_limit)
-        remote_task = ray.remote(run_task).options(**options)
+        remote_task = ray.remote(run_task)
+        cluster_cpus = float(ray.cluster_resources().get("CPU", a.cpus_per_task))
         running: dict = {}  # ObjectRef -> (stage, task, attempt)
         by_id = {s.id: s for s in self.stages}
         failure: str | None = None
@@ -604,10 +614,12 @@ class Driver:
             kill = None
             if self.kill_once and self.kill_once[:2] == (stage.id, task) and attempt == 1:
                 kill = self.kill_once[2]
-            spec = {"sluice": self.sluice, "args": self._task_args(stage, task),
+            cpus = self._stage_cpus(stage, cluster_cpus)
+            spec = {"sluice": self.sluice, "args": self._task_args(stage, task, cpus),
                     "stage": stage.id, "task": task,
                     "cwd": os.getcwd(), "env": self.env, "kill": kill}
-            running[remote_task.remote(spec, sink)] = (stage, task, attempt)
+            ref = remote_task.options(**{**options, "num_cpus": cpus}).remote(spec, sink)
+            running[ref] = (stage, task, attempt)
 
         def cancel_all() -> None:
             nonlocal cancel_deadline

@@ -163,7 +163,7 @@ fn geometry_workflow_is_byte_identical_in_1_2_and_4_partitions() {
 }
 
 #[test]
-fn w1_plan_cuts_before_the_sort_and_runs_the_rest_as_one_task() {
+fn w1_plan_sorts_each_part_and_merges_them_in_one_task() {
     let vars = vec![
         "input=data/places.csv".to_string(),
         "output=/dev/null".to_string(),
@@ -184,7 +184,13 @@ fn w1_plan_cuts_before_the_sort_and_runs_the_rest_as_one_task() {
         why.contains("order (sort)") && why.contains("write (csv_writer)"),
         "{why}"
     );
-    assert_eq!(stages[0]["writes"][0]["port"], "keep.passed");
+    // Each task sorts its part as `order` does; the last stage merges the parts.
+    assert_eq!(
+        stages[0]["writes"][0]["port"],
+        "order's input, sorted per task"
+    );
+    assert_eq!(stages[0]["writes"][0]["sorted"], true);
+    assert_eq!(stages[1]["reads"][0]["order"], "merged by the sort's order");
     assert_eq!(
         stages[1]["reads"][0]["location"],
         "stage-0/bucket-00000/cut-0"
@@ -354,4 +360,41 @@ fn bad_partitions_and_job_folders_get_clear_errors_and_write_nothing_in_the_wron
         "stage 1 again",
     );
     assert_eq!(std::fs::read(out.join("sorted.csv")).unwrap(), first);
+}
+
+/// A sort with many ties, nulls, mixed ints and floats, one key descending: each task sorts
+/// its part, the last stage merges the parts, and ties keep their input order across tasks.
+#[test]
+fn a_sort_with_ties_and_nulls_merged_from_sorted_parts_is_byte_identical() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut csv = String::from("k,g,i,note\n");
+    for i in 0..5000u32 {
+        let k = match i % 7 {
+            0 => String::new(),          // null
+            1 => format!("{}.5", i % 3), // floats between the ints
+            _ => (i % 4).to_string(),
+        };
+        let g = if i % 11 == 0 {
+            String::new()
+        } else {
+            ["a", "b", "c"][(i % 3) as usize].to_string()
+        };
+        csv.push_str(&format!("{k},{g},{i},\"row {i}\nwith a line break\"\n"));
+    }
+    std::fs::write(dir.path().join("in.csv"), csv).unwrap();
+    let wf = dir.path().join("wf.yaml");
+    std::fs::write(
+        &wf,
+        "name: ties\nvariables:\n  out:\n    default: out\nnodes:\n  - { id: read, action: csv_reader, with: { path: in.csv } }\n  - id: order\n    action: sort\n    with:\n      by:\n        - { attribute: g, descending: true }\n        - { attribute: k, nulls: first }\n  - { id: write, action: csv_writer, with: { path: \"${out}/sorted.csv\" } }\nedges:\n  - read -> order\n  - order -> write\n",
+    )
+    .unwrap();
+    let vars = |d: &Path| vec![format!("out={}", d.display())];
+    let whole = dir.path().join("whole");
+    run_whole(&wf, &vars(&whole));
+    for n in [1, 2, 3, 4] {
+        let out = dir.path().join(format!("n{n}"));
+        let plan = run_partitioned(&wf, &vars(&out), n, &dir.path().join(format!("job{n}")));
+        assert_eq!(plan["stages"][0]["writes"][0]["sorted"], true, "{plan}");
+        same_files(&whole, &out);
+    }
 }

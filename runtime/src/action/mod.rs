@@ -12,7 +12,10 @@ pub use emit::Emitter;
 pub(crate) use emit::{EdgeOut, PortDrops};
 pub use registry::Registry;
 pub use slice::{BadSlice, Partitioning, Slice};
-pub use spec::{ActionKind, ActionSpec, BuildContext, BuiltAction, NodeImpl, schema_of};
+pub use spec::{
+    ActionKind, ActionSpec, BuildContext, BuiltAction, FeatureOrdering, NodeImpl, OrderFn,
+    schema_of,
+};
 pub(crate) use tap::{EdgeTap, TapMsg};
 pub use traits::{NodeContext, Processor, Sink, Source, Transform};
 

@@ -103,6 +103,14 @@ impl BuildContext<'_> {
 /// The factory signature.
 pub type BuildFn = fn(&BuildContext) -> Result<BuiltAction, ActionError>;
 
+/// An order of features: what a sorting action sorts by, as a comparison.
+pub type FeatureOrdering =
+    Box<dyn FnMut(&crate::feature::Feature, &crate::feature::Feature) -> std::cmp::Ordering + Send>;
+
+/// The order a sorting action gives its output, from its parameters (see
+/// [`ActionSpec::sorts_by`]).
+pub type OrderFn = fn(&serde_json::Value) -> Result<FeatureOrdering, ActionError>;
+
 /// Every fact about an action: name, kind, ports, flags, parameter schema and factory.
 #[derive(Clone, Copy)]
 pub struct ActionSpec {
@@ -145,6 +153,10 @@ pub struct ActionSpec {
     /// sources are read whole by the first task, processors and sinks are
     /// [`Partitioning::Global`]; an action declares itself sliced or per-feature.
     pub partitioning: super::Partitioning,
+    /// For an action whose output is its input stably sorted by an order (`sort`): that
+    /// order. A partitioned run then sorts each task's part in the parallel stage and
+    /// merges the sorted parts by it in the next, instead of sorting everything in one task.
+    pub sorted_by: Option<OrderFn>,
     /// The factory.
     pub build: BuildFn,
 }
@@ -189,6 +201,7 @@ impl ActionSpec {
                 ActionKind::Source => super::Partitioning::Whole,
                 _ => super::Partitioning::Global,
             },
+            sorted_by: None,
             build,
         }
     }
@@ -197,6 +210,13 @@ impl ActionSpec {
     /// `how` says how it splits (for `sluice plan`).
     pub const fn sliced(mut self, how: &'static str) -> ActionSpec {
         self.partitioning = super::Partitioning::Sliced(how);
+        self
+    }
+
+    /// Declares a processor whose output is its input, stably sorted by the order `order`
+    /// builds from the parameters (see [`ActionSpec::sorted_by`]).
+    pub const fn sorts_by(mut self, order: OrderFn) -> ActionSpec {
+        self.sorted_by = Some(order);
         self
     }
 

@@ -22,6 +22,12 @@
 //! outputs are byte-identical to that run's. Single stages write the workflow's outputs at
 //! their paths.
 //!
+//! A sorting node ([`ActionSpec::sorted_by`](crate::action::ActionSpec::sorted_by)) fed by
+//! one parallel stage is *presorted*: every task of that stage runs a copy of it on its part
+//! and writes its part sorted, and the single stage merges the parts by the node's order
+//! (ties to the lower task: a stable sort stays stable) and passes them through the node.
+//! The heavy sort runs in parallel; the last stage only merges.
+//!
 //! # The job folder
 //!
 //! ```text
@@ -94,6 +100,13 @@ pub struct Cut {
     pub from_stage: usize,
     /// The plan's edges it carries (each into a single stage).
     pub edges: Vec<usize>,
+    /// `from` is a sorting node ([`ActionSpec::sorted_by`]) fed only by `from_stage`: each
+    /// task of that stage runs a copy of it on its part and writes its part sorted; the
+    /// reading task merges the parts by the node's order and feeds the node, which passes
+    /// them on. `edges` is then empty.
+    ///
+    /// [`ActionSpec::sorted_by`]: crate::action::ActionSpec::sorted_by
+    pub presorted: bool,
 }
 
 impl Cut {
@@ -175,14 +188,58 @@ pub fn plan_stages(plan: &Plan, partitions: u32) -> StagePlan {
         });
     }
     let mut cuts: Vec<Cut> = Vec::new();
+    // Sorting nodes fed by one parallel stage through their one input port: sorted there,
+    // part by part, and merged where they stand.
+    let presorted: Vec<usize> = (0..n)
+        .filter(|&g| {
+            let node = &plan.nodes[g];
+            let feeds: BTreeSet<usize> = plan
+                .edges
+                .iter()
+                .filter(|e| e.to == g)
+                .map(|e| e.from)
+                .collect();
+            !parallel[g]
+                && node.spec.sorted_by.is_some()
+                && node.inputs.len() == 1
+                && !feeds.is_empty()
+                && feeds.iter().all(|&f| parallel[f])
+                && feeds
+                    .iter()
+                    .map(|&f| stage_of[f])
+                    .collect::<BTreeSet<_>>()
+                    .len()
+                    == 1
+        })
+        .collect();
+    for &g in &presorted {
+        let from_stage = plan
+            .edges
+            .iter()
+            .find(|e| e.to == g)
+            .map_or(0, |e| stage_of[e.from]);
+        cuts.push(Cut {
+            index: cuts.len(),
+            from: g,
+            from_port: 0,
+            from_stage,
+            edges: Vec::new(),
+            presorted: true,
+        });
+        let deps = &mut stages[stage_of[g]].depends_on;
+        if !deps.contains(&from_stage) {
+            deps.push(from_stage);
+            deps.sort_unstable();
+        }
+    }
     for (i, e) in plan.edges.iter().enumerate() {
-        let is_cut = parallel[e.from] && !parallel[e.to];
+        let is_cut = parallel[e.from] && !parallel[e.to] && !presorted.contains(&e.to);
         if !is_cut {
             continue;
         }
         match cuts
             .iter_mut()
-            .find(|c| c.from == e.from && c.from_port == e.from_port)
+            .find(|c| !c.presorted && c.from == e.from && c.from_port == e.from_port)
         {
             Some(c) => c.edges.push(i),
             None => cuts.push(Cut {
@@ -191,6 +248,7 @@ pub fn plan_stages(plan: &Plan, partitions: u32) -> StagePlan {
                 from_port: e.from_port,
                 from_stage: stage_of[e.from],
                 edges: vec![i],
+                presorted: false,
             }),
         }
         let deps = &mut stages[stage_of[e.to]].depends_on;
@@ -244,14 +302,26 @@ impl StagePlan {
     /// The cuts a stage reads.
     pub fn cuts_into<'a>(&'a self, plan: &'a Plan, stage: usize) -> impl Iterator<Item = &'a Cut> {
         let nodes = &self.stages[stage].nodes;
-        self.cuts
+        self.cuts.iter().filter(move |c| {
+            (c.presorted && nodes.contains(&c.from))
+                || c.edges.iter().any(|&e| nodes.contains(&plan.edges[e].to))
+        })
+    }
+
+    /// The stages that read cut `c`.
+    pub fn cut_targets(&self, plan: &Plan, c: &Cut) -> BTreeSet<usize> {
+        if c.presorted {
+            return self.stage_of(c.from).into_iter().collect();
+        }
+        c.edges
             .iter()
-            .filter(move |c| c.edges.iter().any(|&e| nodes.contains(&plan.edges[e].to)))
+            .filter_map(|&e| self.stage_of(plan.edges[e].to))
+            .collect()
     }
 
     /// The plan as JSON for drivers (`sluice plan --json`).
     pub fn to_json(&self, plan: &Plan) -> serde_json::Value {
-        let port = |c: &Cut| port_name(plan, c.from, c.from_port);
+        let port = |c: &Cut| cut_name(plan, c);
         let stages: Vec<serde_json::Value> = self
             .stages
             .iter()
@@ -284,19 +354,16 @@ impl StagePlan {
                         "port": port(c),
                         "from_stage": c.from_stage,
                         "location": c.folder(),
+                        "order": if c.presorted { "merged by the sort's order" } else { "task order" },
                     }));
                 }
                 for c in self.cuts_from(s.index) {
-                    let to: BTreeSet<usize> = c
-                        .edges
-                        .iter()
-                        .filter_map(|&e| self.stage_of(plan.edges[e].to))
-                        .collect();
                     writes.push(serde_json::json!({
                         "cut": c.index,
                         "port": port(c),
-                        "to_stages": to,
+                        "to_stages": self.cut_targets(plan, c),
                         "buckets": 1,
+                        "sorted": c.presorted,
                         "location": c.folder(),
                     }));
                 }
@@ -357,21 +424,29 @@ impl StagePlan {
                 }
             }
             for c in self.cuts_into(plan, st.index) {
+                let how = if c.presorted {
+                    "the tasks' sorted parts merged by its order"
+                } else {
+                    "every task's output in task order"
+                };
                 let _ = writeln!(
                     s,
-                    "  reads {} from stage {} ({}), every task's output in task order",
-                    port_name(plan, c.from, c.from_port),
+                    "  reads {} from stage {} ({}): {how}",
+                    cut_name(plan, c),
                     c.from_stage,
                     c.folder()
                 );
             }
             for c in self.cuts_from(st.index) {
-                let _ = writeln!(
-                    s,
-                    "  writes {} for the next stage ({})",
-                    port_name(plan, c.from, c.from_port),
-                    c.folder()
-                );
+                let what = if c.presorted {
+                    format!(
+                        "sorts its part as {} ({}) does and writes it",
+                        plan.nodes[c.from].id, plan.nodes[c.from].spec.name
+                    )
+                } else {
+                    format!("writes {}", cut_name(plan, c))
+                };
+                let _ = writeln!(s, "  {what} for the next stage ({})", c.folder());
             }
             for &i in &st.nodes {
                 let n = &plan.nodes[i];
@@ -387,6 +462,15 @@ impl StagePlan {
             }
         }
         s
+    }
+}
+
+/// What a cut carries, in words: `node.port`, or `node, sorted per task`.
+fn cut_name(plan: &Plan, c: &Cut) -> String {
+    if c.presorted {
+        format!("{}'s input, sorted per task", plan.nodes[c.from].id)
+    } else {
+        port_name(plan, c.from, c.from_port)
     }
 }
 

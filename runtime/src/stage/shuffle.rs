@@ -7,10 +7,10 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::action::{Emitter, NodeContext, Sink, Source};
+use crate::action::{Emitter, FeatureOrdering, NodeContext, Sink, Source};
 use crate::capture::file_properties;
 use crate::error::ActionError;
-use crate::feature::Batch;
+use crate::feature::{Batch, Feature};
 use crate::memory::spill::{Rows, RunWriter, SpillReader, scan_columns};
 use crate::store::{AtomicWriter, local_path, open_read, to_action_error};
 
@@ -154,12 +154,17 @@ impl Sink for CutWriter {
     }
 }
 
-/// Emits what every task of the producing stage wrote on one cut, task by task.
+/// Emits what every task of the producing stage wrote on one cut: task by task, or, when
+/// each task's part is sorted, merged by `merge` (ties to the lower task, so a stable sort
+/// stays stable across tasks).
 pub(super) struct CutReader {
     pub(super) folder: String,
     pub(super) tasks: u32,
     pub(super) workflow_hash: String,
+    pub(super) merge: Option<FeatureOrdering>,
 }
+
+type Features = Box<dyn Iterator<Item = Result<Feature, ActionError>>>;
 
 /// Reads and checks task `task`'s record in `folder`.
 pub(super) fn read_record(
@@ -191,44 +196,131 @@ pub(super) fn read_record(
     Ok(record)
 }
 
-impl Source for CutReader {
-    fn run(&mut self, ctx: &NodeContext, out: &mut Emitter) -> Result<(), ActionError> {
-        for task in 0..self.tasks {
-            let record = read_record(&self.folder, task, &self.workflow_hash)?;
-            for file in &record.files {
-                let at = format!("{}/{}", self.folder, file.name);
-                let label = Path::new(&at);
-                let reader = match local_path(&at) {
-                    Some(path) => {
-                        let path = path.map_err(to_action_error)?;
-                        let f = std::fs::File::open(&path)
-                            .map_err(|e| ActionError::io(format!("opening {at}"), e))?;
-                        SpillReader::open_input(f, label, Rows::All)?
-                    }
-                    None => {
-                        let mut bytes = Vec::new();
-                        open_read(&at)
-                            .map_err(to_action_error)?
-                            .read_to_end(&mut bytes)
-                            .map_err(|e| ActionError::io(format!("reading {at}"), e))?;
-                        SpillReader::open_input(bytes::Bytes::from(bytes), label, Rows::All)?
-                    }
-                };
-                let mut n = 0u64;
-                for feature in reader {
-                    if n.is_multiple_of(4096) {
-                        ctx.check_cancelled()?;
-                    }
-                    n += 1;
-                    out.emit(feature?)?;
+/// Opens one file of a cut.
+fn open_file(at: &str) -> Result<SpillReader, ActionError> {
+    let label = Path::new(at);
+    match local_path(at) {
+        Some(path) => {
+            let path = path.map_err(to_action_error)?;
+            let f = std::fs::File::open(&path)
+                .map_err(|e| ActionError::io(format!("opening {at}"), e))?;
+            SpillReader::open_input(f, label, Rows::All)
+        }
+        None => {
+            let mut bytes = Vec::new();
+            open_read(at)
+                .map_err(to_action_error)?
+                .read_to_end(&mut bytes)
+                .map_err(|e| ActionError::io(format!("reading {at}"), e))?;
+            SpillReader::open_input(bytes::Bytes::from(bytes), label, Rows::All)
+        }
+    }
+}
+
+/// The features of one file, then an error if there were not as many as its record says.
+fn file_features(at: String, expected: u64) -> Result<Features, ActionError> {
+    let mut reader = open_file(&at)?;
+    let mut n = 0u64;
+    let mut ended = false;
+    Ok(Box::new(std::iter::from_fn(move || {
+        if ended {
+            return None;
+        }
+        match reader.next() {
+            Some(f) => {
+                n += 1;
+                Some(f)
+            }
+            None => {
+                ended = true;
+                (n != expected).then(|| {
+                    Err(ActionError::data(
+                        Some(at.clone()),
+                        format!("holds {n} features, its task record says {expected}"),
+                    ))
+                })
+            }
+        }
+    })))
+}
+
+impl CutReader {
+    /// Every feature task `task` wrote on the cut, in order (files opened one at a time).
+    fn task_features(&self, task: u32) -> Result<Features, ActionError> {
+        let record = read_record(&self.folder, task, &self.workflow_hash)?;
+        let folder = self.folder.clone();
+        let mut files = record.files.into_iter();
+        let mut current: Option<Features> = None;
+        Ok(Box::new(std::iter::from_fn(move || {
+            loop {
+                if let Some(f) = current.as_mut()
+                    && let Some(item) = f.next()
+                {
+                    return Some(item);
                 }
-                if n != file.features {
-                    return Err(ActionError::data(
-                        Some(at),
-                        format!("holds {n} features, its task record says {}", file.features),
-                    ));
+                let file = files.next()?;
+                match file_features(format!("{folder}/{}", file.name), file.features) {
+                    Ok(f) => current = Some(f),
+                    Err(e) => return Some(Err(e)),
                 }
             }
+        })))
+    }
+}
+
+impl Source for CutReader {
+    fn run(&mut self, ctx: &NodeContext, out: &mut Emitter) -> Result<(), ActionError> {
+        let mut n = 0u64;
+        let mut emit = |feature: Feature, out: &mut Emitter| {
+            if n.is_multiple_of(4096) {
+                ctx.check_cancelled()?;
+            }
+            n += 1;
+            out.emit(feature)
+        };
+        let Some(order) = self.merge.as_mut() else {
+            for task in 0..self.tasks {
+                for feature in self.task_features(task)? {
+                    emit(feature?, out)?;
+                }
+            }
+            return Ok(());
+        };
+        let mut streams = Vec::with_capacity(self.tasks as usize);
+        let mut heads: Vec<Option<Feature>> = Vec::with_capacity(self.tasks as usize);
+        for task in 0..self.tasks {
+            let record = read_record(&self.folder, task, &self.workflow_hash)?;
+            let folder = self.folder.clone();
+            let files: Vec<(String, u64)> = record
+                .files
+                .into_iter()
+                .map(|f| (format!("{folder}/{}", f.name), f.features))
+                .collect();
+            let mut stream = files
+                .into_iter()
+                .map(|(at, expected)| file_features(at, expected))
+                .flat_map(|r| match r {
+                    Ok(f) => f,
+                    Err(e) => Box::new(std::iter::once(Err(e))) as Features,
+                });
+            heads.push(stream.next().transpose()?);
+            streams.push(stream);
+        }
+        loop {
+            // The smallest head; on a tie the lower task, which came first in the input.
+            let mut best: Option<usize> = None;
+            for (i, h) in heads.iter().enumerate() {
+                let Some(f) = h else { continue };
+                best = match best {
+                    Some(b) if order(f, heads[b].as_ref().expect("a head")).is_lt() => Some(i),
+                    Some(b) => Some(b),
+                    None => Some(i),
+                };
+            }
+            let Some(i) = best else { break };
+            let next = streams[i].next().transpose()?;
+            let feature = std::mem::replace(&mut heads[i], next).expect("a head");
+            emit(feature, out)?;
         }
         Ok(())
     }

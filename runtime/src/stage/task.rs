@@ -9,11 +9,12 @@ use serde::{Deserialize, Serialize};
 use super::shuffle::{CutReader, CutWriter, read_record, record_name};
 use super::{StageError, StagePlan, port_name};
 use crate::action::{
-    ActionKind, ActionSpec, BuildContext, BuiltAction, DEFAULT_PORT, Emitter, NodeContext,
-    NodeImpl, Partitioning, Slice, Source, schema_of,
+    ActionKind, ActionSpec, BuildContext, BuiltAction, DEFAULT_PORT, Emitter, FeatureOrdering,
+    NodeContext, NodeImpl, Partitioning, Processor, Slice, Source, schema_of,
 };
 use crate::dag::{Plan, PlanEdge, PlanNode};
 use crate::error::ActionError;
+use crate::feature::Batch;
 use crate::store::{AtomicWriter, open_read};
 
 /// The file in a job folder that records which workflow and partition count it is for.
@@ -96,7 +97,7 @@ pub fn stage_task(
     }
     let slice = if st.tasks == 1 { Slice::WHOLE } else { slice };
     Ok(StageTask {
-        plan: cut_to_stage(plan, stages, stage, slice.index, job),
+        plan: cut_to_stage(plan, stages, stage, slice.index, job)?,
         slice,
     })
 }
@@ -166,36 +167,99 @@ fn check_job(job: &str, stages: &StagePlan, create: bool) -> Result<(), StageErr
     }
 }
 
+/// A sorting node's copy for one task's part, or its order for the merge.
+struct Presort {
+    /// The sorting node (index into the plan).
+    node: usize,
+    /// Where the cut goes.
+    folder: String,
+    /// The stage that writes it: its tasks.
+    tasks: u32,
+}
+
 /// The nodes of `stage` and the edges between them, a writer on every cut it writes and a
 /// reader on every cut it reads.
-fn cut_to_stage(plan: Plan, stages: &StagePlan, stage: usize, task: u32, job: &str) -> Plan {
+fn cut_to_stage(
+    plan: Plan,
+    stages: &StagePlan,
+    stage: usize,
+    task: u32,
+    job: &str,
+) -> Result<Plan, StageError> {
     let members = &stages.stages[stage].nodes;
-    let writes: Vec<(usize, usize, String, String)> = stages
-        .cuts_from(stage)
-        .map(|c| {
-            (
+    let build_error = |node: &PlanNode, e: ActionError| StageError::BadJob {
+        job: job.to_string(),
+        message: format!("node \"{}\" cannot be built again: {e}", node.id),
+    };
+    let mut writes: Vec<(usize, usize, String, String)> = Vec::new();
+    // Copies of sorting nodes that sort this task's part: (copy, its input edges, folder).
+    let mut copies: Vec<(PlanNode, Vec<PlanEdge>, String)> = Vec::new();
+    for c in stages.cuts_from(stage) {
+        let folder = format!("{job}/{}", c.folder());
+        if c.presorted {
+            let g = &plan.nodes[c.from];
+            let built = (g.spec.build)(&BuildContext {
+                node_id: &g.id,
+                params: &g.params,
+            })
+            .map_err(|e| build_error(g, e))?;
+            let copy = PlanNode {
+                id: format!("{} (this task's part)", g.id),
+                spec: g.spec,
+                node: built.node,
+                inputs: g.inputs.clone(),
+                outputs: g.outputs.clone(),
+                params: g.params.clone(),
+            };
+            let into: Vec<PlanEdge> = plan
+                .edges
+                .iter()
+                .filter(|e| e.to == c.from)
+                .copied()
+                .collect();
+            copies.push((copy, into, folder));
+        } else {
+            writes.push((
                 c.from,
                 c.from_port,
-                format!("{job}/{}", c.folder()),
+                folder,
                 port_name(&plan, c.from, c.from_port),
-            )
-        })
-        .collect();
-    let reads: Vec<(String, String, u32, Vec<PlanEdge>)> = stages
-        .cuts_into(&plan, stage)
-        .map(|c| {
-            (
-                format!("{job}/{}", c.folder()),
+            ));
+        }
+    }
+    let mut reads: Vec<(String, String, u32, Vec<PlanEdge>)> = Vec::new();
+    let mut merges: Vec<(Presort, FeatureOrdering)> = Vec::new();
+    for c in stages.cuts_into(&plan, stage) {
+        let folder = format!("{job}/{}", c.folder());
+        let tasks = stages.stages[c.from_stage].tasks;
+        if c.presorted {
+            let g = &plan.nodes[c.from];
+            let order = g.spec.sorted_by.ok_or_else(|| StageError::BadJob {
+                job: job.to_string(),
+                message: format!("node \"{}\" has no order to merge by", g.id),
+            })?;
+            let order = order(&g.params).map_err(|e| build_error(g, e))?;
+            merges.push((
+                Presort {
+                    node: c.from,
+                    folder,
+                    tasks,
+                },
+                order,
+            ));
+        } else {
+            reads.push((
+                folder,
                 port_name(&plan, c.from, c.from_port),
-                stages.stages[c.from_stage].tasks,
+                tasks,
                 c.edges
                     .iter()
                     .map(|&e| plan.edges[e])
                     .filter(|e| members.contains(&e.to))
                     .collect(),
-            )
-        })
-        .collect();
+            ));
+        }
+    }
     let Plan {
         name,
         nodes,
@@ -211,6 +275,10 @@ fn cut_to_stage(plan: Plan, stages: &StagePlan, stage: usize, task: u32, job: &s
             if task != 0 && n.spec.partitioning == Partitioning::Whole {
                 n.node = NodeImpl::Source(Box::new(ReadByTaskZero));
             }
+            // A sorting node fed by a merge of sorted parts passes them on.
+            if merges.iter().any(|(m, _)| m.node == i) {
+                n.node = NodeImpl::Processor(Box::new(PassOn));
+            }
             index[i] = kept.len();
             kept.push(n);
         }
@@ -224,9 +292,14 @@ fn cut_to_stage(plan: Plan, stages: &StagePlan, stage: usize, task: u32, job: &s
             ..*e
         })
         .collect();
-    for (from, from_port, folder, port) in writes {
+    let add_writer = |kept: &mut Vec<PlanNode>,
+                      new_edges: &mut Vec<PlanEdge>,
+                      from: usize,
+                      from_port: usize,
+                      folder: String,
+                      port: String| {
         new_edges.push(PlanEdge {
-            from: index[from],
+            from,
             from_port,
             to: kept.len(),
             to_port: 0,
@@ -245,37 +318,106 @@ fn cut_to_stage(plan: Plan, stages: &StagePlan, stage: usize, task: u32, job: &s
             outputs: Vec::new(),
             params: serde_json::Value::Null,
         });
+    };
+    for (from, from_port, folder, port) in writes {
+        add_writer(
+            &mut kept,
+            &mut new_edges,
+            index[from],
+            from_port,
+            folder,
+            port,
+        );
     }
-    for (folder, port, tasks, into) in reads {
-        let reader = kept.len();
+    for (copy, into, folder) in copies {
+        let at = kept.len();
+        let port = copy.id.clone();
+        kept.push(copy);
         for e in into {
             new_edges.push(PlanEdge {
-                from: reader,
+                from: index[e.from],
+                to: at,
+                ..e
+            });
+        }
+        add_writer(&mut kept, &mut new_edges, at, 0, folder, port);
+    }
+    let add_reader = |kept: &mut Vec<PlanNode>, reader: CutReader, id: String| {
+        kept.push(PlanNode {
+            id,
+            spec: CUT_READER,
+            node: NodeImpl::Source(Box::new(reader)),
+            inputs: Vec::new(),
+            outputs: vec![DEFAULT_PORT.to_string()],
+            params: serde_json::Value::Null,
+        });
+        kept.len() - 1
+    };
+    for (folder, port, tasks, into) in reads {
+        let reader = CutReader {
+            folder,
+            tasks,
+            workflow_hash: stages.workflow_hash.clone(),
+            merge: None,
+        };
+        let r = add_reader(
+            &mut kept,
+            reader,
+            format!("read {port} from the stage before"),
+        );
+        for e in into {
+            new_edges.push(PlanEdge {
+                from: r,
                 from_port: 0,
                 to: index[e.to],
                 to_port: e.to_port,
                 capture: false,
             });
         }
-        kept.push(PlanNode {
-            id: format!("read {port} from the stage before"),
-            spec: CUT_READER,
-            node: NodeImpl::Source(Box::new(CutReader {
-                folder,
-                tasks,
-                workflow_hash: stages.workflow_hash.clone(),
-            })),
-            inputs: Vec::new(),
-            outputs: vec![DEFAULT_PORT.to_string()],
-            params: serde_json::Value::Null,
+    }
+    for (m, order) in merges {
+        let g = index[m.node];
+        let reader = CutReader {
+            folder: m.folder,
+            tasks: m.tasks,
+            workflow_hash: stages.workflow_hash.clone(),
+            merge: Some(order),
+        };
+        let id = format!("merge the sorted parts of {}", kept[g].id);
+        let r = add_reader(&mut kept, reader, id);
+        new_edges.push(PlanEdge {
+            from: r,
+            from_port: 0,
+            to: g,
+            to_port: 0,
+            capture: false,
         });
     }
-    Plan {
+    Ok(Plan {
         name,
         nodes: kept,
         edges: new_edges,
         warnings,
         variables,
+    })
+}
+
+/// Stands in for a sorting node whose input is already merged in its order.
+struct PassOn;
+
+impl Processor for PassOn {
+    fn process(
+        &mut self,
+        _input: usize,
+        batch: Batch,
+        _ctx: &NodeContext,
+        out: &mut Emitter,
+    ) -> Result<(), ActionError> {
+        out.emit_batch(0, batch)
+    }
+
+    fn finish(&mut self, _ctx: &NodeContext, _out: &mut Emitter) -> Result<(), ActionError> {
+        Ok(())
     }
 }
 

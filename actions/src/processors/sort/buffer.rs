@@ -362,7 +362,12 @@ impl Iterator for Drain {
 /// Compares two features under the sort keys, exactly as the in-memory sort orders them
 /// (normalized pairs first, the values themselves when those cannot decide). Key columns are
 /// looked up once per schema.
-struct FeatureOrder {
+/// The sort's order of features by `keys` (ties: equal), for merging sorted runs.
+pub(super) fn feature_order(keys: Vec<KeySpec>) -> FeatureOrder {
+    FeatureOrder::new(keys)
+}
+
+pub(super) struct FeatureOrder {
     keys: Vec<KeySpec>,
     cache: std::cell::RefCell<Vec<(Arc<Schema>, Vec<u32>)>>,
 }
@@ -397,7 +402,7 @@ impl FeatureOrder {
         cols
     }
 
-    fn compare(&self, a: &Feature, b: &Feature) -> Ordering {
+    pub(super) fn compare(&self, a: &Feature, b: &Feature) -> Ordering {
         let (ca, cb) = (self.columns(a.schema()), self.columns(b.schema()));
         for (j, key) in self.keys.iter().enumerate() {
             let va = a.values().get(ca[j] as usize).unwrap_or(&NULL);

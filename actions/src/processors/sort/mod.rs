@@ -37,6 +37,7 @@
 
 use schemars::JsonSchema;
 use serde::Deserialize;
+use sluice_runtime::action::FeatureOrdering;
 use sluice_runtime::action::schema_of;
 use sluice_runtime::shape::{Shape, ShapeContext};
 use sluice_runtime::{
@@ -92,6 +93,7 @@ pub const SPEC: ActionSpec = ActionSpec::new(
 .shape(shape)
 .accumulates()
 .heavy_finish()
+.sorts_by(order)
 .example(
     "by:\n  - attribute: city\n  - attribute: population\n    descending: true\n    nulls: last\n",
 );
@@ -104,6 +106,17 @@ fn shape(ctx: &ShapeContext) -> Result<Vec<Shape>, ActionError> {
         ctx.attribute(&format!("by[{i}].attribute"), &key.attribute, &input);
     }
     Ok(ctx.pass(input))
+}
+
+/// The order the sort gives its output: what a partitioned run merges sorted parts by.
+fn order(params: &serde_json::Value) -> Result<FeatureOrdering, ActionError> {
+    let params: SortParams = BuildContext {
+        node_id: "",
+        params,
+    }
+    .params()?;
+    let order = buffer::feature_order(params.by.into_iter().map(KeySpec::new).collect());
+    Ok(Box::new(move |a, b| order.compare(a, b)))
 }
 
 fn build(ctx: &BuildContext) -> Result<BuiltAction, ActionError> {
