@@ -74,18 +74,49 @@ pub(crate) fn extensions_param(
     }
 }
 
+/// The buffer size of text readers.
+const TEXT_BUFFER: usize = 256 * 1024;
+
+/// Whether a text file is decompressed when read (its name ends in `.gz`).
+fn gzipped(location: &str) -> bool {
+    location.ends_with(".gz")
+}
+
 /// Opens a text file for buffered reading, decompressing it when the name ends in `.gz`.
 pub(crate) fn open_buffered(location: &str) -> Result<Box<dyn BufRead + Send>, ActionError> {
     let raw = store::open_read(location)?;
-    let input: Box<dyn Read + Send> = if location.ends_with(".gz") {
+    let input: Box<dyn Read + Send> = if gzipped(location) {
         Box::new(flate2::read::MultiGzDecoder::new(BufReader::with_capacity(
-            256 * 1024,
+            TEXT_BUFFER,
             raw,
         )))
     } else {
         raw
     };
-    Ok(Box::new(BufReader::with_capacity(256 * 1024, input)))
+    Ok(Box::new(BufReader::with_capacity(TEXT_BUFFER, input)))
+}
+
+/// Whether the bytes [`open_buffered`] gives of `location` can be read at known offsets
+/// (for a byte range of one file in a partitioned run): not standard input, not a file
+/// decompressed as it is read.
+pub(crate) fn text_at_offsets(location: &str) -> bool {
+    location != store::STDIO && !gzipped(location)
+}
+
+/// Whether a file can be read twice (a first pass that counts, a second that reads its
+/// part): anything but standard input.
+pub(crate) fn rereadable(location: &str) -> bool {
+    location != store::STDIO
+}
+
+/// Opens a text file that [`text_at_offsets`] accepts through the store's seekable reader
+/// (local or not): the buffered bytes from offset 0, and the file's length.
+pub(crate) fn open_text_with_len(
+    location: &str,
+) -> Result<(Box<dyn BufRead + Send>, u64), ActionError> {
+    let file = store::open_seekable(location)?;
+    let len = file.len();
+    Ok((Box::new(BufReader::with_capacity(TEXT_BUFFER, file)), len))
 }
 
 /// The first byte of a text file that is not white space, and how many line breaks come

@@ -73,6 +73,65 @@ pub(crate) mod test_support {
         Ok((ports.pop().unwrap(), rejected))
     }
 
+    /// Runs a reader as task `slice` of a partitioned run: its `default` and `rejected`
+    /// features, or the error it failed with.
+    pub(crate) fn read_slice(
+        reader: &ActionSpec,
+        params: serde_json::Value,
+        slice: sluice_runtime::Slice,
+    ) -> Result<(Vec<Feature>, Vec<Feature>), ActionError> {
+        let mut source = sluice_runtime::testing::build_source(reader, params)?;
+        let mut out = Emitter::for_outputs(reader.outputs);
+        source.run(&NodeContext::standalone("t").with_slice(slice), &mut out)?;
+        let mut ports = out.into_buffers();
+        // A reader without a `rejected` port rejects nothing.
+        let rejected = match ports.len() {
+            1 => Vec::new(),
+            _ => ports.pop().unwrap(),
+        };
+        Ok((ports.pop().unwrap(), rejected))
+    }
+
+    /// What slices must keep of a feature: its attribute names, values and geometry, with
+    /// their types (not its id, which each task numbers from 0).
+    pub(crate) fn content(f: &Feature) -> String {
+        format!(
+            "{:?} {:?} {:?}",
+            f.schema().names(),
+            f.values(),
+            f.geometry()
+        )
+    }
+
+    /// Checks the contract of a sliced reader on `params`: for every count in `counts`,
+    /// reading slices `0..count` one after the other gives exactly the whole read's
+    /// `default` and `rejected` features, in order. Returns the whole read.
+    pub(crate) fn assert_slices_make_the_whole(
+        reader: &ActionSpec,
+        params: serde_json::Value,
+        counts: std::ops::RangeInclusive<u64>,
+    ) -> (Vec<Feature>, Vec<Feature>) {
+        let (ok, rejected) = read_slice(reader, params.clone(), sluice_runtime::Slice::WHOLE)
+            .unwrap_or_else(|e| panic!("whole read of {params}: {e}"));
+        let whole: (Vec<String>, Vec<String>) = (
+            ok.iter().map(content).collect(),
+            rejected.iter().map(content).collect(),
+        );
+        for n in counts {
+            let mut joined = (Vec::new(), Vec::new());
+            for i in 0..n {
+                let slice = sluice_runtime::Slice::new(i, n).unwrap();
+                let (ok, rejected) = read_slice(reader, params.clone(), slice)
+                    .unwrap_or_else(|e| panic!("slice {slice} of {params}: {e}"));
+                joined.0.extend(ok.iter().map(content));
+                joined.1.extend(rejected.iter().map(content));
+            }
+            assert_eq!(joined.0, whole.0, "features of {n} slices of {params}");
+            assert_eq!(joined.1, whole.1, "rejected of {n} slices of {params}");
+        }
+        (ok, rejected)
+    }
+
     /// Reads `path` back with a reader (tests of the writers): its `default` and
     /// `rejected` features, through the executor with the node contract checked.
     pub(crate) fn read_back(reader: &ActionSpec, path: &str) -> (Vec<Feature>, Vec<Feature>) {

@@ -151,7 +151,7 @@ pub struct ActionSpec {
     pub shape: Option<crate::shape::ShapeFn>,
     /// How the action runs when the workflow is run in partitions (`sluice plan`). Default:
     /// sources are read whole by the first task, processors and sinks are
-    /// [`Partitioning::Global`]; an action declares itself sliced or per-feature.
+    /// [`Partitioning::Global`](super::Partitioning::Global); an action declares itself sliced or per-feature.
     pub partitioning: super::Partitioning,
     /// For an action whose output is its input stably sorted by an order (`sort`): that
     /// order. A partitioned run then sorts each task's part in the parallel stage and

@@ -7,12 +7,15 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use crossbeam_channel::{Receiver, Sender, bounded, select};
 
 use super::{CHUNK, CHUNKS_PER_FILE, FileOut, FileSource, Msg, Target, emit_at, send};
+use crate::action::Slice;
 use crate::{ActionError, Emitter, NodeContext};
 
-/// Starts `min(limit, files)` scoped reading threads and emits their files in order.
+/// Starts `min(limit, files)` scoped reading threads and emits their files in order; each
+/// file is read for its `part`.
 pub(super) fn read_concurrently<S: FileSource>(
     source: &S,
     locations: &[String],
+    part: Slice,
     limit: &dyn Fn() -> usize,
     ctx: &NodeContext,
     out: &mut Emitter,
@@ -26,7 +29,9 @@ pub(super) fn read_concurrently<S: FileSource>(
             let work_rx = work_rx.clone();
             std::thread::Builder::new()
                 .name(format!("{}-read-{w}", ctx.node_id))
-                .spawn_scoped(scope, move || worker(source, locations, &work_rx, ctx))
+                .spawn_scoped(scope, move || {
+                    worker(source, locations, part, &work_rx, ctx)
+                })
                 .map_err(|e| ActionError::io("starting a reader thread", e))?;
         }
         drop(work_rx);
@@ -98,6 +103,7 @@ fn drive(
 fn worker<S: FileSource>(
     source: &S,
     locations: &[String],
+    part: Slice,
     work: &Receiver<(usize, Sender<Msg>)>,
     ctx: &NodeContext,
 ) {
@@ -116,6 +122,7 @@ fn worker<S: FileSource>(
                 cancel: &ctx.cancel,
                 buf: Vec::with_capacity(CHUNK),
             },
+            part,
         };
         let result = catch_unwind(AssertUnwindSafe(|| {
             source.read_file(location, ctx, &mut fo)?;

@@ -39,6 +39,20 @@
 //!
 //! One file, or a read-ahead of 1, is read on the node thread itself with no channel at all.
 //!
+//! # Slices: one task of a partitioned run
+//!
+//! A run that is one task of a partitioned stage reads only its [`Slice`] of the input
+//! ([`NodeContext::slice`]); the slices of one input, read one after the other, give the
+//! whole read's features in the whole read's order. When the location lists two files or
+//! more, slice `i` of `n` reads the files [`Slice::index_range`] gives over the listing
+//! (contiguous, in listing order), each of them whole. When it lists one file, a
+//! [`FileSource`] that can split a file ([`FileSource::splits_files`]) reads its part of it;
+//! any other reads it whole in the first slice and not at all in the others. Either way the
+//! reader learns the part of the file it reads from [`FileOut::part`] ([`Slice::WHOLE`] when
+//! the files are split by index), never from the context. A slice may get no file at all
+//! (more slices than files): it reads nothing, and that is no error. Listing errors (no file
+//! matches) are the same in every slice.
+//!
 //! # Example
 //!
 //! A source of an embedder's own that emits one feature per line of every file of a glob:
@@ -94,6 +108,7 @@ pub use cache::SharedCache;
 
 use crossbeam_channel::{Sender, select};
 
+use crate::action::Slice;
 use crate::executor::CancelToken;
 use crate::store;
 use crate::{ActionError, Emitter, Feature, NodeContext, Source};
@@ -109,12 +124,25 @@ pub trait FileSource: Sync {
     ///
     /// An error fails the run once every earlier file was emitted; features this file
     /// emitted before the error may or may not have been sent on.
+    ///
+    /// In a partitioned run, [`FileOut::part`] says which part of this file to read; it is
+    /// [`Slice::WHOLE`] unless [`FileSource::splits_files`] is true.
     fn read_file(
         &self,
         location: &str,
         ctx: &NodeContext,
         out: &mut FileOut<'_>,
     ) -> Result<(), ActionError>;
+
+    /// Whether this reader can read a part of one file ([`FileOut::part`]). When it can, a
+    /// partitioned run that lists one file gives each task its part of that file, and the
+    /// reader MUST read exactly that part: reading the parts `0..n` one after the other gives
+    /// the whole file's features, in order, with the same rejections at the same locations.
+    /// When it cannot (the default), the first task reads the file whole and the others read
+    /// nothing.
+    fn splits_files(&self) -> bool {
+        false
+    }
 }
 
 /// The files a source reads: a path, how many are read at once, and which names a folder
@@ -227,6 +255,8 @@ fn has_extension(location: &str, extensions: &[String]) -> bool {
 /// features.
 pub struct FileOut<'a> {
     target: Target<'a>,
+    /// The part of this file to read.
+    part: Slice,
 }
 
 enum Target<'a> {
@@ -262,6 +292,13 @@ enum Msg {
 }
 
 impl FileOut<'_> {
+    /// The part of this file to read: [`Slice::WHOLE`] unless the run is one task of a
+    /// partitioned stage, the location lists this one file, and the reader
+    /// [splits files](FileSource::splits_files). See the [module docs](self).
+    pub fn part(&self) -> Slice {
+        self.part
+    }
+
     /// Emits to the default port.
     pub fn emit(&mut self, feature: Feature) -> Result<(), ActionError> {
         self.emit_to(0, feature)
@@ -313,8 +350,6 @@ fn send(tx: &Sender<Msg>, cancel: &CancelToken, msg: Msg) -> Result<(), ActionEr
     }
 }
 
-/// The body of [`Files::read`].
-/// The listed files `path` reads, and those skipped for their names.
 /// Zip archives among `files` opened as folders, for a reader that does not read `.zip`
 /// itself: `data/parcels.zip` gives its members (`data/parcels.zip!/parcels.shp`, ...),
 /// which [`by_extension`] then filters like files in a folder.
@@ -346,6 +381,7 @@ fn open_archives(
     Ok(out)
 }
 
+/// The listed files `path` reads, and those skipped for their names.
 fn by_extension(
     files: Vec<store::FileEntry>,
     path: &str,
@@ -358,6 +394,33 @@ fn by_extension(
         .partition(|l| single || extensions.is_empty() || has_extension(l, extensions))
 }
 
+/// The files of `locations` that `slice` reads, and the part of each it reads: files by
+/// index when there are several; the one file split when the reader splits files, else read
+/// whole by the first slice. See the [module docs](self).
+fn slice_files(locations: Vec<String>, slice: Slice, splits: bool) -> (Vec<String>, Slice) {
+    if slice.is_whole() {
+        return (locations, Slice::WHOLE);
+    }
+    if locations.len() == 1 {
+        return if splits {
+            (locations, slice)
+        } else if slice.is_first() {
+            (locations, Slice::WHOLE)
+        } else {
+            (Vec::new(), Slice::WHOLE)
+        };
+    }
+    let mine = slice.index_range(locations.len());
+    let locations = locations
+        .into_iter()
+        .enumerate()
+        .filter(|(i, _)| mine.contains(i))
+        .map(|(_, l)| l)
+        .collect();
+    (locations, Slice::WHOLE)
+}
+
+/// The body of [`Files::read`].
 fn read_files<S: FileSource>(
     source: &S,
     files: &Files,
@@ -394,13 +457,14 @@ fn read_files<S: FileSource>(
         }
         ctx.log(message);
     }
+    let (locations, part) = slice_files(locations, ctx.slice(), source.splits_files());
     let limit = || {
         read_ahead
             .unwrap_or(usize::MAX)
             .min(ctx.read_ahead())
             .max(1)
     };
-    if locations.len() == 1 || limit() == 1 {
+    if locations.len() <= 1 || limit() == 1 {
         let mut next_id = 0u64;
         for location in &locations {
             ctx.check_cancelled()?;
@@ -409,10 +473,11 @@ fn read_files<S: FileSource>(
                     out: &mut *out,
                     next_id: &mut next_id,
                 },
+                part,
             };
             source.read_file(location, ctx, &mut fo)?;
         }
         return Ok(());
     }
-    concurrent::read_concurrently(source, &locations, &limit, ctx, out)
+    concurrent::read_concurrently(source, &locations, part, &limit, ctx, out)
 }

@@ -1,18 +1,21 @@
 //! Tests of concurrent file reading.
 
 use super::*;
-use crate::{Schema, Value};
+use crate::{Schema, Slice, Value};
 use std::io::Read;
 use std::io::Write;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// A fake reader: each file holds a row count; rows become features `file`, `row`. A file
-/// whose content is `fail` fails; `slow` files emit many chunks.
+/// whose content is `fail` fails; `slow` files emit many chunks. With `splits`, it reads
+/// only the rows of its part (`part.range(rows)`); it records the parts it was given.
 struct Counting {
     schema: Arc<Schema>,
     active: AtomicUsize,
     max_active: AtomicUsize,
+    splits: bool,
+    parts: parking_lot::Mutex<Vec<(String, Slice)>>,
 }
 
 impl FileSource for Counting {
@@ -34,7 +37,10 @@ impl FileSource for Counting {
                 return Err(ActionError::data(Some(location.to_string()), "bad file"));
             }
             let n: i64 = text.parse().unwrap();
-            for row in 0..n {
+            let part = out.part();
+            self.parts.lock().push((location.to_string(), part));
+            let rows = part.range(n as u64);
+            for row in rows.start as i64..rows.end as i64 {
                 out.emit(Feature::new(
                     99,
                     self.schema.clone(),
@@ -45,6 +51,10 @@ impl FileSource for Counting {
         })();
         self.active.fetch_sub(1, Ordering::SeqCst);
         result
+    }
+
+    fn splits_files(&self) -> bool {
+        self.splits
     }
 }
 
@@ -59,6 +69,8 @@ fn counting() -> Counting {
         schema: Schema::new(["file", "row"]),
         active: AtomicUsize::new(0),
         max_active: AtomicUsize::new(0),
+        splits: false,
+        parts: parking_lot::Mutex::new(Vec::new()),
     }
 }
 
@@ -168,4 +180,138 @@ fn a_folder_or_glob_gives_only_the_extensions_taken() {
         }
         other => panic!("unexpected {other:?}"),
     }
+}
+
+/// The parts a [`Counting`] reader was given, by file.
+type Parts = Vec<(String, Slice)>;
+
+/// Reads `path` as slice `slice` with a [`Counting`] reader: the `(file, row)` pairs, and the
+/// parts the reader was given.
+fn read_slice(
+    path: &str,
+    slice: Slice,
+    splits: bool,
+    read_ahead: Option<usize>,
+) -> Result<(Vec<(String, i64)>, Parts), ActionError> {
+    let src = Counting {
+        splits,
+        ..counting()
+    };
+    let ctx = NodeContext::standalone("t").with_slice(slice);
+    let mut out = Emitter::buffer(1);
+    Files::new(path)
+        .read_ahead(read_ahead)
+        .read(&src, &ctx, &mut out)?;
+    let got = out.into_buffers().remove(0);
+    let ids: Vec<u64> = got.iter().map(Feature::id).collect();
+    assert_eq!(ids, (0..got.len() as u64).collect::<Vec<_>>(), "ids from 0");
+    let rows = got
+        .iter()
+        .map(|f| match (&f.values()[0], &f.values()[1]) {
+            (Value::String(file), Value::Int(row)) => (file.to_string(), *row),
+            other => panic!("unexpected {other:?}"),
+        })
+        .collect();
+    Ok((rows, src.parts.into_inner()))
+}
+
+#[test]
+fn slices_of_many_files_read_files_by_index_each_whole() {
+    let sizes = [3, 0, 2500, 1, 7];
+    for (i, n) in sizes.iter().enumerate() {
+        put(&format!("memory://input/slices/f{i}.txt"), &n.to_string());
+    }
+    let path = "memory://input/slices/*.txt";
+    for splits in [false, true] {
+        for read_ahead in [Some(1), None] {
+            let (whole, _) = read_slice(path, Slice::WHOLE, splits, read_ahead).unwrap();
+            assert_eq!(whole.len(), sizes.iter().sum::<usize>());
+            for n in 1..=8u64 {
+                let mut joined = Vec::new();
+                for i in 0..n {
+                    let slice = Slice::new(i, n).unwrap();
+                    let (rows, parts) = read_slice(path, slice, splits, read_ahead).unwrap();
+                    // The files of this slice: the listing's `index_range`, in order.
+                    let files: Vec<String> = parts.iter().map(|(l, _)| l.clone()).collect();
+                    let mut sorted = files.clone();
+                    sorted.sort();
+                    assert_eq!(files.len(), sorted.len());
+                    let expected: Vec<String> = slice
+                        .index_range(sizes.len())
+                        .map(|k| format!("memory://input/slices/f{k}.txt"))
+                        .collect();
+                    assert_eq!(sorted, expected, "slice {slice}");
+                    assert!(
+                        parts.iter().all(|(_, p)| *p == Slice::WHOLE),
+                        "each file of a list is read whole: {parts:?}"
+                    );
+                    joined.extend(rows);
+                }
+                assert_eq!(
+                    joined, whole,
+                    "n {n}, splits {splits}, read-ahead {read_ahead:?}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn one_file_is_split_only_by_a_reader_that_splits_files() {
+    put("memory://input/one/only.txt", "10");
+    let path = "memory://input/one/only.txt";
+    let (whole, parts) = read_slice(path, Slice::WHOLE, true, None).unwrap();
+    assert_eq!(whole.len(), 10);
+    assert_eq!(parts[0].1, Slice::WHOLE);
+    for n in 1..=13u64 {
+        let mut split = Vec::new();
+        let mut unsplit = Vec::new();
+        for i in 0..n {
+            let slice = Slice::new(i, n).unwrap();
+            // A reader that splits gets this slice as the file's part.
+            let (rows, parts) = read_slice(path, slice, true, None).unwrap();
+            assert_eq!(parts, vec![(path.to_string(), slice)]);
+            split.extend(rows);
+            // Another reads it whole in the first slice, and is not called in the others.
+            let (rows, parts) = read_slice(path, slice, false, None).unwrap();
+            if slice.is_first() {
+                assert_eq!(parts, vec![(path.to_string(), Slice::WHOLE)]);
+                assert_eq!(rows, whole);
+            } else {
+                assert!(parts.is_empty() && rows.is_empty(), "slice {slice}");
+            }
+            unsplit.extend(rows);
+        }
+        assert_eq!(split, whole, "n {n}");
+        assert_eq!(unsplit, whole, "n {n}");
+    }
+}
+
+#[test]
+fn every_slice_reports_a_path_that_matches_nothing() {
+    for slice in [
+        Slice::WHOLE,
+        Slice::new(0, 3).unwrap(),
+        Slice::new(2, 3).unwrap(),
+    ] {
+        match read_slice("memory://input/slices-none/*.txt", slice, false, None) {
+            Err(ActionError::Io { source, .. }) => {
+                assert_eq!(source.kind(), std::io::ErrorKind::NotFound)
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn a_cancelled_slice_stops() {
+    for i in 0..6 {
+        put(&format!("memory://input/cancel-slice/f{i}.txt"), "100000");
+    }
+    let src = counting();
+    let ctx = NodeContext::standalone("t").with_slice(Slice::new(1, 2).unwrap());
+    ctx.cancel.cancel();
+    let mut out = Emitter::buffer(1);
+    let r = Files::new("memory://input/cancel-slice/*.txt").read(&src, &ctx, &mut out);
+    assert!(matches!(r, Err(ActionError::Cancelled)), "{r:?}");
 }

@@ -47,11 +47,23 @@
 //! - `geometry: {x, y}` makes points from two numeric columns (both empty: no geometry);
 //!   `geometry: {wkt}` parses a WKT column. The source columns stay attributes unless
 //!   `keep_columns: false`.
+//! - In a partitioned run (`--partition I/N`), several files are shared out by index, each
+//!   read whole. One plain file is split in byte ranges: task I reads the rows whose first
+//!   byte lies in its share `[len·I/N, len·(I+1)/N)` of the bytes after the header, so the
+//!   tasks' rows, one after the other, are the whole read's rows. Each task reads the header
+//!   and the first 1000 rows (the columns and types of the whole file), then scans the bytes
+//!   before its share for quotes and line breaks (a line break inside a quoted field ends no
+//!   row), so its row lines in `_rejection_reason` and errors are the lines of the file. A
+//!   gzip file (or standard input) cannot be entered in the middle: the first task reads it
+//!   whole.
 
 use std::collections::BTreeMap;
+use std::ops::Range;
 use std::sync::Arc;
 
-use super::file_input::{files_param, open_buffered, peekable};
+use super::file_input::{
+    files_param, open_buffered, open_text_with_len, peekable, text_at_offsets,
+};
 use sluice_runtime::input::{FileOut, FileReader, FileSource, Files, SharedCache};
 use sluice_runtime::shape::{GeometryShape, Shape, ShapeContext, Type};
 
@@ -247,6 +259,7 @@ pub const SPEC: ActionSpec = ActionSpec::new(
 .outputs(&[DEFAULT_PORT, REJECTED_PORT])
 .reads_from("path")
 .shape(shape)
+.sliced("files by index; one CSV file by newline-aligned byte ranges (quote-aware); a gzip file is read whole by the first task")
 .example(
     "path: data/trips-*.csv.gz\ndelimiter: \",\"\ncolumns:\n  zip: string\ngeometry:\n  x: lon\n  y: lat\ncrs: 4326\n",
 );
@@ -405,7 +418,20 @@ struct Head {
     rdr: Records<Box<dyn std::io::BufRead + Send>>,
     header: Vec<String>,
     sample: Vec<Record>,
+    /// The offset right after the header row (0 without a header): where the rows' bytes
+    /// that slices share start.
+    body_start: u64,
 }
+
+/// The part of a file a task reads: the file's head, and the byte range of its rows (`None`:
+/// every row).
+struct Part {
+    head: Head,
+    rows: Option<Range<u64>>,
+}
+
+/// The most bytes [`Records::skip_to`] scans between two checks for cancellation.
+const SKIP_STEP: u64 = 64 << 20;
 
 /// Reads the next record of `location`.
 fn read(
@@ -413,10 +439,15 @@ fn read(
     location: &str,
     rec: &mut Record,
 ) -> Result<bool, ActionError> {
-    rdr.read(rec).map_err(|e| match e {
+    rdr.read(rec).map_err(|e| record_error(e, location))
+}
+
+/// A splitting error of `location` as the run reports it.
+fn record_error(e: RecordError, location: &str) -> ActionError {
+    match e {
         RecordError::Io(e) => ActionError::io(format!("reading {location}"), e),
         other => ActionError::data(Some(location.to_string()), other.to_string()),
-    })
+    }
 }
 
 impl CsvReader {
@@ -424,12 +455,16 @@ impl CsvReader {
     /// are not inferred); `None` for a file without rows. Validation reads the same head to
     /// know the schema before the run.
     fn head(&self, location: &str) -> Result<Option<Head>, ActionError> {
-        let mut rdr = Records::new(
-            open_buffered(location)?,
-            self.delimiter,
-            self.quote,
-            self.max_field_bytes,
-        );
+        self.head_of(open_buffered(location)?, location)
+    }
+
+    /// [`CsvReader::head`] of the bytes `input` gives from the file's start.
+    fn head_of(
+        &self,
+        input: Box<dyn std::io::BufRead + Send>,
+        location: &str,
+    ) -> Result<Option<Head>, ActionError> {
+        let mut rdr = Records::new(input, self.delimiter, self.quote, self.max_field_bytes);
         let mut rec = Record::default();
         let header: Vec<String> = if self.has_header {
             if !read(&mut rdr, location, &mut rec)? {
@@ -447,6 +482,7 @@ impl CsvReader {
         } else {
             Vec::new()
         };
+        let body_start = rdr.offset();
         let mut sample: Vec<Record> = Vec::new();
         let want = if self.infer { INFER_ROWS } else { 1 };
         while sample.len() < want {
@@ -467,6 +503,35 @@ impl CsvReader {
             rdr,
             header,
             sample,
+            body_start,
+        }))
+    }
+
+    /// The head of the file and the byte range of the rows this task reads: `None` for the
+    /// whole file. A part of a plain file reads the rows whose first byte lies in its share
+    /// ([`Slice::range`](sluice_runtime::Slice::range)) of the bytes after the header; a
+    /// file that cannot be read at offsets (gzip, standard input) is read whole by the first
+    /// part and not at all by the others. `Ok(None)`: nothing to read.
+    fn open_part(
+        &self,
+        location: &str,
+        part: sluice_runtime::Slice,
+    ) -> Result<Option<Part>, ActionError> {
+        if part.is_whole() || !text_at_offsets(location) {
+            if !part.is_first() {
+                return Ok(None);
+            }
+            return Ok(self.head(location)?.map(|head| Part { head, rows: None }));
+        }
+        let (input, len) = open_text_with_len(location)?;
+        let Some(head) = self.head_of(input, location)? else {
+            return Ok(None);
+        };
+        let share = part.range(len.saturating_sub(head.body_start));
+        let range = head.body_start + share.start..head.body_start + share.end;
+        Ok(Some(Part {
+            head,
+            rows: Some(range),
         }))
     }
 }
@@ -478,17 +543,22 @@ impl FileSource for CsvReader {
         ctx: &NodeContext,
         out: &mut FileOut<'_>,
     ) -> Result<(), ActionError> {
-        // 1. The header, and up to INFER_ROWS rows for type inference.
-        let Some(Head {
-            mut rdr,
-            header,
-            sample,
-        }) = self.head(location)?
+        // 1. The header, and up to INFER_ROWS rows for type inference: from the file's
+        //    start, whichever part of it this task reads, so that every part has the
+        //    columns and types of the whole file.
+        let Some(Part {
+            head:
+                Head {
+                    mut rdr,
+                    header,
+                    sample,
+                    body_start: _,
+                },
+            rows: range,
+        }) = self.open_part(location, out.part())?
         else {
             return Ok(());
         };
-        let mut next =
-            |rec: &mut Record| -> Result<bool, ActionError> { read(&mut rdr, location, rec) };
 
         // 2. The plan: a type and a target slot per column, the geometry, the schemas.
         let plan = self.plan(location, header, &sample)?;
@@ -498,13 +568,40 @@ impl FileSource for CsvReader {
 
         // 3. Convert: the sample first, then the rest a block of records at a time. Records
         //    are split in order on this thread (quotes decide where a row ends); a block's
-        //    rows are converted on the pool, in chunks, and emitted in order.
+        //    rows are converted on the pool, in chunks, and emitted in order. A part of the
+        //    file takes the rows of the sample that start in its range, then moves on to
+        //    its range (scanning, not reading, the rows before it) and ends there.
         let mut values = Vec::new();
         let mut kept = KeptAsText::new(plan.columns.len());
-        for r in &sample {
+        let mine = |r: &Record| {
+            range
+                .as_ref()
+                .is_none_or(|range| range.contains(&r.start(0)))
+        };
+        for r in sample.iter().filter(|r| mine(r)) {
             self.emit_row(&plan, location, r, &mut values, &mut kept, out)?;
         }
         drop(sample);
+        if let Some(range) = &range {
+            // Rows after the sample start at or after the reader's offset.
+            if range.is_empty() || range.end <= rdr.offset() {
+                // None of them is this part's.
+                rdr.set_limit(0);
+            } else {
+                while rdr.offset() < range.start {
+                    ctx.check_cancelled()?;
+                    let step = range.start.min(rdr.offset().saturating_add(SKIP_STEP));
+                    rdr.skip_to(step).map_err(|e| record_error(e, location))?;
+                    if rdr.offset() < step {
+                        // The end of the file.
+                        break;
+                    }
+                }
+                rdr.set_limit(range.end);
+            }
+        }
+        let mut next =
+            |rec: &mut Record| -> Result<bool, ActionError> { read(&mut rdr, location, rec) };
         let threads = ctx.pool.current_num_threads();
         let mut block: Vec<Record> = Vec::new();
         loop {
@@ -555,5 +652,9 @@ impl FileSource for CsvReader {
             ctx.log(format!("{location}: {message}"));
         }
         Ok(())
+    }
+
+    fn splits_files(&self) -> bool {
+        true
     }
 }

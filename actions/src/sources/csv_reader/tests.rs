@@ -643,3 +643,250 @@ fn kept_as_text_notes_merge_in_row_order() {
     let plan_for = |t: &plan::KeptAsText| format!("{:?}", (t.counts(), t.firsts()));
     assert_eq!(plan_for(&first), plan_for(&one));
 }
+
+// ---------------------------------------------------------------------------------------------
+// Slices of one file (partitioned runs)
+// ---------------------------------------------------------------------------------------------
+
+use crate::sources::test_support::{assert_slices_make_the_whole, read_slice};
+use sluice_runtime::Slice;
+
+/// A file of more rows than inference samples: a BOM, CRLF and LF line ends, quoted fields
+/// holding line breaks (`\n`, `\r\n`, a lone `\r`), doubled quotes and delimiters, empty
+/// lines, quotes inside unquoted fields, rows rejected for their field count or a declared
+/// type, cells of inferred columns kept as text after the sample, and no final line break.
+fn tricky_csv(rows: u32) -> Vec<u8> {
+    let mut text = b"\xef\xbb\xbfid,n,note,kind,x,y\r\n".to_vec();
+    for i in 0..rows {
+        let line = match i % 13 {
+            // `n` is an int in the sample; later rows hold text that stays text.
+            0 if i > 1100 => format!("{i},x{i},plain,{},1.5,2\n", i % 7),
+            1 => format!(
+                "{i},{i},\"multi\nline, with \"\"quotes\"\"\",{},3,4\r\n",
+                i % 7
+            ),
+            2 => format!("{i},{i},\"crlf\r\ninside\r\n\",{},5,6\n", i % 7),
+            3 => format!("{i},{i},\"lone\rcr\",{},,\n", i % 7),
+            4 => format!("{i},{i},5\" pipe,{},7,8\n\n", i % 7),
+            5 => format!("{i},{i},too,many,fields,here,!\n"),
+            6 => format!("{i},{i},bad kind,k{i},1,1\r\n"),
+            7 => format!("{i},{i},\"ends\nwith a quote\"\"\"\n"),
+            8 => format!("{i},{i},\"\",{},9,10\r\n\r\n", i % 7),
+            _ => format!("{i},{i},note {i},{},{}.25,{}\n", i % 7, i, i % 90),
+        };
+        text.extend_from_slice(line.as_bytes());
+    }
+    // The last row has no line break.
+    text.extend_from_slice(b"999999,1,\"last\nrow\",1,0,0");
+    text
+}
+
+#[test]
+fn slices_of_one_file_are_the_whole_read() {
+    put("memory://csv_reader/slices/big.csv", &tricky_csv(3000));
+    let params = serde_json::json!({
+        "path": "memory://csv_reader/slices/big.csv",
+        "columns": {"kind": "int"},
+        "geometry": {"x": "x", "y": "y"},
+    });
+    let (ok, rejected) = assert_slices_make_the_whole(&SPEC, params, 1..=7);
+    // The file is what the test means it to be.
+    assert!(
+        ok.len() > 2000 && rejected.len() > 400,
+        "{} {}",
+        ok.len(),
+        rejected.len()
+    );
+    assert_eq!(
+        ok[0].schema().names()[0].as_ref(),
+        "id",
+        "the BOM is dropped"
+    );
+    assert!(
+        ok.iter().any(|f| f.get("n") == Some(&Value::from("x1105"))),
+        "later text of an inferred int column stays text"
+    );
+    assert!(ok.iter().any(|f| f.get("n") == Some(&Value::Int(2000))));
+    let reason = rejected[0].get(REJECTION_REASON).unwrap().to_string();
+    assert!(
+        reason.starts_with("memory://csv_reader/slices/big.csv:12: expected 6 fields, found 7"),
+        "{reason}"
+    );
+}
+
+#[test]
+fn slices_keep_the_lines_of_the_file_in_rejections() {
+    // Every row of the last slices lies past many quoted line breaks.
+    put("memory://csv_reader/slices/lines.csv", &tricky_csv(400));
+    let params = serde_json::json!({
+        "path": "memory://csv_reader/slices/lines.csv",
+        "columns": {"kind": "int"},
+    });
+    let (_, whole) = read_pair(&SPEC, params.clone()).unwrap();
+    let last = Slice::new(4, 5).unwrap();
+    let (_, rejected) = read_slice(&SPEC, params, last).unwrap();
+    assert!(!rejected.is_empty());
+    let reasons = |fs: &[Feature]| -> Vec<String> {
+        fs.iter()
+            .map(|f| f.get(REJECTION_REASON).unwrap().to_string())
+            .collect()
+    };
+    let (whole, part) = (reasons(&whole), reasons(&rejected));
+    assert_eq!(&whole[whole.len() - part.len()..], &part[..]);
+}
+
+#[test]
+fn every_slice_of_small_files_is_exact() {
+    let files: &[(&str, &[u8])] = &[
+        (
+            "crlf",
+            b"a,b\r\n1,\"x\r\ny\"\r\n\r\n2,\"\"\"q\"\"\n\"\r\n3,z",
+        ),
+        (
+            "literal-quotes",
+            b"a,b\n5\" pipe,1\n\"ok\nstill\",2\nx\"y\"z,3\n\"ab\"c\"d,4\n",
+        ),
+        ("lone-cr", b"a,b\r1,\"p\rq\"\r2,3\r\r4,5\r"),
+        ("bom", b"\xef\xbb\xbfa,b\n1,2\n"),
+        ("header-only", b"a,b\n"),
+        ("header-only-no-break", b"a,b"),
+        ("empty", b""),
+        ("blank", b"\n\n\r\n"),
+        ("one-row", b"a,b\n1,2"),
+        ("rejects", b"a,b\n1\n2,3\n4,5,6\n\n7,\"8\n9\"\n"),
+    ];
+    for (name, text) in files {
+        let path = format!("memory://csv_reader/small/{name}.csv");
+        put(&path, text);
+        let counts = 1..=text.len() as u64 + 2;
+        for has_header in [true, false] {
+            let params = serde_json::json!({"path": path, "has_header": has_header});
+            assert_slices_make_the_whole(&SPEC, params, counts.clone());
+        }
+        let typed = serde_json::json!({"path": path, "columns": {"a": "int"}});
+        if *name != "empty" && *name != "blank" {
+            assert_slices_make_the_whole(&SPEC, typed, counts);
+        }
+    }
+}
+
+#[test]
+fn a_gzip_file_is_read_whole_by_the_first_slice() {
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(b"a,b\n1,2\n3,4\n5,6\n").unwrap();
+    put("memory://csv_reader/slices/z.csv.gz", &gz.finish().unwrap());
+    let params = serde_json::json!({"path": "memory://csv_reader/slices/z.csv.gz"});
+    for n in 1..=4 {
+        for i in 0..n {
+            let (ok, _) = read_slice(&SPEC, params.clone(), Slice::new(i, n).unwrap()).unwrap();
+            assert_eq!(ok.len(), if i == 0 { 3 } else { 0 }, "slice {i}/{n}");
+        }
+    }
+}
+
+#[test]
+fn several_files_are_shared_out_whole() {
+    put("memory://csv_reader/shared/a.csv", b"v\n1\n2\n");
+    put("memory://csv_reader/shared/b.csv", b"v\n\"x\ny\"\n");
+    put("memory://csv_reader/shared/c.csv", b"v\n3\n4\n5\n");
+    let params = serde_json::json!({"path": "memory://csv_reader/shared/*.csv"});
+    assert_slices_make_the_whole(&SPEC, params.clone(), 1..=5);
+    // Two slices of three files: the first file, then the other two.
+    let (ok, _) = read_slice(&SPEC, params, Slice::new(1, 2).unwrap()).unwrap();
+    let got: Vec<String> = ok.iter().map(|f| f.get("v").unwrap().to_string()).collect();
+    assert_eq!(got, ["x\ny", "3", "4", "5"]);
+}
+
+#[test]
+fn a_slice_that_reaches_an_unclosed_quote_fails_like_the_whole_read() {
+    // After the rows inference reads, only the slice holding the quote fails; within them,
+    // every slice does (each reads the head of the file).
+    for (rows, failing) in [(1500, 1), (50, usize::MAX)] {
+        let mut text = b"a,b\n".to_vec();
+        for i in 0..rows {
+            text.extend_from_slice(format!("{i},ok\n").as_bytes());
+        }
+        text.extend_from_slice(format!("{rows},\"never closed\n{},x\n", rows + 1).as_bytes());
+        let path = format!("memory://csv_reader/slices/unclosed-{rows}.csv");
+        put(&path, &text);
+        let params = serde_json::json!({ "path": path });
+        let whole = read_pair(&SPEC, params.clone()).unwrap_err().to_string();
+        assert!(whole.contains(&format!("line {}", rows + 2)), "{whole}");
+        for n in 1..=6 {
+            let errors: Vec<String> = (0..n)
+                .filter_map(|i| read_slice(&SPEC, params.clone(), Slice::new(i, n).unwrap()).err())
+                .map(|e| e.to_string())
+                .collect();
+            assert!(errors.iter().all(|e| *e == whole), "{errors:?}");
+            assert_eq!(
+                errors.len(),
+                failing.min(n as usize),
+                "{n} slices of {rows} rows"
+            );
+        }
+    }
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(512))]
+
+    /// Splitting any text at any offsets with `skip_to` (in steps of any size) and
+    /// `set_limit` gives the records of the whole text, with their lines and offsets,
+    /// whatever the size of the chunks the input comes in; and the lines do not depend on
+    /// the chunks either.
+    #[test]
+    fn ranges_of_records_are_the_records(
+        parts in proptest::collection::vec(
+            proptest::prop_oneof![
+                proptest::strategy::Just(",".to_string()),
+                proptest::strategy::Just("\"".to_string()),
+                proptest::strategy::Just("\"\"".to_string()),
+                proptest::strategy::Just("\n".to_string()),
+                proptest::strategy::Just("\r\n".to_string()),
+                proptest::strategy::Just("\r".to_string()),
+                "[a-c]{1,3}",
+            ],
+            0..40,
+        ),
+        chunk in 1usize..8,
+        cuts in proptest::collection::vec(0u64..200, 0..4),
+        step in 1u64..30,
+    ) {
+        let text = parts.concat();
+        let len = text.len() as u64;
+        let all = |from: u64, to: u64, chunk: usize| {
+            let reader = std::io::BufReader::with_capacity(chunk, text.as_bytes());
+            let mut r = records::Records::new(reader, b',', b'"', 1 << 20);
+            // In steps, as the reader skips (checking for cancellation between them).
+            while r.offset() < from {
+                let next = from.min(r.offset() + step);
+                r.skip_to(next)?;
+                if r.offset() < next {
+                    break;
+                }
+            }
+            r.set_limit(to);
+            let mut got = Vec::new();
+            let mut rec = records::Record::default();
+            while r.read(&mut rec)? {
+                got.push((rec.line(), rec.start(0), rec.iter().map(<[u8]>::to_vec).collect::<Vec<_>>()));
+            }
+            Ok::<_, records::RecordError>(got)
+        };
+        let whole = match all(0, u64::MAX, 1 << 16) {
+            Ok(w) => w,
+            Err(records::RecordError::UnclosedQuote { .. }) => return Ok(()),
+            Err(e) => panic!("{e}"),
+        };
+        proptest::prop_assert_eq!(&all(0, u64::MAX, chunk).unwrap(), &whole, "{:?}", text);
+        let mut bounds: Vec<u64> = cuts.iter().map(|c| c % (len + 1)).collect();
+        bounds.push(0);
+        bounds.push(len);
+        bounds.sort();
+        let mut joined = Vec::new();
+        for w in bounds.windows(2) {
+            joined.extend(all(w[0], w[1], chunk).unwrap());
+        }
+        proptest::prop_assert_eq!(&joined, &whole, "{:?} cut at {:?}", text, bounds);
+    }
+}

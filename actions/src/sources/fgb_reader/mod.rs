@@ -110,6 +110,7 @@ pub const SPEC: ActionSpec = ActionSpec::new(
 )
 .outputs(&[DEFAULT_PORT, REJECTED_PORT])
 .reads_from("path")
+.sliced("files by index; one FlatGeobuf file is read whole by the first task")
 .shape(shape)
 .example("path: data/roads.fgb\nbbox: [2.25, 48.81, 2.42, 48.9]\n");
 

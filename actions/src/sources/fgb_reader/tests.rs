@@ -899,3 +899,24 @@ fn validation_reads_the_columns_from_the_header() {
     );
     assert!(shapes[1].get(REJECTION_REASON).is_some());
 }
+
+#[test]
+fn slices_share_out_flatgeobuf_files_by_index_and_read_one_in_the_first() {
+    use crate::sources::test_support::{assert_slices_make_the_whole, read_slice};
+    use sluice_runtime::Slice;
+    for (name, n) in [("a", 30), ("b", 1), ("c", 120)] {
+        write_fgb(
+            &format!("memory://fgb_reader/slices/{name}.fgb"),
+            serde_json::json!({}),
+            mixed_features(n, n as u64),
+        );
+    }
+    let params = serde_json::json!({ "path": "memory://fgb_reader/slices" });
+    let (all, _) = assert_slices_make_the_whole(&SPEC, params, 1..=5);
+    assert_eq!(all.len(), 151);
+    let params = serde_json::json!({ "path": "memory://fgb_reader/slices/c.fgb" });
+    assert_slices_make_the_whole(&SPEC, params.clone(), 1..=3);
+    let (first, _) = read_slice(&SPEC, params.clone(), Slice::new(0, 2).unwrap()).unwrap();
+    let (second, _) = read_slice(&SPEC, params, Slice::new(1, 2).unwrap()).unwrap();
+    assert_eq!((first.len(), second.len()), (120, 0));
+}

@@ -29,8 +29,17 @@
 //!   GeoJSON, an element that is not a Feature, properties that are not an object. Invalid
 //!   JSON cannot be skipped (the rest of the file cannot be found again): it fails the run
 //!   with `file:line:column`.
+//! - In a partitioned run (`--partition I/N`), several files are shared out by index, each
+//!   read whole. One file is split by feature: each task counts the file's features (the
+//!   elements of `features`, and the top-level texts that are not collections) in a first
+//!   pass that builds nothing (invalid JSON fails it there, like the whole read), then reads
+//!   the features whose index lies in its share `[count·I/N, count·(I+1)/N)`, skipping the
+//!   others unbuilt and stopping after its share; `feature N` in rejections counts in the
+//!   whole file. A file that cannot be read twice (standard input), or an object that is not
+//!   a FeatureCollection but holds a `features` array, is read whole by the first task.
 
 use std::io::{BufRead, BufReader, Read};
+use std::ops::Range;
 use std::sync::Arc;
 
 use schemars::JsonSchema;
@@ -45,7 +54,7 @@ use sluice_runtime::{
     NodeContext, NodeImpl, REJECTED_PORT, REJECTION_REASON, Schema, Value,
 };
 
-use super::file_input::{files_param, first_byte, open_buffered};
+use super::file_input::{files_param, first_byte, open_buffered, rereadable};
 use super::json_values::{
     Element, Extender, Row, RowSeed, SchemaCache, ValueSeed, geojson_geometry, json_error_message,
 };
@@ -87,6 +96,7 @@ pub const SPEC: ActionSpec = ActionSpec::new(
 .shape(shape)
 .outputs(&[DEFAULT_PORT, REJECTED_PORT])
 .reads_from("path")
+.sliced("files by index; one GeoJSON file by ranges of its features (counted in a first pass)")
 .example("path: data/parcels.geojson\ncrs: 4326\n");
 
 /// The attributes are known only once the file is read: unread (open, naming this node).
@@ -130,11 +140,74 @@ impl FileSource for GeojsonReader {
         ctx: &NodeContext,
         out: &mut FileOut<'_>,
     ) -> Result<(), ActionError> {
-        let mut input = open_buffered(location)?;
-        let start = first_byte(&mut input, location)?;
-        if start.byte.is_none() {
+        let part = out.part();
+        if part.is_whole() {
+            return self.walk(location, Pass::Whole, ctx, out).map(drop);
+        }
+        // A file that cannot be split is the first part's, whole.
+        let whole_in_first = |out: &mut FileOut<'_>| {
+            if part.is_first() {
+                self.walk(location, Pass::Whole, ctx, out).map(drop)
+            } else {
+                Ok(())
+            }
+        };
+        if !rereadable(location) {
+            return whole_in_first(out);
+        }
+        let counted = self.walk(location, Pass::Count, ctx, out)?;
+        if counted.irregular {
+            // An object's members were read before it was known to be a feature: its
+            // features cannot be told apart without building them all.
+            return whole_in_first(out);
+        }
+        let share = part.range(counted.features);
+        if share.is_empty() {
             return Ok(());
         }
+        self.walk(location, Pass::Share(share), ctx, out).map(drop)
+    }
+
+    fn splits_files(&self) -> bool {
+        true
+    }
+}
+
+/// What a walk of a file does with its features.
+enum Pass {
+    /// Builds and emits every feature.
+    Whole,
+    /// Counts the features, building and emitting none.
+    Count,
+    /// Builds and emits the features whose index lies in the range, and stops after them.
+    Share(Range<u64>),
+}
+
+/// What a walk found.
+struct Walked {
+    /// The features (and would-be features) of the file: what the whole read numbers.
+    features: u64,
+    /// Whether an object that is not a FeatureCollection held a `features` array (so that
+    /// some of its members were read before its index was known).
+    irregular: bool,
+}
+
+impl GeojsonReader {
+    /// Walks the file once, doing `pass`.
+    fn walk(
+        &self,
+        location: &str,
+        pass: Pass,
+        ctx: &NodeContext,
+        out: &mut FileOut<'_>,
+    ) -> Result<Walked, ActionError> {
+        let mut input = open_buffered(location)?;
+        let start = first_byte(&mut input, location)?;
+        let (share, stop_after) = match pass {
+            Pass::Whole => (0..u64::MAX, false),
+            Pass::Count => (0..0, false),
+            Pass::Share(share) => (share, true),
+        };
         let mut walk = Walk {
             reader: self,
             location,
@@ -146,7 +219,17 @@ impl FileSource for GeojsonReader {
             index: 0,
             stopped: None,
             file_crs: None,
+            share,
+            stop_after,
+            irregular: false,
         };
+        let walked = |walk: &Walk| Walked {
+            features: walk.index,
+            irregular: walk.irregular,
+        };
+        if start.byte.is_none() {
+            return Ok(walked(&walk));
+        }
         // A concrete BufReader on top: serde_json reads byte by byte, which std makes cheap
         // only for `BufReader`.
         let mut de = serde_json::Deserializer::from_reader(BufReader::new(RsToSpace(input)));
@@ -156,16 +239,18 @@ impl FileSource for GeojsonReader {
                 top: true,
             }
             .deserialize(&mut de);
-            if let Some(e) = walk.stopped.take() {
-                return Err(e);
+            match walk.stopped.take() {
+                Some(Stop::Failed(e)) => return Err(e),
+                Some(Stop::ShareRead) => return Ok(walked(&walk)),
+                None => {}
             }
             match result {
                 Ok(top) => walk.finish_top(top)?,
                 Err(e) => return Err(located(location, start.lines, &e)),
             }
             // More than white space left: another GeoJSON text of a sequence.
-            if de.end().is_ok() {
-                return Ok(());
+            if walk.share_read() || de.end().is_ok() {
+                return Ok(walked(&walk));
             }
         }
     }
@@ -220,10 +305,24 @@ struct Walk<'r, 'o, 'p> {
     rejected: Extender,
     /// Features (and would-be features) seen in the file so far.
     index: u64,
-    /// The error that stopped the walk (emitting failed, or the run was cancelled).
-    stopped: Option<ActionError>,
+    /// Why the walk stopped before the end of the file.
+    stopped: Option<Stop>,
     /// The CRS the collection's `crs` member names, once read.
     file_crs: Option<u32>,
+    /// The indices of the features built and emitted; the others are counted, not built.
+    share: Range<u64>,
+    /// Whether the walk ends after the share.
+    stop_after: bool,
+    /// Whether an object that is not a FeatureCollection held a `features` array.
+    irregular: bool,
+}
+
+/// Why a walk stopped before the end of the file.
+enum Stop {
+    /// Emitting failed, or the run was cancelled.
+    Failed(ActionError),
+    /// The features of the share were read: the rest is another part's.
+    ShareRead,
 }
 
 /// The members of a GeoJSON object that matter here.
@@ -244,9 +343,34 @@ enum Top {
 }
 
 impl Walk<'_, '_, '_> {
+    /// Whether the feature read now is built (and emitted or rejected).
+    fn building(&self) -> bool {
+        self.share.contains(&self.index)
+    }
+
+    /// Whether the walk has read its share and ends.
+    fn share_read(&self) -> bool {
+        self.stop_after && self.index >= self.share.end
+    }
+
+    /// Counts a feature that is not built.
+    fn pass_over(&mut self) -> Result<(), ActionError> {
+        self.index += 1;
+        if self.index.is_multiple_of(8192) {
+            self.ctx.check_cancelled()?;
+        }
+        Ok(())
+    }
+
     /// Handles a top-level text once it is read: a Feature is emitted; a FeatureCollection
     /// was emitted while it streamed.
     fn finish_top(&mut self, top: Top) -> Result<(), ActionError> {
+        if let Top::Object(parts) = &top
+            && parts.has_features
+            && parts.type_name.as_deref() != Some("FeatureCollection")
+        {
+            self.irregular = true;
+        }
         match top {
             Top::Object(parts) if parts.type_name.as_deref() == Some("FeatureCollection") => {
                 if parts.has_features {
@@ -268,6 +392,9 @@ impl Walk<'_, '_, '_> {
 
     /// Emits one Feature, or rejects it.
     fn feature(&mut self, parts: Parts) -> Result<(), ActionError> {
+        if !self.building() {
+            return self.pass_over();
+        }
         let Parts {
             type_name,
             properties,
@@ -327,6 +454,9 @@ impl Walk<'_, '_, '_> {
 
     /// Sends a would-be feature to `rejected`, with its properties when it has them.
     fn reject(&mut self, row: Option<Row>, reason: String) -> Result<(), ActionError> {
+        if !self.building() {
+            return self.pass_over();
+        }
         let (schema, mut values) = match row {
             Some(Row { schema, values, .. }) => (schema, values),
             None => (Schema::empty(), Vec::new()),
@@ -402,6 +532,16 @@ fn read_parts<'de, A: MapAccess<'de>>(
     while let Some(key) = map.next_key::<String>()? {
         match key.as_str() {
             "type" => parts.type_name = map.next_value::<Option<String>>()?,
+            // A feature outside the walk's share is counted, not built. The members of a
+            // top-level object are still parsed (and dropped): they may belong to a
+            // collection, which no share owns, and must fail every pass where the whole read
+            // fails on them.
+            "properties" | "geometry" | "id" if !walk.building() && stream => {
+                map.next_value::<Parsed>()?;
+            }
+            "properties" | "geometry" | "id" if !walk.building() => {
+                map.next_value::<IgnoredAny>()?;
+            }
             "properties" => {
                 parts.properties = Some(map.next_value_seed(RowSeed {
                     cache: &mut walk.cache,
@@ -440,6 +580,55 @@ fn read_parts<'de, A: MapAccess<'de>>(
     Ok(parts)
 }
 
+/// A JSON value parsed as the whole read parses it (numbers, strings and their escapes
+/// checked), and dropped: unlike [`IgnoredAny`], which only skips its syntax, it fails where
+/// building the value would.
+struct Parsed;
+
+impl<'de> serde::Deserialize<'de> for Parsed {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Parsed, D::Error> {
+        d.deserialize_any(ParsedVisitor)
+    }
+}
+
+struct ParsedVisitor;
+
+impl<'de> Visitor<'de> for ParsedVisitor {
+    type Value = Parsed;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<Parsed, E> {
+        Ok(Parsed)
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<Parsed, E> {
+        Ok(Parsed)
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<Parsed, E> {
+        Ok(Parsed)
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<Parsed, E> {
+        Ok(Parsed)
+    }
+    fn visit_str<E>(self, _: &str) -> Result<Parsed, E> {
+        Ok(Parsed)
+    }
+    fn visit_unit<E>(self) -> Result<Parsed, E> {
+        Ok(Parsed)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Parsed, A::Error> {
+        while seq.next_element::<Parsed>()?.is_some() {}
+        Ok(Parsed)
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Parsed, A::Error> {
+        while map.next_key::<Parsed>()?.is_some() {
+            map.next_value::<Parsed>()?;
+        }
+        Ok(Parsed)
+    }
+}
+
 /// Walks a `features` array, emitting each feature as soon as it is read.
 struct FeaturesSeed<'w, 'r, 'o, 'p> {
     walk: &'w mut Walk<'r, 'o, 'p>,
@@ -476,8 +665,12 @@ impl<'de> Visitor<'de> for FeaturesSeed<'_, '_, '_, '_> {
                     .reject(None, format!("expected a Feature, found {what}")),
             };
             if let Err(e) = result {
-                self.walk.stopped = Some(e);
+                self.walk.stopped = Some(Stop::Failed(e));
                 return Err(A::Error::custom("stopped"));
+            }
+            if self.walk.share_read() {
+                self.walk.stopped = Some(Stop::ShareRead);
+                return Err(A::Error::custom("the share is read"));
             }
         }
     }

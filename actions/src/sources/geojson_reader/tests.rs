@@ -262,3 +262,202 @@ fn a_collection_s_crs_member_tags_its_features_unless_the_parameter_says_otherwi
         "{e}"
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// Slices of one file (partitioned runs)
+// ---------------------------------------------------------------------------------------------
+
+use crate::sources::test_support::{assert_slices_make_the_whole, read_slice};
+use sluice_runtime::Slice;
+use std::io::Write;
+
+/// Features of every kind: good ones with ids and nested properties, null and bad
+/// geometries, elements that are not Features, properties that are not objects.
+fn geojson_features(n: u32) -> Vec<String> {
+    (0..n)
+        .map(|i| match i % 8 {
+            0 => format!(r#"{{"type": "Feature", "id": {i}, "properties": {{"n": {i}, "s": "a\nb"}}, "geometry": {{"type": "Point", "coordinates": [{i}, 1.5]}}}}"#),
+            1 => format!(r#"{{"type": "Feature", "properties": {{"n": {i}, "t": {{"k": [1, null]}}}}, "geometry": null}}"#),
+            2 => format!(r#"{{"geometry": {{"type": "Point"}}, "type": "Feature", "properties": {{"n": {i}}}}}"#),
+            3 => format!("{i}"),
+            4 => format!(r#"{{"type": "Feature", "properties": [{i}], "geometry": null}}"#),
+            5 => format!(r#"{{"type": "Polygon", "properties": {{"n": {i}}}}}"#),
+            _ => format!(r#"{{"type": "Feature", "id": "f{i}", "bbox": [0, 0, 1, 1], "properties": {{"n": {i}, "f": {i}.25}}, "geometry": {{"type": "LineString", "coordinates": [[0, 0], [{i}, 1]]}}}}"#),
+        })
+        .collect()
+}
+
+#[test]
+fn slices_of_a_feature_collection_are_the_whole_read() {
+    let text = format!(
+        "\u{feff}\n{{\"type\": \"FeatureCollection\", \"name\": \"x\", \"crs\": {{\"type\": \"name\", \"properties\": {{\"name\": \"urn:ogc:def:crs:EPSG::2154\"}}}},\n \"features\": [\n{}\n], \"bbox\": [0, 0, 1, 1]}}\n",
+        geojson_features(400).join(",\n")
+    );
+    put("memory://geojson_reader/slices/fc.geojson", text.as_bytes());
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(text.as_bytes()).unwrap();
+    put(
+        "memory://geojson_reader/slices/fc.geojson.gz",
+        &gz.finish().unwrap(),
+    );
+    for path in ["fc.geojson", "fc.geojson.gz"] {
+        let params =
+            serde_json::json!({ "path": format!("memory://geojson_reader/slices/{path}") });
+        let (ok, rejected) = assert_slices_make_the_whole(&SPEC, params, 1..=7);
+        assert_eq!(ok.len() + rejected.len(), 400);
+        assert_eq!((ok.len(), rejected.len()), (200, 200));
+        assert_eq!(
+            ok[0].geometry().unwrap().crs,
+            Some(2154),
+            "the collection's crs"
+        );
+        let last = reasons(&rejected).pop().unwrap();
+        assert!(
+            last.ends_with(": feature 397: expected a Feature, found type \"Polygon\""),
+            "{last}"
+        );
+    }
+}
+
+#[test]
+fn slices_of_a_feature_sequence_are_the_whole_read() {
+    // One text a line, some after a record separator, and collections among them: the
+    // second collection's crs member tags only what follows it.
+    let mut text = String::new();
+    for (k, f) in geojson_features(120).iter().enumerate() {
+        if k % 5 == 0 {
+            text.push('\u{1e}');
+        }
+        text.push_str(f);
+        text.push('\n');
+        if k == 40 {
+            text.push_str(&format!(
+                "{{\"type\": \"FeatureCollection\", \"features\": [{}]}}\n",
+                geojson_features(10).join(", ")
+            ));
+        }
+        if k == 80 {
+            text.push_str(&format!(
+                "{{\"type\": \"FeatureCollection\", \"properties\": {{\"p\": 1}}, \"features\": [{}], \"crs\": {{\"type\": \"name\", \"properties\": {{\"name\": \"EPSG:3857\"}}}}}}\n",
+                geojson_features(10).join(", ")
+            ));
+        }
+    }
+    put(
+        "memory://geojson_reader/slices/seq.geojson",
+        text.as_bytes(),
+    );
+    let params = serde_json::json!({ "path": "memory://geojson_reader/slices/seq.geojson" });
+    let (ok, rejected) = assert_slices_make_the_whole(&SPEC, params, 1..=7);
+    assert_eq!(ok.len() + rejected.len(), 140);
+    assert!(
+        ok.iter()
+            .any(|f| f.geometry().is_some_and(|g| g.crs == Some(3857)))
+    );
+}
+
+#[test]
+fn every_slice_of_small_geojson_files_is_exact() {
+    let files: &[(&str, &str)] = &[
+        ("empty", ""),
+        ("blank", " \n "),
+        (
+            "empty-fc",
+            r#"{"type": "FeatureCollection", "features": []}"#,
+        ),
+        (
+            "one",
+            r#"{"type": "Feature", "properties": {"a": 1}, "geometry": null}"#,
+        ),
+        ("no-type", "{}"),
+        (
+            "scalars",
+            "1 \"x\" [2] null {\"type\": \"Feature\", \"properties\": null}",
+        ),
+        (
+            "fc",
+            r#"{"features": [{"type": "Feature", "id": 1, "properties": {}}, 7, {"type": "Feature"}], "type": "FeatureCollection"}"#,
+        ),
+    ];
+    for (name, text) in files {
+        let path = format!("memory://geojson_reader/small/{name}.geojson");
+        put(&path, text.as_bytes());
+        let params = serde_json::json!({ "path": path });
+        assert_slices_make_the_whole(&SPEC, params, 1..=text.len() as u64 + 2);
+    }
+}
+
+#[test]
+fn an_object_with_features_that_is_no_collection_is_read_by_the_first_slice() {
+    // Its `properties` come before its `features`: which feature it is is known only after.
+    let text = r#"{"type": "Feature", "properties": {"a": 1}, "features": [{"type": "Feature", "properties": {"b": 2}}], "geometry": null}
+{"type": "Feature", "properties": {"c": 3}}"#;
+    put(
+        "memory://geojson_reader/slices/odd.geojson",
+        text.as_bytes(),
+    );
+    let params = serde_json::json!({ "path": "memory://geojson_reader/slices/odd.geojson" });
+    let (ok, _) = assert_slices_make_the_whole(&SPEC, params.clone(), 1..=4);
+    assert_eq!(ok.len(), 3);
+    let (first, _) = read_slice(&SPEC, params.clone(), Slice::new(0, 3).unwrap()).unwrap();
+    assert_eq!(first.len(), 3);
+    let (second, _) = read_slice(&SPEC, params, Slice::new(1, 3).unwrap()).unwrap();
+    assert!(second.is_empty());
+}
+
+#[test]
+fn every_slice_of_a_broken_file_fails_like_the_whole_read() {
+    let features = geojson_features(30).join(",\n");
+    for (name, text) in [
+        // Invalid JSON in a feature.
+        (
+            "syntax",
+            format!(
+                r#"{{"type": "FeatureCollection", "features": [{features}, {{"type": oops}}]}}"#
+            ),
+        ),
+        // A number no f64 holds, in the collection's own properties.
+        (
+            "range",
+            format!(
+                r#"{{"type": "FeatureCollection", "features": [{features}], "properties": {{"x": 1e400}}}}"#
+            ),
+        ),
+        // A collection without features, after the first one.
+        (
+            "no-features",
+            format!(
+                r#"{{"type": "FeatureCollection", "features": [{features}]}} {{"type": "FeatureCollection"}}"#
+            ),
+        ),
+    ] {
+        let path = format!("memory://geojson_reader/slices/broken-{name}.geojson");
+        put(&path, text.as_bytes());
+        let params = serde_json::json!({ "path": path });
+        let whole = read_pair(&SPEC, params.clone()).unwrap_err().to_string();
+        for n in 1..=5 {
+            for i in 0..n {
+                let e = read_slice(&SPEC, params.clone(), Slice::new(i, n).unwrap()).unwrap_err();
+                assert_eq!(e.to_string(), whole, "{name}: slice {i}/{n}");
+            }
+        }
+    }
+}
+
+#[test]
+fn several_geojson_files_are_shared_out_whole() {
+    for (k, name) in ["a", "b", "c"].iter().enumerate() {
+        put(
+            &format!("memory://geojson_reader/shared/{name}.geojson"),
+            format!(
+                "{{\"type\": \"FeatureCollection\", \"features\": [{}]}}",
+                geojson_features(k as u32 * 5 + 1).join(",")
+            )
+            .as_bytes(),
+        );
+    }
+    let params = serde_json::json!({ "path": "memory://geojson_reader/shared" });
+    assert_slices_make_the_whole(&SPEC, params.clone(), 1..=5);
+    let (ok, rejected) = read_slice(&SPEC, params, Slice::new(2, 3).unwrap()).unwrap();
+    assert_eq!(ok.len() + rejected.len(), 11, "all of c");
+}

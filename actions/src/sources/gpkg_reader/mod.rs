@@ -130,6 +130,7 @@ pub const SPEC: ActionSpec = ActionSpec::new(
 .shape(shape)
 .outputs(&[DEFAULT_PORT, REJECTED_PORT])
 .reads_from("path")
+.sliced("files by index; one GeoPackage is read whole by the first task")
 .example("path: data/city.gpkg\nlayer: roads\n");
 
 /// How many files validation reads the layer definitions of.

@@ -567,3 +567,32 @@ fn validation_types_the_columns_from_the_table_definition() {
     let shapes = predict(serde_json::json!({ "path": path_str(&dir.path().join("none.gpkg")) }));
     assert!(shapes[0].open);
 }
+
+#[test]
+fn slices_share_out_geopackages_by_index_and_read_one_in_the_first() {
+    use crate::sources::test_support::{assert_slices_make_the_whole, read_slice};
+    use sluice_runtime::Slice;
+    let dir = tempfile::tempdir().unwrap();
+    for (name, n) in [("a", 2), ("b", 0), ("c", 4)] {
+        let inserts: String = (0..n)
+            .map(|i| {
+                let p = Geometry::new(geo_types::Point::new(i as f64, 1.0).into());
+                format!(
+                    "INSERT INTO typed (fid, i, shape) VALUES ({}, {i}, X'{}');",
+                    i + 1,
+                    hex(&blob(&p))
+                )
+            })
+            .collect();
+        handmade(&dir.path().join(format!("{name}.gpkg")), &inserts);
+    }
+    let params = serde_json::json!({ "path": path_str(dir.path()), "layer": "typed" });
+    let (all, _) = assert_slices_make_the_whole(&SPEC, params, 1..=5);
+    assert_eq!(all.len(), 6);
+    let one = path_str(&dir.path().join("c.gpkg"));
+    let params = serde_json::json!({ "path": one, "layer": "typed" });
+    assert_slices_make_the_whole(&SPEC, params.clone(), 1..=3);
+    let (first, _) = read_slice(&SPEC, params.clone(), Slice::new(0, 2).unwrap()).unwrap();
+    let (second, _) = read_slice(&SPEC, params, Slice::new(1, 2).unwrap()).unwrap();
+    assert_eq!((first.len(), second.len()), (4, 0));
+}

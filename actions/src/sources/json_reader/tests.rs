@@ -233,3 +233,175 @@ fn a_rejected_line_keeps_all_its_text_or_bytes() {
         Some(&Value::Bytes(b"{\"a\": \"caf\xe9\"}".to_vec().into()))
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// Slices of one file (partitioned runs)
+// ---------------------------------------------------------------------------------------------
+
+use crate::sources::test_support::{assert_slices_make_the_whole, read_slice};
+use sluice_runtime::Slice;
+use std::io::Write;
+
+/// JSON objects with every kind of line: good ones, blank ones, CRLF ends, bad JSON, a
+/// non-object, invalid UTF-8, bad geometries, values of several types.
+fn json_rows(n: u32) -> Vec<Vec<u8>> {
+    (0..n)
+        .map(|i| match i % 9 {
+            0 => format!(
+                "{{\"i\": {i}, \"g\": {{\"type\": \"Point\", \"coordinates\": [{i}, 1.5]}}}}"
+            )
+            .into_bytes(),
+            1 => format!("{{\"i\": {i}, \"s\": \"a\\nb \\\"{i}\\\"\", \"f\": {i}.5}}").into_bytes(),
+            2 => format!("{{\"i\": {i}, \"nested\": {{\"k\": [1, \"x\", null]}}}}").into_bytes(),
+            3 => format!("{{\"i\": {i},, }}").into_bytes(),
+            4 => b"[1, 2]".to_vec(),
+            5 => format!("{{\"i\": {i}, \"g\": {{\"type\": \"Point\"}}}}").into_bytes(),
+            6 => b"{\"s\": \"caf\xe9\"}".to_vec(),
+            _ => format!("{{\"other\": true, \"i\": {i}}}").into_bytes(),
+        })
+        .collect()
+}
+
+#[test]
+fn slices_of_json_lines_are_the_whole_read() {
+    let mut text = b"\xef\xbb\xbf\n  \n".to_vec();
+    for (k, row) in json_rows(300).iter().enumerate() {
+        text.extend_from_slice(row);
+        text.extend_from_slice(match k % 4 {
+            0 => b"\r\n",
+            1 => b"\n\n",
+            _ => b"\n",
+        });
+    }
+    text.extend_from_slice(b"{\"last\": 1}");
+    put("memory://json_reader/slices/rows.jsonl", &text);
+    let params = serde_json::json!({
+        "path": "memory://json_reader/slices/rows.jsonl",
+        "geometry_field": "g",
+    });
+    let (ok, rejected) = assert_slices_make_the_whole(&SPEC, params, 1..=7);
+    assert!(
+        ok.len() > 150 && rejected.len() > 100,
+        "{} {}",
+        ok.len(),
+        rejected.len()
+    );
+    assert!(reasons(&rejected)[0].starts_with("memory://json_reader/slices/rows.jsonl:7: "));
+}
+
+#[test]
+fn slices_of_a_json_array_are_the_whole_read() {
+    let rows = json_rows(300);
+    // Elements only: invalid JSON cannot be in an array that reads.
+    let elements: Vec<String> = rows
+        .iter()
+        .enumerate()
+        .filter(|(k, _)| k % 9 != 3 && k % 9 != 6)
+        .map(|(_, r)| String::from_utf8(r.clone()).unwrap())
+        .collect();
+    let text = format!("\u{feff} \n[\n{}\n]\n", elements.join(",\n  "));
+    put("memory://json_reader/slices/rows.json", text.as_bytes());
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(text.as_bytes()).unwrap();
+    put(
+        "memory://json_reader/slices/rows.json.gz",
+        &gz.finish().unwrap(),
+    );
+    for path in ["rows.json", "rows.json.gz"] {
+        let params = serde_json::json!({
+            "path": format!("memory://json_reader/slices/{path}"),
+            "geometry_field": "g",
+        });
+        let (ok, rejected) = assert_slices_make_the_whole(&SPEC, params, 1..=7);
+        assert!(
+            ok.len() > 150 && rejected.len() > 50,
+            "{} {}",
+            ok.len(),
+            rejected.len()
+        );
+        assert!(
+            reasons(&rejected)[0]
+                .ends_with("rows.json: element 3: expected an object, found an array")
+                || reasons(&rejected)[0]
+                    .ends_with("rows.json.gz: element 3: expected an object, found an array"),
+            "{:?}",
+            reasons(&rejected)[0]
+        );
+    }
+}
+
+#[test]
+fn every_slice_of_small_json_files_is_exact() {
+    let files: &[(&str, &[u8])] = &[
+        ("bom.jsonl", b"\xef\xbb\xbf{\"a\": 1}\n{\"a\": 2}"),
+        (
+            "bad-first.jsonl",
+            b"\xef\xbb\xbf{\"a\": }\r\n\r\n{\"a\": 2}\n",
+        ),
+        ("blank.jsonl", b"\n \n\r\n"),
+        ("empty.jsonl", b""),
+        ("crlf.jsonl", b"{\"a\": 1}\r\n7\r\n{\"a\": 3}\r\n"),
+        (
+            "array.json",
+            b"\xef\xbb\xbf [{\"a\": 1}, 7, {\"a\": 3}, null]",
+        ),
+        ("empty-array.json", b"[ ]"),
+        ("one.json", b"[{\"a\": 1}]\n"),
+    ];
+    for (name, text) in files {
+        let path = format!("memory://json_reader/small/{name}");
+        put(&path, text);
+        let params = serde_json::json!({ "path": path });
+        assert_slices_make_the_whole(&SPEC, params, 1..=text.len() as u64 + 2);
+    }
+}
+
+#[test]
+fn a_json_lines_gzip_file_is_read_whole_by_the_first_slice() {
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(b"{\"a\": 1}\n{\"a\": 2}\n{\"a\": 3}\n")
+        .unwrap();
+    put(
+        "memory://json_reader/slices/z.jsonl.gz",
+        &gz.finish().unwrap(),
+    );
+    let params = serde_json::json!({"path": "memory://json_reader/slices/z.jsonl.gz"});
+    for n in 1..=4 {
+        for i in 0..n {
+            let (ok, _) = read_slice(&SPEC, params.clone(), Slice::new(i, n).unwrap()).unwrap();
+            assert_eq!(ok.len(), if i == 0 { 3 } else { 0 }, "slice {i}/{n}");
+        }
+    }
+}
+
+#[test]
+fn every_slice_of_a_broken_array_fails_like_the_whole_read() {
+    put(
+        "memory://json_reader/slices/broken.json",
+        b"[{\"a\": 1}, 7, {\"a\": 2},\n {\"a\": oops}, {\"a\": 5}]",
+    );
+    let params = serde_json::json!({"path": "memory://json_reader/slices/broken.json"});
+    let whole = read_pair(&SPEC, params.clone()).unwrap_err().to_string();
+    assert!(whole.contains("broken.json:2:"), "{whole}");
+    for n in 1..=6 {
+        for i in 0..n {
+            let e = read_slice(&SPEC, params.clone(), Slice::new(i, n).unwrap()).unwrap_err();
+            assert_eq!(e.to_string(), whole, "slice {i}/{n}");
+        }
+    }
+}
+
+#[test]
+fn several_json_files_are_shared_out_whole() {
+    put(
+        "memory://json_reader/shared/a.jsonl",
+        b"{\"v\": 1}\n{\"v\": 2}\n",
+    );
+    put("memory://json_reader/shared/b.json", b"[{\"v\": 3}]");
+    put("memory://json_reader/shared/c.jsonl", b"{\"v\": 4}\n");
+    let params = serde_json::json!({"path": "memory://json_reader/shared/*"});
+    assert_slices_make_the_whole(&SPEC, params.clone(), 1..=5);
+    let (ok, _) = read_slice(&SPEC, params, Slice::new(1, 3).unwrap()).unwrap();
+    assert_eq!(ok.len(), 1);
+    assert_eq!(ok[0].get("v"), Some(&Value::Int(3)));
+}

@@ -25,6 +25,11 @@
 //!   A value that is not valid WKB sends the row to the `rejected` port with its attributes
 //!   and `_rejection_reason` = `file: row N: ...`. Other encodings (GeoArrow native) fail
 //!   the run with a clear message.
+//! - In a partitioned run (`--partition I/N`), several files are shared out by index, each
+//!   read whole. One file is split by row group: task I reads the row groups
+//!   [`Slice::index_range`](sluice_runtime::Slice::index_range) gives over the file's row
+//!   groups (a file of fewer row groups than tasks leaves some tasks nothing); `row N` in
+//!   rejections counts in the whole file.
 //!
 //! # Why local files are opened directly
 //!
@@ -94,6 +99,7 @@ pub const SPEC: ActionSpec = ActionSpec::new(
 .outputs(&[DEFAULT_PORT, REJECTED_PORT])
 .reads_from("path")
 .shape(shape)
+.sliced("files by index; one Parquet file by ranges of its row groups")
 .example("path: data/buildings/*.parquet\nbatch_rows: 8192\n");
 
 /// The files a `path` names, read by the run and, for their footers, by validation.
@@ -217,6 +223,10 @@ impl FileSource for ParquetReader {
             }
         }
     }
+
+    fn splits_files(&self) -> bool {
+        true
+    }
 }
 
 /// The file path of a local location (a plain path or a `file://` URL); `None` for URLs of
@@ -288,11 +298,24 @@ impl ParquetReader {
             (schema, rejected)
         });
         let crs = geo.as_ref().and_then(|g| g.crs);
+        // A part of the file: its share of the row groups, its rows numbered in the file.
+        let part = out.part();
+        let (builder, first_row) = if part.is_whole() {
+            (builder, 0)
+        } else {
+            let groups = builder.metadata().row_groups();
+            let mine = part.index_range(groups.len());
+            if mine.is_empty() {
+                return Ok(());
+            }
+            let before: i64 = groups[..mine.start].iter().map(|g| g.num_rows()).sum();
+            (builder.with_row_groups(mine.collect()), before as u64)
+        };
         let reader = builder
             .with_batch_size(self.batch_rows)
             .build()
             .map_err(|e| data_error(format!("reading: {e}")))?;
-        let mut row: u64 = 0;
+        let mut row: u64 = first_row;
         for batch in reader {
             ctx.check_cancelled()?;
             let batch = batch.map_err(|e| data_error(format!("near row {row}: {e}")))?;

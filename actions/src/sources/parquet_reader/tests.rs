@@ -203,3 +203,97 @@ fn crs_codes_from_geo_metadata() {
     assert_eq!(local_path("data/x.parquet"), Some("data/x.parquet"));
     assert_eq!(local_path("file:///tmp/x"), Some("/tmp/x"));
 }
+
+// ---------------------------------------------------------------------------------------------
+// Slices of one file (partitioned runs)
+// ---------------------------------------------------------------------------------------------
+
+use crate::sources::test_support::{assert_slices_make_the_whole, read_slice};
+use sluice_runtime::Slice;
+
+/// A GeoParquet file of `rows` rows in row groups of `group_rows`, with bad WKB every 97th
+/// row.
+fn grouped(rows: usize, group_rows: usize) -> Vec<u8> {
+    let schema = Arc::new(ArrowSchema::new(vec![
+        Field::new("n", DataType::Int64, true),
+        Field::new("geom", DataType::Binary, true),
+        Field::new("s", DataType::Utf8, true),
+    ]));
+    let mut geoms = BinaryBuilder::new();
+    for i in 0..rows {
+        if i % 97 == 5 {
+            geoms.append_value([1u8, 1, 0]);
+        } else if i % 5 == 4 {
+            geoms.append_null();
+        } else {
+            let mut b = Vec::new();
+            wkb::to_wkb_2d(&geo_types::Point::new(i as f64, 0.5).into(), &mut b);
+            geoms.append_value(&b);
+        }
+    }
+    let batch = RecordBatch::try_new(
+        schema.clone(),
+        vec![
+            Arc::new(Int64Array::from_iter_values(0..rows as i64)),
+            Arc::new(geoms.finish()),
+            Arc::new(StringArray::from_iter(
+                (0..rows).map(|i| (i % 3 != 0).then(|| format!("s{i}"))),
+            )),
+        ],
+    )
+    .unwrap();
+    let props = parquet::file::properties::WriterProperties::builder()
+        .set_max_row_group_row_count(Some(group_rows))
+        .build();
+    let mut buf = Vec::new();
+    let mut w = ArrowWriter::try_new(&mut buf, schema, Some(props)).unwrap();
+    w.write(&batch).unwrap();
+    w.append_key_value_metadata(KeyValue::new("geo".into(), GEO.to_string()));
+    w.close().unwrap();
+    buf
+}
+
+#[test]
+fn slices_of_one_file_are_ranges_of_row_groups() {
+    let bytes = grouped(2_000, 300);
+    let groups = ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(bytes.clone()))
+        .unwrap()
+        .metadata()
+        .num_row_groups();
+    assert_eq!(groups, 7);
+    put("memory://parquet_reader/slices/grouped.parquet", &bytes);
+    let dir = tempfile::tempdir().unwrap();
+    let local = dir.path().join("grouped.parquet");
+    std::fs::write(&local, &bytes).unwrap();
+    for path in [
+        "memory://parquet_reader/slices/grouped.parquet".to_string(),
+        local.to_string_lossy().into_owned(),
+    ] {
+        let params = serde_json::json!({"path": path, "batch_rows": 128});
+        let (ok, rejected) = assert_slices_make_the_whole(&SPEC, params.clone(), 1..=9);
+        assert_eq!(ok.len() + rejected.len(), 2_000);
+        let reason = rejected[3].get(REJECTION_REASON).unwrap().to_string();
+        assert!(
+            reason.starts_with(&format!("{path}: row 296: geometry: bad WKB")),
+            "{reason}"
+        );
+        // Three slices of seven row groups: 2, 2 and 3 of them.
+        let (ok, rejected) = read_slice(&SPEC, params, Slice::new(1, 3).unwrap()).unwrap();
+        assert_eq!(ok.len() + rejected.len(), 600);
+        assert_eq!(ok[0].get("n"), Some(&Value::Int(600)));
+    }
+}
+
+#[test]
+fn several_parquet_files_are_shared_out_whole() {
+    for (k, rows) in [10usize, 0, 25].iter().enumerate() {
+        put(
+            &format!("memory://parquet_reader/shared/p{k}.parquet"),
+            &grouped(*rows, 4),
+        );
+    }
+    let params = serde_json::json!({"path": "memory://parquet_reader/shared"});
+    assert_slices_make_the_whole(&SPEC, params.clone(), 1..=5);
+    let (ok, rejected) = read_slice(&SPEC, params, Slice::new(2, 3).unwrap()).unwrap();
+    assert_eq!(ok.len() + rejected.len(), 25, "all of p2");
+}

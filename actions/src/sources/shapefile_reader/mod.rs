@@ -120,6 +120,7 @@ pub const SPEC: ActionSpec = ActionSpec::new(
 .shape(shape)
 .outputs(&[DEFAULT_PORT])
 .reads_from("path")
+.sliced("files by index; one shapefile is read whole by the first task")
 .example("path: data/parcels.shp\n");
 
 /// How many files validation reads the `.dbf` header of.

@@ -467,3 +467,24 @@ fn validation_reads_the_fields_and_crs_from_the_sidecars() {
     let params = serde_json::json!({ "path": "memory://nowhere/x.shp" });
     assert!(sluice_runtime::testing::predict(&SPEC, &params, &[], &outputs)[0].open);
 }
+
+#[test]
+fn slices_share_out_shapefiles_by_index_and_read_one_in_the_first() {
+    use crate::sources::test_support::{assert_slices_make_the_whole, read_slice};
+    use sluice_runtime::Slice;
+    let dir = tempfile::tempdir().unwrap();
+    for (name, n) in [("a", 3), ("b", 1), ("c", 5)] {
+        let path = dir.path().join(format!("{name}.shp"));
+        write(&path.to_string_lossy(), polygons(n));
+    }
+    let folder = dir.path().to_string_lossy().into_owned();
+    let (all, _) =
+        assert_slices_make_the_whole(&SPEC, serde_json::json!({ "path": folder }), 1..=5);
+    assert_eq!(all.len(), 9);
+    let one = dir.path().join("c.shp").to_string_lossy().into_owned();
+    let params = serde_json::json!({ "path": one });
+    assert_slices_make_the_whole(&SPEC, params.clone(), 1..=3);
+    let (first, _) = read_slice(&SPEC, params.clone(), Slice::new(0, 2).unwrap()).unwrap();
+    let (second, _) = read_slice(&SPEC, params, Slice::new(1, 2).unwrap()).unwrap();
+    assert_eq!((first.len(), second.len()), (5, 0));
+}
