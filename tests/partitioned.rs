@@ -398,3 +398,87 @@ fn a_sort_with_ties_and_nulls_merged_from_sorted_parts_is_byte_identical() {
         same_files(&whole, &out);
     }
 }
+
+/// A sink whose path ends in `/` writes a folder of parts: every task of a parallel stage
+/// writes its own part, and the parts read in order hold the one-process run's rows; a
+/// folder holding a part of an earlier run with more tasks is refused.
+#[test]
+fn a_folder_of_parts_is_written_by_every_task_and_stale_parts_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.csv");
+    ok(
+        &sluice(
+            &root(),
+            &[
+                "generate",
+                "w1",
+                "--rows",
+                "7000",
+                "--out",
+                input.to_str().unwrap(),
+            ],
+            TIMEOUT,
+        ),
+        "generate",
+    );
+    let wf = dir.path().join("wf.yaml");
+    std::fs::write(
+        &wf,
+        "name: parts\nvariables:\n  out:\n    default: out/\nnodes:\n  - { id: read, action: csv_reader, with: { path: in.csv } }\n  - { id: keep, action: filter, with: { expression: \"value > 500\" } }\n  - { id: csv, action: csv_writer, with: { path: \"${out}csv/\" } }\n  - { id: jsonl, action: jsonl_writer, with: { path: \"${out}jsonl/\" } }\nedges:\n  - read -> keep\n  - keep.passed -> csv\n  - keep.passed -> jsonl\n",
+    )
+    .unwrap();
+    let whole = dir.path().join("whole");
+    run_whole(&wf, &[format!("out={}/", whole.display())]);
+    let whole_csv = std::fs::read_to_string(whole.join("csv/part-00000.csv")).unwrap();
+    let whole_jsonl = std::fs::read_to_string(whole.join("jsonl/part-00000.jsonl")).unwrap();
+    assert!(whole_csv.lines().count() > 1000, "{}", whole_csv.len());
+    let out = dir.path().join("parts");
+    let vars = [format!("out={}/", out.display())];
+    let plan = run_partitioned(&wf, &vars, 3, &dir.path().join("job"));
+    assert_eq!(plan["stages"].as_array().unwrap().len(), 1, "{plan}");
+    assert_eq!(plan["stages"][0]["writes"][0]["parts"], true);
+    let (mut csv, mut jsonl) = (String::new(), String::new());
+    for i in 0..3 {
+        let part = std::fs::read_to_string(out.join(format!("csv/part-{i:05}.csv"))).unwrap();
+        let mut lines = part.split_inclusive('\n');
+        let header = lines.next().unwrap();
+        if i == 0 {
+            csv.push_str(header);
+        } else {
+            assert_eq!(header, whole_csv.split_inclusive('\n').next().unwrap());
+        }
+        csv.extend(lines);
+        jsonl += &std::fs::read_to_string(out.join(format!("jsonl/part-{i:05}.jsonl"))).unwrap();
+    }
+    assert!(
+        csv == whole_csv,
+        "the CSV parts do not add up to the one-process output"
+    );
+    assert!(
+        jsonl == whole_jsonl,
+        "the JSON Lines parts do not add up to the one-process output"
+    );
+
+    // Two tasks into the folder of three parts: part-00002 would be read as part of it.
+    let job2 = dir.path().join("job2");
+    let args = [
+        "run",
+        wf.to_str().unwrap(),
+        "-q",
+        "--var",
+        &vars[0],
+        "--stage",
+        "0",
+        "--partition",
+        "0/2",
+        "--job",
+        job2.to_str().unwrap(),
+    ];
+    let o = sluice(&root(), &args, TIMEOUT);
+    assert_eq!(o.status.code(), Some(2));
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        e.contains("holds part-00002.csv") || e.contains("holds part-00002.jsonl"),
+        "{e}"
+    );
+}

@@ -84,6 +84,8 @@ const FOOTER: &[u8] = b"\n]}\n";
 struct GeojsonEncoder;
 
 impl RecordEncoder for GeojsonEncoder {
+    const EXTENSION: &'static str = "geojson";
+
     /// Whether a feature was written (the next one is preceded by a comma).
     /// Whether a feature was written, and the collection's CRS (from its first feature).
     type State = (bool, Option<u32>);
@@ -326,7 +328,7 @@ mod tests {
     #[test]
     fn bad_params_are_located_and_abort_leaves_nothing() {
         for (params, path) in [
-            (serde_json::json!({"path": "out/"}), "path"),
+            (serde_json::json!({"path": "out/{id}/"}), "path"),
             (serde_json::json!({"path": "out/{a.geojson"}), "path"),
             (
                 serde_json::json!({"path": "x", "max_open_files": 0}),

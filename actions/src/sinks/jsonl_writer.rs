@@ -70,6 +70,8 @@ fn build(ctx: &BuildContext) -> Result<BuiltAction, ActionError> {
 struct JsonlEncoder;
 
 impl RecordEncoder for JsonlEncoder {
+    const EXTENSION: &'static str = "jsonl";
+
     type State = ();
     /// No state at all.
     const PARALLEL: bool = true;
@@ -198,7 +200,7 @@ mod tests {
         assert!(matches!(err, ActionError::Param { .. }), "{err:?}");
         let err = (SPEC.build)(&BuildContext {
             node_id: "t",
-            params: &serde_json::json!({"path": "out/"}),
+            params: &serde_json::json!({"path": "/"}),
         })
         .err()
         .unwrap();

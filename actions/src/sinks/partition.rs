@@ -239,6 +239,16 @@ impl<F: FileFormat> Partitioned<F> {
         }
     }
 
+    /// Writes to the one file `path` instead (a folder of parts names its file only when
+    /// the task is known). Only before anything was written.
+    pub(crate) fn retarget(&mut self, path: String) {
+        debug_assert!(self.open.is_empty() && self.parts.is_empty() && self.written == 0);
+        self.template = PathTemplate {
+            parts: vec![Part::Text(path.clone())],
+        };
+        self.static_path = Some(path);
+    }
+
     /// Writes a batch: to one file in one go when the path has no placeholder, else
     /// feature by feature to each one's partition.
     pub(crate) fn write_batch(

@@ -6,8 +6,10 @@
 //! received no feature. Everything else is here, once:
 //!
 //! - the parameters every text writer shares, checked in [`TextOutput::new`]: `path` names
-//!   a file and may hold `{attribute}` placeholders (`sinks/partition.rs`), `max_open_files`
-//!   is at least 1, `gzip` defaults to whether the name ends in `.gz`;
+//!   a file and may hold `{attribute}` placeholders (`sinks/partition.rs`), or, ending in
+//!   `/`, a folder of parts (`part-00000.csv`; in a partitioned run each task writes the
+//!   part of its index, [`part_path`]), `max_open_files` is at least 1, `gzip` defaults to
+//!   whether the name ends in `.gz`;
 //! - each file is written through an [`Output`] (a temporary file of the runtime's store,
 //!   or stdout for `-`, gzip or not) behind a 64 KiB buffer; a feature is encoded into one
 //!   reused byte buffer and written whole;
@@ -36,6 +38,9 @@ const CHUNK_MIN: usize = 64;
 
 /// How one text format turns features into bytes. Every method appends to `buf`.
 pub(crate) trait RecordEncoder: Clone + Send + Sync + 'static {
+    /// The file name extension of the format (`csv`), for the files of a folder of parts.
+    const EXTENSION: &'static str;
+
     /// What one file keeps from its first feature to its end (CSV: its columns).
     type State: Clone + Send + Sync;
 
@@ -69,6 +74,53 @@ pub(crate) struct TextOutput {
     template: PathTemplate,
     gzip: bool,
     max_open_files: usize,
+    /// `path` names a folder of parts (it ends in `/`).
+    parts: bool,
+}
+
+/// The name of the part a task writes in a folder of parts: `part-00003.csv`.
+pub(crate) fn part_name(task: u32, extension: &str, gzip: bool) -> String {
+    format!(
+        "part-{task:05}.{extension}{}",
+        if gzip { ".gz" } else { "" }
+    )
+}
+
+/// The path of the part this run writes in the folder of parts `folder` (task `slice.index`
+/// of `slice.count`), after checking that the folder holds no part of a run with more tasks
+/// (it would be read as part of this output: it is an error, not something removed).
+pub(crate) fn part_path(
+    folder: &str,
+    slice: sluice_runtime::Slice,
+    extension: &str,
+    gzip: bool,
+) -> Result<String, ActionError> {
+    let suffix = format!(".{extension}{}", if gzip { ".gz" } else { "" });
+    if let Ok(entries) = std::fs::read_dir(folder) {
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let index = name
+                .strip_prefix("part-")
+                .and_then(|r| r.strip_suffix(suffix.as_str()))
+                .and_then(|n| n.parse::<u64>().ok());
+            if let Some(i) = index
+                && i >= u64::from(slice.count)
+            {
+                return Err(ActionError::param(
+                    "path",
+                    format!(
+                        "the folder of parts {folder} holds {name}, a part of an earlier run \
+                         with more than {} part(s); remove it (or write to an empty folder)",
+                        slice.count
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(format!(
+        "{folder}{}",
+        part_name(slice.index, extension, gzip)
+    ))
 }
 
 impl TextOutput {
@@ -79,10 +131,17 @@ impl TextOutput {
         gzip: Option<bool>,
         max_open_files: usize,
     ) -> Result<TextOutput, ActionError> {
-        if path.trim().is_empty() || path.ends_with('/') {
+        if path.trim().is_empty() || path == "/" {
             return Err(ActionError::param("path", "must name a file"));
         }
+        let parts = path.ends_with('/');
         let template = PathTemplate::parse(&path).map_err(|m| ActionError::param("path", m))?;
+        if parts && !template.is_static() {
+            return Err(ActionError::param(
+                "path",
+                "a folder of parts (a path ending in /) cannot hold {attribute} placeholders",
+            ));
+        }
         if max_open_files == 0 {
             return Err(ActionError::param("max_open_files", "must be at least 1"));
         }
@@ -92,12 +151,15 @@ impl TextOutput {
             template,
             gzip,
             max_open_files,
+            parts,
         })
     }
 
     /// The sink writing these files with `encoder`.
     pub(crate) fn writer<E: RecordEncoder>(self, encoder: E) -> TextWriter<E> {
+        let parts = self.parts.then(|| (self.path.clone(), self.gzip));
         TextWriter {
+            parts,
             files: Partitioned::new(
                 self.template,
                 TextFormat {
@@ -121,6 +183,20 @@ impl TextOutput {
 pub(crate) struct TextWriter<E: RecordEncoder> {
     pub(super) files: Partitioned<TextFormat<E>>,
     path: String,
+    /// A folder of parts and whether they are gzipped: the file (`part-00000.csv`, or the
+    /// task's index in a partitioned run) is named when the first batch or the end comes.
+    parts: Option<(String, bool)>,
+}
+
+impl<E: RecordEncoder> TextWriter<E> {
+    /// Names the part this run writes, once.
+    fn name_part(&mut self, ctx: &NodeContext) -> Result<(), ActionError> {
+        if let Some((folder, gzip)) = self.parts.take() {
+            self.files
+                .retarget(part_path(&folder, ctx.slice(), E::EXTENSION, gzip)?);
+        }
+        Ok(())
+    }
 }
 
 /// A [`FileFormat`] made of an encoder: opens [`Output`]s and writes the encoded bytes.
@@ -240,10 +316,12 @@ impl<E: RecordEncoder> FileFormat for TextFormat<E> {
 
 impl<E: RecordEncoder> Sink for TextWriter<E> {
     fn write(&mut self, _input: usize, batch: Batch, ctx: &NodeContext) -> Result<(), ActionError> {
+        self.name_part(ctx)?;
         self.files.write_batch(batch, ctx)
     }
 
     fn finish(&mut self, ctx: &NodeContext) -> Result<(), ActionError> {
+        self.name_part(ctx)?;
         self.files.finish()?;
         ctx.log(format!(
             "wrote {} features to {} ({} files)",
@@ -274,6 +352,7 @@ mod tests {
     struct Ids;
 
     impl RecordEncoder for Ids {
+        const EXTENSION: &'static str = "ids";
         type State = u32;
         fn header(&mut self, _first: &Feature, buf: &mut Vec<u8>) -> Result<u32, ActionError> {
             buf.extend_from_slice(b"[");
@@ -402,7 +481,8 @@ mod tests {
     fn shared_parameters_are_checked() {
         for (path, max, want) in [
             ("", 1, "path"),
-            ("out/", 1, "path"),
+            ("/", 1, "path"),
+            ("out/{a}/", 1, "path"),
             ("out/{a.txt", 1, "path"),
             ("x.txt", 0, "max_open_files"),
         ] {

@@ -127,13 +127,20 @@ pub fn plan_stages(plan: &Plan, partitions: u32) -> StagePlan {
         .unwrap_or_else(|_| (0..n).collect());
     let mut parallel = vec![false; n];
     for &i in &order {
-        parallel[i] = match plan.nodes[i].spec.partitioning {
-            Partitioning::Sliced(_) | Partitioning::Whole => true,
-            Partitioning::PerFeature => plan
-                .edges
+        let fed_by_parallel = |parallel: &[bool]| {
+            plan.edges
                 .iter()
                 .filter(|e| e.to == i)
-                .all(|e| parallel[e.from]),
+                .all(|e| parallel[e.from])
+        };
+        if writes_parts(&plan.nodes[i]) {
+            // Each task writes its own part of the folder.
+            parallel[i] = fed_by_parallel(&parallel);
+            continue;
+        }
+        parallel[i] = match plan.nodes[i].spec.partitioning {
+            Partitioning::Sliced(_) | Partitioning::Whole => true,
+            Partitioning::PerFeature => fed_by_parallel(&parallel),
             Partitioning::Global => false,
         };
     }
@@ -266,6 +273,18 @@ pub fn plan_stages(plan: &Plan, partitions: u32) -> StagePlan {
     }
 }
 
+/// Whether `node` is a sink writing a folder of parts (its output path ends in `/`): one
+/// file per task (`part-00000.csv`...), so it runs in every task of a parallel stage.
+pub fn writes_parts(node: &crate::dag::PlanNode) -> bool {
+    node.spec.kind == ActionKind::Sink
+        && node
+            .spec
+            .output_path
+            .and_then(|k| node.params.get(k))
+            .and_then(|v| v.as_str())
+            .is_some_and(|p| p.ends_with('/') || p.ends_with(std::path::MAIN_SEPARATOR))
+}
+
 /// Why a stage of single nodes runs as one task: the nodes that need all their input.
 fn single_reason(plan: &Plan, nodes: &[usize]) -> String {
     let reasons: Vec<String> = nodes
@@ -344,6 +363,7 @@ impl StagePlan {
                             "node": n.id,
                             "action": n.spec.name,
                             "path": n.spec.output_path.and_then(|k| n.params.get(k)),
+                            "parts": writes_parts(n),
                         })),
                         _ => {}
                     }
@@ -457,7 +477,12 @@ impl StagePlan {
                         .and_then(|k| n.params.get(k))
                         .and_then(|v| v.as_str())
                         .unwrap_or("its output");
-                    let _ = writeln!(s, "  writes {path} ({} {})", n.spec.name, n.id);
+                    let parts = if writes_parts(n) {
+                        " as a folder of parts, one per task (part-00000...)"
+                    } else {
+                        ""
+                    };
+                    let _ = writeln!(s, "  writes {path}{parts} ({} {})", n.spec.name, n.id);
                 }
             }
         }

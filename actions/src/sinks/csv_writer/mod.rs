@@ -218,6 +218,8 @@ impl CsvEncoder {
 }
 
 impl RecordEncoder for CsvEncoder {
+    const EXTENSION: &'static str = "csv";
+
     type State = Layout;
     /// The layout's lookup is a cache of where the columns sit in the last schema seen.
     const PARALLEL: bool = true;

@@ -104,7 +104,7 @@ pub const SPEC: ActionSpec = ActionSpec::new(
 
 fn build(ctx: &BuildContext) -> Result<BuiltAction, ActionError> {
     let p: ParquetWriterParams = ctx.params()?;
-    if p.path.trim().is_empty() || p.path.ends_with('/') {
+    if p.path.trim().is_empty() || p.path == "/" {
         return Err(ActionError::param("path", "must name a file"));
     }
     if p.row_group_rows == 0 {
@@ -239,6 +239,16 @@ struct ParquetWriter {
 }
 
 impl ParquetWriter {
+    /// A path ending in `/` names a folder of parts: this run writes the part of its task
+    /// (`part-00000.parquet`, or the task's index in a partitioned run).
+    fn name_part(&mut self, ctx: &NodeContext) -> Result<(), ActionError> {
+        if self.path.ends_with('/') {
+            self.path =
+                crate::sinks::text_writer::part_path(&self.path, ctx.slice(), "parquet", false)?;
+        }
+        Ok(())
+    }
+
     fn parquet_error(&self, e: parquet::errors::ParquetError) -> ActionError {
         ActionError::io(
             format!("writing {}", self.path),
@@ -372,6 +382,7 @@ fn writer_properties(columns: usize, row_group_rows: usize) -> WriterProperties 
 
 impl Sink for ParquetWriter {
     fn write(&mut self, _input: usize, batch: Batch, ctx: &NodeContext) -> Result<(), ActionError> {
+        self.name_part(ctx)?;
         if self.reservation.is_none() {
             self.reservation = Some(ctx.budget.register(&ctx.node_id));
         }
@@ -399,6 +410,7 @@ impl Sink for ParquetWriter {
     }
 
     fn finish(&mut self, ctx: &NodeContext) -> Result<(), ActionError> {
+        self.name_part(ctx)?;
         self.flush_row_group()?;
         let Some(mut writer) = self.writer.take() else {
             return Ok(());
