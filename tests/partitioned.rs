@@ -482,3 +482,68 @@ fn a_folder_of_parts_is_written_by_every_task_and_stale_parts_are_refused() {
         "{e}"
     );
 }
+
+/// A sort into a folder of parts runs as N tasks, task B taking the B-th range of the
+/// sort's order from every sorted part: the parts in order are the one-process sort, with
+/// ties (kept in input order across tasks) and nulls, and every part gets a share.
+#[test]
+fn a_range_partitioned_sort_writes_parts_that_are_sorted_as_a_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut csv = String::from("k,g,i\n");
+    for i in 0..20_000u32 {
+        let k = match i % 7 {
+            0 => String::new(),
+            1 => format!("{}.5", i % 50),
+            _ => (i % 50).to_string(),
+        };
+        let g = if i % 11 == 0 {
+            ""
+        } else {
+            ["a", "b", "c"][(i % 3) as usize]
+        };
+        csv.push_str(&format!("{k},{g},{i}\n"));
+    }
+    std::fs::write(dir.path().join("in.csv"), csv).unwrap();
+    let wf = dir.path().join("wf.yaml");
+    std::fs::write(
+        &wf,
+        "name: ranges\nvariables:\n  out:\n    default: out/\nnodes:\n  - { id: read, action: csv_reader, with: { path: in.csv } }\n  - id: order\n    action: sort\n    with:\n      by:\n        - { attribute: k, nulls: first }\n        - { attribute: g, descending: true }\n  - { id: keep, action: filter, with: { expression: \"i % 5 != 0\" } }\n  - { id: write, action: csv_writer, with: { path: \"${out}\" } }\nedges:\n  - read -> order\n  - order -> keep\n  - keep.passed -> write\n",
+    )
+    .unwrap();
+    let whole = dir.path().join("whole");
+    run_whole(&wf, &[format!("out={}/", whole.display())]);
+    let expected = std::fs::read_to_string(whole.join("part-00000.csv")).unwrap();
+    for n in [2u32, 3, 4] {
+        let out = dir.path().join(format!("n{n}"));
+        let plan = run_partitioned(
+            &wf,
+            &[format!("out={}/", out.display())],
+            n,
+            &dir.path().join(format!("job{n}")),
+        );
+        let stages = plan["stages"].as_array().unwrap();
+        assert_eq!(stages.len(), 2, "{plan}");
+        assert_eq!(stages[1]["tasks"], n, "{plan}");
+        assert_eq!(stages[1]["range_of"], "order", "{plan}");
+        let mut joined = String::new();
+        for i in 0..n {
+            let part = std::fs::read_to_string(out.join(format!("part-{i:05}.csv"))).unwrap();
+            let mut lines = part.split_inclusive('\n');
+            let header = lines.next().unwrap_or_default();
+            let rows: Vec<&str> = lines.collect();
+            assert!(
+                rows.len() > 16_000 / (4 * n as usize),
+                "part {i} of {n} holds only {} rows",
+                rows.len()
+            );
+            if i == 0 {
+                joined.push_str(header);
+            }
+            joined.extend(rows);
+        }
+        assert!(
+            joined == expected,
+            "the {n} sorted parts are not the one-process sort"
+        );
+    }
+}

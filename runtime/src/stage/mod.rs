@@ -28,19 +28,29 @@
 //! (ties to the lower task: a stable sort stays stable) and passes them through the node.
 //! The heavy sort runs in parallel; the last stage only merges.
 //!
+//! When what follows such a sort is per-feature nodes and folders of parts (a writer whose
+//! path ends in `/`), its stage runs as N tasks too: each sorted part carries a sample
+//! (every [`SAMPLE_EVERY`]-th feature), task B takes from all
+//! samples the boundaries of the B-th range of the order and reads from every part only the
+//! rows in that range (found through the sample, so it decodes about 1/N of each part), and
+//! writes part B. Equal keys fall in one range, so the parts in order are the one-process
+//! sort, ties in input order.
+//!
 //! # The job folder
 //!
 //! ```text
 //! JOB/job.json                                       workflow hash and partition count
 //! JOB/stage-K/bucket-00000/cut-C/task-IIIII.json     what task I of stage K wrote on cut C
 //! JOB/stage-K/bucket-00000/cut-C/task-IIIII-PPPPP.parquet   the features, spill's layout
+//! JOB/stage-K/bucket-00000/cut-C/task-IIIII-sample-PPPPP.parquet   a sorted part's sample
 //! ```
 //!
 //! A task's files are written under temporary names and renamed when the task succeeds;
 //! its `task-IIIII.json` comes last, so a reader never sees half of a task. A task run
-//! again writes the same files. The bucket level is where range- and hash-partitioned
-//! cuts will put one folder per consuming task; every cut has one bucket today, since
-//! every consuming stage is a single task.
+//! again writes the same files. Every cut has one bucket: a range-partitioned reader finds
+//! its range inside each sorted part, so nothing is written twice. (Hash-partitioned cuts,
+//! for dedup, joins and grouped statistics, would write one bucket per reading task; those
+//! actions run in one task today.)
 
 mod error;
 mod shuffle;
@@ -50,6 +60,7 @@ use std::collections::BTreeSet;
 use std::fmt::Write as _;
 
 pub use error::StageError;
+pub use shuffle::SAMPLE_EVERY;
 pub use task::{JOB_FILE, StageTask, stage_task};
 
 use crate::action::{ActionKind, Partitioning};
@@ -85,6 +96,10 @@ pub struct Stage {
     pub single_task_reason: Option<String>,
     /// The stages whose outputs it reads.
     pub depends_on: Vec<usize>,
+    /// For a stage of N tasks that starts at a presorted sorting node (this node): task B
+    /// reads the B-th range of the node's order from every part, the boundaries taken from
+    /// the parts' samples, so its outputs in task order are sorted as a whole.
+    pub range_of: Option<usize>,
 }
 
 /// The features leaving one output port of a parallel stage for single stages.
@@ -192,6 +207,7 @@ pub fn plan_stages(plan: &Plan, partitions: u32) -> StagePlan {
             tasks: if parallel[r] { partitions } else { 1 },
             single_task_reason,
             depends_on: Vec::new(),
+            range_of: None,
         });
     }
     let mut cuts: Vec<Cut> = Vec::new();
@@ -262,6 +278,29 @@ pub fn plan_stages(plan: &Plan, partitions: u32) -> StagePlan {
         if !deps.contains(&stage_of[e.from]) {
             deps.push(stage_of[e.from]);
             deps.sort_unstable();
+        }
+    }
+    // A stage that is a presorted sort and what follows it one feature at a time, down to
+    // folders of parts, runs as N tasks, each on one range of the sort's order.
+    for &g in &presorted {
+        let st = stage_of[g];
+        let nodes = &stages[st].nodes;
+        let fits = nodes.iter().all(|&i| {
+            let node = &plan.nodes[i];
+            i == g
+                || writes_parts(node)
+                || (node.spec.kind != ActionKind::Sink
+                    && node.spec.partitioning == Partitioning::PerFeature)
+        }) && plan
+            .edges
+            .iter()
+            .filter(|e| nodes.contains(&e.to) && e.to != g)
+            .all(|e| nodes.contains(&e.from))
+            && presorted.iter().filter(|&&p| stage_of[p] == st).count() == 1;
+        if fits && partitions > 1 {
+            stages[st].tasks = partitions;
+            stages[st].single_task_reason = None;
+            stages[st].range_of = Some(g);
         }
     }
     StagePlan {
@@ -391,6 +430,7 @@ impl StagePlan {
                     "stage": s.index,
                     "tasks": s.tasks,
                     "single_task_reason": s.single_task_reason,
+                    "range_of": s.range_of.map(|g| plan.nodes[g].id.as_str()),
                     "depends_on": s.depends_on,
                     "nodes": s.nodes.iter().map(|&i| plan.nodes[i].id.as_str()).collect::<Vec<_>>(),
                     "reads": reads,
@@ -432,6 +472,14 @@ impl StagePlan {
             );
             if let Some(why) = &st.single_task_reason {
                 let _ = writeln!(s, "  one task: {why}");
+            }
+            if let Some(g) = st.range_of {
+                let _ = writeln!(
+                    s,
+                    "  task B takes the B-th range of {}'s order from every sorted part \
+                     (boundaries from the parts' samples)",
+                    plan.nodes[g].id
+                );
             }
             for &i in &st.nodes {
                 let n = &plan.nodes[i];

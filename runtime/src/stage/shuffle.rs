@@ -27,6 +27,13 @@ pub(super) struct TaskRecord {
     pub features: u64,
     /// The files, in order.
     pub files: Vec<TaskFile>,
+    /// For a sorted part: every `sample_every`-th feature (rows 0, K, 2K...), in files of
+    /// their own, from which the reading stage takes its range boundaries.
+    #[serde(default)]
+    pub sample_every: u64,
+    /// The sample's files, in order.
+    #[serde(default)]
+    pub samples: Vec<TaskFile>,
 }
 
 /// One file of a task's output on a cut.
@@ -45,23 +52,23 @@ pub(super) fn record_name(task: u32) -> String {
     format!("task-{task:05}.json")
 }
 
-/// Writes what reaches it to `folder` as task `task`'s files, committed with the run.
-pub(super) struct CutWriter {
-    pub(super) folder: String,
-    pub(super) task: u32,
-    pub(super) port: String,
-    pub(super) workflow_hash: String,
-    pub(super) open: Option<(String, RunWriter<AtomicWriter>)>,
-    pub(super) landed: Vec<(TaskFile, AtomicWriter)>,
+/// Rows between two sampled rows of a sorted part.
+pub const SAMPLE_EVERY: u64 = 256;
+
+/// A sequence of files `PREFIX-00000.parquet`, `PREFIX-00001.parquet`... in a cut's folder: a
+/// new file when a batch does not fit the open one's columns.
+struct FileSeq {
+    folder: String,
+    prefix: String,
+    open: Option<(String, RunWriter<AtomicWriter>)>,
+    landed: Vec<(TaskFile, AtomicWriter)>,
 }
 
-impl CutWriter {
-    pub(super) fn new(folder: String, task: u32, port: String, workflow_hash: String) -> Self {
-        CutWriter {
-            folder,
-            task,
-            port,
-            workflow_hash,
+impl FileSeq {
+    fn new(folder: &str, prefix: String) -> FileSeq {
+        FileSeq {
+            folder: folder.to_string(),
+            prefix,
             open: None,
             landed: Vec::new(),
         }
@@ -83,9 +90,9 @@ impl CutWriter {
         Ok(())
     }
 
-    fn start(&mut self, batch: &Batch) -> Result<(), ActionError> {
+    fn start(&mut self, batch: &[Feature]) -> Result<(), ActionError> {
         let (columns, kinds) = scan_columns(batch);
-        let name = format!("task-{:05}-{:05}.parquet", self.task, self.landed.len());
+        let name = format!("{}-{:05}.parquet", self.prefix, self.landed.len());
         let at = format!("{}/{name}", self.folder);
         let out = AtomicWriter::create(&at).map_err(to_action_error)?;
         let writer =
@@ -93,26 +100,23 @@ impl CutWriter {
         self.open = Some((name, writer));
         Ok(())
     }
-}
 
-impl Sink for CutWriter {
-    fn write(&mut self, _input: usize, batch: Batch, ctx: &NodeContext) -> Result<(), ActionError> {
-        ctx.check_cancelled()?;
+    fn write(&mut self, batch: &[Feature]) -> Result<(), ActionError> {
         if batch.is_empty() {
             return Ok(());
         }
         if let Some((_, w)) = &mut self.open {
-            if w.write_features(&batch)? {
+            if w.write_features(batch)? {
                 return Ok(());
             }
             // The batch does not fit the file's columns: it starts the next file.
             self.land()?;
         }
-        self.start(&batch)?;
+        self.start(batch)?;
         let Some((_, w)) = &mut self.open else {
             unreachable!("a file was just opened")
         };
-        if w.write_features(&batch)? {
+        if w.write_features(batch)? {
             Ok(())
         } else {
             Err(ActionError::data(
@@ -122,22 +126,92 @@ impl Sink for CutWriter {
         }
     }
 
-    fn finish(&mut self, _ctx: &NodeContext) -> Result<(), ActionError> {
-        self.land()
-    }
-
-    fn commit(&mut self) -> Result<(), ActionError> {
+    /// Moves the files into place; what they were.
+    fn commit(&mut self) -> Result<Vec<TaskFile>, ActionError> {
         let mut files = Vec::new();
         for (file, out) in self.landed.drain(..) {
             out.commit().map_err(to_action_error)?;
             files.push(file);
         }
+        Ok(files)
+    }
+
+    fn abort(&mut self) {
+        // Dropping the writers removes their temporary files.
+        self.open = None;
+        self.landed.clear();
+    }
+}
+
+/// Writes what reaches it to `folder` as task `task`'s files, committed with the run; for
+/// a sorted part, also every [`SAMPLE_EVERY`]-th feature as its sample.
+pub(super) struct CutWriter {
+    folder: String,
+    task: u32,
+    port: String,
+    workflow_hash: String,
+    data: FileSeq,
+    /// The sample of a sorted part, and the rows written so far.
+    sample: Option<(FileSeq, u64)>,
+}
+
+impl CutWriter {
+    pub(super) fn new(
+        folder: String,
+        task: u32,
+        port: String,
+        workflow_hash: String,
+        sorted: bool,
+    ) -> Self {
+        CutWriter {
+            data: FileSeq::new(&folder, format!("task-{task:05}")),
+            sample: sorted.then(|| (FileSeq::new(&folder, format!("task-{task:05}-sample")), 0)),
+            folder,
+            task,
+            port,
+            workflow_hash,
+        }
+    }
+}
+
+impl Sink for CutWriter {
+    fn write(&mut self, _input: usize, batch: Batch, ctx: &NodeContext) -> Result<(), ActionError> {
+        ctx.check_cancelled()?;
+        if let Some((sample, rows)) = &mut self.sample {
+            let first = (SAMPLE_EVERY - *rows % SAMPLE_EVERY) % SAMPLE_EVERY;
+            let picked: Vec<Feature> = batch
+                .iter()
+                .skip(first as usize)
+                .step_by(SAMPLE_EVERY as usize)
+                .cloned()
+                .collect();
+            *rows += batch.len() as u64;
+            sample.write(&picked)?;
+        }
+        self.data.write(&batch)
+    }
+
+    fn finish(&mut self, _ctx: &NodeContext) -> Result<(), ActionError> {
+        if let Some((sample, _)) = &mut self.sample {
+            sample.land()?;
+        }
+        self.data.land()
+    }
+
+    fn commit(&mut self) -> Result<(), ActionError> {
+        let files = self.data.commit()?;
+        let (sample_every, samples) = match &mut self.sample {
+            Some((sample, _)) => (SAMPLE_EVERY, sample.commit()?),
+            None => (0, Vec::new()),
+        };
         let record = TaskRecord {
             workflow_hash: self.workflow_hash.clone(),
             task: self.task,
             port: self.port.clone(),
             features: files.iter().map(|f| f.features).sum(),
             files,
+            sample_every,
+            samples,
         };
         let at = format!("{}/{}", self.folder, record_name(self.task));
         let mut out = AtomicWriter::create(&at).map_err(to_action_error)?;
@@ -148,9 +222,10 @@ impl Sink for CutWriter {
     }
 
     fn abort(&mut self) {
-        // Dropping the writers removes their temporary files.
-        self.open = None;
-        self.landed.clear();
+        self.data.abort();
+        if let Some((sample, _)) = &mut self.sample {
+            sample.abort();
+        }
     }
 }
 
@@ -162,6 +237,9 @@ pub(super) struct CutReader {
     pub(super) tasks: u32,
     pub(super) workflow_hash: String,
     pub(super) merge: Option<FeatureOrdering>,
+    /// With `merge`, in a stage of several tasks: this task's range of the order (bucket
+    /// `index` of `count`), its boundaries taken from the parts' samples.
+    pub(super) range: Option<crate::action::Slice>,
 }
 
 type Features = Box<dyn Iterator<Item = Result<Feature, ActionError>>>;
@@ -198,13 +276,18 @@ pub(super) fn read_record(
 
 /// Opens one file of a cut.
 fn open_file(at: &str) -> Result<SpillReader, ActionError> {
+    open_file_rows(at, Rows::All)
+}
+
+/// Opens `rows` of one file of a cut.
+fn open_file_rows(at: &str, rows: Rows) -> Result<SpillReader, ActionError> {
     let label = Path::new(at);
     match local_path(at) {
         Some(path) => {
             let path = path.map_err(to_action_error)?;
             let f = std::fs::File::open(&path)
                 .map_err(|e| ActionError::io(format!("opening {at}"), e))?;
-            SpillReader::open_input(f, label, Rows::All)
+            SpillReader::open_input(f, label, rows)
         }
         None => {
             let mut bytes = Vec::new();
@@ -212,7 +295,7 @@ fn open_file(at: &str) -> Result<SpillReader, ActionError> {
                 .map_err(to_action_error)?
                 .read_to_end(&mut bytes)
                 .map_err(|e| ActionError::io(format!("reading {at}"), e))?;
-            SpillReader::open_input(bytes::Bytes::from(bytes), label, Rows::All)
+            SpillReader::open_input(bytes::Bytes::from(bytes), label, rows)
         }
     }
 }
@@ -239,6 +322,45 @@ fn file_features(at: String, expected: u64) -> Result<Features, ActionError> {
                         format!("holds {n} features, its task record says {expected}"),
                     ))
                 })
+            }
+        }
+    })))
+}
+
+/// Rows `start..end` of the sequence of `files` in `folder` (only the files holding them are
+/// opened, and only those rows decoded).
+fn rows_of(
+    folder: &str,
+    files: &[TaskFile],
+    start: u64,
+    end: u64,
+) -> Result<Features, ActionError> {
+    let mut parts: Vec<(String, usize, usize)> = Vec::new();
+    let mut offset = 0u64;
+    for f in files {
+        let (from, to) = (start.max(offset), end.min(offset + f.features));
+        if from < to {
+            parts.push((
+                format!("{folder}/{}", f.name),
+                (from - offset) as usize,
+                (to - from) as usize,
+            ));
+        }
+        offset += f.features;
+    }
+    let mut parts = parts.into_iter();
+    let mut current: Option<SpillReader> = None;
+    Ok(Box::new(std::iter::from_fn(move || {
+        loop {
+            if let Some(r) = current.as_mut()
+                && let Some(item) = r.next()
+            {
+                return Some(item);
+            }
+            let (at, skip, limit) = parts.next()?;
+            match open_file_rows(&at, Rows::Range { skip, limit }) {
+                Ok(r) => current = Some(r),
+                Err(e) => return Some(Err(e)),
             }
         }
     })))
@@ -286,24 +408,74 @@ impl Source for CutReader {
             }
             return Ok(());
         };
-        let mut streams = Vec::with_capacity(self.tasks as usize);
-        let mut heads: Vec<Option<Feature>> = Vec::with_capacity(self.tasks as usize);
+        let mut records = Vec::with_capacity(self.tasks as usize);
         for task in 0..self.tasks {
-            let record = read_record(&self.folder, task, &self.workflow_hash)?;
-            let folder = self.folder.clone();
-            let files: Vec<(String, u64)> = record
-                .files
-                .into_iter()
-                .map(|f| (format!("{folder}/{}", f.name), f.features))
-                .collect();
-            let mut stream = files
-                .into_iter()
-                .map(|(at, expected)| file_features(at, expected))
-                .flat_map(|r| match r {
-                    Ok(f) => f,
-                    Err(e) => Box::new(std::iter::once(Err(e))) as Features,
-                });
-            heads.push(stream.next().transpose()?);
+            records.push(read_record(&self.folder, task, &self.workflow_hash)?);
+        }
+        // This task's range of the order: [lo, hi), from the parts' samples.
+        let (lo, hi, samples) = match self.range.filter(|r| r.count > 1) {
+            None => (None, None, Vec::new()),
+            Some(range) => {
+                let mut samples: Vec<Vec<Feature>> = Vec::with_capacity(records.len());
+                for r in &records {
+                    let mut part = Vec::new();
+                    for f in &r.samples {
+                        let at = format!("{}/{}", self.folder, f.name);
+                        for feature in file_features(at, f.features)? {
+                            part.push(feature?);
+                        }
+                    }
+                    samples.push(part);
+                }
+                let mut all: Vec<&Feature> = samples.iter().flatten().collect();
+                // Stable: equal keys keep task order.
+                all.sort_by(|a, b| order(a, b));
+                let n = all.len() as u64;
+                let at = |i: u32| -> Option<Feature> {
+                    let k = (n * u64::from(i) / u64::from(range.count)) as usize;
+                    (i > 0 && i < range.count && k < all.len()).then(|| all[k].clone())
+                };
+                let (lo, hi) = (at(range.index), at(range.index + 1));
+                (lo, hi, samples)
+            }
+        };
+        let mut streams: Vec<Features> = Vec::with_capacity(records.len());
+        let mut heads: Vec<Option<Feature>> = Vec::with_capacity(records.len());
+        let mut ended = vec![false; records.len()];
+        for (t, r) in records.iter().enumerate() {
+            let total: u64 = r.files.iter().map(|f| f.features).sum();
+            let (mut start, mut end) = (0u64, total);
+            if let Some(part) = samples.get(t) {
+                let every = r.sample_every.max(1);
+                if let Some(lo) = &lo {
+                    // Rows before the last sample below `lo` are all below it.
+                    let below = part.partition_point(|s| order(s, lo).is_lt());
+                    start = (below.saturating_sub(1) as u64) * every;
+                }
+                if let Some(hi) = &hi {
+                    // From the first sample at or past `hi` on, every row is.
+                    let below = part.partition_point(|s| order(s, hi).is_lt());
+                    if below < part.len() {
+                        end = below as u64 * every;
+                    }
+                }
+            }
+            let mut stream = rows_of(&self.folder, &r.files, start, end.max(start))?;
+            let mut head = None;
+            // Skip what lies below `lo`; stop at `hi`.
+            for f in stream.by_ref() {
+                let f = f?;
+                if lo.as_ref().is_some_and(|lo| order(&f, lo).is_lt()) {
+                    continue;
+                }
+                if hi.as_ref().is_some_and(|hi| !order(&f, hi).is_lt()) {
+                    ended[t] = true;
+                } else {
+                    head = Some(f);
+                }
+                break;
+            }
+            heads.push(head);
             streams.push(stream);
         }
         loop {
@@ -318,7 +490,17 @@ impl Source for CutReader {
                 };
             }
             let Some(i) = best else { break };
-            let next = streams[i].next().transpose()?;
+            let mut next = if ended[i] {
+                None
+            } else {
+                streams[i].next().transpose()?
+            };
+            if let (Some(f), Some(hi)) = (&next, &hi)
+                && !order(f, hi).is_lt()
+            {
+                ended[i] = true;
+                next = None;
+            }
             let feature = std::mem::replace(&mut heads[i], next).expect("a head");
             emit(feature, out)?;
         }

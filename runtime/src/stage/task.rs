@@ -97,7 +97,7 @@ pub fn stage_task(
     }
     let slice = if st.tasks == 1 { Slice::WHOLE } else { slice };
     Ok(StageTask {
-        plan: cut_to_stage(plan, stages, stage, slice.index, job)?,
+        plan: cut_to_stage(plan, stages, stage, slice, job)?,
         slice,
     })
 }
@@ -183,9 +183,10 @@ fn cut_to_stage(
     plan: Plan,
     stages: &StagePlan,
     stage: usize,
-    task: u32,
+    slice: Slice,
     job: &str,
 ) -> Result<Plan, StageError> {
+    let task = slice.index;
     let members = &stages.stages[stage].nodes;
     let build_error = |node: &PlanNode, e: ActionError| StageError::BadJob {
         job: job.to_string(),
@@ -297,7 +298,8 @@ fn cut_to_stage(
                       from: usize,
                       from_port: usize,
                       folder: String,
-                      port: String| {
+                      port: String,
+                      sorted: bool| {
         new_edges.push(PlanEdge {
             from,
             from_port,
@@ -313,6 +315,7 @@ fn cut_to_stage(
                 task,
                 port,
                 stages.workflow_hash.clone(),
+                sorted,
             ))),
             inputs: vec![DEFAULT_PORT.to_string()],
             outputs: Vec::new(),
@@ -327,6 +330,7 @@ fn cut_to_stage(
             from_port,
             folder,
             port,
+            false,
         );
     }
     for (copy, into, folder) in copies {
@@ -340,7 +344,7 @@ fn cut_to_stage(
                 ..e
             });
         }
-        add_writer(&mut kept, &mut new_edges, at, 0, folder, port);
+        add_writer(&mut kept, &mut new_edges, at, 0, folder, port, true);
     }
     let add_reader = |kept: &mut Vec<PlanNode>, reader: CutReader, id: String| {
         kept.push(PlanNode {
@@ -359,6 +363,7 @@ fn cut_to_stage(
             tasks,
             workflow_hash: stages.workflow_hash.clone(),
             merge: None,
+            range: None,
         };
         let r = add_reader(
             &mut kept,
@@ -382,6 +387,7 @@ fn cut_to_stage(
             tasks: m.tasks,
             workflow_hash: stages.workflow_hash.clone(),
             merge: Some(order),
+            range: (stages.stages[stage].tasks > 1).then_some(slice),
         };
         let id = format!("merge the sorted parts of {}", kept[g].id);
         let r = add_reader(&mut kept, reader, id);
