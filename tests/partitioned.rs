@@ -547,3 +547,86 @@ fn a_range_partitioned_sort_writes_parts_that_are_sorted_as_a_whole() {
         );
     }
 }
+
+/// `dedup` and grouped `statistics` feeding folders of parts run as N tasks, each on the
+/// keys whose hash falls in its bucket: the parts hold exactly the one-process output
+/// (every key in one part), and each part keeps the one-process order.
+#[test]
+fn hash_partitioned_dedup_and_statistics_write_parts_that_add_up_to_the_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut csv = String::from("k,g,i\n");
+    for i in 0..12_000u32 {
+        let k = if i % 13 == 0 {
+            String::new()
+        } else {
+            (i % 997).to_string()
+        };
+        let g = ["a", "b", "c", "d", "e"][(i % 5) as usize];
+        csv.push_str(&format!("{k},{g}{},{i}\n", i % 37));
+    }
+    std::fs::write(dir.path().join("in.csv"), csv).unwrap();
+    let wf = dir.path().join("wf.yaml");
+    std::fs::write(
+        &wf,
+        "name: groups\nvariables:\n  out:\n    default: out/\nnodes:\n  - { id: read, action: csv_reader, with: { path: in.csv } }\n  - { id: once, action: dedup, with: { by: [k] } }\n  - { id: first, action: csv_writer, with: { path: \"${out}first/\" } }\n  - { id: dups, action: jsonl_writer, with: { path: \"${out}dups/\" } }\n  - id: stats\n    action: statistics\n    with:\n      group_by: [g]\n      aggregates:\n        - { op: count }\n        - { op: sum, attribute: i, as: total }\n        - { op: first, attribute: i, as: first_i }\n  - { id: by_g, action: csv_writer, with: { path: \"${out}stats/\" } }\nedges:\n  - read -> once\n  - once -> first\n  - once.duplicates -> dups\n  - read -> stats\n  - stats -> by_g\n",
+    )
+    .unwrap();
+    let whole = dir.path().join("whole");
+    run_whole(&wf, &[format!("out={}/", whole.display())]);
+    for n in [2u32, 3] {
+        let out = dir.path().join(format!("n{n}"));
+        let plan = run_partitioned(
+            &wf,
+            &[format!("out={}/", out.display())],
+            n,
+            &dir.path().join(format!("job{n}")),
+        );
+        let hashed: Vec<&serde_json::Value> = plan["stages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|s| !s["hash_of"].is_null())
+            .collect();
+        assert_eq!(hashed.len(), 2, "{plan}");
+        assert!(hashed.iter().all(|s| s["tasks"] == n), "{plan}");
+        for (folder, ext, header) in [
+            ("first", "csv", true),
+            ("dups", "jsonl", false),
+            ("stats", "csv", true),
+        ] {
+            let expected =
+                std::fs::read_to_string(whole.join(format!("{folder}/part-00000.{ext}"))).unwrap();
+            let mut expected: Vec<&str> = expected.lines().collect();
+            let head = if header {
+                Some(expected.remove(0))
+            } else {
+                None
+            };
+            let position: std::collections::HashMap<&str, usize> =
+                expected.iter().enumerate().map(|(i, l)| (*l, i)).collect();
+            let mut got: Vec<String> = Vec::new();
+            for i in 0..n {
+                let text = std::fs::read_to_string(out.join(format!("{folder}/part-{i:05}.{ext}")))
+                    .unwrap();
+                let mut lines: Vec<&str> = text.lines().collect();
+                if let Some(h) = head {
+                    assert_eq!(lines.remove(0), h, "{folder} part {i}");
+                }
+                assert!(!lines.is_empty(), "{folder} part {i} of {n} is empty");
+                let at: Vec<usize> = lines.iter().map(|l| position[l]).collect();
+                assert!(
+                    at.windows(2).all(|w| w[0] < w[1]),
+                    "{folder} part {i} is out of order"
+                );
+                got.extend(lines.iter().map(|l| l.to_string()));
+            }
+            let mut want: Vec<String> = expected.iter().map(|l| l.to_string()).collect();
+            got.sort();
+            want.sort();
+            assert!(
+                got == want,
+                "{folder}: the {n} parts do not add up to the one-process output"
+            );
+        }
+    }
+}

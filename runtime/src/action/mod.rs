@@ -13,8 +13,8 @@ pub(crate) use emit::{EdgeOut, PortDrops};
 pub use registry::Registry;
 pub use slice::{BadSlice, Partitioning, Slice};
 pub use spec::{
-    ActionKind, ActionSpec, BuildContext, BuiltAction, FeatureOrdering, NodeImpl, OrderFn,
-    schema_of,
+    ActionKind, ActionSpec, BuildContext, BuiltAction, FeatureHasher, FeatureOrdering, HashFn,
+    NodeImpl, OrderFn, schema_of,
 };
 pub(crate) use tap::{EdgeTap, TapMsg};
 pub use traits::{NodeContext, Processor, Sink, Source, Transform};

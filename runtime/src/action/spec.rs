@@ -111,6 +111,14 @@ pub type FeatureOrdering =
 /// [`ActionSpec::sorts_by`]).
 pub type OrderFn = fn(&serde_json::Value) -> Result<FeatureOrdering, ActionError>;
 
+/// A hash of the key a grouping action groups by: features that the action puts in one
+/// group hash alike (the same in every process).
+pub type FeatureHasher = Box<dyn FnMut(&crate::feature::Feature) -> u64 + Send>;
+
+/// The key hash of a grouping action's input port `port`, from its parameters (see
+/// [`ActionSpec::groups_by`]); `None` when it keeps everything in one group.
+pub type HashFn = fn(&serde_json::Value, usize) -> Result<Option<FeatureHasher>, ActionError>;
+
 /// Every fact about an action: name, kind, ports, flags, parameter schema and factory.
 #[derive(Clone, Copy)]
 pub struct ActionSpec {
@@ -157,6 +165,10 @@ pub struct ActionSpec {
     /// order. A partitioned run then sorts each task's part in the parallel stage and
     /// merges the sorted parts by it in the next, instead of sorting everything in one task.
     pub sorted_by: Option<OrderFn>,
+    /// For an action that handles the features of each key on their own, in arrival order
+    /// (`dedup`, grouped `statistics`): the key's hash per input port. A partitioned run may
+    /// then split its input by the hash, each task taking the keys of its bucket.
+    pub hashed_by: Option<HashFn>,
     /// The factory.
     pub build: BuildFn,
 }
@@ -202,6 +214,7 @@ impl ActionSpec {
                 _ => super::Partitioning::Global,
             },
             sorted_by: None,
+            hashed_by: None,
             build,
         }
     }
@@ -217,6 +230,13 @@ impl ActionSpec {
     /// builds from the parameters (see [`ActionSpec::sorted_by`]).
     pub const fn sorts_by(mut self, order: OrderFn) -> ActionSpec {
         self.sorted_by = Some(order);
+        self
+    }
+
+    /// Declares a processor that handles the features of each key on their own, in arrival
+    /// order, with the key's hash (see [`ActionSpec::hashed_by`]).
+    pub const fn groups_by(mut self, hash: HashFn) -> ActionSpec {
+        self.hashed_by = Some(hash);
         self
     }
 

@@ -47,10 +47,13 @@
 //!
 //! A task's files are written under temporary names and renamed when the task succeeds;
 //! its `task-IIIII.json` comes last, so a reader never sees half of a task. A task run
-//! again writes the same files. Every cut has one bucket: a range-partitioned reader finds
-//! its range inside each sorted part, so nothing is written twice. (Hash-partitioned cuts,
-//! for dedup, joins and grouped statistics, would write one bucket per reading task; those
-//! actions run in one task today.)
+//! again writes the same files. A range-partitioned reader finds its range inside each
+//! sorted part, so such a cut has one bucket. A *hashed* cut has one bucket per reading
+//! task: a grouping node ([`ActionSpec::hashed_by`](crate::action::ActionSpec::hashed_by):
+//! `dedup`, grouped `statistics`) fed only by parallel nodes and followed only by
+//! per-feature nodes and folders of parts runs as N tasks; every producing task splits its
+//! features by the key's hash (`hash % N`) into `bucket-B/`, and task B reads bucket B of
+//! every task in task order, so each key's features reach one task in their input order.
 
 mod error;
 mod shuffle;
@@ -100,6 +103,9 @@ pub struct Stage {
     /// reads the B-th range of the node's order from every part, the boundaries taken from
     /// the parts' samples, so its outputs in task order are sorted as a whole.
     pub range_of: Option<usize>,
+    /// For a stage of N tasks that starts at a grouping node fed by hashed cuts (this
+    /// node): task B handles the keys whose hash falls in bucket B.
+    pub hash_of: Option<usize>,
 }
 
 /// The features leaving one output port of a parallel stage for single stages.
@@ -122,12 +128,24 @@ pub struct Cut {
     ///
     /// [`ActionSpec::sorted_by`]: crate::action::ActionSpec::sorted_by
     pub presorted: bool,
+    /// Split by the key hash of the grouping node it feeds ([`Stage::hash_of`]): bucket B
+    /// (one per task of the reading stage) holds the keys task B handles.
+    pub hashed: bool,
 }
 
 impl Cut {
-    /// Where the tasks of the producing stage write it, relative to the job folder.
+    /// Where the tasks of the producing stage write it (its first bucket), relative to the
+    /// job folder.
     pub fn folder(&self) -> String {
-        format!("stage-{}/bucket-00000/cut-{}", self.from_stage, self.index)
+        self.bucket_folder(0)
+    }
+
+    /// Where the tasks of the producing stage write bucket `bucket` of it.
+    pub fn bucket_folder(&self, bucket: u32) -> String {
+        format!(
+            "stage-{}/bucket-{bucket:05}/cut-{}",
+            self.from_stage, self.index
+        )
     }
 }
 
@@ -208,6 +226,7 @@ pub fn plan_stages(plan: &Plan, partitions: u32) -> StagePlan {
             single_task_reason,
             depends_on: Vec::new(),
             range_of: None,
+            hash_of: None,
         });
     }
     let mut cuts: Vec<Cut> = Vec::new();
@@ -248,6 +267,7 @@ pub fn plan_stages(plan: &Plan, partitions: u32) -> StagePlan {
             from_stage,
             edges: Vec::new(),
             presorted: true,
+            hashed: false,
         });
         let deps = &mut stages[stage_of[g]].depends_on;
         if !deps.contains(&from_stage) {
@@ -255,14 +275,71 @@ pub fn plan_stages(plan: &Plan, partitions: u32) -> StagePlan {
             deps.sort_unstable();
         }
     }
+    // A stage that is one grouping node fed only by parallel nodes, and what follows it one
+    // feature at a time down to folders of parts, runs as N tasks, one bucket of keys each.
+    let fits_alone = |g: usize| {
+        let nodes = &stages[stage_of[g]].nodes;
+        nodes.iter().all(|&i| {
+            let node = &plan.nodes[i];
+            i == g
+                || writes_parts(node)
+                || (node.spec.kind != ActionKind::Sink
+                    && node.spec.partitioning == Partitioning::PerFeature)
+        }) && plan
+            .edges
+            .iter()
+            .filter(|e| nodes.contains(&e.to) && e.to != g)
+            .all(|e| nodes.contains(&e.from))
+    };
+    let hashed: Vec<usize> = (0..n)
+        .filter(|&h| {
+            let node = &plan.nodes[h];
+            let into: Vec<_> = plan.edges.iter().filter(|e| e.to == h).collect();
+            partitions > 1
+                && !parallel[h]
+                && !presorted.contains(&h)
+                && !into.is_empty()
+                && into.iter().all(|e| parallel[e.from])
+                && node.spec.hashed_by.is_some_and(|hash| {
+                    (0..node.inputs.len()).all(|p| matches!(hash(&node.params, p), Ok(Some(_))))
+                })
+                && fits_alone(h)
+                && !presorted.iter().any(|&p| stage_of[p] == stage_of[h])
+        })
+        .collect();
+    for &h in &hashed {
+        let st = stage_of[h];
+        stages[st].tasks = partitions;
+        stages[st].single_task_reason = None;
+        stages[st].hash_of = Some(h);
+        for (i, e) in plan.edges.iter().enumerate().filter(|(_, e)| e.to == h) {
+            cuts.push(Cut {
+                index: cuts.len(),
+                from: e.from,
+                from_port: e.from_port,
+                from_stage: stage_of[e.from],
+                edges: vec![i],
+                presorted: false,
+                hashed: true,
+            });
+            let deps = &mut stages[st].depends_on;
+            if !deps.contains(&stage_of[e.from]) {
+                deps.push(stage_of[e.from]);
+                deps.sort_unstable();
+            }
+        }
+    }
     for (i, e) in plan.edges.iter().enumerate() {
-        let is_cut = parallel[e.from] && !parallel[e.to] && !presorted.contains(&e.to);
+        let is_cut = parallel[e.from]
+            && !parallel[e.to]
+            && !presorted.contains(&e.to)
+            && !hashed.contains(&e.to);
         if !is_cut {
             continue;
         }
         match cuts
             .iter_mut()
-            .find(|c| !c.presorted && c.from == e.from && c.from_port == e.from_port)
+            .find(|c| !c.presorted && !c.hashed && c.from == e.from && c.from_port == e.from_port)
         {
             Some(c) => c.edges.push(i),
             None => cuts.push(Cut {
@@ -272,6 +349,7 @@ pub fn plan_stages(plan: &Plan, partitions: u32) -> StagePlan {
                 from_stage: stage_of[e.from],
                 edges: vec![i],
                 presorted: false,
+                hashed: false,
             }),
         }
         let deps = &mut stages[stage_of[e.to]].depends_on;
@@ -421,7 +499,8 @@ impl StagePlan {
                         "cut": c.index,
                         "port": port(c),
                         "to_stages": self.cut_targets(plan, c),
-                        "buckets": 1,
+                        "buckets": if c.hashed { self.partitions } else { 1 },
+                        "hashed": c.hashed,
                         "sorted": c.presorted,
                         "location": c.folder(),
                     }));
@@ -431,6 +510,7 @@ impl StagePlan {
                     "tasks": s.tasks,
                     "single_task_reason": s.single_task_reason,
                     "range_of": s.range_of.map(|g| plan.nodes[g].id.as_str()),
+                    "hash_of": s.hash_of.map(|g| plan.nodes[g].id.as_str()),
                     "depends_on": s.depends_on,
                     "nodes": s.nodes.iter().map(|&i| plan.nodes[i].id.as_str()).collect::<Vec<_>>(),
                     "reads": reads,
@@ -472,6 +552,13 @@ impl StagePlan {
             );
             if let Some(why) = &st.single_task_reason {
                 let _ = writeln!(s, "  one task: {why}");
+            }
+            if let Some(h) = st.hash_of {
+                let _ = writeln!(
+                    s,
+                    "  task B handles the keys of {} whose hash falls in bucket B",
+                    plan.nodes[h].id
+                );
             }
             if let Some(g) = st.range_of {
                 let _ = writeln!(

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::action::{Emitter, FeatureOrdering, NodeContext, Sink, Source};
+use crate::action::{Emitter, FeatureHasher, FeatureOrdering, NodeContext, Sink, Source};
 use crate::capture::file_properties;
 use crate::error::ActionError;
 use crate::feature::{Batch, Feature};
@@ -146,27 +146,37 @@ impl FileSeq {
 /// Writes what reaches it to `folder` as task `task`'s files, committed with the run; for
 /// a sorted part, also every [`SAMPLE_EVERY`]-th feature as its sample.
 pub(super) struct CutWriter {
-    folder: String,
     task: u32,
     port: String,
     workflow_hash: String,
-    data: FileSeq,
+    /// One sequence of files per bucket (one bucket unless hashed).
+    buckets: Vec<FileSeq>,
+    /// Splits features between the buckets by their key's hash.
+    hasher: Option<FeatureHasher>,
     /// The sample of a sorted part, and the rows written so far.
     sample: Option<(FileSeq, u64)>,
 }
 
 impl CutWriter {
+    /// Task `task`'s writer of a cut into `folders` (one per bucket: features go to bucket
+    /// `hash % buckets` with a `hasher`, else all to the one folder); `sorted` parts also
+    /// write their sample.
     pub(super) fn new(
-        folder: String,
+        folders: Vec<String>,
         task: u32,
         port: String,
         workflow_hash: String,
         sorted: bool,
+        hasher: Option<FeatureHasher>,
     ) -> Self {
+        let prefix = format!("task-{task:05}");
         CutWriter {
-            data: FileSeq::new(&folder, format!("task-{task:05}")),
-            sample: sorted.then(|| (FileSeq::new(&folder, format!("task-{task:05}-sample")), 0)),
-            folder,
+            sample: sorted.then(|| (FileSeq::new(&folders[0], format!("{prefix}-sample")), 0)),
+            buckets: folders
+                .iter()
+                .map(|f| FileSeq::new(f, prefix.clone()))
+                .collect(),
+            hasher,
             task,
             port,
             workflow_hash,
@@ -188,41 +198,65 @@ impl Sink for CutWriter {
             *rows += batch.len() as u64;
             sample.write(&picked)?;
         }
-        self.data.write(&batch)
+        match &mut self.hasher {
+            Some(hash) if self.buckets.len() > 1 => {
+                let n = self.buckets.len() as u64;
+                let mut split: Vec<Vec<Feature>> = vec![Vec::new(); self.buckets.len()];
+                for f in batch {
+                    let b = (hash(&f) % n) as usize;
+                    split[b].push(f);
+                }
+                for (seq, part) in self.buckets.iter_mut().zip(split) {
+                    seq.write(&part)?;
+                }
+                Ok(())
+            }
+            _ => self.buckets[0].write(&batch),
+        }
     }
 
     fn finish(&mut self, _ctx: &NodeContext) -> Result<(), ActionError> {
         if let Some((sample, _)) = &mut self.sample {
             sample.land()?;
         }
-        self.data.land()
+        for seq in &mut self.buckets {
+            seq.land()?;
+        }
+        Ok(())
     }
 
     fn commit(&mut self) -> Result<(), ActionError> {
-        let files = self.data.commit()?;
         let (sample_every, samples) = match &mut self.sample {
             Some((sample, _)) => (SAMPLE_EVERY, sample.commit()?),
             None => (0, Vec::new()),
         };
-        let record = TaskRecord {
-            workflow_hash: self.workflow_hash.clone(),
-            task: self.task,
-            port: self.port.clone(),
-            features: files.iter().map(|f| f.features).sum(),
-            files,
-            sample_every,
-            samples,
-        };
-        let at = format!("{}/{}", self.folder, record_name(self.task));
-        let mut out = AtomicWriter::create(&at).map_err(to_action_error)?;
-        let text = serde_json::to_vec_pretty(&record).map_err(|e| ActionError::Other(e.into()))?;
-        std::io::Write::write_all(&mut out, &text)
-            .map_err(|e| ActionError::io(format!("writing {at}"), e))?;
-        out.commit().map_err(to_action_error)
+        let mut samples = Some(samples);
+        for seq in &mut self.buckets {
+            let files = seq.commit()?;
+            let record = TaskRecord {
+                workflow_hash: self.workflow_hash.clone(),
+                task: self.task,
+                port: self.port.clone(),
+                features: files.iter().map(|f| f.features).sum(),
+                files,
+                sample_every,
+                samples: samples.take().unwrap_or_default(),
+            };
+            let at = format!("{}/{}", seq.folder, record_name(self.task));
+            let mut out = AtomicWriter::create(&at).map_err(to_action_error)?;
+            let text =
+                serde_json::to_vec_pretty(&record).map_err(|e| ActionError::Other(e.into()))?;
+            std::io::Write::write_all(&mut out, &text)
+                .map_err(|e| ActionError::io(format!("writing {at}"), e))?;
+            out.commit().map_err(to_action_error)?;
+        }
+        Ok(())
     }
 
     fn abort(&mut self) {
-        self.data.abort();
+        for seq in &mut self.buckets {
+            seq.abort();
+        }
         if let Some((sample, _)) = &mut self.sample {
             sample.abort();
         }

@@ -9,8 +9,8 @@ use serde::{Deserialize, Serialize};
 use super::shuffle::{CutReader, CutWriter, read_record, record_name};
 use super::{StageError, StagePlan, port_name};
 use crate::action::{
-    ActionKind, ActionSpec, BuildContext, BuiltAction, DEFAULT_PORT, Emitter, FeatureOrdering,
-    NodeContext, NodeImpl, Partitioning, Processor, Slice, Source, schema_of,
+    ActionKind, ActionSpec, BuildContext, BuiltAction, DEFAULT_PORT, Emitter, FeatureHasher,
+    FeatureOrdering, NodeContext, NodeImpl, Partitioning, Processor, Slice, Source, schema_of,
 };
 use crate::dag::{Plan, PlanEdge, PlanNode};
 use crate::error::ActionError;
@@ -72,7 +72,11 @@ pub fn stage_task(
     let first = stages.cuts_into(&plan, stage).next().is_none();
     check_job(job, stages, first)?;
     for c in stages.cuts_into(&plan, stage) {
-        let folder = format!("{job}/{}", c.folder());
+        let folder = if c.hashed {
+            format!("{job}/{}", c.bucket_folder(slice.index))
+        } else {
+            format!("{job}/{}", c.folder())
+        };
         let producers = stages.stages[c.from_stage].tasks;
         for task in 0..producers {
             let location = format!("{folder}/{}", record_name(task));
@@ -167,6 +171,19 @@ fn check_job(job: &str, stages: &StagePlan, create: bool) -> Result<(), StageErr
     }
 }
 
+/// A cut this task writes from a node of its stage.
+struct CutOut {
+    /// The node and its output port.
+    from: usize,
+    from_port: usize,
+    /// One folder per bucket.
+    folders: Vec<String>,
+    /// The port, in words.
+    port: String,
+    /// Splits features between the buckets (a hashed cut).
+    hasher: Option<FeatureHasher>,
+}
+
 /// A sorting node's copy for one task's part, or its order for the merge.
 struct Presort {
     /// The sorting node (index into the plan).
@@ -192,7 +209,7 @@ fn cut_to_stage(
         job: job.to_string(),
         message: format!("node \"{}\" cannot be built again: {e}", node.id),
     };
-    let mut writes: Vec<(usize, usize, String, String)> = Vec::new();
+    let mut writes: Vec<CutOut> = Vec::new();
     // Copies of sorting nodes that sort this task's part: (copy, its input edges, folder).
     let mut copies: Vec<(PlanNode, Vec<PlanEdge>, String)> = Vec::new();
     for c in stages.cuts_from(stage) {
@@ -219,19 +236,49 @@ fn cut_to_stage(
                 .copied()
                 .collect();
             copies.push((copy, into, folder));
+        } else if c.hashed {
+            let e = plan.edges[c.edges[0]];
+            let h = &plan.nodes[e.to];
+            let hasher = match h.spec.hashed_by.map(|f| f(&h.params, e.to_port)) {
+                Some(Ok(Some(hasher))) => hasher,
+                Some(Err(err)) => return Err(build_error(h, err)),
+                _ => {
+                    return Err(StageError::BadJob {
+                        job: job.to_string(),
+                        message: format!("node \"{}\" has no key to split by", h.id),
+                    });
+                }
+            };
+            let folders = (0..stages.partitions)
+                .map(|b| format!("{job}/{}", c.bucket_folder(b)))
+                .collect();
+            let port = port_name(&plan, c.from, c.from_port);
+            writes.push(CutOut {
+                from: c.from,
+                from_port: c.from_port,
+                folders,
+                port,
+                hasher: Some(hasher),
+            });
         } else {
-            writes.push((
-                c.from,
-                c.from_port,
-                folder,
-                port_name(&plan, c.from, c.from_port),
-            ));
+            let port = port_name(&plan, c.from, c.from_port);
+            writes.push(CutOut {
+                from: c.from,
+                from_port: c.from_port,
+                folders: vec![folder],
+                port,
+                hasher: None,
+            });
         }
     }
     let mut reads: Vec<(String, String, u32, Vec<PlanEdge>)> = Vec::new();
     let mut merges: Vec<(Presort, FeatureOrdering)> = Vec::new();
     for c in stages.cuts_into(&plan, stage) {
-        let folder = format!("{job}/{}", c.folder());
+        let folder = if c.hashed {
+            format!("{job}/{}", c.bucket_folder(task))
+        } else {
+            format!("{job}/{}", c.folder())
+        };
         let tasks = stages.stages[c.from_stage].tasks;
         if c.presorted {
             let g = &plan.nodes[c.from];
@@ -297,9 +344,10 @@ fn cut_to_stage(
                       new_edges: &mut Vec<PlanEdge>,
                       from: usize,
                       from_port: usize,
-                      folder: String,
+                      folders: Vec<String>,
                       port: String,
-                      sorted: bool| {
+                      sorted: bool,
+                      hasher: Option<FeatureHasher>| {
         new_edges.push(PlanEdge {
             from,
             from_port,
@@ -311,26 +359,28 @@ fn cut_to_stage(
             id: format!("write {port} for the next stage"),
             spec: CUT_WRITER,
             node: NodeImpl::Sink(Box::new(CutWriter::new(
-                folder,
+                folders,
                 task,
                 port,
                 stages.workflow_hash.clone(),
                 sorted,
+                hasher,
             ))),
             inputs: vec![DEFAULT_PORT.to_string()],
             outputs: Vec::new(),
             params: serde_json::Value::Null,
         });
     };
-    for (from, from_port, folder, port) in writes {
+    for w in writes {
         add_writer(
             &mut kept,
             &mut new_edges,
-            index[from],
-            from_port,
-            folder,
-            port,
+            index[w.from],
+            w.from_port,
+            w.folders,
+            w.port,
             false,
+            w.hasher,
         );
     }
     for (copy, into, folder) in copies {
@@ -344,7 +394,16 @@ fn cut_to_stage(
                 ..e
             });
         }
-        add_writer(&mut kept, &mut new_edges, at, 0, folder, port, true);
+        add_writer(
+            &mut kept,
+            &mut new_edges,
+            at,
+            0,
+            vec![folder],
+            port,
+            true,
+            None,
+        );
     }
     let add_reader = |kept: &mut Vec<PlanNode>, reader: CutReader, id: String| {
         kept.push(PlanNode {

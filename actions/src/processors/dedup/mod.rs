@@ -96,7 +96,21 @@ pub const SPEC: ActionSpec = ActionSpec::new(
 .outputs(&[DEFAULT_PORT, DUPLICATES_PORT])
 .accumulates()
 .heavy_finish()
+.groups_by(key_hash)
 .example("by: [email, country]\nkeep: first\n");
+
+/// The hash of a feature's key, for a partitioned run that splits the input by key.
+fn key_hash(
+    params: &serde_json::Value,
+    _port: usize,
+) -> Result<Option<sluice_runtime::action::FeatureHasher>, ActionError> {
+    let p: DedupParams = BuildContext {
+        node_id: "",
+        params,
+    }
+    .params()?;
+    Ok(Some(super::keys::feature_hasher(p.by)))
+}
 
 /// Both ports carry the features as they are; the key must name attributes.
 fn shape(ctx: &ShapeContext) -> Result<Vec<Shape>, ActionError> {

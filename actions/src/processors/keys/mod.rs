@@ -293,6 +293,38 @@ impl<T> KeyTable<T> {
     }
 }
 
+/// The hash a partitioned run splits a grouping action's input by: over the attributes `by`
+/// (a missing one reads as null) or, with none, over the sorted attribute names and their
+/// values, consistent with how `dedup` and `statistics` tell keys apart.
+pub(crate) fn feature_hasher(by: Vec<String>) -> sluice_runtime::action::FeatureHasher {
+    let mut plans: Vec<(Arc<Schema>, KeyPlan, Vec<Value>)> = Vec::new();
+    Box::new(move |f: &sluice_runtime::Feature| {
+        let schema = f.schema();
+        let at = match plans.iter().position(|(s, _, _)| Arc::ptr_eq(s, schema)) {
+            Some(i) => i,
+            None => {
+                if plans.len() >= 16 {
+                    plans.remove(0);
+                }
+                let (plan, names) = if by.is_empty() {
+                    let names = schema.names();
+                    let mut order: Vec<usize> = (0..names.len()).collect();
+                    order.sort_by(|&a, &b| names[a].cmp(&names[b]));
+                    let sorted: Vec<Value> =
+                        order.iter().map(|&i| Value::from(&*names[i])).collect();
+                    (KeyPlan::with_columns(None, order), sorted)
+                } else {
+                    (KeyPlan::new(&by, schema), Vec::new())
+                };
+                plans.push((schema.clone(), plan, names));
+                plans.len() - 1
+            }
+        };
+        let (_, plan, names) = &plans[at];
+        hash_key(names.iter().chain(plan.values(f.values())))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -145,9 +145,24 @@ pub const SPEC: ActionSpec = ActionSpec::new(
 .accumulates()
 .heavy_finish()
 .shape(schema::shape)
+.groups_by(group_hash)
 .example(
     "group_by: [city]\naggregates:\n  - { op: count }\n  - { op: sum, attribute: amount, as: total }\n  - { op: median, attribute: amount }\n  - { op: percentile, attribute: amount, p: 0.9, as: p90_amount }\n  - { op: stddev, attribute: amount }\n  - { op: count_distinct, attribute: customer, as: customers }\n  - { op: last, attribute: date, as: last_order }\n",
 );
+
+/// The hash of a feature's group, for a partitioned run that splits the input by group;
+/// none without `group_by` (everything is one group).
+fn group_hash(
+    params: &serde_json::Value,
+    _port: usize,
+) -> Result<Option<sluice_runtime::action::FeatureHasher>, ActionError> {
+    let p: StatisticsParams = BuildContext {
+        node_id: "",
+        params,
+    }
+    .params()?;
+    Ok((!p.group_by.is_empty()).then(|| super::keys::feature_hasher(p.group_by)))
+}
 
 fn build(ctx: &BuildContext) -> Result<BuiltAction, ActionError> {
     let params: StatisticsParams = ctx.params()?;
