@@ -630,3 +630,80 @@ fn hash_partitioned_dedup_and_statistics_write_parts_that_add_up_to_the_whole() 
         }
     }
 }
+
+/// A `join` feeding folders of parts runs as N tasks, both inputs split by their key's
+/// hash: every output port's parts add up to the one-process output, each part in order.
+#[test]
+fn a_hash_partitioned_join_writes_parts_that_add_up_to_the_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut orders = String::from("order,customer,amount\n");
+    for i in 0..6000u32 {
+        let c = if i % 17 == 0 {
+            String::new()
+        } else {
+            (i % 450).to_string()
+        };
+        orders.push_str(&format!("{i},{c},{}.25\n", i % 97));
+    }
+    let mut customers = String::from("id,name\n");
+    for c in (0..500u32).step_by(2) {
+        customers.push_str(&format!("{c},name {c}\n"));
+        if c % 50 == 0 {
+            customers.push_str(&format!("{c},second {c}\n"));
+        }
+    }
+    std::fs::write(dir.path().join("orders.csv"), orders).unwrap();
+    std::fs::write(dir.path().join("customers.csv"), customers).unwrap();
+    let wf = dir.path().join("wf.yaml");
+    std::fs::write(
+        &wf,
+        "name: joins\nvariables:\n  out:\n    default: out/\nnodes:\n  - { id: orders, action: csv_reader, with: { path: orders.csv } }\n  - { id: customers, action: csv_reader, with: { path: customers.csv } }\n  - { id: j, action: join, with: { requestor_key: [customer], supplier_key: [id], mode: left } }\n  - { id: joined, action: csv_writer, with: { path: \"${out}joined/\" } }\n  - { id: lonely, action: jsonl_writer, with: { path: \"${out}lonely/\" } }\nedges:\n  - orders -> j.requestor\n  - customers -> j.supplier\n  - j.joined -> joined\n  - j.unjoined_supplier -> lonely\n",
+    )
+    .unwrap();
+    let whole = dir.path().join("whole");
+    run_whole(&wf, &[format!("out={}/", whole.display())]);
+    for n in [2u32, 4] {
+        let out = dir.path().join(format!("n{n}"));
+        let plan = run_partitioned(
+            &wf,
+            &[format!("out={}/", out.display())],
+            n,
+            &dir.path().join(format!("job{n}")),
+        );
+        let last = plan["stages"].as_array().unwrap().last().unwrap().clone();
+        assert_eq!(last["hash_of"], "j", "{plan}");
+        assert_eq!(last["tasks"], n, "{plan}");
+        for (folder, ext, header) in [("joined", "csv", true), ("lonely", "jsonl", false)] {
+            let text =
+                std::fs::read_to_string(whole.join(format!("{folder}/part-00000.{ext}"))).unwrap();
+            let mut expected: Vec<&str> = text.lines().collect();
+            let head = if header {
+                Some(expected.remove(0))
+            } else {
+                None
+            };
+            let mut got: Vec<String> = Vec::new();
+            for i in 0..n {
+                let part = std::fs::read_to_string(out.join(format!("{folder}/part-{i:05}.{ext}")))
+                    .unwrap();
+                let mut lines: Vec<&str> = part.lines().collect();
+                if let (Some(h), false) = (head, lines.is_empty()) {
+                    assert_eq!(lines.remove(0), h);
+                }
+                got.extend(lines.iter().map(|l| l.to_string()));
+            }
+            let mut want: Vec<String> = expected.iter().map(|l| l.to_string()).collect();
+            assert!(
+                want.len() > 100 || folder == "lonely",
+                "{folder}: {}",
+                want.len()
+            );
+            got.sort();
+            want.sort();
+            assert!(
+                got == want,
+                "{folder}: the {n} parts do not add up to the whole"
+            );
+        }
+    }
+}

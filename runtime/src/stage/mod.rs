@@ -50,7 +50,7 @@
 //! again writes the same files. A range-partitioned reader finds its range inside each
 //! sorted part, so such a cut has one bucket. A *hashed* cut has one bucket per reading
 //! task: a grouping node ([`ActionSpec::hashed_by`](crate::action::ActionSpec::hashed_by):
-//! `dedup`, grouped `statistics`) fed only by parallel nodes and followed only by
+//! `dedup`, `join`, grouped `statistics`) fed only by parallel nodes and followed only by
 //! per-feature nodes and folders of parts runs as N tasks; every producing task splits its
 //! features by the key's hash (`hash % N`) into `bucket-B/`, and task B reads bucket B of
 //! every task in task order, so each key's features reach one task in their input order.

@@ -127,8 +127,28 @@ pub const SPEC: ActionSpec = ActionSpec::new(
 .outputs(&[JOINED_PORT, UNJOINED_REQUESTOR_PORT, UNJOINED_SUPPLIER_PORT])
 .accumulates()
 .heavy_finish()
+.groups_by(key_hash)
 .shape(static_shape)
 .example("requestor_key: [customer_id]\nsupplier_key: [id]\nmode: left\nprefix: customer_\n");
+
+/// The hash of a feature's key on input `port` (the requestor's or the supplier's key
+/// attributes), for a partitioned run that splits both inputs by key.
+fn key_hash(
+    params: &serde_json::Value,
+    port: usize,
+) -> Result<Option<sluice_runtime::action::FeatureHasher>, ActionError> {
+    let p: JoinParams = BuildContext {
+        node_id: "",
+        params,
+    }
+    .params()?;
+    let key = if port == 0 {
+        p.requestor_key
+    } else {
+        p.supplier_key
+    };
+    Ok(Some(super::keys::feature_hasher(key)))
+}
 
 /// `joined` as `join/shape.rs` builds it; the unjoined ports carry their input as it is.
 fn static_shape(ctx: &ShapeContext) -> Result<Vec<PortShape>, ActionError> {
