@@ -99,40 +99,20 @@ pub fn rerun_from(plan: Plan, job: &Job, node: &str) -> Result<Rerun, CaptureErr
 
 /// The nodes of `part` and the edges between them, plus a replay source per fed edge.
 fn cut(plan: Plan, part: &BTreeSet<usize>, feeds: Vec<(usize, EdgeEntry)>, job: &Job) -> Plan {
-    let Plan {
-        name,
-        nodes,
-        edges,
-        warnings,
-        variables,
-    } = plan;
-    let mut index = vec![usize::MAX; nodes.len()];
-    let mut kept = Vec::new();
-    for (i, n) in nodes.into_iter().enumerate() {
-        if part.contains(&i) {
-            index[i] = kept.len();
-            kept.push(n);
-        }
-    }
-    let mut new_edges: Vec<PlanEdge> = edges
-        .iter()
-        .filter(|e| part.contains(&e.from) && part.contains(&e.to))
-        .map(|e| PlanEdge {
-            from: index[e.from],
-            to: index[e.to],
-            ..*e
-        })
+    let feeds: Vec<(PlanEdge, EdgeEntry)> = feeds
+        .into_iter()
+        .map(|(i, entry)| (plan.edges[i], entry))
         .collect();
-    for (i, entry) in feeds {
-        let e = edges[i];
-        new_edges.push(PlanEdge {
-            from: kept.len(),
+    let (mut plan, index) = plan.retain(|i| part.contains(&i));
+    for (e, entry) in feeds {
+        plan.edges.push(PlanEdge {
+            from: plan.nodes.len(),
             from_port: 0,
             to: index[e.to],
             to_port: e.to_port,
             capture: false,
         });
-        kept.push(PlanNode {
+        plan.nodes.push(PlanNode {
             id: format!("captured {}", entry.name),
             spec: REPLAY,
             node: NodeImpl::Source(Box::new(Replay {
@@ -144,13 +124,7 @@ fn cut(plan: Plan, part: &BTreeSet<usize>, feeds: Vec<(usize, EdgeEntry)>, job: 
             params: serde_json::Value::Null,
         });
     }
-    Plan {
-        name,
-        nodes: kept,
-        edges: new_edges,
-        warnings,
-        variables,
-    }
+    plan
 }
 
 /// The spec of the sources that feed a re-run (never built from a workflow).

@@ -111,6 +111,44 @@ impl Plan {
         out
     }
 
+    /// The plan cut down to the nodes `keep` holds for (in their order) and the edges
+    /// between them, and for each node of `self` its index in the new plan (`usize::MAX`
+    /// for one left out).
+    pub fn retain(self, keep: impl Fn(usize) -> bool) -> (Plan, Vec<usize>) {
+        let Plan {
+            name,
+            nodes,
+            edges,
+            warnings,
+            variables,
+        } = self;
+        let mut index = vec![usize::MAX; nodes.len()];
+        let mut kept = Vec::new();
+        for (i, n) in nodes.into_iter().enumerate() {
+            if keep(i) {
+                index[i] = kept.len();
+                kept.push(n);
+            }
+        }
+        let edges = edges
+            .into_iter()
+            .filter(|e| index[e.from] != usize::MAX && index[e.to] != usize::MAX)
+            .map(|e| PlanEdge {
+                from: index[e.from],
+                to: index[e.to],
+                ..e
+            })
+            .collect();
+        let plan = Plan {
+            name,
+            nodes: kept,
+            edges,
+            warnings,
+            variables,
+        };
+        (plan, index)
+    }
+
     /// Node `node` and every node reachable from it along the edges (`Outgoing`: what lies
     /// downstream of it) or against them (`Incoming`: what lies upstream).
     pub fn reachable(&self, node: usize, direction: petgraph::Direction) -> BTreeSet<usize> {

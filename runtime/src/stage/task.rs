@@ -308,38 +308,25 @@ fn cut_to_stage(
             ));
         }
     }
+    let (plan, index) = plan.retain(|i| members.contains(&i));
     let Plan {
         name,
-        nodes,
-        edges,
+        nodes: mut kept,
+        edges: mut new_edges,
         warnings,
         variables,
     } = plan;
-    let mut index = vec![usize::MAX; nodes.len()];
-    let mut kept = Vec::new();
-    for (i, mut n) in nodes.into_iter().enumerate() {
-        if members.contains(&i) {
-            // A source that cannot split its input is read whole by the first task.
-            if task != 0 && n.spec.partitioning == Partitioning::Whole {
-                n.node = NodeImpl::Source(Box::new(ReadByTaskZero));
-            }
-            // A sorting node fed by a merge of sorted parts passes them on.
-            if merges.iter().any(|(m, _)| m.node == i) {
-                n.node = NodeImpl::Processor(Box::new(PassOn));
-            }
-            index[i] = kept.len();
-            kept.push(n);
+    for &i in members {
+        let n = &mut kept[index[i]];
+        // A source that cannot split its input is read whole by the first task.
+        if task != 0 && n.spec.partitioning == Partitioning::Whole {
+            n.node = NodeImpl::Source(Box::new(ReadByTaskZero));
+        }
+        // A sorting node fed by a merge of sorted parts passes them on.
+        if merges.iter().any(|(m, _)| m.node == i) {
+            n.node = NodeImpl::Processor(Box::new(PassOn));
         }
     }
-    let mut new_edges: Vec<PlanEdge> = edges
-        .iter()
-        .filter(|e| members.contains(&e.from) && members.contains(&e.to))
-        .map(|e| PlanEdge {
-            from: index[e.from],
-            to: index[e.to],
-            ..*e
-        })
-        .collect();
     let add_writer = |kept: &mut Vec<PlanNode>,
                       new_edges: &mut Vec<PlanEdge>,
                       from: usize,
