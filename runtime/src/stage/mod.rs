@@ -269,28 +269,10 @@ pub fn plan_stages(plan: &Plan, partitions: u32) -> StagePlan {
             presorted: true,
             hashed: false,
         });
-        let deps = &mut stages[stage_of[g]].depends_on;
-        if !deps.contains(&from_stage) {
-            deps.push(from_stage);
-            deps.sort_unstable();
-        }
+        depend(&mut stages[stage_of[g]], from_stage);
     }
     // A stage that is one grouping node fed only by parallel nodes, and what follows it one
     // feature at a time down to folders of parts, runs as N tasks, one bucket of keys each.
-    let fits_alone = |g: usize| {
-        let nodes = &stages[stage_of[g]].nodes;
-        nodes.iter().all(|&i| {
-            let node = &plan.nodes[i];
-            i == g
-                || writes_parts(node)
-                || (node.spec.kind != ActionKind::Sink
-                    && node.spec.partitioning == Partitioning::PerFeature)
-        }) && plan
-            .edges
-            .iter()
-            .filter(|e| nodes.contains(&e.to) && e.to != g)
-            .all(|e| nodes.contains(&e.from))
-    };
     let hashed: Vec<usize> = (0..n)
         .filter(|&h| {
             let node = &plan.nodes[h];
@@ -303,7 +285,7 @@ pub fn plan_stages(plan: &Plan, partitions: u32) -> StagePlan {
                 && node.spec.hashed_by.is_some_and(|hash| {
                     (0..node.inputs.len()).all(|p| matches!(hash(&node.params, p), Ok(Some(_))))
                 })
-                && fits_alone(h)
+                && stands_alone(plan, &stages[stage_of[h]].nodes, h)
                 && !presorted.iter().any(|&p| stage_of[p] == stage_of[h])
         })
         .collect();
@@ -322,11 +304,7 @@ pub fn plan_stages(plan: &Plan, partitions: u32) -> StagePlan {
                 presorted: false,
                 hashed: true,
             });
-            let deps = &mut stages[st].depends_on;
-            if !deps.contains(&stage_of[e.from]) {
-                deps.push(stage_of[e.from]);
-                deps.sort_unstable();
-            }
+            depend(&mut stages[st], stage_of[e.from]);
         }
     }
     for (i, e) in plan.edges.iter().enumerate() {
@@ -352,28 +330,13 @@ pub fn plan_stages(plan: &Plan, partitions: u32) -> StagePlan {
                 hashed: false,
             }),
         }
-        let deps = &mut stages[stage_of[e.to]].depends_on;
-        if !deps.contains(&stage_of[e.from]) {
-            deps.push(stage_of[e.from]);
-            deps.sort_unstable();
-        }
+        depend(&mut stages[stage_of[e.to]], stage_of[e.from]);
     }
     // A stage that is a presorted sort and what follows it one feature at a time, down to
     // folders of parts, runs as N tasks, each on one range of the sort's order.
     for &g in &presorted {
         let st = stage_of[g];
-        let nodes = &stages[st].nodes;
-        let fits = nodes.iter().all(|&i| {
-            let node = &plan.nodes[i];
-            i == g
-                || writes_parts(node)
-                || (node.spec.kind != ActionKind::Sink
-                    && node.spec.partitioning == Partitioning::PerFeature)
-        }) && plan
-            .edges
-            .iter()
-            .filter(|e| nodes.contains(&e.to) && e.to != g)
-            .all(|e| nodes.contains(&e.from))
+        let fits = stands_alone(plan, &stages[st].nodes, g)
             && presorted.iter().filter(|&&p| stage_of[p] == st).count() == 1;
         if fits && partitions > 1 {
             stages[st].tasks = partitions;
@@ -387,6 +350,30 @@ pub fn plan_stages(plan: &Plan, partitions: u32) -> StagePlan {
         partitions,
         stages,
         cuts,
+    }
+}
+
+/// Whether the stage of `nodes` can run as N tasks split at node `g`: every other node is
+/// per-feature or writes a folder of parts, and only `g` is fed from outside the stage.
+fn stands_alone(plan: &Plan, nodes: &[usize], g: usize) -> bool {
+    nodes.iter().all(|&i| {
+        let node = &plan.nodes[i];
+        i == g
+            || writes_parts(node)
+            || (node.spec.kind != ActionKind::Sink
+                && node.spec.partitioning == Partitioning::PerFeature)
+    }) && plan
+        .edges
+        .iter()
+        .filter(|e| nodes.contains(&e.to) && e.to != g)
+        .all(|e| nodes.contains(&e.from))
+}
+
+/// Records that `stage` reads what stage `on` wrote.
+fn depend(stage: &mut Stage, on: usize) {
+    if !stage.depends_on.contains(&on) {
+        stage.depends_on.push(on);
+        stage.depends_on.sort_unstable();
     }
 }
 
