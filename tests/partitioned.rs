@@ -594,37 +594,22 @@ fn hash_partitioned_dedup_and_statistics_write_parts_that_add_up_to_the_whole() 
             ("dups", "jsonl", false),
             ("stats", "csv", true),
         ] {
-            let expected =
-                std::fs::read_to_string(whole.join(format!("{folder}/part-00000.{ext}"))).unwrap();
-            let mut expected: Vec<&str> = expected.lines().collect();
-            let head = if header {
-                Some(expected.remove(0))
-            } else {
-                None
-            };
-            let position: std::collections::HashMap<&str, usize> =
-                expected.iter().enumerate().map(|(i, l)| (*l, i)).collect();
-            let mut got: Vec<String> = Vec::new();
-            for i in 0..n {
-                let text = std::fs::read_to_string(out.join(format!("{folder}/part-{i:05}.{ext}")))
-                    .unwrap();
-                let mut lines: Vec<&str> = text.lines().collect();
-                if let Some(h) = head {
-                    assert_eq!(lines.remove(0), h, "{folder} part {i}");
-                }
-                assert!(!lines.is_empty(), "{folder} part {i} of {n} is empty");
-                let at: Vec<usize> = lines.iter().map(|l| position[l]).collect();
+            let (expected, parts) = rows_of_parts(&whole, &out, folder, ext, header, n);
+            let position: std::collections::HashMap<&str, usize> = expected
+                .iter()
+                .enumerate()
+                .map(|(i, l)| (l.as_str(), i))
+                .collect();
+            for (i, rows) in parts.iter().enumerate() {
+                assert!(!rows.is_empty(), "{folder} part {i} of {n} is empty");
+                let at: Vec<usize> = rows.iter().map(|l| position[l.as_str()]).collect();
                 assert!(
                     at.windows(2).all(|w| w[0] < w[1]),
                     "{folder} part {i} is out of order"
                 );
-                got.extend(lines.iter().map(|l| l.to_string()));
             }
-            let mut want: Vec<String> = expected.iter().map(|l| l.to_string()).collect();
-            got.sort();
-            want.sort();
             assert!(
-                got == want,
+                add_up(&expected, &parts),
                 "{folder}: the {n} parts do not add up to the one-process output"
             );
         }
@@ -674,36 +659,59 @@ fn a_hash_partitioned_join_writes_parts_that_add_up_to_the_whole() {
         assert_eq!(last["hash_of"], "j", "{plan}");
         assert_eq!(last["tasks"], n, "{plan}");
         for (folder, ext, header) in [("joined", "csv", true), ("lonely", "jsonl", false)] {
-            let text =
-                std::fs::read_to_string(whole.join(format!("{folder}/part-00000.{ext}"))).unwrap();
-            let mut expected: Vec<&str> = text.lines().collect();
-            let head = if header {
-                Some(expected.remove(0))
-            } else {
-                None
-            };
-            let mut got: Vec<String> = Vec::new();
-            for i in 0..n {
-                let part = std::fs::read_to_string(out.join(format!("{folder}/part-{i:05}.{ext}")))
-                    .unwrap();
-                let mut lines: Vec<&str> = part.lines().collect();
-                if let (Some(h), false) = (head, lines.is_empty()) {
-                    assert_eq!(lines.remove(0), h);
-                }
-                got.extend(lines.iter().map(|l| l.to_string()));
-            }
-            let mut want: Vec<String> = expected.iter().map(|l| l.to_string()).collect();
+            let (expected, parts) = rows_of_parts(&whole, &out, folder, ext, header, n);
             assert!(
-                want.len() > 100 || folder == "lonely",
+                expected.len() > 100 || folder == "lonely",
                 "{folder}: {}",
-                want.len()
+                expected.len()
             );
-            got.sort();
-            want.sort();
+            if folder == "joined" {
+                // The keys are spread: every task joined some.
+                for (i, rows) in parts.iter().enumerate() {
+                    assert!(!rows.is_empty(), "joined part {i} of {n} is empty");
+                }
+            }
             assert!(
-                got == want,
+                add_up(&expected, &parts),
                 "{folder}: the {n} parts do not add up to the whole"
             );
         }
     }
+}
+
+/// The rows of the one-process output `whole/FOLDER/part-00000.EXT` and of each of the `n`
+/// parts under `out/FOLDER`; with `header`, each non-empty part's first line is checked to
+/// be the whole's header and taken off.
+fn rows_of_parts(
+    whole: &Path,
+    out: &Path,
+    folder: &str,
+    ext: &str,
+    header: bool,
+    n: u32,
+) -> (Vec<String>, Vec<Vec<String>>) {
+    let lines = |p: std::path::PathBuf| -> Vec<String> {
+        let text = std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+        text.lines().map(String::from).collect()
+    };
+    let mut expected = lines(whole.join(format!("{folder}/part-00000.{ext}")));
+    let head = header.then(|| expected.remove(0));
+    let parts = (0..n)
+        .map(|i| {
+            let mut rows = lines(out.join(format!("{folder}/part-{i:05}.{ext}")));
+            if let (Some(h), false) = (&head, rows.is_empty()) {
+                assert_eq!(&rows.remove(0), h, "{folder} part {i}");
+            }
+            rows
+        })
+        .collect();
+    (expected, parts)
+}
+
+/// Whether `parts` hold exactly the rows of `whole`, in any order.
+fn add_up(whole: &[String], parts: &[Vec<String>]) -> bool {
+    let (mut want, mut got) = (whole.to_vec(), parts.concat());
+    want.sort();
+    got.sort();
+    want == got
 }
