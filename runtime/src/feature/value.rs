@@ -217,12 +217,70 @@ pub fn format_float(f: f64, out: &mut String) {
     let _ = write_float(f, out);
 }
 
-/// [`format_float`]'s text, written to any formatter.
+/// [`format_float`]'s text, written to any formatter: Rust's `{}` (shortest round trip), or
+/// `{:.1}` for an integral value below 1e16, written here through an integer writer. (ryu's
+/// digits differ from Rust's where two shortest forms are equally close, so it is not used.)
 fn write_float(f: f64, out: &mut impl fmt::Write) -> fmt::Result {
-    if f.is_finite() && f.fract() == 0.0 && f.abs() < 1e16 {
-        write!(out, "{f:.1}")
-    } else {
-        write!(out, "{f}")
+    if !f.is_finite() {
+        return out.write_str(if f.is_nan() {
+            "NaN"
+        } else if f > 0.0 {
+            "inf"
+        } else {
+            "-inf"
+        });
+    }
+    if f.fract() == 0.0 && f.abs() < 1e16 {
+        if f == 0.0 && f.is_sign_negative() {
+            return out.write_str("-0.0");
+        }
+        // Exact: |f| < 1e16 < 2^63.
+        out.write_str(itoa::Buffer::new().format(f as i64))?;
+        return out.write_str(".0");
+    }
+    write!(out, "{f}")
+}
+
+/// `fmt::Write` into a byte buffer.
+struct ByteText<'a>(&'a mut Vec<u8>);
+
+impl fmt::Write for ByteText<'_> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        self.0.extend_from_slice(s.as_bytes());
+        Ok(())
+    }
+}
+
+impl Value {
+    /// Appends the value's text (exactly its `Display`) to `out`: what text writers call per
+    /// cell, so numbers and dates skip the formatting machinery.
+    pub fn write_text(&self, out: &mut Vec<u8>) {
+        match self {
+            Value::Null => {}
+            Value::Bool(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
+            Value::Int(i) => out.extend_from_slice(itoa::Buffer::new().format(*i).as_bytes()),
+            Value::Float(f) => {
+                let _ = write_float(*f, &mut ByteText(out));
+            }
+            Value::String(s) => out.extend_from_slice(s.as_bytes()),
+            Value::Date(d) => match iso_date(i64::from(*d)) {
+                Some(text) => out.extend_from_slice(text.as_str().as_bytes()),
+                None => {
+                    let _ = fmt::Write::write_fmt(&mut ByteText(out), format_args!("{self}"));
+                }
+            },
+            Value::DateTime(us) | Value::LocalDateTime(us) => {
+                match iso_datetime(*us, matches!(self, Value::DateTime(_))) {
+                    Some(text) => out.extend_from_slice(text.as_str().as_bytes()),
+                    None => {
+                        let _ = fmt::Write::write_fmt(&mut ByteText(out), format_args!("{self}"));
+                    }
+                }
+            }
+            Value::Bytes(_) | Value::Array(_) | Value::Map(_) => {
+                let _ = fmt::Write::write_fmt(&mut ByteText(out), format_args!("{self}"));
+            }
+        }
     }
 }
 
@@ -559,5 +617,97 @@ mod tests {
         assert_eq!(Value::Float(1.0).to_string(), "1.0");
         assert_eq!(Value::Float(0.1).to_string(), "0.1");
         assert_eq!(Value::Float(1e20).to_string(), "100000000000000000000");
+    }
+
+    /// Rust's own float formatting, which the ryu-based writer must match byte for byte.
+    fn std_float(f: f64) -> String {
+        if f.is_finite() && f.fract() == 0.0 && f.abs() < 1e16 {
+            format!("{f:.1}")
+        } else {
+            format!("{f}")
+        }
+    }
+
+    /// The float writer gives the text of Rust's formatting for every kind of float: random
+    /// bit patterns (subnormals, huge and tiny exponents), short decimals as data holds them,
+    /// integers around 1e16 and 2^53, and the special values.
+    #[test]
+    fn the_float_writer_matches_rusts_formatting() {
+        let mut samples = vec![
+            0.0,
+            -0.0,
+            1.0,
+            -1.0,
+            0.1,
+            0.5,
+            1e15,
+            9_999_999_999_999_998.0,
+            1e16,
+            1e16 + 2.0,
+            -1e16,
+            9_007_199_254_740_993.0,
+            1e21,
+            1e22,
+            1e-7,
+            1.5e-7,
+            123.456,
+            f64::MAX,
+            f64::MIN,
+            f64::MIN_POSITIVE,
+            5e-324,
+            -5e-324,
+            f64::EPSILON,
+            f64::NAN,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+        ];
+        let mut rng = fastrand::Rng::with_seed(7);
+        for _ in 0..200_000 {
+            samples.push(f64::from_bits(rng.u64(..)));
+            let decimal = rng.i64(-10_000_000..10_000_000) as f64 / 10f64.powi(rng.i32(0..9));
+            samples.push(decimal);
+            samples.push(rng.f64() * 10f64.powi(rng.i32(-30..30)));
+            samples.push((rng.i64(-(1 << 55)..(1 << 55))) as f64);
+        }
+        for f in samples {
+            let expected = std_float(f);
+            let mut text = String::new();
+            format_float(f, &mut text);
+            assert_eq!(text, expected, "bits {:#x}", f.to_bits());
+            let mut bytes = Vec::new();
+            Value::Float(f).write_text(&mut bytes);
+            assert_eq!(bytes, expected.as_bytes(), "bits {:#x}", f.to_bits());
+        }
+    }
+
+    /// `write_text` is the `Display` text of every kind of value.
+    #[test]
+    fn write_text_is_the_display_text() {
+        let values = vec![
+            Value::Null,
+            Value::Bool(true),
+            Value::Bool(false),
+            Value::Int(0),
+            Value::Int(i64::MIN),
+            Value::Int(i64::MAX),
+            Value::Int(-42),
+            Value::Float(2.5),
+            Value::String("a,b \"c\"".into()),
+            Value::String(String::new().into()),
+            Value::Date(0),
+            Value::Date(-800_000),
+            Value::Date(i32::MAX),
+            Value::DateTime(1_700_000_000_123_456),
+            Value::DateTime(i64::MIN),
+            Value::LocalDateTime(-1),
+            Value::LocalDateTime(1_700_000_000_000_000),
+            Value::Bytes(vec![0, 15, 255].into()),
+            Value::Array(vec![Value::Int(1), Value::String("x".into())].into()),
+        ];
+        for v in values {
+            let mut bytes = Vec::new();
+            v.write_text(&mut bytes);
+            assert_eq!(String::from_utf8(bytes).unwrap(), v.to_string(), "{v:?}");
+        }
     }
 }

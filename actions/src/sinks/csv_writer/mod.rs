@@ -126,9 +126,14 @@ struct CsvEncoder {
     delimiter: u8,
     header: bool,
     geometry: Option<GeometryFormat>,
+    /// The bytes that make a field need quotes: the delimiter, `"`, `\n` and `\r`.
+    special: Special,
     /// Reused buffer for one cell's text.
     cell: String,
 }
+
+/// A lookup table of the bytes that make a field need quotes.
+type Special = [bool; 256];
 
 /// The columns of one file, fixed by its first feature, and where the last schema seen
 /// keeps them.
@@ -146,6 +151,7 @@ struct Layout {
 struct Row<'a> {
     buf: &'a mut Vec<u8>,
     delimiter: u8,
+    special: &'a Special,
     /// Fields written so far.
     fields: usize,
     /// The row ends in an empty unquoted field (null).
@@ -153,31 +159,57 @@ struct Row<'a> {
 }
 
 impl Row<'_> {
-    fn new(buf: &mut Vec<u8>, delimiter: u8) -> Row<'_> {
+    fn new<'a>(buf: &'a mut Vec<u8>, delimiter: u8, special: &'a Special) -> Row<'a> {
         Row {
             buf,
             delimiter,
+            special,
             fields: 0,
             last_empty: false,
         }
     }
 
-    /// Appends a field; `string` says that an empty `text` is an empty string, not null.
-    fn field(&mut self, text: &[u8], string: bool) {
+    fn start_field(&mut self) {
         if self.fields > 0 {
             self.buf.push(self.delimiter);
         }
         self.fields += 1;
-        let d = self.delimiter;
-        let needs_quotes = (text.is_empty() && string)
-            || text
-                .iter()
-                .any(|&c| c == d || c == b'"' || c == b'\n' || c == b'\r');
+    }
+
+    fn is_special(&self, text: &[u8]) -> bool {
+        text.iter().any(|&c| self.special[usize::from(c)])
+    }
+
+    /// Appends a field; `string` says that an empty `text` is an empty string, not null.
+    fn field(&mut self, text: &[u8], string: bool) {
+        self.start_field();
+        let needs_quotes = (text.is_empty() && string) || self.is_special(text);
         self.last_empty = text.is_empty() && !needs_quotes;
         if !needs_quotes {
             self.buf.extend_from_slice(text);
             return;
         }
+        self.quoted(text);
+    }
+
+    /// Appends a value's text: written in place, and moved into quotes in the rare case that
+    /// it needs them (a delimiter inside a number or a JSON array).
+    fn value(&mut self, value: &Value) {
+        if let Value::String(s) = value {
+            return self.field(s.as_bytes(), true);
+        }
+        self.start_field();
+        let start = self.buf.len();
+        value.write_text(self.buf);
+        self.last_empty = self.buf.len() == start;
+        if self.is_special(&self.buf[start..]) {
+            let text = self.buf.split_off(start);
+            self.quoted(&text);
+        }
+    }
+
+    /// Appends `text` in quotes, doubling the quotes inside.
+    fn quoted(&mut self, text: &[u8]) {
         self.buf.push(b'"');
         for &c in text {
             if c == b'"' {
@@ -200,10 +232,15 @@ impl Row<'_> {
 
 impl CsvEncoder {
     fn new(delimiter: u8, header: bool, geometry: Option<GeometryFormat>) -> CsvEncoder {
+        let mut special = [false; 256];
+        for b in [delimiter, b'"', b'\n', b'\r'] {
+            special[usize::from(b)] = true;
+        }
         CsvEncoder {
             delimiter,
             header,
             geometry,
+            special,
             cell: String::new(),
         }
     }
@@ -236,7 +273,7 @@ impl RecordEncoder for CsvEncoder {
                 .cloned(),
         );
         if self.header {
-            let mut row = Row::new(buf, self.delimiter);
+            let mut row = Row::new(buf, self.delimiter, &self.special);
             let names = columns.names().iter().map(|n| n.as_bytes());
             let geom = geom_cols.iter().map(|n| n.as_bytes());
             for name in names.chain(geom) {
@@ -262,17 +299,11 @@ impl RecordEncoder for CsvEncoder {
             layout.lookup = lookup(&layout.columns, f, geom_cols)?;
             layout.last = f.schema().clone();
         }
-        let mut row = Row::new(buf, self.delimiter);
+        let mut row = Row::new(buf, self.delimiter, &self.special);
         let values = f.values();
         for slot in &layout.lookup {
-            match slot.map(|i| &values[i]) {
-                Some(Value::String(s)) => row.field(s.as_bytes(), true),
-                Some(v) => {
-                    self.cell.clear();
-                    use std::fmt::Write as _;
-                    let _ = write!(self.cell, "{v}");
-                    row.field(self.cell.as_bytes(), false);
-                }
+            match slot.and_then(|i| values.get(i)) {
+                Some(v) => row.value(v),
                 None => row.field(b"", false),
             }
         }
