@@ -145,8 +145,9 @@ impl KeySpec {
 /// Holds features and orders them: accumulate with [`SortBuffer::push`], drain with
 /// [`SortBuffer::finish_sorted`].
 ///
-/// Per held feature it keeps, for every key, the column index (resolved once per schema) and
-/// the normalized pair (see above), in flat arrays of `keys.len()` items per feature.
+/// Per held feature it keeps one sort entry (the first keys' normalized pairs and the
+/// feature's index), built on arrival, so `finish` sorts the entries in place: no copy and no
+/// merge buffer at the moment the sort holds the most.
 pub(super) struct SortBuffer {
     keys: Vec<KeySpec>,
     held: Held,
@@ -158,28 +159,64 @@ pub(super) struct SortBuffer {
 }
 
 /// The held features and their keys.
-#[derive(Default)]
 struct Held {
     features: Vec<Feature>,
-    /// Column index per feature and key (`MISSING` when absent).
-    columns: Vec<u32>,
-    /// Normalized tag per feature and key.
-    tags: Vec<u8>,
-    /// Normalized value per feature and key.
-    norms: Vec<Norm>,
+    /// One sort entry per feature, in arrival order until sorted.
+    entries: Entries,
+    /// Normalized tags and values of the keys beyond the inline ones, `k - INLINE_KEYS` per
+    /// feature (empty with at most `INLINE_KEYS` keys).
+    rest_tags: Vec<u8>,
+    rest_norms: Vec<Norm>,
+    /// The key columns from a feature index on, one item per change of columns (`MISSING`
+    /// when absent): what comparing values in place looks up.
+    columns: Vec<(u32, Vec<u32>)>,
+}
+
+/// The sort entries, with as many inline keys as the sort has (at most `INLINE_KEYS`).
+enum Entries {
+    One(Vec<Entry<1>>),
+    Two(Vec<Entry<2>>),
+    Three(Vec<Entry<INLINE_KEYS>>),
 }
 
 impl Held {
-    /// The value of key `j` of feature `i` (`k` keys per feature).
-    #[inline]
-    fn value(&self, i: usize, j: usize, k: usize) -> &Value {
-        match self.columns.get(i * k + j) {
-            Some(&c) if c != MISSING => self
-                .features
-                .get(i)
-                .and_then(|f| f.values().get(c as usize))
-                .unwrap_or(&NULL),
-            _ => &NULL,
+    fn new(keys: usize) -> Held {
+        let entries = match keys {
+            1 => Entries::One(Vec::new()),
+            2 => Entries::Two(Vec::new()),
+            _ => Entries::Three(Vec::new()),
+        };
+        Held {
+            features: Vec::new(),
+            entries,
+            rest_tags: Vec::new(),
+            rest_norms: Vec::new(),
+            columns: Vec::new(),
+        }
+    }
+
+    fn reserve(&mut self, n: usize, rest: usize) {
+        self.features.reserve(n);
+        match &mut self.entries {
+            Entries::One(v) => v.reserve(n),
+            Entries::Two(v) => v.reserve(n),
+            Entries::Three(v) => v.reserve(n),
+        }
+        self.rest_tags.reserve(n * rest);
+        self.rest_norms.reserve(n * rest);
+    }
+
+    /// Adds the entry of the next feature from its keys' pairs.
+    fn push_entry(&mut self, pairs: &[(u8, Norm)]) {
+        let index = self.features.len() as u32;
+        match &mut self.entries {
+            Entries::One(v) => v.push(Entry::new(index, pairs)),
+            Entries::Two(v) => v.push(Entry::new(index, pairs)),
+            Entries::Three(v) => v.push(Entry::new(index, pairs)),
+        }
+        for &(tag, norm) in pairs.iter().skip(INLINE_KEYS) {
+            self.rest_tags.push(tag);
+            self.rest_norms.push(norm);
         }
     }
 }
@@ -187,8 +224,8 @@ impl Held {
 impl SortBuffer {
     pub(super) fn new(keys: Vec<KeySpec>) -> SortBuffer {
         SortBuffer {
+            held: Held::new(keys.len()),
             keys,
-            held: Held::default(),
             last_schema: None,
             reservation: None,
             runs: Vec::new(),
@@ -197,13 +234,13 @@ impl SortBuffer {
 
     /// Sorts what is held and writes it to disk as one sorted run, giving its memory back.
     fn spill(&mut self, ctx: &NodeContext) -> Result<(), ActionError> {
-        let mut held = std::mem::take(&mut self.held);
+        let held = std::mem::replace(&mut self.held, Held::new(self.keys.len()));
         self.last_schema = None;
         if held.features.is_empty() {
             return Ok(());
         }
-        let order = self.order(&mut held, ctx);
-        let mut slots: Vec<Option<Feature>> = held.features.into_iter().map(Some).collect();
+        let (features, order) = self.sorted(held, ctx);
+        let mut slots: Vec<Option<Feature>> = features.into_iter().map(Some).collect();
         let sorted = order
             .into_iter()
             .filter_map(|i| slots.get_mut(i as usize).and_then(Option::take));
@@ -216,18 +253,39 @@ impl SortBuffer {
         Ok(())
     }
 
-    fn order(&self, held: &mut Held, ctx: &NodeContext) -> Vec<u32> {
-        match self.keys.len() {
-            1 => sort_order::<1>(held, &self.keys, ctx),
-            2 => sort_order::<2>(held, &self.keys, ctx),
-            _ => sort_order::<INLINE_KEYS>(held, &self.keys, ctx),
-        }
+    /// Sorts the held entries and gives the features with their stable order, as indices.
+    fn sorted(&self, held: Held, ctx: &NodeContext) -> (Vec<Feature>, Vec<u32>) {
+        let Held {
+            features,
+            entries,
+            rest_tags,
+            rest_norms,
+            columns,
+        } = held;
+        let rest = Rest {
+            features: &features,
+            tags: &rest_tags,
+            norms: &rest_norms,
+            columns: &columns,
+        };
+        let order = match entries {
+            Entries::One(v) => sort_entries(v, &self.keys, &rest, ctx),
+            Entries::Two(v) => sort_entries(v, &self.keys, &rest, ctx),
+            Entries::Three(v) => sort_entries(v, &self.keys, &rest, ctx),
+        };
+        (features, order)
     }
 
-    /// Bytes of bookkeeping per held feature beyond its own size: the flat key arrays, the
-    /// largest sort entry and the order.
+    /// Bytes of bookkeeping per held feature beyond its own size: its sort entry, the keys
+    /// beyond the inline ones and its place in the order.
     fn overhead(&self) -> usize {
-        21 * self.keys.len() + std::mem::size_of::<Entry<INLINE_KEYS>>() + 4
+        let k = self.keys.len();
+        let entry = match k {
+            1 => std::mem::size_of::<Entry<1>>(),
+            2 => std::mem::size_of::<Entry<2>>(),
+            _ => std::mem::size_of::<Entry<INLINE_KEYS>>(),
+        };
+        entry + 17 * k.saturating_sub(INLINE_KEYS) + 4
     }
 
     /// Takes a batch into the buffer, reserving its memory first.
@@ -251,7 +309,7 @@ impl SortBuffer {
                 .get_or_insert_with(|| ctx.budget.register(&ctx.node_id));
             if !reservation.try_grow(bytes) {
                 // Other accumulators hold the budget: this batch alone becomes a run.
-                let held = std::mem::take(&mut self.held);
+                let held = std::mem::replace(&mut self.held, Held::new(self.keys.len()));
                 self.push_unreserved(batch);
                 self.spill(ctx)?;
                 self.held = held;
@@ -265,16 +323,14 @@ impl SortBuffer {
     /// Takes a batch into the buffer (its memory already reserved).
     fn push_unreserved(&mut self, batch: Batch) {
         let k = self.keys.len();
-        let held = &mut self.held;
-        held.features.reserve(batch.len());
-        held.columns.reserve(batch.len() * k);
-        held.tags.reserve(batch.len() * k);
-        held.norms.reserve(batch.len() * k);
+        self.held
+            .reserve(batch.len(), k.saturating_sub(INLINE_KEYS));
+        let mut pairs: Vec<(u8, Norm)> = Vec::with_capacity(k);
         for feature in batch {
             let schema = feature.schema();
             let cached = matches!(&self.last_schema, Some((s, _)) if Arc::ptr_eq(s, schema));
             if !cached {
-                let cols = self
+                let cols: Vec<u32> = self
                     .keys
                     .iter()
                     .map(|k| {
@@ -284,18 +340,22 @@ impl SortBuffer {
                             .unwrap_or(MISSING)
                     })
                     .collect();
+                let held = &mut self.held;
+                if held.columns.last().is_none_or(|(_, c)| *c != cols) {
+                    held.columns
+                        .push((held.features.len() as u32, cols.clone()));
+                }
                 self.last_schema = Some((schema.clone(), cols));
             }
             if let Some((_, cols)) = &self.last_schema {
-                for &c in cols {
-                    let value = feature.values().get(c as usize).unwrap_or(&NULL);
-                    let (tag, norm) = normalize(value);
-                    held.columns.push(c);
-                    held.tags.push(tag);
-                    held.norms.push(norm);
-                }
+                pairs.clear();
+                pairs.extend(
+                    cols.iter()
+                        .map(|&c| normalize(feature.values().get(c as usize).unwrap_or(&NULL))),
+                );
+                self.held.push_entry(&pairs);
             }
-            held.features.push(feature);
+            self.held.features.push(feature);
         }
     }
 
@@ -319,15 +379,15 @@ impl SortBuffer {
             let merged = merge_bounded(space, std::mem::take(&mut self.runs), Vec::new(), cmp)?;
             return Ok(Drain::Merge(Box::new(merged)));
         }
-        let mut held = std::mem::take(&mut self.held);
+        let held = std::mem::replace(&mut self.held, Held::new(self.keys.len()));
         self.last_schema = None;
-        let order = self.order(&mut held, ctx);
+        let (features, order) = self.sorted(held, ctx);
         ctx.check_cancelled()?;
-        let n = held.features.len();
+        let n = features.len();
         let reservation = self.reservation.take();
         let per_feature = reservation.as_ref().map_or(0, |r| r.size() / n.max(1));
         let drain = SortedDrain {
-            slots: held.features.into_iter().map(Some).collect(),
+            slots: features.into_iter().map(Some).collect(),
             order: order.into_iter(),
             reservation,
             per_feature,
@@ -336,7 +396,6 @@ impl SortBuffer {
         Ok(Drain::Memory(drain))
     }
 }
-
 /// The sorted output: straight from memory, or merged from spilled runs.
 pub(super) enum Drain {
     /// Nothing was spilled.
@@ -424,53 +483,87 @@ struct Entry<const N: usize> {
     index: u32,
 }
 
-/// The stable order of the held features under `keys`, as indices; the first `N` keys are
-/// compared inside the entries.
-fn sort_order<const N: usize>(held: &mut Held, keys: &[KeySpec], ctx: &NodeContext) -> Vec<u32> {
-    let k = keys.len();
-    let inline = N.min(k);
-    let mut entries: Vec<Entry<N>> = (0..held.features.len())
-        .map(|i| {
-            let mut e = Entry {
-                norms: [[0; 2]; N],
-                tags: [0; N],
-                index: i as u32,
-            };
-            e.norms[..inline].copy_from_slice(&held.norms[i * k..i * k + inline]);
-            e.tags[..inline].copy_from_slice(&held.tags[i * k..i * k + inline]);
-            e
-        })
-        .collect();
-    if k <= N {
-        // Every key is inside the entries: the flat arrays are no longer needed.
-        held.tags = Vec::new();
-        held.norms = Vec::new();
+impl<const N: usize> Entry<N> {
+    /// The entry of feature `index` from its keys' pairs (the first `N` of them).
+    #[inline]
+    fn new(index: u32, pairs: &[(u8, Norm)]) -> Entry<N> {
+        let mut e = Entry {
+            norms: [[0; 2]; N],
+            tags: [0; N],
+            index,
+        };
+        for (j, &(tag, norm)) in pairs.iter().take(N).enumerate() {
+            e.norms[j] = norm;
+            e.tags[j] = tag;
+        }
+        e
     }
-    let held = &*held;
+}
+
+/// What comparing entries reads beyond them: the keys after the inline ones, and the
+/// features themselves for values the normalized pairs cannot order.
+struct Rest<'a> {
+    features: &'a [Feature],
+    tags: &'a [u8],
+    norms: &'a [Norm],
+    columns: &'a [(u32, Vec<u32>)],
+}
+
+impl Rest<'_> {
+    /// The value of key `j` of feature `i`.
+    fn value(&self, i: usize, j: usize) -> &Value {
+        let run = self
+            .columns
+            .partition_point(|(first, _)| *first as usize <= i);
+        let column = run
+            .checked_sub(1)
+            .and_then(|r| self.columns.get(r))
+            .and_then(|(_, cols)| cols.get(j).copied());
+        match column {
+            Some(c) if c != MISSING => self
+                .features
+                .get(i)
+                .and_then(|f| f.values().get(c as usize))
+                .unwrap_or(&NULL),
+            _ => &NULL,
+        }
+    }
+}
+
+/// The stable order of the entries under `keys`, as feature indices. The entries are sorted
+/// in place (unstable, on the shared pool) with the arrival index as the last key, which
+/// makes the order total and the result that of a stable sort.
+fn sort_entries<const N: usize>(
+    mut entries: Vec<Entry<N>>,
+    keys: &[KeySpec],
+    rest: &Rest<'_>,
+    ctx: &NodeContext,
+) -> Vec<u32> {
+    let k = keys.len();
+    let beyond = k.saturating_sub(N);
     let compare = |a: &Entry<N>, b: &Entry<N>| -> Ordering {
         let (ia, ib) = (a.index as usize, b.index as usize);
         for (j, key) in keys.iter().enumerate() {
             let (pa, pb) = if j < N {
                 ((a.tags[j], a.norms[j]), (b.tags[j], b.norms[j]))
             } else {
-                let (x, y) = (ia * k + j, ib * k + j);
-                ((held.tags[x], held.norms[x]), (held.tags[y], held.norms[y]))
+                let (x, y) = (ia * beyond + j - N, ib * beyond + j - N);
+                ((rest.tags[x], rest.norms[x]), (rest.tags[y], rest.norms[y]))
             };
             let o = key.compare_norm(pa, pb, || {
-                compare_values(held.value(ia, j, k), held.value(ib, j, k))
+                compare_values(rest.value(ia, j), rest.value(ib, j))
             });
             if o != Ordering::Equal {
                 return o;
             }
         }
-        Ordering::Equal
+        a.index.cmp(&b.index)
     };
-    // Stable: ties keep arrival order. (Rayon's merge sort also never panics on an
-    // inconsistent order, which `Value::total_cmp` can be inside arrays; see `compare_values`.)
-    ctx.install(|| entries.par_sort_by(compare));
+    // (Rayon's sorts never panic on an inconsistent order, which `Value::total_cmp` can be
+    // inside arrays; see `compare_values`.)
+    ctx.install(|| entries.par_sort_unstable_by(compare));
     entries.into_iter().map(|e| e.index).collect()
 }
-
 /// Gives bytes back every this many features while draining.
 const SHRINK_EVERY: usize = 4096;
 

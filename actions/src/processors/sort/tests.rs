@@ -277,6 +277,39 @@ fn values_the_normalized_keys_cannot_decide_still_sort_exactly() {
     }
 }
 
+/// Features whose key sits in another column (schemas alternating feature by feature) and
+/// whose keys only the values themselves can order (long strings with a common prefix): the
+/// in-place comparison finds each feature's own column.
+#[test]
+fn keys_in_other_columns_are_compared_in_place_correctly() {
+    let first = Schema::new(["k", "x"]);
+    let second = Schema::new(["x", "y", "k"]);
+    let third = Schema::new(["x"]);
+    let mut rng = Lcg(11);
+    let input: Vec<Feature> = (0..5_000)
+        .map(|i| {
+            let key = Value::from(format!(
+                "a_common_prefix_longer_than_16_{}",
+                rng.next() % 50
+            ));
+            match (rng.next() % 7, i % 3) {
+                (0, _) => Feature::new(i, third.clone(), vec![Value::Int(1)]),
+                (_, 0) => Feature::new(i, first.clone(), vec![key, Value::Int(2)]),
+                _ => Feature::new(i, second.clone(), vec![Value::Int(3), Value::Null, key]),
+            }
+        })
+        .collect();
+    let ctx = NodeContext::standalone("t");
+    let batches: Vec<Batch> = input.chunks(300).map(<[Feature]>::to_vec).collect();
+    let out = run(
+        serde_json::json!({"by": [{"attribute": "k"}]}),
+        batches,
+        &ctx,
+    )
+    .unwrap();
+    assert_eq!(ids(&out), oracle(&input, &[("k", false, false)]));
+}
+
 #[test]
 fn huge_ints_next_to_floats_sort_exactly_without_panicking() {
     let two53 = 1i64 << 53;
