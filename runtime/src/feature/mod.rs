@@ -336,6 +336,18 @@ impl Feature {
         self.values = values.into();
     }
 
+    /// [`Feature::reshape`] with the values already shared: built with
+    /// `collect::<Arc<[Value]>>()` from an exact-size iterator they take one allocation, where
+    /// a `Vec` is allocated and then copied into its `Arc`.
+    pub fn reshape_shared(&mut self, schema: Arc<Schema>, values: Arc<[Value]>) {
+        if values.len() == schema.len() {
+            self.schema = schema;
+            self.values = values;
+        } else {
+            self.reshape(schema, values.to_vec());
+        }
+    }
+
     /// Replaces the geometry. Never touches the attributes.
     pub fn set_geometry(&mut self, geometry: Option<Geometry>) {
         self.geometry = geometry.map(Arc::new);

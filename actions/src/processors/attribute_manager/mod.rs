@@ -390,7 +390,7 @@ impl AttributeManager {
         }
         // 2. Assemble: move the input values (copied first only if another branch shares
         //    them) and the computed ones into place.
-        let values: Vec<Value> = {
+        let values: Arc<[Value]> = {
             let input = feature.values_mut();
             plan.output
                 .iter()
@@ -400,7 +400,7 @@ impl AttributeManager {
                 })
                 .collect()
         };
-        feature.reshape(plan.schema.clone(), values);
+        feature.reshape_shared(plan.schema.clone(), values);
         Ok(feature)
     }
 }
