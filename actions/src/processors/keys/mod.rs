@@ -137,16 +137,24 @@ pub(crate) fn keys_equal<'a, 'b>(
     cmp_keys(a, b) == Ordering::Equal
 }
 
-/// A cache of per-schema plans, found by pointer. It starts over past 64 schemas (only
-/// features that each carry their own key list get there).
+/// A cache of per-schema plans, found by pointer. Past 64 schemas (only features that each
+/// carry their own key list get there) a new plan replaces an old one in turn, never the one
+/// returned last: an index stays valid through the next call, so a comparison can hold the
+/// plans of both its features.
 pub(crate) struct SchemaCache<T> {
     entries: Vec<(Arc<Schema>, T)>,
+    /// The index returned last.
+    last: usize,
+    /// The slot the next plan replaces once the cache is full.
+    next: usize,
 }
 
 impl<T> Default for SchemaCache<T> {
     fn default() -> Self {
         SchemaCache {
             entries: Vec::new(),
+            last: 0,
+            next: 0,
         }
     }
 }
@@ -167,13 +175,24 @@ impl<T> SchemaCache<T> {
             .iter()
             .position(|(s, _)| Arc::ptr_eq(s, schema))
         {
+            self.last = i;
             return i;
         }
-        if self.entries.len() >= MAX_CACHED {
-            self.entries.clear();
-        }
-        self.entries.push((schema.clone(), make(schema)));
-        self.entries.len() - 1
+        let entry = (schema.clone(), make(schema));
+        let i = if self.entries.len() < MAX_CACHED {
+            self.entries.push(entry);
+            self.entries.len() - 1
+        } else {
+            let mut slot = self.next % MAX_CACHED;
+            if slot == self.last {
+                slot = (slot + 1) % MAX_CACHED;
+            }
+            self.next = slot + 1;
+            self.entries[slot] = entry;
+            slot
+        };
+        self.last = i;
+        i
     }
 
     /// The plan at `index` (from [`SchemaCache::index`]).
@@ -327,6 +346,25 @@ pub(crate) fn feature_hasher(by: Vec<String>) -> sluice_runtime::action::Feature
 
 #[cfg(test)]
 mod tests {
+
+    /// Past its size the cache replaces plans in turn, but never the one it returned last:
+    /// a comparison holding the plans of two features with new schemas keeps both valid.
+    #[test]
+    fn a_full_schema_cache_keeps_the_last_index_valid() {
+        let mut cache: super::SchemaCache<usize> = super::SchemaCache::default();
+        let schemas: Vec<_> = (0..300)
+            .map(|i| sluice_runtime::Schema::new([format!("c{i}")]))
+            .collect();
+        for pair in schemas.windows(2) {
+            let a = cache.index(&pair[0], |s| s.len() * 1000 + s.names()[0].len());
+            let b = cache.index(&pair[1], |s| s.len() * 1000 + s.names()[0].len());
+            assert_eq!(*cache.at(a), 1000 + pair[0].names()[0].len());
+            assert_eq!(*cache.at(b), 1000 + pair[1].names()[0].len());
+            assert!(std::sync::Arc::ptr_eq(&cache.entries[a].0, &pair[0]));
+            assert!(std::sync::Arc::ptr_eq(&cache.entries[b].0, &pair[1]));
+        }
+        assert!(cache.entries.len() <= super::MAX_CACHED);
+    }
     use super::*;
 
     #[test]
