@@ -1,14 +1,17 @@
 //! Features: an id, attributes and an optional geometry, cheap to share and copy-on-write.
 //!
 //! ```text
-//! Feature (40 bytes) ──► Arc<Schema>   shared by every feature of a reader: the key list
-//!                    ──► Arc<[Value]>  this feature's values, shared until someone edits them
-//!                    ──► Arc<Geometry> shared until someone edits it
+//! Feature (8 bytes) ──► Arc<Parts>: id
+//!                                   Arc<Schema>   shared by every feature of a reader: the key list
+//!                                   Arc<[Value]>  this feature's values, shared until someone edits them
+//!                                   Arc<Geometry> shared until someone edits it
 //! ```
 //!
-//! Cloning a feature (what a fan-out does) bumps three reference counts. Editing an attribute
-//! copies the value slice only when another branch still holds it, and never touches the
-//! geometry; editing the geometry never touches the attributes.
+//! Cloning a feature (what a fan-out does, and what every sort of a fan-out holds) bumps one
+//! reference count and holds one pointer. Editing a shared feature first copies its parts
+//! (the id and three pointers); editing an attribute copies the value slice only when
+//! another holder still has it, and never touches the geometry; editing the geometry never
+//! touches the attributes.
 
 pub mod arrow;
 mod copies;
@@ -222,12 +225,29 @@ pub fn split_batch(mut batch: Batch, chunk: usize) -> Vec<Batch> {
 }
 
 /// A record with attributes and an optional geometry. See the [module docs](self).
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Feature {
+    inner: Arc<Parts>,
+}
+
+/// What a feature holds, behind its one pointer.
+#[derive(Clone)]
+struct Parts {
     id: u64,
     schema: Arc<Schema>,
     values: Arc<[Value]>,
     geometry: Option<Arc<Geometry>>,
+}
+
+impl std::fmt::Debug for Feature {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Feature")
+            .field("id", &self.inner.id)
+            .field("schema", &self.inner.schema)
+            .field("values", &self.inner.values)
+            .field("geometry", &self.inner.geometry)
+            .finish()
+    }
 }
 
 impl Feature {
@@ -236,11 +256,20 @@ impl Feature {
     pub fn new(id: u64, schema: Arc<Schema>, mut values: Vec<Value>) -> Feature {
         values.resize(schema.len(), Value::Null);
         Feature {
-            id,
-            schema,
-            values: values.into(),
-            geometry: None,
+            inner: Arc::new(Parts {
+                id,
+                schema,
+                values: values.into(),
+                geometry: None,
+            }),
         }
+    }
+
+    /// The parts, to change them: copied first (the id and three pointers) when another
+    /// holder shares them.
+    #[inline]
+    fn parts(&mut self) -> &mut Parts {
+        Arc::make_mut(&mut self.inner)
     }
 
     /// A feature with no attributes.
@@ -257,72 +286,78 @@ impl Feature {
 
     /// Sets the geometry (builder style).
     pub fn with_geometry(mut self, geometry: Option<Geometry>) -> Feature {
-        self.geometry = geometry.map(Arc::new);
+        self.parts().geometry = geometry.map(Arc::new);
         self
     }
 
     /// The feature id (unique within a source).
     pub fn id(&self) -> u64 {
-        self.id
+        self.inner.id
     }
 
     /// Changes the feature id.
     pub fn set_id(&mut self, id: u64) {
-        self.id = id;
+        self.parts().id = id;
     }
 
     /// The shared key list.
     pub fn schema(&self) -> &Arc<Schema> {
-        &self.schema
+        &self.inner.schema
     }
 
     /// The values, in schema order.
     #[inline]
     pub fn values(&self) -> &[Value] {
-        &self.values
+        &self.inner.values
     }
 
     /// The value of an attribute, if the feature has it.
     #[inline]
     pub fn get(&self, name: &str) -> Option<&Value> {
-        self.schema.index_of(name).map(|i| &self.values[i])
+        self.inner
+            .schema
+            .index_of(name)
+            .map(|i| &self.inner.values[i])
     }
 
     /// Attribute name/value pairs, in schema order.
     pub fn attributes(&self) -> impl Iterator<Item = (&str, &Value)> {
-        self.schema
+        self.inner
+            .schema
             .names()
             .iter()
             .map(|n| n.as_ref())
-            .zip(self.values.iter())
+            .zip(self.inner.values.iter())
     }
 
     /// The geometry, if any.
     pub fn geometry(&self) -> Option<&Geometry> {
-        self.geometry.as_deref()
+        self.inner.geometry.as_deref()
     }
 
     /// Mutable values; copies them first only if another holder shares them.
     pub fn values_mut(&mut self) -> &mut [Value] {
-        if Arc::strong_count(&self.values) > 1 || Arc::weak_count(&self.values) > 0 {
+        let parts = self.parts();
+        if Arc::strong_count(&parts.values) > 1 || Arc::weak_count(&parts.values) > 0 {
             copies::record();
         }
-        Arc::make_mut(&mut self.values)
+        Arc::make_mut(&mut parts.values)
     }
 
     /// Sets an attribute. An existing attribute is changed in place (copy-on-write); a new
     /// one extends this feature's schema. When many features gain the same attribute,
     /// prefer [`Feature::reshape`] with a schema computed once.
     pub fn set(&mut self, name: &str, value: Value) {
-        match self.schema.index_of(name) {
+        match self.inner.schema.index_of(name) {
             Some(i) => self.values_mut()[i] = value,
             None => {
-                let schema = self.schema.with(name);
+                let schema = self.inner.schema.with(name);
                 let mut values = Vec::with_capacity(schema.len());
-                values.extend(self.values.iter().cloned());
+                values.extend(self.inner.values.iter().cloned());
                 values.push(value);
-                self.schema = schema;
-                self.values = values.into();
+                let parts = self.parts();
+                parts.schema = schema;
+                parts.values = values.into();
             }
         }
     }
@@ -332,8 +367,9 @@ impl Feature {
     /// `values` is resized to the schema's length.
     pub fn reshape(&mut self, schema: Arc<Schema>, mut values: Vec<Value>) {
         values.resize(schema.len(), Value::Null);
-        self.schema = schema;
-        self.values = values.into();
+        let parts = self.parts();
+        parts.schema = schema;
+        parts.values = values.into();
     }
 
     /// [`Feature::reshape`] with the values already shared: built with
@@ -341,8 +377,9 @@ impl Feature {
     /// a `Vec` is allocated and then copied into its `Arc`.
     pub fn reshape_shared(&mut self, schema: Arc<Schema>, values: Arc<[Value]>) {
         if values.len() == schema.len() {
-            self.schema = schema;
-            self.values = values;
+            let parts = self.parts();
+            parts.schema = schema;
+            parts.values = values;
         } else {
             self.reshape(schema, values.to_vec());
         }
@@ -350,12 +387,12 @@ impl Feature {
 
     /// Replaces the geometry. Never touches the attributes.
     pub fn set_geometry(&mut self, geometry: Option<Geometry>) {
-        self.geometry = geometry.map(Arc::new);
+        self.parts().geometry = geometry.map(Arc::new);
     }
 
     /// Mutable geometry; copies it first only if another holder shares it.
     pub fn geometry_mut(&mut self) -> Option<&mut Geometry> {
-        let g = self.geometry.as_mut()?;
+        let g = self.parts().geometry.as_mut()?;
         if Arc::strong_count(g) > 1 || Arc::weak_count(g) > 0 {
             copies::record();
         }
@@ -364,29 +401,34 @@ impl Feature {
 
     /// Takes the geometry out of the feature.
     pub fn take_geometry(&mut self) -> Option<Arc<Geometry>> {
-        self.geometry.take()
+        self.parts().geometry.take()
     }
 
     /// Puts a shared geometry on the feature.
     pub fn set_shared_geometry(&mut self, geometry: Option<Arc<Geometry>>) {
-        self.geometry = geometry;
+        self.parts().geometry = geometry;
     }
 
     /// Whether two features share the same attribute storage (no copy was made).
     pub fn shares_values_with(&self, other: &Feature) -> bool {
-        Arc::ptr_eq(&self.values, &other.values)
+        Arc::ptr_eq(&self.inner.values, &other.inner.values)
     }
+
+    /// Bytes of a feature with no values and no geometry: the pointer, its parts and the two
+    /// reference-counted headers.
+    pub const BASE_BYTES: usize =
+        std::mem::size_of::<Feature>() + 16 + std::mem::size_of::<Parts>() + 16;
 
     /// Estimated bytes this feature holds (struct, values, strings, geometry), for accounting.
     pub fn mem_size(&self) -> usize {
-        std::mem::size_of::<Feature>()
-            + 16
+        Feature::BASE_BYTES
             + self
+                .inner
                 .values
                 .iter()
                 .map(|v| std::mem::size_of::<Value>() + v.heap_size())
                 .sum::<usize>()
-            + self.geometry.as_ref().map_or(0, |g| g.heap_size())
+            + self.inner.geometry.as_ref().map_or(0, |g| g.heap_size())
     }
 
     /// The attributes as a JSON object.
@@ -453,8 +495,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn feature_is_40_bytes() {
-        assert_eq!(std::mem::size_of::<Feature>(), 40);
+    fn feature_is_one_pointer() {
+        assert_eq!(std::mem::size_of::<Feature>(), 8);
     }
 
     #[test]

@@ -63,8 +63,7 @@ impl Layout {
     /// Bytes one value row of `key` costs while a spill builds it (the feature, its value
     /// array and the cloned key), beyond the value itself.
     pub(super) fn value_row_bytes(&self, key: &[Value]) -> usize {
-        std::mem::size_of::<Feature>()
-            + 16
+        Feature::BASE_BYTES
             + (self.k + 2) * std::mem::size_of::<Value>()
             + key.iter().map(Value::heap_size).sum::<usize>()
     }
