@@ -1,19 +1,23 @@
 #!/usr/bin/env python3
-"""W1 on sluice (unlimited and --memory-limit 64MB) and, when installed, DuckDB and Polars.
+"""sluice against DuckDB and Polars (when installed) on the tabular workloads of the speed targets.
 
-W1: 2,000,000 generated rows (id,name,category,x,y,value,ts) -> value2 = value * 2 ->
-keep value > 500 -> sort by value desc, id -> CSV.
+- W1: 2,000,000 generated rows (id,name,category,x,y,value,ts) -> value2 = value * 2 ->
+  keep value > 500 -> sort by value desc, id -> CSV; sluice also at --memory-limit 64MB.
+- CSV -> noop: read the file, discard it (DuckDB: count(*) over read_csv).
+- CSV -> CSV: read the file, write it back (DuckDB: COPY (SELECT * FROM read_csv(..)) TO ..).
 
     cargo build --release
-    python3 benches/w1_compare.py [--rows 2000000] [--runs 3]
+    python3 benches/w1_compare.py [--rows 2000000] [--runs 3] [--before OLD_SLUICE_BINARY]
 
-Prints one table: median wall time, peak RSS, and the ratio of each to sluice (unlimited),
-all measured in this run on this machine. Peak RSS is the child's ru_maxrss.
+Every case of a workload runs once per round, rounds repeated --runs times (A B C, A B C, ...),
+so a slow moment of the machine falls on every case alike. Prints per workload the median
+wall time, the median peak RSS (the child's ru_maxrss), and each one's ratio to DuckDB's,
+all measured in this run. --before adds the same sluice cases run by another binary.
 """
 import argparse
 import os
-import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -22,9 +26,10 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SLUICE = os.path.join(ROOT, "target", "release", "sluice")
 
-DUCKDB = """
+DUCKDB_W1 = """
 import duckdb, sys
 con = duckdb.connect()
+con.execute("SET threads=2")
 lim = sys.argv[3]
 if lim != "none":
     con.execute(f"SET memory_limit='{lim}'")
@@ -32,11 +37,46 @@ con.execute(f\"\"\"COPY (SELECT *, value * 2 AS value2 FROM read_csv_auto('{sys.
  WHERE value > 500 ORDER BY value DESC, id) TO '{sys.argv[2]}' (HEADER)\"\"\")
 """
 
-POLARS = """
+DUCKDB_COUNT = """
+import duckdb, sys
+con = duckdb.connect()
+con.execute("SET threads=2")
+con.execute(f"SELECT count(*) FROM read_csv('{sys.argv[1]}')").fetchone()
+"""
+
+DUCKDB_COPY = """
+import duckdb, sys
+con = duckdb.connect()
+con.execute("SET threads=2")
+con.execute(f"COPY (SELECT * FROM read_csv('{sys.argv[1]}')) TO '{sys.argv[2]}' (HEADER)")
+"""
+
+POLARS_W1 = """
 import polars as pl, sys
 (pl.scan_csv(sys.argv[1]).with_columns((pl.col("value") * 2).alias("value2"))
    .filter(pl.col("value") > 500).sort(["value", "id"], descending=[True, False])
    .sink_csv(sys.argv[2]))
+"""
+
+NOOP_WF = """name: csv_noop
+variables:
+  input: {{ default: x }}
+nodes:
+  - {{ id: read, action: csv_reader, with: {{ path: "${{input}}" }} }}
+  - {{ id: sink, action: noop_sink }}
+edges:
+  - read -> sink
+"""
+
+COPY_WF = """name: csv_copy
+variables:
+  input: {{ default: x }}
+  output: {{ default: y }}
+nodes:
+  - {{ id: read, action: csv_reader, with: {{ path: "${{input}}" }} }}
+  - {{ id: write, action: csv_writer, with: {{ path: "${{output}}" }} }}
+edges:
+  - read -> write
 """
 
 
@@ -54,11 +94,66 @@ def timed(cmd):
     return wall, rss, proc.returncode == 0, "\n".join(lines[-4:-1])
 
 
+def installed(mod):
+    try:
+        __import__(mod)
+        return True
+    except ImportError:
+        print(f"({mod} not installed: pip install {mod})")
+        return False
+
+
+def workloads(args, work, data):
+    """(title, [(label, command)], output files that must be identical)"""
+    binaries = [("sluice", SLUICE)] + ([("sluice (before)", args.before)] if args.before else [])
+    py = sys.executable
+    have_duckdb, have_polars = installed("duckdb"), installed("polars")
+    wf = os.path.join(ROOT, "workflows", "w1.yaml")
+    noop = os.path.join(work, "noop.yaml")
+    copy = os.path.join(work, "copy.yaml")
+    open(noop, "w").write(NOOP_WF.format())
+    open(copy, "w").write(COPY_WF.format())
+
+    w1, w1_outs = [], []
+    for name, binary in binaries:
+        for limit in [None, "64MB"]:
+            out = os.path.join(work, f"w1-{len(w1)}.csv")
+            cmd = [binary, "run", wf, "--quiet", "--var", f"input={data}", "--var", f"output={out}"]
+            if limit:
+                cmd[4:4] = ["--memory-limit", limit]
+            w1.append((name + (f" --memory-limit {limit}" if limit else ""), cmd))
+            w1_outs.append(out)
+    if have_duckdb:
+        w1.append(("duckdb", [py, "-c", DUCKDB_W1, data, os.path.join(work, "d.csv"), "none"]))
+        w1.append(("duckdb memory_limit=64MB", [py, "-c", DUCKDB_W1, data, os.path.join(work, "d64.csv"), "64MB"]))
+    if have_polars:
+        w1.append(("polars", [py, "-c", POLARS_W1, data, os.path.join(work, "p.csv")]))
+
+    reads = [(name, [binary, "run", noop, "--quiet", "--var", f"input={data}"]) for name, binary in binaries]
+    if have_duckdb:
+        reads.append(("duckdb count(*)", [py, "-c", DUCKDB_COUNT, data]))
+
+    copies, copy_outs = [], []
+    for name, binary in binaries:
+        out = os.path.join(work, f"copy-{len(copies)}.csv")
+        copies.append((name, [binary, "run", copy, "--quiet", "--var", f"input={data}", "--var", f"output={out}"]))
+        copy_outs.append(out)
+    if have_duckdb:
+        copies.append(("duckdb COPY", [py, "-c", DUCKDB_COPY, data, os.path.join(work, "dcopy.csv")]))
+
+    return [
+        ("W1", w1, w1_outs),
+        ("CSV -> noop", reads, []),
+        ("CSV -> CSV", copies, copy_outs + [data]),
+    ]
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--rows", type=int, default=2_000_000)
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--data", default=None)
+    ap.add_argument("--before", default=None, help="another sluice binary to run beside this one")
     args = ap.parse_args()
     if not os.path.exists(SLUICE):
         sys.exit("build first: cargo build --release")
@@ -66,44 +161,29 @@ def main():
     data = args.data or os.path.join(work, "w1.csv")
     if not os.path.exists(data):
         subprocess.run([SLUICE, "generate", "w1", "--rows", str(args.rows), "--out", data], check=True)
-    wf = os.path.join(ROOT, "workflows", "w1.yaml")
-    out = os.path.join(work, "out.csv")
-    cases = [
-        ("sluice (no limit)", [SLUICE, "run", wf, "--quiet", "--var", f"input={data}", "--var", f"output={out}"]),
-        ("sluice --memory-limit 64MB", [SLUICE, "run", wf, "--quiet", "--memory-limit", "64MB",
-                                        "--var", f"input={data}", "--var", f"output={out}.64"]),
-    ]
-    for mod, script, extra in [("duckdb", DUCKDB, ["none"]), ("duckdb", DUCKDB, ["64MB"]), ("polars", POLARS, [])]:
-        try:
-            __import__(mod)
-        except ImportError:
-            print(f"({mod} not installed: pip install {mod})")
-            continue
-        label = mod + (f" memory_limit={extra[0]}" if extra and extra[0] != "none" else "")
-        cases.append((label, [sys.executable, "-c", script, data, os.path.join(work, f"{mod}.csv")] + extra))
-    rows = []
-    for label, cmd in cases:
-        walls, rsss, ok, err = [], [], True, ""
+    for title, cases, outs in workloads(args, work, data):
+        results = {label: [] for label, _ in cases}
         for _ in range(args.runs):
-            w, r, good, e = timed(cmd)
-            walls.append(w)
-            rsss.append(r)
-            ok &= good
-            err = e or err
-        walls.sort()
-        rows.append((label, walls[len(walls) // 2], max(rsss), ok, err))
-    base_wall, base_rss = rows[0][1], rows[0][2]
-    print(f"\nW1, {args.rows:,} rows, median of {args.runs} runs\n")
-    print(f"| {'engine':<30} | {'wall s':>7} | {'peak RSS MB':>11} | {'wall / sluice':>13} | {'RSS / sluice':>12} |")
-    print(f"|{'-'*32}|{'-'*9}|{'-'*13}|{'-'*15}|{'-'*14}|")
-    for label, wall, rss, ok, err in rows:
-        if not ok:
-            print(f"| {label:<30} | {'failed':>7} | {'':>11} | {'':>13} | {'':>12} |  {err.splitlines()[-1] if err else ''}")
-            continue
-        print(f"| {label:<30} | {wall:7.2f} | {rss / 2**20:11.0f} | {wall / base_wall:13.2f} | {rss / base_rss:12.2f} |")
-    if os.path.exists(out) and os.path.exists(out + ".64"):
-        same = open(out, "rb").read() == open(out + ".64", "rb").read()
-        print(f"\nsluice output identical with and without the limit: {same}")
+            for label, cmd in cases:
+                results[label].append(timed(cmd))
+        base = next((label for label, _ in cases if label.startswith("duckdb")), cases[0][0])
+        med = {label: (statistics.median(r[0] for r in runs), statistics.median(r[1] for r in runs),
+                       all(r[2] for r in runs), next((r[3] for r in runs if r[3]), ""))
+               for label, runs in results.items()}
+        bw, brss = med[base][0], med[base][1] or 1
+        print(f"\n{title}, {args.rows:,} rows, medians of {args.runs} interleaved runs\n")
+        print(f"| {'case':<34} | {'wall s':>7} | {'peak RSS MB':>11} | {'wall / ' + base:>24} | {'RSS / ' + base:>23} |")
+        print(f"|{'-'*36}|{'-'*9}|{'-'*13}|{'-'*26}|{'-'*25}|")
+        for label, (wall, rss, ok, err) in med.items():
+            if not ok:
+                print(f"| {label:<34} | {'failed':>7} | {'':>11} | {'':>24} | {'':>23} |  "
+                      f"{err.splitlines()[-1] if err else ''}")
+                continue
+            print(f"| {label:<34} | {wall:7.2f} | {rss / 2**20:11.0f} | {wall / bw:24.2f} | {rss / brss:23.2f} |")
+        present = [o for o in outs if os.path.exists(o)]
+        if len(present) > 1:
+            same = len({open(o, "rb").read() for o in present}) == 1
+            print(f"\nsluice outputs identical{' to the input' if title == 'CSV -> CSV' else ''}: {same}")
     shutil.rmtree(work, ignore_errors=True)
 
 
