@@ -39,16 +39,18 @@ pub fn watch(events: EventStream, interactive: bool, quiet: bool) -> Vec<String>
     wrote
 }
 
-/// The live table: elapsed time, then a line per node with its counts and state.
+/// The live table: elapsed time, then a line per node with its counts, the CPU time spent
+/// on it so far (its thread and its pool work) and its state.
 fn table(p: &Progress) -> String {
     let mut s = format!("elapsed {:.1}s\n", p.elapsed.as_secs_f64());
     for n in &p.nodes {
         let out: u64 = n.features_out.iter().map(|c| c.features).sum();
         s.push_str(&format!(
-            "  {:<24} {:>12} in {:>12} out  {}\n",
+            "  {:<24} {:>12} in {:>12} out {:>8.1}s busy  {}\n",
             n.id,
             n.features_in,
             out,
+            n.busy_ms / 1e3,
             n.state.name()
         ));
     }
@@ -62,7 +64,8 @@ fn clear(drawn: &mut usize) {
     }
 }
 
-/// Prints the figures of a run that succeeded: a line per node, a line per port that
+/// Prints the figures of a run that succeeded: a line per node (counts, wall time from its
+/// start to its end, CPU time spent on it), a line per port that
 /// features were sent to with no edge (they were dropped), then time and peak memory.
 pub fn summary(report: &RunReport) {
     for n in &report.nodes {
@@ -71,8 +74,8 @@ pub fn summary(report: &RunReport) {
             d => format!(" {d:>12} dropped"),
         };
         eprintln!(
-            "  {:<24} {:<16} {:>12} in {:>12} out {:>9.1} ms{dropped}",
-            n.id, n.action, n.features_in, n.features_out, n.elapsed_ms
+            "  {:<24} {:<16} {:>12} in {:>12} out {:>9.1} ms {:>9.1} ms busy{dropped}",
+            n.id, n.action, n.features_in, n.features_out, n.elapsed_ms, n.busy_ms
         );
     }
     for line in drop_lines(report) {
@@ -148,6 +151,9 @@ mod tests {
             elapsed_ms: 0.0,
             peak_reservation: 0,
             gate_wait_ms: 0.0,
+            busy_ms: 0.0,
+            thread_cpu_ms: 0.0,
+            pool_cpu_ms: 0.0,
             timeline: Vec::new(),
         }
     }

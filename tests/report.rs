@@ -95,3 +95,73 @@ fn report_refuses_what_is_not_a_report_and_writes_nothing() {
         assert!(!dir.path().join("out.html").exists());
     }
 }
+
+/// Each node's busy time is its own thread's CPU plus the pool work done for it: the CSV
+/// reader's row conversion and the writer's encoding land on the pool and are counted there;
+/// no thread can use more CPU than it had wall time.
+#[test]
+fn the_report_gives_each_node_its_thread_and_pool_cpu_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = sluice(
+        dir.path(),
+        &["generate", "w1", "--rows", "300000", "--out", "w1.csv"],
+        T,
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    std::fs::write(
+        dir.path().join("wf.yaml"),
+        r#"
+nodes:
+  - { id: read, action: csv_reader, with: { path: w1.csv } }
+  - id: value2
+    action: attribute_manager
+    with: { operations: [ { op: set, attribute: value2, expression: "value * 2" } ] }
+  - { id: write, action: csv_writer, with: { path: out.csv } }
+edges: [ "read -> value2", "value2 -> write" ]
+"#,
+    )
+    .unwrap();
+    let o = sluice(
+        dir.path(),
+        &[
+            "run",
+            "wf.yaml",
+            "--quiet",
+            "--threads",
+            "2",
+            "--report",
+            "run.json",
+        ],
+        T,
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("run.json")).unwrap())
+            .unwrap();
+    let elapsed = report["elapsed_ms"].as_f64().unwrap();
+    let mut pool_total = 0.0;
+    for node in report["nodes"].as_array().unwrap() {
+        let f = |k: &str| node[k].as_f64().unwrap();
+        let (busy, thread, pool) = (f("busy_ms"), f("thread_cpu_ms"), f("pool_cpu_ms"));
+        assert!((busy - thread - pool).abs() < 0.01, "{node}");
+        assert!(thread > 0.0, "{node}");
+        assert!(thread <= f("elapsed_ms") + 20.0, "{node}");
+        pool_total += pool;
+    }
+    // Two pool threads cannot do more than twice the run's wall time of work.
+    assert!(
+        pool_total <= 2.0 * elapsed + 20.0,
+        "{pool_total} in {elapsed}"
+    );
+    let node = |id: &str| {
+        report["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|n| n["id"] == id)
+            .unwrap()
+            .clone()
+    };
+    assert!(node("read")["pool_cpu_ms"].as_f64().unwrap() > 0.0);
+    assert!(node("write")["pool_cpu_ms"].as_f64().unwrap() > 0.0);
+}

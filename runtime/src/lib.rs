@@ -19,6 +19,7 @@
 pub mod action;
 mod cancel;
 pub mod capture;
+pub mod cpu;
 pub mod dag;
 pub mod error;
 pub mod events;

@@ -272,13 +272,15 @@ impl<E: RecordEncoder> FileFormat for TextFormat<E> {
             chunks
                 .into_par_iter()
                 .map(|part| {
-                    let (mut encoder, mut state) = (encoder.clone(), state.clone());
-                    let mut buf = Vec::with_capacity(part.len() * 128);
-                    for f in &part {
-                        encoder.encode(&mut state, f, &mut buf)?;
-                    }
-                    drop(part);
-                    Ok(buf)
+                    ctx.pool_job(|| {
+                        let (mut encoder, mut state) = (encoder.clone(), state.clone());
+                        let mut buf = Vec::with_capacity(part.len() * 128);
+                        for f in &part {
+                            encoder.encode(&mut state, f, &mut buf)?;
+                        }
+                        drop(part);
+                        Ok(buf)
+                    })
                 })
                 .collect()
         });

@@ -101,6 +101,28 @@ impl NodeContext {
         }
     }
 
+    /// Runs one sequential piece of this node's parallel work (inside [`NodeContext::install`],
+    /// on a pool thread) and counts the CPU time it takes as the node's: the pool part of
+    /// its busy time in run reports. Wrap leaf work only (no nested parallelism), so the
+    /// time is the piece's own.
+    pub fn pool_job<R>(&self, f: impl FnOnce() -> R) -> R {
+        let Some(state) = &self.state else {
+            return f();
+        };
+        let start = crate::cpu::thread_cpu_ns();
+        let r = f();
+        state.add_pool_cpu(crate::cpu::thread_cpu_ns().saturating_sub(start));
+        r
+    }
+
+    /// Records the CPU time this node's own thread has used so far (called by the node
+    /// thread as it works; a node thread is started for its node alone).
+    pub(crate) fn note_thread_cpu(&self) {
+        if let Some(state) = &self.state {
+            state.set_thread_cpu(crate::cpu::thread_cpu_ns());
+        }
+    }
+
     /// Records that this node spilled `rows` rows in `bytes` bytes to disk (an event for
     /// observers; the spill folder keeps the totals for the run report).
     pub fn spilled(&self, bytes: u64, rows: u64) {

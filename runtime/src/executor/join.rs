@@ -183,6 +183,8 @@ fn run_node(
     let drops = run.out.drops();
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run.run()));
     let took = started.elapsed();
+    // This thread was started for this node: its CPU clock is the node's own time.
+    state.set_thread_cpu(crate::cpu::thread_cpu_ns());
     let error = match outcome {
         Ok(Ok(sink)) => {
             state.set(NodeState::Done);

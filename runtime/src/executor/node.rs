@@ -154,6 +154,7 @@ fn receive(
             Ok(batch) => {
                 features_in.fetch_add(batch.len() as u64, Ordering::Relaxed);
                 handle(inputs[i].0, batch)?;
+                ctx.note_thread_cpu();
             }
             Err(_) => {
                 inputs.swap_remove(i);
@@ -227,8 +228,10 @@ fn apply_transform(
         chunks
             .into_par_iter()
             .map(|c| {
-                let mut e = chunk_emitter.buffer_like();
-                t.apply(c, &mut e).map(|_| e.into_buffers())
+                ctx.pool_job(|| {
+                    let mut e = chunk_emitter.buffer_like();
+                    t.apply(c, &mut e).map(|_| e.into_buffers())
+                })
             })
             .collect()
     });

@@ -60,6 +60,10 @@ impl NodeState {
 pub struct StateCell {
     state: AtomicU8,
     spilled_bytes: AtomicU64,
+    /// CPU time of the node's own thread, nanoseconds (updated as it works).
+    thread_cpu_ns: AtomicU64,
+    /// CPU time of pool work done for the node, nanoseconds.
+    pool_cpu_ns: AtomicU64,
     /// Each change of state and when it happened (a few per node; at most
     /// [`MAX_CHANGES`]): the run report's timeline.
     changes: parking_lot::Mutex<Vec<(NodeState, Instant)>>,
@@ -73,6 +77,8 @@ impl Default for StateCell {
         StateCell {
             state: AtomicU8::new(NodeState::Waiting as u8),
             spilled_bytes: AtomicU64::new(0),
+            thread_cpu_ns: AtomicU64::new(0),
+            pool_cpu_ns: AtomicU64::new(0),
             changes: parking_lot::Mutex::new(Vec::new()),
         }
     }
@@ -126,6 +132,26 @@ impl StateCell {
                 end_ms: ms(changes.get(i + 1).map_or(end, |&(_, t)| t)),
             })
             .collect()
+    }
+
+    /// Records the CPU time the node's own thread has used so far.
+    pub(crate) fn set_thread_cpu(&self, ns: u64) {
+        self.thread_cpu_ns.fetch_max(ns, Ordering::Relaxed);
+    }
+
+    /// Adds CPU time pool threads spent on the node's work.
+    pub(crate) fn add_pool_cpu(&self, ns: u64) {
+        self.pool_cpu_ns.fetch_add(ns, Ordering::Relaxed);
+    }
+
+    /// CPU time of the node's own thread so far, nanoseconds.
+    pub fn thread_cpu_ns(&self) -> u64 {
+        self.thread_cpu_ns.load(Ordering::Relaxed)
+    }
+
+    /// CPU time pool threads spent on the node's work so far, nanoseconds.
+    pub fn pool_cpu_ns(&self) -> u64 {
+        self.pool_cpu_ns.load(Ordering::Relaxed)
     }
 
     /// Bytes the node spilled to disk so far.
@@ -209,6 +235,7 @@ impl Live {
                     id: n.id.clone(),
                     state: n.state.get(),
                     spilled_bytes: n.state.spilled_bytes(),
+                    busy_ms: (n.state.thread_cpu_ns() + n.state.pool_cpu_ns()) as f64 / 1e6,
                     features_in: n.features_in.load(Ordering::Relaxed),
                     features_out: n
                         .ports
@@ -268,6 +295,9 @@ pub struct NodeSnapshot {
     pub state: NodeState,
     /// Bytes it spilled to disk so far.
     pub spilled_bytes: u64,
+    /// CPU time spent on it so far, milliseconds: its own thread's and the pool work done
+    /// for it (see [`NodeReport::busy_ms`](super::NodeReport::busy_ms)).
+    pub busy_ms: f64,
     /// Features received.
     pub features_in: u64,
     /// Features emitted, per output port.

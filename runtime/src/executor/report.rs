@@ -40,6 +40,16 @@ pub struct NodeReport {
     pub peak_reservation: u64,
     /// Time its heavy finish waited at the gate, milliseconds.
     pub gate_wait_ms: f64,
+    /// CPU time spent on this node, milliseconds: `thread_cpu_ms + pool_cpu_ms`. Set beside
+    /// `elapsed_ms` it shows the hot node: a node busy for most of the run's wall time (or
+    /// more, with the pool) is where the time goes.
+    pub busy_ms: f64,
+    /// CPU time of the node's own thread, milliseconds (0 where the platform cannot say).
+    pub thread_cpu_ms: f64,
+    /// CPU time pool threads spent on pieces of this node's work, milliseconds: transforms
+    /// split across the pool, text writers' encoding, the CSV reader's row conversion. A
+    /// sort's parallel sort is not counted (its pieces are rayon's own).
+    pub pool_cpu_ms: f64,
     /// The node's life: a span per state it was in (running, gated, spilling, finishing),
     /// in milliseconds since the run started.
     pub timeline: Vec<super::progress::StateSpan>,
@@ -295,6 +305,9 @@ impl NodeReport {
             dropped,
             elapsed_ms: end.took.as_secs_f64() * 1e3,
             gate_wait_ms: end.gate_wait_ns.load(Ordering::Relaxed) as f64 / 1e6,
+            busy_ms: (p.state.thread_cpu_ns() + p.state.pool_cpu_ns()) as f64 / 1e6,
+            thread_cpu_ms: p.state.thread_cpu_ns() as f64 / 1e6,
+            pool_cpu_ms: p.state.pool_cpu_ns() as f64 / 1e6,
             timeline,
             id: end.id,
         }

@@ -627,13 +627,15 @@ impl FileSource for CsvReader {
                     block[..n]
                         .par_chunks(chunk)
                         .map(|recs| {
-                            let mut kept = KeptAsText::new(plan.columns.len());
-                            let mut values = Vec::new();
-                            let rows = recs
-                                .iter()
-                                .map(|r| self.row(plan, location, r, &mut values, &mut kept))
-                                .collect();
-                            (rows, kept)
+                            ctx.pool_job(|| {
+                                let mut kept = KeptAsText::new(plan.columns.len());
+                                let mut values = Vec::new();
+                                let rows = recs
+                                    .iter()
+                                    .map(|r| self.row(plan, location, r, &mut values, &mut kept))
+                                    .collect();
+                                (rows, kept)
+                            })
                         })
                         .collect()
                 });
