@@ -275,7 +275,8 @@ impl<E: RecordEncoder> FileFormat for TextFormat<E> {
                     ctx.pool_job(|| {
                         let (mut encoder, mut state) = (encoder.clone(), state.clone());
                         let mut buf = Vec::with_capacity(part.len() * 128);
-                        for f in &part {
+                        for (i, f) in part.iter().enumerate() {
+                            sluice_runtime::feature::prefetch_ahead(&part, i);
                             encoder.encode(&mut state, f, &mut buf)?;
                         }
                         drop(part);

@@ -564,6 +564,9 @@ fn sort_entries<const N: usize>(
     ctx.install(|| entries.par_sort_unstable_by(compare));
     entries.into_iter().map(|e| e.index).collect()
 }
+/// How many features ahead the drain fetches a slot (and half as many, the feature in it).
+const DRAIN_AHEAD: usize = 16;
+
 /// Gives bytes back every this many features while draining.
 const SHRINK_EVERY: usize = 4096;
 
@@ -592,6 +595,18 @@ impl Iterator for SortedDrain {
 
     fn next(&mut self) -> Option<Feature> {
         loop {
+            // The order is random in memory: fetch a slot well ahead, and the feature in a
+            // slot fetched earlier.
+            let ahead = self.order.as_slice();
+            if let Some(&j) = ahead.get(DRAIN_AHEAD) {
+                sluice_runtime::feature::prefetch(self.slots.as_ptr().wrapping_add(j as usize));
+            }
+            if let Some(Some(f)) = ahead
+                .get(DRAIN_AHEAD / 2)
+                .and_then(|&j| self.slots.get(j as usize))
+            {
+                f.prefetch();
+            }
             let Some(i) = self.order.next() else {
                 self.release();
                 return None;

@@ -112,7 +112,8 @@ pub(crate) fn scan(features: &[Feature]) -> (Vec<Arc<str>>, Vec<ColumnKind>) {
     let mut column_of: HashMap<Arc<str>, usize> = HashMap::new();
     let mut kinds = Vec::new();
     let mut last: Option<(&Arc<Schema>, Vec<usize>)> = None;
-    for f in features {
+    for (i, f) in features.iter().enumerate() {
+        crate::feature::prefetch_ahead(features, i);
         if !last
             .as_ref()
             .is_some_and(|(s, _)| Arc::ptr_eq(s, f.schema()))
@@ -178,6 +179,7 @@ pub(super) fn build_batch(
         filled,
     } = out;
     for (r, (f, &s)) in chunk.iter().zip(rows).enumerate() {
+        crate::feature::prefetch_ahead(chunk, r);
         let g = f.geometry();
         geometry.append(g);
         crs.append_option(g.and_then(|g| g.crs));
