@@ -330,16 +330,7 @@ impl SortBuffer {
             let schema = feature.schema();
             let cached = matches!(&self.last_schema, Some((s, _)) if Arc::ptr_eq(s, schema));
             if !cached {
-                let cols: Vec<u32> = self
-                    .keys
-                    .iter()
-                    .map(|k| {
-                        schema
-                            .index_of(&k.attribute)
-                            .and_then(|i| u32::try_from(i).ok())
-                            .unwrap_or(MISSING)
-                    })
-                    .collect();
+                let cols = key_columns(&self.keys, schema);
                 let held = &mut self.held;
                 if held.columns.last().is_none_or(|(_, c)| *c != cols) {
                     held.columns
@@ -349,10 +340,7 @@ impl SortBuffer {
             }
             if let Some((_, cols)) = &self.last_schema {
                 pairs.clear();
-                pairs.extend(
-                    cols.iter()
-                        .map(|&c| normalize(feature.values().get(c as usize).unwrap_or(&NULL))),
-                );
+                pairs.extend(cols.iter().map(|&c| normalize(key_value(&feature, c))));
                 self.held.push_entry(&pairs);
             }
             self.held.features.push(feature);
@@ -396,6 +384,25 @@ impl SortBuffer {
         Ok(Drain::Memory(drain))
     }
 }
+
+/// The column of each key in `schema` (`MISSING` where it has none).
+fn key_columns(keys: &[KeySpec], schema: &Schema) -> Vec<u32> {
+    keys.iter()
+        .map(|k| {
+            schema
+                .index_of(&k.attribute)
+                .and_then(|i| u32::try_from(i).ok())
+                .unwrap_or(MISSING)
+        })
+        .collect()
+}
+
+/// The value of `f` in key column `column` (null for `MISSING`).
+#[inline]
+fn key_value(f: &Feature, column: u32) -> &Value {
+    f.values().get(column as usize).unwrap_or(&NULL)
+}
+
 /// The sorted output: straight from memory, or merged from spilled runs.
 pub(super) enum Drain {
     /// Nothing was spilled.
@@ -444,16 +451,7 @@ impl FeatureOrder {
         if let Some((_, cols)) = cache.iter().find(|(s, _)| Arc::ptr_eq(s, schema)) {
             return cols.clone();
         }
-        let cols: Vec<u32> = self
-            .keys
-            .iter()
-            .map(|k| {
-                schema
-                    .index_of(&k.attribute)
-                    .and_then(|i| u32::try_from(i).ok())
-                    .unwrap_or(MISSING)
-            })
-            .collect();
+        let cols = key_columns(&self.keys, schema);
         if cache.len() >= 16 {
             cache.remove(0);
         }
@@ -464,8 +462,7 @@ impl FeatureOrder {
     pub(super) fn compare(&self, a: &Feature, b: &Feature) -> Ordering {
         let (ca, cb) = (self.columns(a.schema()), self.columns(b.schema()));
         for (j, key) in self.keys.iter().enumerate() {
-            let va = a.values().get(ca[j] as usize).unwrap_or(&NULL);
-            let vb = b.values().get(cb[j] as usize).unwrap_or(&NULL);
+            let (va, vb) = (key_value(a, ca[j]), key_value(b, cb[j]));
             let o = key.compare_norm(normalize(va), normalize(vb), || compare_values(va, vb));
             if o != Ordering::Equal {
                 return o;
@@ -519,12 +516,8 @@ impl Rest<'_> {
             .checked_sub(1)
             .and_then(|r| self.columns.get(r))
             .and_then(|(_, cols)| cols.get(j).copied());
-        match column {
-            Some(c) if c != MISSING => self
-                .features
-                .get(i)
-                .and_then(|f| f.values().get(c as usize))
-                .unwrap_or(&NULL),
+        match (self.features.get(i), column) {
+            (Some(f), Some(c)) => key_value(f, c),
             _ => &NULL,
         }
     }
@@ -564,6 +557,7 @@ fn sort_entries<const N: usize>(
     ctx.install(|| entries.par_sort_unstable_by(compare));
     entries.into_iter().map(|e| e.index).collect()
 }
+
 /// How many features ahead the drain fetches a slot (and half as many, the feature in it).
 const DRAIN_AHEAD: usize = 16;
 
