@@ -424,6 +424,7 @@ impl Feature {
 
     /// Mutable geometry; copies it first only if another holder shares it.
     pub fn geometry_mut(&mut self) -> Option<&mut Geometry> {
+        self.inner.geometry.as_ref()?;
         let g = self.parts().geometry.as_mut()?;
         if Arc::strong_count(g) > 1 || Arc::weak_count(g) > 0 {
             copies::record();
@@ -433,6 +434,7 @@ impl Feature {
 
     /// Takes the geometry out of the feature.
     pub fn take_geometry(&mut self) -> Option<Arc<Geometry>> {
+        self.inner.geometry.as_ref()?;
         self.parts().geometry.take()
     }
 
