@@ -154,6 +154,11 @@ impl StateCell {
         self.pool_cpu_ns.load(Ordering::Relaxed)
     }
 
+    /// CPU time spent on the node so far, milliseconds: its own thread's and its pool work.
+    pub fn busy_ms(&self) -> f64 {
+        (self.thread_cpu_ns() + self.pool_cpu_ns()) as f64 / 1e6
+    }
+
     /// Bytes the node spilled to disk so far.
     pub fn spilled_bytes(&self) -> u64 {
         self.spilled_bytes.load(Ordering::Relaxed)
@@ -235,7 +240,7 @@ impl Live {
                     id: n.id.clone(),
                     state: n.state.get(),
                     spilled_bytes: n.state.spilled_bytes(),
-                    busy_ms: (n.state.thread_cpu_ns() + n.state.pool_cpu_ns()) as f64 / 1e6,
+                    busy_ms: n.state.busy_ms(),
                     features_in: n.features_in.load(Ordering::Relaxed),
                     features_out: n
                         .ports

@@ -305,7 +305,7 @@ impl NodeReport {
             dropped,
             elapsed_ms: end.took.as_secs_f64() * 1e3,
             gate_wait_ms: end.gate_wait_ns.load(Ordering::Relaxed) as f64 / 1e6,
-            busy_ms: (p.state.thread_cpu_ns() + p.state.pool_cpu_ns()) as f64 / 1e6,
+            busy_ms: p.state.busy_ms(),
             thread_cpu_ms: p.state.thread_cpu_ns() as f64 / 1e6,
             pool_cpu_ms: p.state.pool_cpu_ns() as f64 / 1e6,
             timeline,
