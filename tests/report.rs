@@ -7,27 +7,20 @@ use crate::util::{sluice, sort_workflow, stderr};
 
 const T: Duration = Duration::from_secs(120);
 
+/// Runs `wf.yaml` in `dir` with `extra` options and `--report run.json`; the report, parsed.
+fn run_with_report(dir: &std::path::Path, extra: &[&str]) -> serde_json::Value {
+    let mut args = vec!["run", "wf.yaml", "--quiet", "--report", "run.json"];
+    args.extend_from_slice(extra);
+    let o = sluice(dir, &args, T);
+    assert!(o.status.success(), "{}", stderr(&o));
+    serde_json::from_str(&std::fs::read_to_string(dir.join("run.json")).unwrap()).unwrap()
+}
+
 #[test]
 fn a_spilling_run_s_report_draws_its_timeline_memory_and_edges() {
     let dir = tempfile::tempdir().unwrap();
     sort_workflow(dir.path(), 150_000);
-    let o = sluice(
-        dir.path(),
-        &[
-            "run",
-            "wf.yaml",
-            "--quiet",
-            "--memory-limit",
-            "24MB",
-            "--report",
-            "run.json",
-        ],
-        T,
-    );
-    assert!(o.status.success(), "{}", stderr(&o));
-    let report: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.path().join("run.json")).unwrap())
-            .unwrap();
+    let report = run_with_report(dir.path(), &["--memory-limit", "24MB"]);
     // The sort ran, spilled, then finished, in that order and within the run.
     let order = &report["nodes"][1];
     let states: Vec<&str> = order["timeline"]
@@ -121,23 +114,7 @@ edges: [ "read -> value2", "value2 -> write" ]
 "#,
     )
     .unwrap();
-    let o = sluice(
-        dir.path(),
-        &[
-            "run",
-            "wf.yaml",
-            "--quiet",
-            "--threads",
-            "2",
-            "--report",
-            "run.json",
-        ],
-        T,
-    );
-    assert!(o.status.success(), "{}", stderr(&o));
-    let report: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.path().join("run.json")).unwrap())
-            .unwrap();
+    let report = run_with_report(dir.path(), &["--threads", "2"]);
     let elapsed = report["elapsed_ms"].as_f64().unwrap();
     let mut pool_total = 0.0;
     for node in report["nodes"].as_array().unwrap() {
