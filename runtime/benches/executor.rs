@@ -1,8 +1,9 @@
 //! Executor overheads, each beside its baseline in the same group:
 //!
-//! - `chain/10_nodes_threaded` (source → 8 pass-through transforms → sink, one thread per
-//!   node) vs `chain/single_thread_loop` (the same features made and handed through 10 stages
-//!   in one loop);
+//! - `chain/10_nodes` (source → 8 pass-through transforms → sink; the transforms fused onto
+//!   one thread, as runs do by default) and `chain/10_nodes_unfused` (one thread per node) vs
+//!   `chain/single_thread_loop` (the same features made and handed through 10 stages in one
+//!   loop);
 //! - `fanout/1_branch` vs `fanout/8_branches` (time), and the bytes held by each (peak RSS
 //!   above the starting RSS), printed once per size.
 
@@ -15,6 +16,11 @@ use sluice_runtime::feature::{Feature, Schema, Value};
 use sluice_runtime::memory::current_rss;
 use sluice_runtime::testing::test_registry;
 use sluice_runtime::workflow::{self, VarSources};
+
+/// The allocator the `sluice` binary runs with: features are made on one thread and freed
+/// on another, which the system allocator serves far slower (its arenas are per thread).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const N: u64 = 200_000;
 
@@ -45,9 +51,13 @@ fn fanout_yaml(branches: usize) -> String {
 }
 
 fn run_yaml(yaml: &str) -> u64 {
+    run_yaml_with(yaml, RunOptions::default())
+}
+
+fn run_yaml_with(yaml: &str, options: RunOptions) -> u64 {
     let plan =
         workflow::load("bench.yaml", yaml, &test_registry(), &VarSources::default()).unwrap();
-    let report = run(plan, RunOptions::default()).unwrap();
+    let report = run(plan, options).unwrap();
     report.peak_rss_bytes
 }
 
@@ -79,9 +89,20 @@ fn chain(c: &mut Criterion) {
     g.throughput(Throughput::Elements(N));
     g.sample_size(10).measurement_time(Duration::from_secs(8));
     let yaml = chain_yaml(8);
-    g.bench_function("10_nodes_threaded", |b| {
-        b.iter(|| black_box(run_yaml(&yaml)))
+    g.bench_function("10_nodes", |b| b.iter(|| black_box(run_yaml(&yaml))));
+    g.bench_function("10_nodes_unfused", |b| {
+        b.iter(|| {
+            black_box(run_yaml_with(
+                &yaml,
+                RunOptions {
+                    fuse_transforms: false,
+                    ..RunOptions::default()
+                },
+            ))
+        })
     });
+    let bare = chain_yaml(0);
+    g.bench_function("2_nodes", |b| b.iter(|| black_box(run_yaml(&bare))));
     g.bench_function("single_thread_loop", |b| {
         b.iter(|| black_box(single_thread_loop()))
     });

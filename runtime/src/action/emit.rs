@@ -65,6 +65,10 @@ impl PortDrops {
     }
 }
 
+/// The most features a sending port's buffer reserves up front (batch sizes above this grow
+/// as they fill).
+const MAX_RESERVE: usize = 1 << 16;
+
 /// One output port: a buffer and the edges it feeds.
 struct PortOut {
     buf: Vec<Feature>,
@@ -184,8 +188,14 @@ impl Emitter {
             p.dropped.record(&feature);
             return Ok(());
         }
+        let size = self.batch_size.load(Ordering::Relaxed);
+        if p.buf.capacity() == 0 && self.cancel.is_some() {
+            // A sending port's buffer is handed on whole at each flush: size the next one
+            // once rather than letting it grow from nothing for every batch.
+            p.buf.reserve_exact(size.min(MAX_RESERVE));
+        }
         p.buf.push(feature);
-        if p.buf.len() >= self.batch_size.load(Ordering::Relaxed) {
+        if p.buf.len() >= size {
             self.flush_port(port)?;
         }
         Ok(())
@@ -222,12 +232,37 @@ impl Emitter {
         self.rejected
     }
 
-    /// Emits a whole batch to a port.
-    pub fn emit_batch(&mut self, port: usize, batch: Batch) -> Result<(), ActionError> {
-        for f in batch {
-            self.emit_to(port, f)?;
+    /// Emits a whole batch to a port. A batch of exactly the batch size that finds the
+    /// port's buffer empty is sent as it is; otherwise its features are moved into the
+    /// buffer a batch's worth at a time.
+    pub fn emit_batch(&mut self, port: usize, mut batch: Batch) -> Result<(), ActionError> {
+        let size = self.batch_size.load(Ordering::Relaxed);
+        let sends = self.cancel.is_some();
+        match self.ports.get_mut(port) {
+            Some(p) if sends && !p.edges.is_empty() && size > 0 => {
+                if p.buf.is_empty() && batch.len() == size {
+                    p.buf = batch;
+                    return self.flush_port(port);
+                }
+                while !batch.is_empty() {
+                    let p = &mut self.ports[port];
+                    let room = size.saturating_sub(p.buf.len()).max(1);
+                    if batch.len() < room {
+                        p.buf.append(&mut batch);
+                        break;
+                    }
+                    p.buf.extend(batch.drain(..room));
+                    self.flush_port(port)?;
+                }
+                Ok(())
+            }
+            _ => {
+                for f in batch {
+                    self.emit_to(port, f)?;
+                }
+                Ok(())
+            }
         }
-        Ok(())
     }
 
     /// Sends every buffered feature now.
@@ -376,6 +411,58 @@ mod tests {
         assert_eq!(r2.iter().map(|b| b.len()).sum::<usize>(), 5);
         assert_eq!(c1.load(Ordering::Relaxed), 5);
         assert_eq!(emitted.load(Ordering::Relaxed), 5);
+    }
+
+    /// Whole batches and single features mixed: every batch sent is full but the last, and
+    /// the features arrive in the order emitted.
+    #[test]
+    fn emit_batch_sends_full_batches_in_order() {
+        for pattern in [
+            &[1usize, 7, 3, 3, 2][..],
+            &[3, 3, 3],
+            &[0, 10, 1],
+            &[2, 2, 2, 2, 5],
+        ] {
+            let (tx, rx) = crossbeam_channel::unbounded();
+            let mut e = Emitter::channels(
+                &["default"],
+                vec![(
+                    vec![EdgeOut::plain(tx, Arc::new(AtomicU64::new(0)))],
+                    Arc::new(AtomicU64::new(0)),
+                )],
+                Arc::new(AtomicUsize::new(3)),
+                CancelToken::new(),
+            );
+            let mut next = 0u64;
+            for (i, &n) in pattern.iter().enumerate() {
+                let batch: Vec<Feature> = (next..next + n as u64).map(Feature::empty).collect();
+                next += n as u64;
+                if i % 2 == 0 {
+                    e.emit_batch(0, batch).unwrap();
+                } else {
+                    for f in batch {
+                        e.emit(f).unwrap();
+                    }
+                }
+            }
+            e.flush().unwrap();
+            drop(e);
+            let batches: Vec<Vec<u64>> = rx
+                .iter()
+                .map(|b: Batch| b.iter().map(|f| f.id()).collect())
+                .collect();
+            let (last, full) = batches.split_last().expect("something was sent");
+            assert!(
+                full.iter().all(|b| b.len() == 3),
+                "{pattern:?}: {batches:?}"
+            );
+            assert!(
+                !last.is_empty() && last.len() <= 3,
+                "{pattern:?}: {batches:?}"
+            );
+            let ids: Vec<u64> = batches.concat();
+            assert_eq!(ids, (0..next).collect::<Vec<_>>(), "{pattern:?}");
+        }
     }
 
     #[test]

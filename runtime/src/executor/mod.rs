@@ -1,4 +1,4 @@
-//! The executor: one thread per node, bounded channels, one shared pool, exact termination.
+//! The executor: one thread per node (a chain of stateless transforms shares one), bounded channels, one shared pool, exact termination.
 //!
 //! See [`run`] for termination, errors and cancellation, and `node.rs` for the receive loop.
 //!
@@ -6,12 +6,14 @@
 //!
 //! 1. `options.rs`, `progress.rs`: what a run is asked for, and its live counters;
 //! 2. `wiring.rs`: one bounded channel per edge;
-//! 3. `node.rs`: the body of one node thread;
+//! 3. `node.rs`: the body of one node thread; `fuse.rs`: linear chains of transforms
+//!    that share one thread;
 //! 4. `setup.rs`: the memory plan, what every node shares, each node with its channels;
-//! 5. `join.rs`: one thread per node, joined; sinks committed together or aborted;
+//! 5. `join.rs`: one thread per node (or fused chain), joined; sinks committed together or aborted;
 //! 6. `report.rs`: the run report from what the run measured;
 //! 7. `run.rs`: [`run`], [`start`] and [`RunHandle`], which put the steps together.
 
+mod fuse;
 mod join;
 mod node;
 mod options;

@@ -70,14 +70,14 @@ impl NodeRun {
             }
             NodeImpl::Transform(t) => {
                 let mut cost = TransformCost::default();
-                receive(&ctx, inputs, &features_in, |_, batch| {
+                receive(&ctx, inputs, &features_in, true, |_, batch| {
                     apply_transform(&t, batch, &ctx, &mut cost, &mut out)
                 })?;
                 out.close()?;
                 Ok(None)
             }
             NodeImpl::Processor(mut p) => {
-                receive(&ctx, inputs, &features_in, |port, batch| {
+                receive(&ctx, inputs, &features_in, true, |port, batch| {
                     p.process(port, batch, &ctx, &mut out)
                 })?;
                 finish_processor(
@@ -92,7 +92,7 @@ impl NodeRun {
                 Ok(None)
             }
             NodeImpl::Sink(mut s) => {
-                let res = receive(&ctx, inputs, &features_in, |port, batch| {
+                let res = receive(&ctx, inputs, &features_in, true, |port, batch| {
                     s.write(port, batch, &ctx)
                 })
                 .and_then(|_| {
@@ -131,11 +131,14 @@ fn finish_processor(
     p.finish(ctx, out)
 }
 
-/// The receive loop: selects over every open input and the cancel token.
-fn receive(
+/// The receive loop: selects over every open input and the cancel token. With `own_thread`
+/// the node's CPU time is read from its thread's clock after each batch (a fused chain
+/// counts each of its nodes' time itself).
+pub(super) fn receive(
     ctx: &NodeContext,
     mut inputs: Vec<(usize, Receiver<Batch>)>,
     features_in: &AtomicU64,
+    own_thread: bool,
     mut handle: impl FnMut(usize, Batch) -> Result<(), ActionError>,
 ) -> Result<(), ActionError> {
     while !inputs.is_empty() {
@@ -154,7 +157,9 @@ fn receive(
             Ok(batch) => {
                 features_in.fetch_add(batch.len() as u64, Ordering::Relaxed);
                 handle(inputs[i].0, batch)?;
-                ctx.note_thread_cpu();
+                if own_thread {
+                    ctx.note_thread_cpu();
+                }
             }
             Err(_) => {
                 inputs.swap_remove(i);
@@ -171,7 +176,7 @@ fn receive(
 /// (a rename, a comparison) skip the pool: splitting a batch, dispatching it and re-joining
 /// the outputs costs more than it saves for them.
 #[derive(Default)]
-struct TransformCost {
+pub(super) struct TransformCost {
     /// Moving average of nanoseconds per feature (0: not measured yet).
     ns_per_feature: f64,
     /// Batches since the cost was last measured.
@@ -185,7 +190,7 @@ const REMEASURE_EVERY: u32 = 64;
 
 /// Applies a stateless transform to one batch: split across the pool when it is big and
 /// expensive enough, outputs concatenated in input order so a linear chain keeps its order.
-fn apply_transform(
+pub(super) fn apply_transform(
     t: &Arc<dyn Transform>,
     batch: Batch,
     ctx: &NodeContext,

@@ -139,6 +139,12 @@ impl StateCell {
         self.thread_cpu_ns.fetch_max(ns, Ordering::Relaxed);
     }
 
+    /// Adds CPU time the node's thread spent on it (a node fused into a chain shares its
+    /// thread with the chain's other nodes, so each adds what its own steps took).
+    pub(crate) fn add_thread_cpu(&self, ns: u64) {
+        self.thread_cpu_ns.fetch_add(ns, Ordering::Relaxed);
+    }
+
     /// Adds CPU time pool threads spent on the node's work.
     pub(crate) fn add_pool_cpu(&self, ns: u64) {
         self.pool_cpu_ns.fetch_add(ns, Ordering::Relaxed);

@@ -18,6 +18,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use super::fuse::Fusion;
 use super::join::{Failure, run_nodes, settle};
 use super::options::RunOptions;
 use super::progress::{EdgeProgress, Live, NodeProgress, Progress};
@@ -145,7 +146,8 @@ fn prepare(plan: Plan, opts: RunOptions) -> Result<(Arc<Live>, Launch), RunError
     let Plan {
         name, nodes, edges, ..
     } = plan;
-    let mut wiring = Wiring::new(&nodes, &edges, memory.capacity, taps);
+    let fusion = Fusion::plan(&nodes, &edges, opts.fuse_transforms);
+    let mut wiring = Wiring::new(&nodes, &edges, memory.capacity, taps, &fusion.local);
     let (progress, ready) = set_up_nodes(nodes, &mut wiring, &shared, &opts);
     let live = Arc::new(Live {
         nodes: progress,
@@ -169,6 +171,7 @@ fn prepare(plan: Plan, opts: RunOptions) -> Result<(Arc<Live>, Launch), RunError
         opts,
         shared,
         nodes: ready,
+        groups: fusion.groups,
         edges: wiring.tallies,
         live: live.clone(),
         capturing,
@@ -208,6 +211,8 @@ struct Prepared {
     opts: RunOptions,
     shared: Shared,
     nodes: Vec<ReadyNode>,
+    /// The nodes each thread runs (see [`Fusion`]).
+    groups: Vec<Vec<usize>>,
     edges: Vec<EdgeTally>,
     live: Arc<Live>,
     capturing: Option<Capturing>,
@@ -222,6 +227,7 @@ impl Prepared {
             opts,
             mut shared,
             nodes,
+            groups,
             edges,
             live,
             capturing,
@@ -254,7 +260,7 @@ impl Prepared {
             }
         };
         let (ends, sinks) = if failure.lock().is_none() {
-            run_nodes(nodes, &live.nodes, &failure, &opts.cancel, &events)
+            run_nodes(nodes, &groups, &live.nodes, &failure, &opts.cancel, &events)
         } else {
             (Vec::new(), Vec::new())
         };

@@ -4,7 +4,7 @@
 //! flight on an edge stay within what the plan reserved for it. Every edge counts the
 //! features sent on it, for the run report.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 
@@ -34,12 +34,15 @@ pub(super) struct Wiring {
 
 impl Wiring {
     /// Makes a channel of `capacity` batches for every edge between `nodes`; `taps` has a
-    /// capture tap for each captured edge (by edge index).
+    /// capture tap for each captured edge (by edge index). The `local` edges join two nodes
+    /// of one fused chain: one thread both sends and receives on them, so they are
+    /// unbounded (they hold at most what one batch of the upstream node produced).
     pub fn new(
         nodes: &[PlanNode],
         edges: &[PlanEdge],
         capacity: usize,
         mut taps: HashMap<usize, EdgeTap>,
+        local: &HashSet<usize>,
     ) -> Wiring {
         let mut wiring = Wiring {
             senders: HashMap::new(),
@@ -47,7 +50,11 @@ impl Wiring {
             tallies: Vec::with_capacity(edges.len()),
         };
         for (i, e) in edges.iter().enumerate() {
-            let (tx, rx) = crossbeam_channel::bounded(capacity);
+            let (tx, rx) = if local.contains(&i) {
+                crossbeam_channel::unbounded()
+            } else {
+                crossbeam_channel::bounded(capacity)
+            };
             let features = Arc::new(AtomicU64::new(0));
             wiring
                 .senders

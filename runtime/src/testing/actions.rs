@@ -152,6 +152,10 @@ pub struct FailParams {
     /// Panic instead of returning an error.
     #[serde(default)]
     pub panic: bool,
+    /// Build it as a stateless transform (which the executor may fuse into a chain)
+    /// instead of a processor.
+    #[serde(default)]
+    pub transform: bool,
 }
 
 /// `fail`: passes features through and fails at a given feature id.
@@ -162,7 +166,11 @@ pub const FAIL: ActionSpec = ActionSpec::new(
     schema_of::<FailParams>,
     |c| {
         let p: FailParams = c.params()?;
-        Ok(BuiltAction::new(NodeImpl::Processor(Box::new(Fail(p)))))
+        Ok(BuiltAction::new(if p.transform {
+            NodeImpl::Transform(std::sync::Arc::new(Fail(p)))
+        } else {
+            NodeImpl::Processor(Box::new(Fail(p)))
+        }))
     },
 );
 
@@ -176,6 +184,12 @@ impl Processor for Fail {
         _: &NodeContext,
         out: &mut Emitter,
     ) -> Result<(), ActionError> {
+        self.apply(batch, out)
+    }
+}
+
+impl Transform for Fail {
+    fn apply(&self, batch: Vec<Feature>, out: &mut Emitter) -> Result<(), ActionError> {
         for f in batch {
             if f.id() == self.0.at {
                 if self.0.panic {
