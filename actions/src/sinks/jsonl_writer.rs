@@ -123,7 +123,7 @@ pub(crate) fn write_value(w: &mut impl Write, v: &Value) -> std::io::Result<()> 
         Value::Null => w.write_all(b"null"),
         Value::Bool(b) => w.write_all(if *b { b"true" } else { b"false" }),
         Value::Int(i) => write!(w, "{i}"),
-        Value::String(s) => Ok(serde_json::to_writer(&mut *w, s.as_ref())?),
+        Value::String(s) => Ok(serde_json::to_writer(&mut *w, s.as_str())?),
         Value::Float(x) if !x.is_finite() => w.write_all(b"null"),
         Value::Float(x) => Ok(serde_json::to_writer(&mut *w, x)?),
         other => Ok(serde_json::to_writer(&mut *w, &other.to_json())?),

@@ -61,7 +61,7 @@ impl<'de> Visitor<'de> for ValueVisitor {
         Ok(Value::String(v.into()))
     }
     fn visit_string<E>(self, v: String) -> Result<Value, E> {
-        Ok(Value::String(v.into_boxed_str()))
+        Ok(Value::String(v.into()))
     }
     fn visit_unit<E>(self) -> Result<Value, E> {
         Ok(Value::Null)

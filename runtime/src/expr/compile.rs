@@ -193,7 +193,7 @@ fn attr_vs_const(op: CmpOp, slot: u32, k: Value, rev: bool) -> Result<Node, Valu
         Value::Int(k) => Ok(Node::AttrCmpInt { slot, op, k, rev }),
         Value::String(k) if matches!(op, CmpOp::Eq | CmpOp::Ne) => Ok(Node::AttrEqStr {
             slot,
-            k,
+            k: k.as_str().into(),
             ne: op == CmpOp::Ne,
         }),
         k => Err(k),

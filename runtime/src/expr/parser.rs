@@ -334,7 +334,7 @@ impl Parser {
                 Err(_) => return Err(ExprError::new("integer literal out of range", offset)),
             },
             Tok::Float(f) => AstKind::Lit(Value::Float(f)),
-            Tok::Str(s) => AstKind::Lit(Value::String(s.into_boxed_str())),
+            Tok::Str(s) => AstKind::Lit(Value::String(s.into())),
             Tok::True => AstKind::Lit(Value::Bool(true)),
             Tok::False => AstKind::Lit(Value::Bool(false)),
             Tok::Null => AstKind::Lit(Value::Null),

@@ -82,7 +82,7 @@ impl<'a> Val<'a> {
             Val::Int(i) => Value::Int(i),
             Val::Float(f) => Value::Float(f),
             Val::Str(s) => Value::String(s.into()),
-            Val::String(s) => Value::String(s.into_boxed_str()),
+            Val::String(s) => Value::String(s.into()),
             Val::Date(d) => Value::Date(d),
             Val::DateTime(t) => Value::DateTime(t),
             Val::LocalDateTime(t) => Value::LocalDateTime(t),

@@ -5,10 +5,13 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 
+pub use compact_str::CompactString;
+
 /// One attribute value.
 ///
-/// Kept to 24 bytes: strings and byte strings are boxed slices, arrays are shared slices and
-/// maps are shared trees, so a row of seven values costs 168 bytes plus its string bytes.
+/// Kept to 24 bytes: strings of up to 24 bytes are held inline and longer ones on the heap,
+/// byte strings are boxed slices, arrays are shared slices and maps are shared trees, so a
+/// row of seven values costs 168 bytes plus the bytes of its long strings.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub enum Value {
     /// No value.
@@ -20,8 +23,9 @@ pub enum Value {
     Int(i64),
     /// A 64-bit float.
     Float(f64),
-    /// A UTF-8 string.
-    String(Box<str>),
+    /// A UTF-8 string. Strings of up to 24 bytes are held inline (most cells: names, codes,
+    /// categories), longer ones on the heap.
+    String(CompactString),
     /// A calendar date, as days since 1970-01-01.
     Date(i32),
     /// An instant, as microseconds since 1970-01-01T00:00:00Z.
@@ -146,7 +150,7 @@ impl Value {
     /// Heap bytes this value owns beyond its own 24 bytes (an estimate for memory accounting).
     pub fn heap_size(&self) -> usize {
         match self {
-            Value::String(s) => s.len(),
+            Value::String(s) if s.is_heap_allocated() => s.capacity(),
             Value::Bytes(b) => b.len(),
             Value::Array(a) => 16 + a.iter().map(|v| 24 + v.heap_size()).sum::<usize>(),
             Value::Map(m) => m.iter().map(|(k, v)| 48 + k.len() + v.heap_size()).sum(),
@@ -484,7 +488,8 @@ from_impl!(i64, v, Value::Int(v));
 from_impl!(i32, v, Value::Int(v as i64));
 from_impl!(f64, v, Value::Float(v));
 from_impl!(&str, v, Value::String(v.into()));
-from_impl!(String, v, Value::String(v.into_boxed_str()));
+from_impl!(String, v, Value::String(v.into()));
+from_impl!(CompactString, v, Value::String(v));
 
 #[cfg(test)]
 mod tests {
@@ -546,6 +551,29 @@ mod tests {
     #[test]
     fn value_is_24_bytes() {
         assert_eq!(std::mem::size_of::<Value>(), 24);
+    }
+
+    /// Strings of up to 24 bytes (any UTF-8) live in the value itself and cost no heap; a
+    /// longer one is counted at its heap size. Either way the text is what was given.
+    #[test]
+    fn short_strings_are_inline_and_long_ones_counted() {
+        for text in [
+            "",
+            "river",
+            "name_1999999",
+            "äöü-éè-çñ-€uro",
+            "exactly twenty-four byte",
+        ] {
+            assert!(text.len() <= 24);
+            let v = Value::from(text);
+            assert_eq!(v.heap_size(), 0, "{text:?}");
+            assert_eq!(v.as_str(), Some(text));
+        }
+        let long = "a string that is longer than twenty-four bytes";
+        let v = Value::from(long.to_string());
+        assert!(v.heap_size() >= long.len());
+        assert_eq!(v.as_str(), Some(long));
+        assert_eq!(v, Value::from(long));
     }
 
     #[test]

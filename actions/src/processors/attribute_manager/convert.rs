@@ -65,7 +65,7 @@ pub(super) fn convert(value: &Value, to: TargetType) -> Result<Value, String> {
     if to == TargetType::String {
         return Ok(match value {
             Value::String(_) => value.clone(),
-            other => Value::String(other.to_string().into_boxed_str()),
+            other => Value::String(other.to_string().into()),
         });
     }
     if let Value::String(s) = value {

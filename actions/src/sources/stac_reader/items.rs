@@ -211,7 +211,7 @@ impl Walk<'_, '_, '_> {
         }
         let id = match id {
             Some(Value::String(s)) => s,
-            Some(Value::Int(i)) => i.to_string().into_boxed_str(),
+            Some(Value::Int(i)) => i.to_string().into(),
             other => {
                 return self.reject(other, "an item without a string id".into());
             }

@@ -207,7 +207,7 @@ impl<'a> Decoder<'a> {
                 a.copy_from_slice(b);
                 Value::Float(f64::from_bits(u64::from_le_bytes(a)))
             }
-            T_STRING => Value::String(self.string()?.into_boxed_str()),
+            T_STRING => Value::String(self.string()?.into()),
             T_DATE => Value::Date(
                 i32::try_from(self.zigzag()?).map_err(|_| "encoded date is out of range")?,
             ),
