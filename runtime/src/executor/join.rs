@@ -1,5 +1,5 @@
-//! Running the nodes and ending the run: one thread per node, all started before any is
-//! joined; then the sinks are committed together if every node succeeded, or aborted.
+//! Running the nodes and ending the run: one thread per node (or per fused chain of
+//! transforms), all started before any is joined; then the sinks are committed together if every node succeeded, or aborted.
 
 use std::cell::Cell;
 use std::sync::Arc;
@@ -88,7 +88,10 @@ pub(super) fn run_nodes(
     let mut threads = Vec::with_capacity(members.len());
     for group in members {
         let indices: Vec<usize> = group.iter().map(|(i, _, _)| *i).collect();
-        let first = &ends[indices[0]].id;
+        let Some(&first) = indices.first() else {
+            continue;
+        };
+        let first = &ends[first].id;
         let spawned = spawn_group(group, failure, cancel, events);
         if let Err(e) = &spawned {
             *failure.lock() = Some(RunError::Internal(format!(
@@ -114,8 +117,9 @@ pub(super) fn run_nodes(
 /// What one thread hands back: per node it ran, its finished sink and its wall time.
 type GroupResult = Vec<(Finished, Duration)>;
 
-/// Starts the thread of one group: a node alone, or a fused chain of transforms (which
-/// falls back to a thread per node should a member not be a transform).
+/// Starts the thread of one group: a node alone, or a fused chain of transforms (a member
+/// that is not a transform, which `Fusion::plan` never groups, fails the run with an
+/// internal error).
 fn spawn_group(
     group: Vec<(usize, NodeWatch, NodeRun)>,
     failure: &Failure,
