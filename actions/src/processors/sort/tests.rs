@@ -499,3 +499,42 @@ edges: [seed -> order, order -> out]
     assert_eq!((node.features_in, node.features_out), (10_000, 10_000));
     assert!(node.peak_reservation > 0);
 }
+
+/// Entries start one word per key and widen when a key needs both (a string longer than 8
+/// bytes): numbers first, then strings that share their first 8 bytes arrive mid-buffer;
+/// with one to four keys the order is the oracle's.
+#[test]
+fn entries_widen_mid_buffer_and_still_sort_exactly() {
+    let mut rng = Lcg(7);
+    let names = ["k1", "k2", "k3", "k4"];
+    let schema = Schema::new(names);
+    let input: Vec<Feature> = (0..20_000u64)
+        .map(|i| {
+            let values = (0..4)
+                .map(|_| match (i < 12_000, rng.next() % 4) {
+                    (true, 0) => Value::Float((rng.next() % 300) as f64 / 8.0),
+                    (true, _) => Value::Int((rng.next() % 50) as i64),
+                    (false, 0) => Value::from(format!("category_{:03}", rng.next() % 40)),
+                    (false, 1) => Value::from(format!("cat_{}", rng.next() % 9)),
+                    (false, _) => Value::Int((rng.next() % 50) as i64),
+                })
+                .collect();
+            Feature::new(i, schema.clone(), values)
+        })
+        .collect();
+    for k in 1..=4 {
+        let keys: Vec<(&str, bool, bool)> = names
+            .iter()
+            .take(k)
+            .map(|&n| (n, k % 2 == 0, false))
+            .collect();
+        let by: Vec<serde_json::Value> = keys
+            .iter()
+            .map(|(n, d, _)| serde_json::json!({"attribute": n, "descending": d}))
+            .collect();
+        let batches: Vec<Batch> = input.chunks(700).map(<[Feature]>::to_vec).collect();
+        let ctx = NodeContext::standalone("t");
+        let out = run(serde_json::json!({ "by": by }), batches, &ctx).unwrap();
+        assert_eq!(ids(&out), oracle(&input, &keys), "{k} keys");
+    }
+}
