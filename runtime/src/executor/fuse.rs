@@ -322,6 +322,43 @@ edges: [ "src -> a", "a -> boom", "boom -> c", "c -> sink" ]
         }
     }
 
+    /// The edges inside a chain are captured like any other: complete, every feature, in
+    /// order.
+    #[test]
+    fn edges_inside_a_chain_are_captured_in_order() {
+        use crate::capture::{CaptureEdges, CaptureOptions, Job};
+        let yaml = r#"
+nodes:
+  - { id: src, action: gen, with: { count: 30000 } }
+  - { id: a, action: pass }
+  - { id: b, action: pass }
+  - { id: c, action: pass }
+  - { id: sink, action: count }
+edges: [ "src -> a", "a -> b", "b -> c", "c -> sink" ]
+"#;
+        assert!(groups(yaml, true).contains(&vec!["a".into(), "b".into(), "c".into()]));
+        let dir = tempfile::tempdir().expect("a temporary folder");
+        let job_dir = dir.path().join("job").to_string_lossy().into_owned();
+        let options = RunOptions {
+            capture: Some(CaptureOptions::new(job_dir.clone(), CaptureEdges::All)),
+            ..opts(true)
+        };
+        run_yaml(yaml, &test_registry(), options, T).expect("the run succeeds");
+        let job = Job::open(&job_dir).expect("the job opens");
+        for edge in ["a->b", "b->c", "c->sink"] {
+            let e = job.edge(edge).expect("the edge is in the job");
+            assert!(e.complete, "{edge}");
+            assert_eq!(e.features, 30_000, "{edge}");
+            let ids: Vec<u64> = job
+                .read(edge, 0, usize::MAX)
+                .expect("the capture reads back")
+                .iter()
+                .map(|f| f.id())
+                .collect();
+            assert_eq!(ids, (0..30_000).collect::<Vec<u64>>(), "{edge}");
+        }
+    }
+
     #[test]
     fn a_fused_chain_stops_within_a_second_of_cancel() {
         let yaml = r#"
