@@ -97,21 +97,19 @@ pub(super) struct Stage {
 }
 
 impl Stage {
-    /// The stage of a transform node; any other node is handed back.
-    pub fn new(run: NodeRun) -> Result<Stage, Box<NodeRun>> {
+    /// The stage of a transform node (`None` for any other node).
+    pub fn new(run: NodeRun) -> Option<Stage> {
         let NodeRun {
             ctx,
             node,
             inputs,
             out,
             features_in,
-            heavy_finish,
-            gate,
-            gate_wait_ns,
             state,
+            ..
         } = run;
         match node {
-            NodeImpl::Transform(transform) => Ok(Stage {
+            NodeImpl::Transform(transform) => Some(Stage {
                 ctx,
                 transform,
                 inputs,
@@ -120,17 +118,7 @@ impl Stage {
                 state,
                 cost: TransformCost::default(),
             }),
-            node => Err(Box::new(NodeRun {
-                ctx,
-                node,
-                inputs,
-                out,
-                features_in,
-                heavy_finish,
-                gate,
-                gate_wait_ns,
-                state,
-            })),
+            _ => None,
         }
     }
 }
@@ -195,12 +183,12 @@ fn on_thread<R>(state: &StateCell, f: impl FnOnce() -> R) -> R {
 
 #[cfg(test)]
 mod tests {
-    use std::time::{Duration, Instant};
+    use std::time::Duration;
 
     use super::Fusion;
     use crate::error::RunError;
     use crate::executor::{RunOptions, start};
-    use crate::testing::{run_yaml, test_registry};
+    use crate::testing::{cancel_once_flowing, run_yaml, test_registry};
     use crate::workflow::{self, VarSources};
 
     const T: Duration = Duration::from_secs(60);
@@ -295,6 +283,18 @@ edges:
         assert_eq!(edges(&fused), edges(&apart));
     }
 
+    /// gen (`count` features) -> a -> b -> c -> sink: a, b and c are one chain.
+    fn linear_chain(count: u64) -> String {
+        let yaml = format!(
+            "nodes:\n  - {{ id: src, action: gen, with: {{ count: {count} }} }}\n  \
+             - {{ id: a, action: pass }}\n  - {{ id: b, action: pass }}\n  \
+             - {{ id: c, action: pass }}\n  - {{ id: sink, action: count }}\n\
+             edges: [ \"src -> a\", \"a -> b\", \"b -> c\", \"c -> sink\" ]\n"
+        );
+        assert!(groups(&yaml, true).contains(&vec!["a".into(), "b".into(), "c".into()]));
+        yaml
+    }
+
     const FAILING: &str = r#"
 nodes:
   - { id: src, action: gen, with: { count: 100000 } }
@@ -327,16 +327,7 @@ edges: [ "src -> a", "a -> boom", "boom -> c", "c -> sink" ]
     #[test]
     fn edges_inside_a_chain_are_captured_in_order() {
         use crate::capture::{CaptureEdges, CaptureOptions, Job};
-        let yaml = r#"
-nodes:
-  - { id: src, action: gen, with: { count: 30000 } }
-  - { id: a, action: pass }
-  - { id: b, action: pass }
-  - { id: c, action: pass }
-  - { id: sink, action: count }
-edges: [ "src -> a", "a -> b", "b -> c", "c -> sink" ]
-"#;
-        assert!(groups(yaml, true).contains(&vec!["a".into(), "b".into(), "c".into()]));
+        let yaml = &linear_chain(30_000);
         let dir = tempfile::tempdir().expect("a temporary folder");
         let job_dir = dir.path().join("job").to_string_lossy().into_owned();
         let options = RunOptions {
@@ -361,35 +352,12 @@ edges: [ "src -> a", "a -> b", "b -> c", "c -> sink" ]
 
     #[test]
     fn a_fused_chain_stops_within_a_second_of_cancel() {
-        let yaml = r#"
-nodes:
-  - { id: src, action: gen, with: { count: 10000000000 } }
-  - { id: a, action: pass }
-  - { id: b, action: pass }
-  - { id: c, action: pass }
-  - { id: sink, action: count }
-edges: [ "src -> a", "a -> b", "b -> c", "c -> sink" ]
-"#;
-        assert!(groups(yaml, true).contains(&vec!["a".into(), "b".into(), "c".into()]));
+        let yaml = &linear_chain(10_000_000_000);
         let plan = workflow::load("t.yaml", yaml, &test_registry(), &VarSources::default())
             .expect("the workflow loads");
         let handle = start(plan, opts(true)).expect("the run starts");
-        while handle
-            .progress()
-            .nodes
-            .iter()
-            .all(|n| n.features_in < 10_000)
-        {
-            std::thread::yield_now();
-        }
-        let t0 = Instant::now();
-        handle.cancel();
-        let err = handle.wait().unwrap_err();
+        let (err, took) = cancel_once_flowing(handle, 10_000);
         assert!(matches!(err, RunError::Cancelled), "{err}");
-        assert!(
-            t0.elapsed() < Duration::from_secs(1),
-            "took {:?}",
-            t0.elapsed()
-        );
+        assert!(took < Duration::from_secs(1), "took {took:?}");
     }
 }

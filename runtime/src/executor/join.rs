@@ -145,10 +145,10 @@ fn spawn_group(
         match runs
             .into_iter()
             .map(Stage::new)
-            .collect::<Result<Vec<Stage>, Box<NodeRun>>>()
+            .collect::<Option<Vec<Stage>>>()
         {
-            Ok(stages) => run_chain(&watches, stages, &failure, &cancel, &events),
-            Err(_) => {
+            Some(stages) => run_chain(&watches, stages, &failure, &cancel, &events),
+            None => {
                 // Not reachable: chains are made of transforms only (see `Fusion::plan`).
                 *failure.lock() = Some(RunError::Internal(
                     "a fused chain holds a node that is not a transform".into(),

@@ -1,13 +1,15 @@
 //! Engine tests: termination on awkward shapes, failures, panics, cancellation, fan-out.
 //! Every run goes through `run_with_timeout`, so a deadlock fails instead of hanging.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use proptest::prelude::*;
 
 use super::*;
 use crate::error::RunError;
-use crate::testing::{HOLD_BYTES_PER_FEATURE, Harness, run_with_timeout, run_yaml, test_registry};
+use crate::testing::{
+    HOLD_BYTES_PER_FEATURE, Harness, cancel_once_flowing, run_with_timeout, run_yaml, test_registry,
+};
 use crate::workflow::{self, VarSources};
 
 const T: Duration = Duration::from_secs(60);
@@ -84,24 +86,9 @@ edges: [ "src -> mid", "mid -> sink", "src -> hold", "hold -> sink.other" ]
 "#;
     let plan = workflow::load("t.yaml", yaml, &test_registry(), &VarSources::default()).unwrap();
     let handle = start(plan, opts(1024, 256)).unwrap();
-    // Wait until features flow, then cancel.
-    while handle
-        .progress()
-        .nodes
-        .iter()
-        .all(|n| n.features_in < 10_000)
-    {
-        std::thread::yield_now();
-    }
-    let t0 = Instant::now();
-    handle.cancel();
-    let err = handle.wait().unwrap_err();
+    let (err, took) = cancel_once_flowing(handle, 10_000);
     assert!(matches!(err, RunError::Cancelled), "{err}");
-    assert!(
-        t0.elapsed() < Duration::from_secs(1),
-        "took {:?}",
-        t0.elapsed()
-    );
+    assert!(took < Duration::from_secs(1), "took {took:?}");
 }
 
 #[test]

@@ -342,6 +342,29 @@ pub fn run_with_timeout(
     }
 }
 
+/// Waits until some node of the run has taken in `features`, cancels it and waits for it to
+/// end; gives its error and how long it took to end after the cancel.
+pub fn cancel_once_flowing(
+    handle: crate::executor::RunHandle,
+    features: u64,
+) -> (RunError, Duration) {
+    while handle
+        .progress()
+        .nodes
+        .iter()
+        .all(|n| n.features_in < features)
+    {
+        std::thread::yield_now();
+    }
+    let cancelled = std::time::Instant::now();
+    handle.cancel();
+    let err = match handle.wait() {
+        Ok(_) => RunError::Internal("the run ended without an error after the cancel".into()),
+        Err(e) => e,
+    };
+    (err, cancelled.elapsed())
+}
+
 /// Loads a workflow string against `registry` and runs it under a timeout, with the caller's
 /// options (its events, spill folder...). Prefer [`run_workflow_yaml`], which also checks
 /// the node contract.

@@ -16,8 +16,8 @@ pub mod stac_server;
 
 pub use actions::*;
 pub use harness::{
-    DEFAULT_TIMEOUT, Harness, Outputs, run_processor, run_sink, run_source, run_with_timeout,
-    run_workflow_yaml, run_yaml,
+    DEFAULT_TIMEOUT, Harness, Outputs, cancel_once_flowing, run_processor, run_sink, run_source,
+    run_with_timeout, run_workflow_yaml, run_yaml,
 };
 pub use shapes::{assert_shapes_match, predict};
 
