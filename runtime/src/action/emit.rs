@@ -17,19 +17,38 @@ fn rejected_index<S: AsRef<str>>(outputs: &[S]) -> Option<usize> {
     outputs.iter().position(|p| p.as_ref() == REJECTED_PORT)
 }
 
-/// One edge leaving a port: its sender, the counter of features that crossed it, and the
-/// capture tap when the run captures the edge.
+/// One edge leaving a port: where its batches go, the counter of features that crossed it,
+/// and the capture tap when the run captures the edge.
 pub(crate) struct EdgeOut {
-    pub tx: Sender<Batch>,
+    pub target: EdgeTarget,
     pub counter: Arc<AtomicU64>,
     pub tap: Option<EdgeTap>,
+}
+
+/// Where an edge's batches go.
+pub(crate) enum EdgeTarget {
+    /// A channel to the thread of the node downstream.
+    Channel(Sender<Batch>),
+    /// The next node of a fused chain, called on this thread as each batch is sent (`None`
+    /// until the executor connects it).
+    Local(Option<Box<dyn LocalEdge>>),
+}
+
+/// The downstream end of an edge inside a fused chain of transforms: it applies its node to
+/// each batch at once, on the sending thread, so what the chain holds stays one batch per
+/// member however many features a member emits per input.
+pub(crate) trait LocalEdge: Send + Sync {
+    /// Takes one batch.
+    fn send(&mut self, batch: Batch) -> Result<(), ActionError>;
+    /// Nothing more comes: the downstream node ends (sends what it holds, closes its edges).
+    fn close(&mut self) -> Result<(), ActionError>;
 }
 
 #[cfg(test)]
 impl EdgeOut {
     fn plain(tx: Sender<Batch>, counter: Arc<AtomicU64>) -> EdgeOut {
         EdgeOut {
-            tx,
+            target: EdgeTarget::Channel(tx),
             counter,
             tap: None,
         }
@@ -63,6 +82,11 @@ impl PortDrops {
             let _ = self.first_reason.set(reason.to_string());
         }
     }
+}
+
+/// The error of a local edge that was never connected (the executor connects every one).
+fn unconnected() -> ActionError {
+    ActionError::Other("an edge inside a fused chain was not connected".into())
 }
 
 /// The most features a sending port's buffer reserves up front (batch sizes above this grow
@@ -286,7 +310,7 @@ impl Emitter {
         p.emitted.fetch_add(n, Ordering::Relaxed);
         let last = p.edges.len() - 1;
         let mut batch = Some(batch);
-        for (i, edge) in p.edges.iter().enumerate() {
+        for (i, edge) in p.edges.iter_mut().enumerate() {
             // A captured edge's writer gets the batch first: it shares the features
             // (reference-count bumps) and serialises them from references on its own thread.
             if let Some(tap) = &edge.tap {
@@ -299,16 +323,23 @@ impl Emitter {
             } else {
                 batch.clone().unwrap_or_default()
             };
-            let (tx, counter) = (&edge.tx, &edge.counter);
-            crossbeam_channel::select! {
-                send(tx, b) -> res => {
-                    // A closed edge means the receiver stopped (it failed or was cancelled);
-                    // the run's error path reports that, so the batch is dropped here.
-                    if res.is_ok() {
-                        counter.fetch_add(n, Ordering::Relaxed);
+            let counter = &edge.counter;
+            match &mut edge.target {
+                EdgeTarget::Channel(tx) => crossbeam_channel::select! {
+                    send(tx, b) -> res => {
+                        // A closed edge means the receiver stopped (it failed or was
+                        // cancelled); the run's error path reports that, so the batch is
+                        // dropped here.
+                        if res.is_ok() {
+                            counter.fetch_add(n, Ordering::Relaxed);
+                        }
                     }
+                    recv(cancel.receiver()) -> _ => return Err(ActionError::Cancelled),
+                },
+                EdgeTarget::Local(next) => {
+                    next.as_mut().ok_or_else(unconnected)?.send(b)?;
+                    counter.fetch_add(n, Ordering::Relaxed);
                 }
-                recv(cancel.receiver()) -> _ => return Err(ActionError::Cancelled),
             }
         }
         Ok(())
@@ -321,12 +352,38 @@ impl Emitter {
         let Some(cancel) = &self.cancel else {
             return Ok(());
         };
-        for p in &self.ports {
+        for p in &mut self.ports {
             for tap in p.edges.iter().filter_map(|e| e.tap.as_ref()) {
                 tap.send(TapMsg::End, cancel)?;
             }
+            for e in &mut p.edges {
+                if let EdgeTarget::Local(next) = &mut e.target {
+                    next.as_mut().ok_or_else(unconnected)?.close()?;
+                }
+            }
         }
         Ok(())
+    }
+
+    /// Connects this node's local edge (its one output edge inside a fused chain) to the
+    /// node it leads to. Gives `next` back if it has no unconnected local edge.
+    pub(crate) fn connect_local(
+        &mut self,
+        next: Box<dyn LocalEdge>,
+    ) -> Result<(), Box<dyn LocalEdge>> {
+        let slot = self.ports.iter_mut().find_map(|p| {
+            p.edges.iter_mut().find_map(|e| match &mut e.target {
+                EdgeTarget::Local(slot @ None) => Some(slot),
+                _ => None,
+            })
+        });
+        match slot {
+            Some(slot) => {
+                *slot = Some(next);
+                Ok(())
+            }
+            None => Err(next),
+        }
     }
 
     /// Takes the buffered features of every port (buffering emitters).
@@ -463,6 +520,78 @@ mod tests {
             let ids: Vec<u64> = batches.concat();
             assert_eq!(ids, (0..next).collect::<Vec<_>>(), "{pattern:?}");
         }
+    }
+
+    /// A local edge (inside a fused chain) gets each batch as soon as it is full, on the
+    /// emitting thread, and is closed after the last one: a member that emits many features
+    /// per input never holds more than a batch of them.
+    #[test]
+    fn a_local_edge_takes_each_batch_as_it_fills_and_is_closed_last() {
+        #[derive(Default)]
+        struct Seen {
+            batches: parking_lot::Mutex<Vec<Vec<u64>>>,
+            closed: std::sync::atomic::AtomicBool,
+        }
+        struct Recorder(Arc<Seen>);
+        impl LocalEdge for Recorder {
+            fn send(&mut self, batch: Batch) -> Result<(), ActionError> {
+                self.0
+                    .batches
+                    .lock()
+                    .push(batch.iter().map(Feature::id).collect());
+                Ok(())
+            }
+            fn close(&mut self) -> Result<(), ActionError> {
+                self.0.closed.store(true, Ordering::Relaxed);
+                Ok(())
+            }
+        }
+        let counter = Arc::new(AtomicU64::new(0));
+        let mut e = Emitter::channels(
+            &["default"],
+            vec![(
+                vec![EdgeOut {
+                    target: EdgeTarget::Local(None),
+                    counter: counter.clone(),
+                    tap: None,
+                }],
+                Arc::new(AtomicU64::new(0)),
+            )],
+            Arc::new(AtomicUsize::new(4)),
+            CancelToken::new(),
+        );
+        // Unconnected, a send is an error, not a silent drop, and counts nothing.
+        e.emit(Feature::empty(100)).unwrap();
+        e.emit_batch(0, (101..104).map(Feature::empty).collect())
+            .unwrap_err();
+        let seen = Arc::new(Seen::default());
+        let mut e = Emitter::channels(
+            &["default"],
+            vec![(
+                vec![EdgeOut {
+                    target: EdgeTarget::Local(None),
+                    counter: counter.clone(),
+                    tap: None,
+                }],
+                Arc::new(AtomicU64::new(0)),
+            )],
+            Arc::new(AtomicUsize::new(4)),
+            CancelToken::new(),
+        );
+        assert!(e.connect_local(Box::new(Recorder(seen.clone()))).is_ok());
+        assert!(e.connect_local(Box::new(Recorder(seen.clone()))).is_err());
+        for i in 0..10 {
+            e.emit(Feature::empty(i)).unwrap();
+            assert_eq!(seen.batches.lock().len(), (i as usize + 1) / 4, "after {i}");
+        }
+        assert!(!seen.closed.load(Ordering::Relaxed));
+        e.close().unwrap();
+        assert_eq!(
+            *seen.batches.lock(),
+            vec![vec![0, 1, 2, 3], vec![4, 5, 6, 7], vec![8, 9]]
+        );
+        assert!(seen.closed.load(Ordering::Relaxed));
+        assert_eq!(counter.load(Ordering::Relaxed), 10);
     }
 
     #[test]

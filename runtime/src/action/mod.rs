@@ -9,7 +9,7 @@ mod tap;
 pub mod traits;
 
 pub use emit::Emitter;
-pub(crate) use emit::{EdgeOut, PortDrops};
+pub(crate) use emit::{EdgeOut, EdgeTarget, LocalEdge, PortDrops};
 pub use registry::Registry;
 pub use slice::{BadSlice, Partitioning, Slice};
 pub use spec::{

@@ -8,30 +8,33 @@
 //! A transform is fused onto the transform before it when that one's only output edge leads
 //! to it and it has no other input. Handing a batch from thread to thread costs a wake-up on
 //! each hop, which for cheap transforms (a rename, a comparison) costs more than the work, and
-//! each thread holds batches in flight on its edge. On a fused chain the head receives a
-//! batch, applies its transform, and each next member applies its own to what the one before
-//! it emitted, all before the next batch is received.
+//! each thread holds batches in flight on its edge.
 //!
-//! Each member keeps everything a node has: its emitter (so its counts per port, the
-//! features it drops on ports without an edge and the captures of its edges are its own),
-//! its `features_in`, its state, its CPU time, its events and its errors. The edges inside a
-//! chain stay channels, unbounded since one thread sends and receives on them (see
-//! `Wiring::new`); they hold at most what one batch produced. Expensive transforms still
-//! split big batches across the pool (`apply_transform`), and order is kept.
+//! The edges inside a chain are not channels: each member's emitter is connected to the next
+//! member ([`crate::action::LocalEdge`]), so a batch a member sends is applied by the next one
+//! at once, on the same thread. What a chain holds is so one batch per member, however many
+//! features a member emits per input (a list exploder), and order is kept. Each member keeps
+//! everything a node has: its emitter (its counts per port, the features it drops on ports
+//! without an edge, the captures of its edges), its `features_in`, its state, its events, its
+//! errors, and its CPU time ([`ChainClock`]). Expensive transforms still split big batches
+//! across the pool (`apply_transform`). Chains are cut every [`MAX_CHAIN`] members, so the
+//! calls nested down a chain stay shallow.
 
-use std::cell::Cell;
 use std::collections::HashSet;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use crossbeam_channel::Receiver;
 
 use super::node::{NodeRun, TransformCost, apply_transform, receive};
 use super::progress::StateCell;
-use crate::action::{Emitter, NodeContext, NodeImpl, Transform};
+use crate::action::{Emitter, LocalEdge, NodeContext, NodeImpl, Transform};
 use crate::dag::{PlanEdge, PlanNode};
 use crate::error::ActionError;
 use crate::feature::Batch;
+
+/// The most transforms fused onto one thread (each member's call nests in the one before).
+pub(super) const MAX_CHAIN: usize = 32;
 
 /// Which nodes share a thread: `groups` partitions the node indices, each group a chain in
 /// order (most groups are one node); `local` holds the edges inside chains.
@@ -53,9 +56,9 @@ impl Fusion {
             incoming[e.to] += 1;
         }
         let is_transform = |i: usize| matches!(nodes[i].node, NodeImpl::Transform(_));
-        let mut next: Vec<Option<usize>> = vec![None; n];
+        // The edge (and node) each node may be fused onto.
+        let mut next: Vec<Option<(usize, usize)>> = vec![None; n];
         let mut has_prev = vec![false; n];
-        let mut local = HashSet::new();
         for (i, e) in edges.iter().enumerate() {
             if enabled
                 && e.from != e.to
@@ -64,24 +67,71 @@ impl Fusion {
                 && outgoing[e.from] == 1
                 && incoming[e.to] == 1
             {
-                next[e.from] = Some(e.to);
+                next[e.from] = Some((i, e.to));
                 has_prev[e.to] = true;
-                local.insert(i);
             }
         }
-        let mut groups = Vec::with_capacity(n);
-        for head in (0..n).filter(|&i| !has_prev[i]) {
+        let mut fusion = Fusion::default();
+        let mut heads: Vec<usize> = (0..n).filter(|&i| !has_prev[i]).rev().collect();
+        while let Some(head) = heads.pop() {
             let mut group = vec![head];
             let mut at = head;
-            // A chain is a path (one next, one previous per node, the plan is acyclic); the
-            // length bound only guards against a malformed plan.
-            while let Some(to) = next[at].filter(|_| group.len() < n) {
+            // A chain is a path (one next and one previous per node, the plan is acyclic);
+            // a long one is cut, its rest a chain of its own.
+            while let Some((edge, to)) = next[at] {
+                if group.len() == MAX_CHAIN {
+                    heads.push(to);
+                    break;
+                }
+                fusion.local.insert(edge);
                 group.push(to);
                 at = to;
             }
-            groups.push(group);
+            fusion.groups.push(group);
         }
-        Fusion { groups, local }
+        fusion
+    }
+}
+
+/// Which member of a chain is working, and each member's CPU time: the chain's thread moves
+/// from member to member as batches pass down, and each switch charges the CPU time since
+/// the last one to the member that was working. An error or a panic belongs to the member
+/// working when it happened.
+pub(super) struct ChainClock {
+    current: AtomicUsize,
+    since: AtomicU64,
+    states: Vec<Arc<StateCell>>,
+}
+
+impl ChainClock {
+    /// A clock over the members' states, the head working.
+    pub fn new(states: Vec<Arc<StateCell>>) -> ChainClock {
+        ChainClock {
+            current: AtomicUsize::new(0),
+            since: AtomicU64::new(crate::cpu::thread_cpu_ns()),
+            states,
+        }
+    }
+
+    /// Member `k` works from now on; gives the member that was working.
+    fn switch(&self, k: usize) -> usize {
+        let now = crate::cpu::thread_cpu_ns();
+        let was = self.current.swap(k, Ordering::Relaxed);
+        let since = self.since.swap(now, Ordering::Relaxed);
+        if let Some(state) = self.states.get(was) {
+            state.add_thread_cpu(now.saturating_sub(since));
+        }
+        was
+    }
+
+    /// The member working now (after a failure: the one that failed).
+    pub fn current(&self) -> usize {
+        self.current.load(Ordering::Relaxed)
+    }
+
+    /// Charges the time since the last switch (when the chain has ended).
+    pub fn settle(&self) {
+        self.switch(self.current());
     }
 }
 
@@ -92,7 +142,6 @@ pub(super) struct Stage {
     inputs: Vec<(usize, Receiver<Batch>)>,
     out: Emitter,
     features_in: Arc<AtomicU64>,
-    state: Arc<StateCell>,
     cost: TransformCost,
 }
 
@@ -105,7 +154,6 @@ impl Stage {
             inputs,
             out,
             features_in,
-            state,
             ..
         } = run;
         match node {
@@ -115,70 +163,87 @@ impl Stage {
                 inputs,
                 out,
                 features_in,
-                state,
                 cost: TransformCost::default(),
             }),
             _ => None,
         }
     }
+
+    fn apply(&mut self, batch: Batch) -> Result<(), ActionError> {
+        apply_transform(
+            &self.transform,
+            batch,
+            &self.ctx,
+            &mut self.cost,
+            &mut self.out,
+        )
+    }
 }
 
-/// Runs a chain to the end on the calling thread. `current` says which member was working
-/// when it returned, so an error or a panic is put on the right node.
-pub(super) fn run_chain(mut stages: Vec<Stage>, current: &Cell<usize>) -> Result<(), ActionError> {
-    let Some((head, rest)) = stages.split_first_mut() else {
+/// A member after the head, as the local edge of the member before it.
+struct StageEdge {
+    stage: Stage,
+    index: usize,
+    clock: Arc<ChainClock>,
+}
+
+impl LocalEdge for StageEdge {
+    fn send(&mut self, batch: Batch) -> Result<(), ActionError> {
+        let was = self.clock.switch(self.index);
+        self.stage
+            .features_in
+            .fetch_add(batch.len() as u64, Ordering::Relaxed);
+        self.stage.apply(batch)?;
+        self.clock.switch(was);
+        Ok(())
+    }
+
+    fn close(&mut self) -> Result<(), ActionError> {
+        let was = self.clock.switch(self.index);
+        self.stage.out.close()?;
+        self.clock.switch(was);
+        Ok(())
+    }
+}
+
+/// Runs a chain to the end on the calling thread: connects each member's emitter to the next
+/// member, then receives the head's input. On an error, `clock` says which member failed.
+pub(super) fn run_chain(stages: Vec<Stage>, clock: &Arc<ChainClock>) -> Result<(), ActionError> {
+    let mut next: Option<Box<dyn LocalEdge>> = None;
+    let mut head = None;
+    for (index, mut stage) in stages.into_iter().enumerate().rev() {
+        if let Some(edge) = next.take()
+            && stage.out.connect_local(edge).is_err()
+        {
+            return Err(ActionError::Other(
+                format!(
+                    "node \"{}\" has no edge for the next node of its chain",
+                    stage.ctx.node_id
+                )
+                .into(),
+            ));
+        }
+        if index == 0 {
+            head = Some(stage);
+        } else {
+            next = Some(Box::new(StageEdge {
+                stage,
+                index,
+                clock: clock.clone(),
+            }));
+        }
+    }
+    let Some(mut head) = head else {
         return Ok(());
     };
     let inputs = std::mem::take(&mut head.inputs);
-    receive(&head.ctx, inputs, &head.features_in, false, |_, batch| {
-        current.set(0);
-        on_thread(&head.state, || {
-            apply_transform(
-                &head.transform,
-                batch,
-                &head.ctx,
-                &mut head.cost,
-                &mut head.out,
-            )
-        })?;
-        for (k, stage) in rest.iter_mut().enumerate() {
-            current.set(k + 1);
-            stage.drain()?;
-        }
-        Ok(())
+    let (ctx, features_in) = (head.ctx.clone(), head.features_in.clone());
+    receive(&ctx, inputs, &features_in, false, |_, batch| {
+        head.apply(batch)
     })?;
-    current.set(0);
-    on_thread(&head.state, || head.out.close())?;
-    for (k, stage) in rest.iter_mut().enumerate() {
-        current.set(k + 1);
-        stage.drain()?;
-        on_thread(&stage.state, || stage.out.close())?;
-    }
+    head.out.close()?;
+    clock.settle();
     Ok(())
-}
-
-impl Stage {
-    /// Applies the transform to every batch the member before it has sent so far.
-    fn drain(&mut self) -> Result<(), ActionError> {
-        let Some((_, rx)) = self.inputs.first() else {
-            return Ok(());
-        };
-        while let Ok(batch) = rx.try_recv() {
-            self.features_in
-                .fetch_add(batch.len() as u64, Ordering::Relaxed);
-            let (t, ctx, cost, out) = (&self.transform, &self.ctx, &mut self.cost, &mut self.out);
-            on_thread(&self.state, || apply_transform(t, batch, ctx, cost, out))?;
-        }
-        Ok(())
-    }
-}
-
-/// Runs `f` and adds the CPU time the calling thread spent on it to the member's count.
-fn on_thread<R>(state: &StateCell, f: impl FnOnce() -> R) -> R {
-    let start = crate::cpu::thread_cpu_ns();
-    let r = f();
-    state.add_thread_cpu(crate::cpu::thread_cpu_ns().saturating_sub(start));
-    r
 }
 
 #[cfg(test)]
@@ -257,6 +322,31 @@ edges:
             ]
         );
         assert!(groups(SHAPES, false).iter().all(|g| g.len() == 1));
+    }
+
+    /// A chain longer than `MAX_CHAIN` is cut into chains of at most that many, and runs
+    /// as the unfused one does.
+    #[test]
+    fn long_chains_are_cut_and_still_count_every_feature() {
+        let n = 2 * super::MAX_CHAIN + 6;
+        let mut yaml =
+            String::from("nodes:\n  - { id: src, action: gen, with: { count: 5000 } }\n");
+        let mut edges = String::from("edges:\n");
+        let mut prev = "src".to_string();
+        for i in 0..n {
+            yaml.push_str(&format!("  - {{ id: p{i}, action: pass }}\n"));
+            edges.push_str(&format!("  - {prev} -> p{i}\n"));
+            prev = format!("p{i}");
+        }
+        yaml.push_str("  - { id: sink, action: count }\n");
+        edges.push_str(&format!("  - {prev} -> sink\n"));
+        let yaml = yaml + &edges;
+        let mut sizes: Vec<usize> = groups(&yaml, true).iter().map(Vec::len).collect();
+        sizes.sort_unstable();
+        assert_eq!(sizes, vec![1, 1, 6, super::MAX_CHAIN, super::MAX_CHAIN]);
+        let report = run_yaml(&yaml, &test_registry(), opts(true), T).expect("the run succeeds");
+        assert_eq!(report.node("sink").unwrap().features_in, 5000);
+        assert!(report.edges.iter().all(|e| e.features == 5000));
     }
 
     /// Fused or not, every node and edge counts the same features.

@@ -1,14 +1,13 @@
 //! Running the nodes and ending the run: one thread per node (or per fused chain of
 //! transforms), all started before any is joined; then the sinks are committed together if every node succeeded, or aborted.
 
-use std::cell::Cell;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
-use super::fuse::{self, Stage};
+use super::fuse::{self, ChainClock, Stage};
 use super::node::{Finished, NodeRun};
 use super::progress::{NodeProgress, NodeState, StateCell};
 use super::report::DroppedReport;
@@ -336,11 +335,13 @@ fn run_chain(
     for w in watches {
         w.start(events);
     }
-    let current = Cell::new(0);
+    let states = watches.iter().map(|w| w.state.clone()).collect();
+    let clock = Arc::new(ChainClock::new(states));
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        fuse::run_chain(stages, &current)
+        fuse::run_chain(stages, &clock)
     }));
     let took = started.elapsed();
+    clock.settle();
     match outcome {
         Ok(Ok(())) => {
             for w in watches {
@@ -348,7 +349,7 @@ fn run_chain(
             }
         }
         failed => {
-            let at = current.get().min(watches.len().saturating_sub(1));
+            let at = clock.current().min(watches.len().saturating_sub(1));
             watches[at].end(
                 failed.map(|r| r.map(|()| None)),
                 took,

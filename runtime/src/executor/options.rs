@@ -44,9 +44,9 @@ pub struct RunOptions {
     pub journal: Option<crate::journal::JournalOptions>,
     /// Run each linear chain of stateless transforms on one thread (default true): a
     /// transform whose only input comes from a transform whose only output edge leads to
-    /// it is called on that transform's thread, batch by batch, instead of waiting on a
-    /// channel of its own. Every node keeps its counts, captures, events and errors; see
-    /// the executor's `fuse` module. False gives every node its own thread.
+    /// it is applied on that transform's thread to each batch it sends, instead of waiting
+    /// on a channel of its own. Every node keeps its counts, captures, events and errors;
+    /// see the executor's `fuse` module. False gives every node its own thread.
     pub fuse_transforms: bool,
     /// The part of their input the sources read (default: the whole input). Set by a task
     /// of a partitioned stage; see [`crate::action::Slice`].

@@ -1,4 +1,5 @@
-//! Wiring: one bounded channel per edge, waiting to be handed to the nodes at its ends.
+//! Wiring: one bounded channel per edge (but those inside fused chains), waiting to be handed
+//! to the nodes at its ends.
 //!
 //! An edge's capacity is in batches (the memory plan's channel capacity), so the features in
 //! flight on an edge stay within what the plan reserved for it. Every edge counts the
@@ -10,7 +11,7 @@ use std::sync::atomic::AtomicU64;
 
 use crossbeam_channel::Receiver;
 
-use crate::action::{EdgeOut, EdgeTap};
+use crate::action::{EdgeOut, EdgeTap, EdgeTarget};
 use crate::capture::EdgeWriter;
 use crate::dag::{PlanEdge, PlanNode};
 use crate::feature::Batch;
@@ -35,8 +36,8 @@ pub(super) struct Wiring {
 impl Wiring {
     /// Makes a channel of `capacity` batches for every edge between `nodes`; `taps` has a
     /// capture tap for each captured edge (by edge index). The `local` edges join two nodes
-    /// of one fused chain: one thread both sends and receives on them, so they are
-    /// unbounded (they hold at most what one batch of the upstream node produced).
+    /// of one fused chain: they get no channel, and the executor connects the upstream
+    /// node's emitter straight to the downstream node (see `fuse.rs`).
     pub fn new(
         nodes: &[PlanNode],
         edges: &[PlanEdge],
@@ -50,26 +51,27 @@ impl Wiring {
             tallies: Vec::with_capacity(edges.len()),
         };
         for (i, e) in edges.iter().enumerate() {
-            let (tx, rx) = if local.contains(&i) {
-                crossbeam_channel::unbounded()
-            } else {
-                crossbeam_channel::bounded(capacity)
-            };
             let features = Arc::new(AtomicU64::new(0));
+            let target = if local.contains(&i) {
+                EdgeTarget::Local(None)
+            } else {
+                let (tx, rx) = crossbeam_channel::bounded(capacity);
+                wiring
+                    .receivers
+                    .entry(e.to)
+                    .or_default()
+                    .push((e.to_port, rx));
+                EdgeTarget::Channel(tx)
+            };
             wiring
                 .senders
                 .entry((e.from, e.from_port))
                 .or_default()
                 .push(EdgeOut {
-                    tx,
+                    target,
                     counter: features.clone(),
                     tap: taps.remove(&i),
                 });
-            wiring
-                .receivers
-                .entry(e.to)
-                .or_default()
-                .push((e.to_port, rx));
             wiring.tallies.push(EdgeTally {
                 from: port_name(&nodes[e.from], &nodes[e.from].outputs[e.from_port]),
                 to: port_name(&nodes[e.to], &nodes[e.to].inputs[e.to_port]),
